@@ -1,0 +1,347 @@
+"""Parse camlang source into the AST (`camlang.syntax`).
+
+This is the only module that sees lark `Tree`s. Syntax errors become `Diagnostic`s at the
+offending token, phrased in user terms ("expected an expression after `=`"). After an error
+the parser blanks the broken statement (keeping every character offset) and parses the rest,
+so several syntax errors in one file are all reported.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import lark
+from lark import Token, Transformer, v_args
+
+from camlang import syntax as s
+from camlang.diagnostics import CompileError, Diagnostic
+from camlang.paths import grammar_path
+from camlang.source import SourceFile, Span
+
+#: How lark's terminal names read to a user.
+_TERMINAL_WORDS: dict[str, str] = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "DIRECTION": "`minimize` or `maximize`",
+    "COMPOP": "a comparison",
+    "ADDOP": "`+` or `-`",
+    "MULOP": "`*` or `/`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "MINUS": "`-`",
+    "VBAR": "`|`",
+    "$END": "the end of the file",
+    "NEXT_STATEMENT": "a new statement (this one is already complete)",
+}
+_EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR", "LSQB", "MINUS", "NONE", "TRUE", "FALSE"}
+_STATEMENT_START = re.compile(
+    r"^[ \t]*(?:" + "|".join(s.STATEMENT_KEYWORDS) + r")(?=[ \t]+[A-Za-z_\[\"])", re.MULTILINE
+)
+
+
+@functools.cache
+def _lark() -> lark.Lark:
+    return lark.Lark(grammar_path().read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+@functools.cache
+def _lexer_lark() -> lark.Lark:
+    return lark.Lark(grammar_path().read_text(), parser="lalr", lexer="basic")
+
+
+@dataclass(frozen=True, slots=True)
+class Lexeme:
+    """A token for highlighters: its lark type, text and offsets."""
+
+    type: str
+    text: str
+    start: int
+    end: int
+
+
+def lex(text: str) -> Iterator[Lexeme]:
+    """Tokens of `text` for syntax highlighting; stops quietly at the first bad character."""
+    try:
+        for tok in _lexer_lark().lex(text):
+            yield Lexeme(tok.type, str(tok), tok.start_pos or 0, tok.end_pos or 0)
+    except lark.exceptions.LarkError:
+        return
+
+
+def parse(text: str, name: str = "<input>", path: Any = None) -> s.Module:
+    """Parse a whole file; raise `CompileError` with every syntax diagnostic found."""
+    module, diagnostics = parse_with_recovery(SourceFile(name, text, path))
+    if diagnostics:
+        raise CompileError(diagnostics)
+    return module
+
+
+def parse_source(source: SourceFile) -> s.Module:
+    """Like `parse`, for an existing `SourceFile`."""
+    module, diagnostics = parse_with_recovery(source)
+    if diagnostics:
+        raise CompileError(diagnostics)
+    return module
+
+
+def parse_with_recovery(source: SourceFile) -> tuple[s.Module, list[Diagnostic]]:
+    """Parse a file; on syntax errors, parse statement by statement so all errors are found.
+
+    Returns the statements that did parse (with spans into the original text) and the
+    syntax diagnostics. Statements are split at lines that start with a statement keyword;
+    each piece is parsed with everything else blanked, so offsets stay exact.
+    """
+    text = source.text
+    try:
+        return _Builder(source).transform(_lark().parse(text)), []
+    except lark.exceptions.UnexpectedInput:
+        pass
+    diagnostics: list[Diagnostic] = []
+    statements: list[s.Stmt] = []
+    bounds = [m.start() for m in _STATEMENT_START.finditer(text)]
+    if not bounds or bounds[0] != 0:
+        bounds.insert(0, 0)
+    bounds.append(len(text))
+    for begin, end in zip(bounds, bounds[1:]):
+        piece = re.sub(r"[^\n]", " ", text[:begin]) + text[begin:end]
+        try:
+            tree = _lark().parse(piece)
+        except lark.exceptions.UnexpectedInput as err:
+            last = end == len(text)
+            diagnostics.append(_diagnose(err, source, piece, at_end_of_file=last))
+            continue
+        statements.extend(_Builder(source).transform(tree).statements)
+    return s.Module(tuple(statements), Span(source, 0, len(text))), diagnostics
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = set(expected)
+    words: list[str] = []
+    if names & _EXPRESSION_START and len(names & _EXPRESSION_START) >= 3:
+        words.append("an expression")
+        names -= _EXPRESSION_START
+    for name in sorted(names):
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        elif re.fullmatch(r"[A-Z_]+", name) and name.isupper():
+            words.append(f"`{name.lower()}`")
+        else:
+            words.append(f"`{name}`")
+    words = sorted(set(words), key=lambda w: (w != "an expression", w))
+    if not words:
+        return "something else"
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+_PREV_TOKEN = re.compile(r"(\"[^\"\n]*\"|[A-Za-z_][A-Za-z_0-9]*|\d[\w.]*|->|==|!=|<=|>=|\S)\s*$")
+
+
+def _previous_token(text: str, pos: int) -> str | None:
+    before = re.sub(r"#[^\n]*", "", text[:pos])
+    m = _PREV_TOKEN.search(before)
+    return m.group(1) if m else None
+
+
+def _diagnose(
+    err: lark.exceptions.UnexpectedInput, source: SourceFile, text: str, at_end_of_file: bool = True
+) -> Diagnostic:
+    """Turn a lark error into a diagnostic at the offending token, in user terms."""
+    if isinstance(err, lark.exceptions.UnexpectedToken):
+        token = err.token
+        pos = token.start_pos if token.start_pos is not None else len(text)
+        expected = {e for e in err.expected if not e.startswith("__")}
+        if "NAME" in expected:  # keywords listed only because they may name keyword arguments
+            expected = {e for e in expected if e.lower() not in s.KEYWORDS}
+        starters = {e for e in expected if e.lower() in s.STATEMENT_KEYWORDS} | {"$END"}
+        if expected - starters:  # a statement could end here, but something else is needed
+            expected -= starters
+        elif expected:
+            expected = {"NEXT_STATEMENT"}
+        wanted = _describe_expected(expected)
+        if token.type == "$END":
+            pos = len(text.rstrip())
+        prev = _previous_token(text, pos)
+        where = f" after `{prev}`" if prev else ""
+        if token.type == "$END":
+            ending = "file" if at_end_of_file else "statement"
+            msg = f"unexpected end of {ending}: expected {wanted}{where}"
+            span = Span(source, max(0, pos - 1), pos)
+        else:
+            shown = str(token)
+            msg = f"expected {wanted}{where}, found `{shown}`"
+            span = Span(source, pos, min(len(source.text), pos + max(1, len(shown))))
+        return Diagnostic("E001", msg, span, hint=_hint_for(expected, str(token), prev))
+    if isinstance(err, lark.exceptions.UnexpectedCharacters):
+        pos = err.pos_in_stream
+        ch = text[pos] if pos < len(text) else ""
+        if ch == '"':
+            msg = "unterminated string: strings end with `\"` on the same line"
+            return Diagnostic("E002", msg, Span(source, pos, pos + 1))
+        prev = _previous_token(text, pos)
+        where = f" after `{prev}`" if prev else ""
+        hint = None
+        if ch == "'":
+            hint = 'strings use double quotes: "..."'
+        elif ch in "^%@$`;&!":
+            hint = "camlang has no such operator; use pow(x, y) for powers"
+        span = Span(source, pos, min(len(source.text), pos + 1))
+        return Diagnostic("E002", f"unexpected character `{ch}`{where}", span, hint=hint)
+    pos = min(getattr(err, "pos_in_stream", 0) or 0, len(source.text))
+    return Diagnostic("E001", "syntax error", Span(source, pos, pos))
+
+
+def _hint_for(expected: set[str], found: str, prev: str | None) -> str | None:
+    if found in s.KEYWORDS and "NAME" in expected:
+        return f"`{found}` is a keyword and cannot be used as a name here"
+    if prev == "=" and found in {")", "]", "}", ","}:
+        return "give a value after `=`"
+    if "RPAR" in expected and found not in {")"}:
+        return "a `(` is still open"
+    if "RBRACE" in expected:
+        return "a `{` block is still open"
+    return None
+
+
+def _span(source: SourceFile, meta: Any) -> Span:
+    if getattr(meta, "empty", True):
+        return Span(source, 0, 0)
+    return Span(source, meta.start_pos, meta.end_pos)
+
+
+def _tok_span(source: SourceFile, tok: Token) -> Span:
+    return Span(source, tok.start_pos or 0, tok.end_pos or 0)
+
+
+def _unquote(raw: str) -> str:
+    body = raw[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+@v_args(meta=True)
+class _Builder(Transformer):  # type: ignore[type-arg]
+    """Tree -> AST. Purely structural: semantic checks happen in `camlang.check`."""
+
+    def __init__(self, source: SourceFile) -> None:
+        super().__init__()
+        self.src = source
+
+    def _id(self, tok: Token) -> s.Ident:
+        return s.Ident(str(tok), _tok_span(self.src, tok))
+
+    def _str(self, tok: Token) -> s.String:
+        return s.String(_unquote(str(tok)), _tok_span(self.src, tok))
+
+    def start(self, meta: Any, children: list[Any]) -> s.Module:
+        return s.Module(tuple(children), Span(self.src, 0, len(self.src.text)))
+
+    def import_stmt(self, meta: Any, c: list[Any]) -> s.Import:
+        return s.Import(self._str(c[0]), _span(self.src, meta))
+
+    def at_clause(self, meta: Any, c: list[Any]) -> s.String:
+        return self._str(c[0])
+
+    def model_decl(self, meta: Any, c: list[Any]) -> s.ModelDecl:
+        layer = c[2] if len(c) > 2 else None
+        return s.ModelDecl(self._id(c[0]), c[1], layer, _span(self.src, meta))
+
+    def data_decl(self, meta: Any, c: list[Any]) -> s.DataDecl:
+        return s.DataDecl(self._id(c[0]), c[1], _span(self.src, meta))
+
+    def cam_decl(self, meta: Any, c: list[Any]) -> s.CamDecl:
+        return s.CamDecl(self._id(c[0]), c[1], _span(self.src, meta))
+
+    def metric_decl(self, meta: Any, c: list[Any]) -> s.MetricDecl:
+        direction = "minimize" if str(c[1]) == "minimize" else "maximize"
+        return s.MetricDecl(self._id(c[0]), direction, c[2], _span(self.src, meta))
+
+    def grammar_decl(self, meta: Any, c: list[Any]) -> s.GrammarDecl:
+        return s.GrammarDecl(self._id(c[0]), tuple(c[1:]), _span(self.src, meta))
+
+    def production(self, meta: Any, c: list[Any]) -> s.Production:
+        return s.Production(self._id(c[0]), tuple(c[1:]), _span(self.src, meta))
+
+    def synth_decl(self, meta: Any, c: list[Any]) -> s.SynthDecl:
+        return s.SynthDecl(self._id(c[0]), self._id(c[1]), tuple(c[2:]), _span(self.src, meta))
+
+    def setting(self, meta: Any, c: list[Any]) -> s.Setting:
+        return s.Setting(c[0], c[1], _span(self.src, meta))
+
+    def argname(self, meta: Any, c: list[Any]) -> s.Ident:
+        return self._id(c[0])
+
+    def property_decl(self, meta: Any, c: list[Any]) -> s.PropertyDecl:
+        return s.PropertyDecl(self._id(c[0]), c[1], _span(self.src, meta))
+
+    def evaluate_stmt(self, meta: Any, c: list[Any]) -> s.Evaluate:
+        return s.Evaluate(c[0], self._id(c[1]), self._id(c[2]), c[3], _span(self.src, meta))
+
+    def check_stmt(self, meta: Any, c: list[Any]) -> s.Check:
+        return s.Check(tuple(self._id(t) for t in c), _span(self.src, meta))
+
+    def export_stmt(self, meta: Any, c: list[Any]) -> s.Export:
+        return s.Export(self._id(c[0]), self._str(c[1]), _span(self.src, meta))
+
+    def name_list(self, meta: Any, c: list[Any]) -> tuple[s.Ident, ...]:
+        return tuple(self._id(t) for t in c if t is not None)
+
+    # ---- expressions
+    def number(self, meta: Any, c: list[Any]) -> s.Number:
+        raw = str(c[0])
+        value: int | float = int(raw) if re.fullmatch(r"\d+", raw) else float(raw)
+        return s.Number(value, _tok_span(self.src, c[0]))
+
+    def string(self, meta: Any, c: list[Any]) -> s.String:
+        return self._str(c[0])
+
+    def none(self, meta: Any, c: list[Any]) -> s.Const:
+        return s.Const(None, _span(self.src, meta))
+
+    def true(self, meta: Any, c: list[Any]) -> s.Const:
+        return s.Const(True, _span(self.src, meta))
+
+    def false(self, meta: Any, c: list[Any]) -> s.Const:
+        return s.Const(False, _span(self.src, meta))
+
+    def name(self, meta: Any, c: list[Any]) -> s.Name:
+        return s.Name(str(c[0]), _tok_span(self.src, c[0]))
+
+    def index(self, meta: Any, c: list[Any]) -> s.Index:
+        return s.Index(s.Name(str(c[0]), _tok_span(self.src, c[0])), c[1], _span(self.src, meta))
+
+    def list(self, meta: Any, c: list[Any]) -> s.ListExpr:
+        return s.ListExpr(tuple(x for x in c if x is not None), _span(self.src, meta))
+
+    def call(self, meta: Any, c: list[Any]) -> s.Call:
+        func = self._id(c[0])
+        args: list[s.Expr] = []
+        kwargs: list[s.KwArg] = []
+        for a in c[1:]:
+            if a is None:
+                continue
+            if isinstance(a, s.KwArg):
+                kwargs.append(a)
+            else:
+                args.append(a)
+        return s.Call(func, tuple(args), tuple(kwargs), _span(self.src, meta))
+
+    def kwarg(self, meta: Any, c: list[Any]) -> s.KwArg:
+        return s.KwArg(c[0], c[1], _span(self.src, meta))
+
+    def binop(self, meta: Any, c: list[Any]) -> s.BinOp:
+        return s.BinOp(str(c[1]), c[0], c[2], _span(self.src, meta))  # type: ignore[arg-type]
+
+    def neg(self, meta: Any, c: list[Any]) -> s.Neg:
+        return s.Neg(c[0], _span(self.src, meta))

@@ -1,0 +1,1 @@
+"""IR passes. Each keeps `camlang.ir.verify` true."""

@@ -1,0 +1,240 @@
+"""The typed AST: frozen, slotted dataclasses whose spans do not take part in equality.
+
+The parser (`camlang.parser`) is the only producer of these nodes from text; the
+pretty-printer (`camlang.pretty`) turns them back into canonical source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
+
+from camlang.source import NO_SPAN, Span
+
+
+@dataclass(frozen=True, slots=True)
+class Ident:
+    """A name as written in the source (declared or referenced)."""
+
+    name: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+# ---- expressions -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    value: int | float
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class String:
+    value: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    """`none`, `true` or `false`."""
+
+    value: None | bool
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    id: str
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class KwArg:
+    name: Ident
+    value: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    func: Ident
+    args: tuple[Expr, ...] = ()
+    kwargs: tuple[KwArg, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    def kwarg(self, name: str) -> Expr | None:
+        """The value of keyword argument `name`, if given."""
+        for kw in self.kwargs:
+            if kw.name.name == name:
+                return kw.value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """`name[expr]`, e.g. `test[3]` (an image of a data set)."""
+
+    base: Name
+    index: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr:
+    items: tuple[Expr, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+BinOpSymbol = Literal["+", "-", "*", "/", "==", "!=", "<", "<=", ">", ">="]
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp:
+    op: BinOpSymbol
+    left: Expr
+    right: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Neg:
+    operand: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+Expr: TypeAlias = Number | String | Const | Name | Call | Index | ListExpr | BinOp | Neg
+
+
+# ---- statements ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    path: String
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDecl:
+    name: Ident
+    source: Call
+    layer: String | None = None
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DataDecl:
+    name: Ident
+    source: Call
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CamDecl:
+    name: Ident
+    expr: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+Direction = Literal["minimize", "maximize"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDecl:
+    name: Ident
+    direction: Direction
+    expr: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Production:
+    lhs: Ident
+    alternatives: tuple[Expr, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GrammarDecl:
+    name: Ident
+    productions: tuple[Production, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: Ident
+    value: Expr
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SynthDecl:
+    name: Ident
+    grammar: Ident
+    settings: tuple[Setting, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+    def setting(self, key: str) -> Setting | None:
+        """The setting named `key`, if present."""
+        for s in self.settings:
+            if s.key.name == key:
+                return s
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyDecl:
+    name: Ident
+    claim: Call
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluate:
+    cams: tuple[Ident, ...]
+    model: Ident
+    data: Ident
+    metrics: tuple[Ident, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    properties: tuple[Ident, ...]
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    cam: Ident
+    path: String
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+Decl: TypeAlias = Import | ModelDecl | DataDecl | CamDecl | MetricDecl | GrammarDecl | SynthDecl | PropertyDecl
+Action: TypeAlias = Evaluate | Check | Export
+Stmt: TypeAlias = Decl | Action
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """One parsed file (or REPL input): its statements in order."""
+
+    statements: tuple[Stmt, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+KEYWORDS: frozenset[str] = frozenset(
+    {
+        "import", "model", "data", "cam", "metric", "grammar", "synthesize", "property",
+        "evaluate", "check", "export", "at", "from", "on", "with", "to",
+        "minimize", "maximize", "none", "true", "false",
+    }
+)  # fmt: skip
+
+STATEMENT_KEYWORDS: tuple[str, ...] = (
+    "import", "model", "data", "cam", "metric", "grammar", "synthesize", "property",
+    "evaluate", "check", "export",
+)  # fmt: skip
