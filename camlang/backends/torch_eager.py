@@ -1,0 +1,74 @@
+"""IR -> torch, evaluated eagerly from the op table's `torch` column.
+
+Many roots are evaluated together with one memo table, so a subterm shared by several CAMs (or
+by thousands of synthesized candidates) is computed once per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from camlang.ir import Node, postorder
+from camlang.ops import OPS
+
+
+class TorchContext:
+    """Terminal values of one batch (keep-dims layout) and the input size for `upsample`."""
+
+    def __init__(self, terminals: dict[str, torch.Tensor], input_size: tuple[int, int],
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:  # fmt: skip
+        self.terminals = terminals
+        self.input_size = input_size
+        self.dtype = dtype
+        self.device = torch.device(device)
+
+    def terminal(self, name: str) -> torch.Tensor:
+        try:
+            return self.terminals[name]
+        except KeyError:
+            raise KeyError(f"terminal {name} was not captured for this batch") from None
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == tuple(self.input_size):
+            return x
+        return F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
+
+
+def evaluate(roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
+    """Evaluate every node reachable from `roots` (sharing `memo` across calls if given)."""
+    values: dict[int, torch.Tensor] = {} if memo is None else memo
+    for node in postorder(roots):
+        if node.nid in values:
+            continue
+        spec = OPS[node.op]
+        if spec.torch is None:
+            raise NotImplementedError(f"`{node.op}` has no torch lowering")
+        args = tuple(values[a.nid] for a in node.args)
+        values[node.nid] = spec.torch(ctx, args, node.attr_dict)
+    return values
+
+
+def terminals_used(roots: Iterable[Node]) -> set[str]:
+    """The terminal names that `roots` read (decides what capture must compute)."""
+    return {n.op for n in postorder(roots) if OPS[n.op].category == "terminal"}
+
+
+def normalize_maps(raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+    """pytorch-grad-cam's scaling: min-max at layer resolution, bilinear upsample, min-max again.
+
+    `raw` is `[B, 1, h, w]`; returns `[B, H_in, W_in]` in [0, 1]. A constant map gives zeros;
+    NaN stays NaN (the report shows it as such).
+    """
+    x = _minmax(raw)
+    if tuple(x.shape[-2:]) != tuple(input_size):
+        x = F.interpolate(x, size=input_size, mode="bilinear", align_corners=False)
+    return _minmax(x)[:, 0]
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    shifted = x - x.amin(dim=(-2, -1), keepdim=True)
+    return shifted / (1e-7 + shifted.amax(dim=(-2, -1), keepdim=True))

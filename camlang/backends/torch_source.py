@@ -1,0 +1,351 @@
+"""IR -> standalone PyTorch source: an `nn.Module` file that needs only torch.
+
+Like a sympy printer, this backend is mostly a table from op to a source template. The
+generated module captures activations and gradients the same way `camlang.capture` does and
+normalizes maps the same way, so it reproduces in-process evaluation. Shared subterms become
+named locals; single-use subterms are inlined. The file is registered in `linecache` when loaded
+in-process, so tracebacks and `inspect.getsource` show it.
+"""
+
+from __future__ import annotations
+
+import keyword
+import linecache
+import re
+import textwrap
+import types
+from collections import Counter
+
+from camlang import __version__
+from camlang.ir import Node, postorder
+from camlang.ops import OPS
+
+#: op -> expression template over `{0}`, `{1}`, ... (operands) and `{attr}` names.
+TEMPLATES: dict[str, str] = {
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "div": "{0} / {1}",
+    "neg": "-{0}",
+    "eq": "({0} == {1}).to(x.dtype)",
+    "ne": "({0} != {1}).to(x.dtype)",
+    "lt": "({0} < {1}).to(x.dtype)",
+    "le": "({0} <= {1}).to(x.dtype)",
+    "gt": "({0} > {1}).to(x.dtype)",
+    "ge": "({0} >= {1}).to(x.dtype)",
+    "relu": "torch.relu({0})",
+    "abs": "torch.abs({0})",
+    "sign": "torch.sign({0})",
+    "exp": "torch.exp({0})",
+    "log": "torch.log({0})",
+    "sqrt": "torch.sqrt({0})",
+    "pow": "torch.pow({0}, {1})",
+    "min": "torch.minimum({0}, {1})",
+    "max": "torch.maximum({0}, {1})",
+    "where": "torch.where({0} != 0, {1}, {2})",
+    "sum_c": "{0}.sum(dim=1, keepdim=True)",
+    "mean_c": "{0}.mean(dim=1, keepdim=True)",
+    "max_c": "{0}.amax(dim=1, keepdim=True)",
+    "sum_hw": "{0}.sum(dim=(2, 3), keepdim=True)",
+    "mean_hw": "{0}.mean(dim=(2, 3), keepdim=True)",
+    "max_hw": "{0}.amax(dim=(2, 3), keepdim=True)",
+    "min_hw": "{0}.amin(dim=(2, 3), keepdim=True)",
+    "sum": "{0}.sum(dim=(1, 2, 3), keepdim=True)",
+    "mean": "{0}.mean(dim=(1, 2, 3), keepdim=True)",
+    "softmax_c": "torch.softmax({0}, dim=1)",
+    "pc1": "_first_component({0})",
+    "minmax": "_minmax({0})",
+    "upsample": "F.interpolate({0}, size=x.shape[-2:], mode=\"bilinear\", align_corners=False)",
+}
+
+TERMINAL_NAMES: dict[str, str] = {
+    "A": "activations",
+    "G": "gradients",
+    "S": "score",
+    "P": "probability",
+    "S_masked": "masked_scores",
+    "S_ablated": "ablated_scores",
+    "X": "x",
+    "GX": "input_gradients",
+}
+
+_PRECEDENCE = {"add": 2, "sub": 2, "mul": 3, "div": 3, "neg": 4}
+
+
+class NoSourceLowering(Exception):
+    """The expression uses an op that standalone modules do not support."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__(f"`{op}` cannot be exported to a standalone module")
+        self.op = op
+
+
+def class_name(cam_name: str) -> str:
+    """`grad_cam_pp` -> `GradCamPp`; never a keyword or builtin name."""
+    parts = [p for p in re.split(r"[^A-Za-z0-9]+", cam_name) if p]
+    name = "".join(p[:1].upper() + p[1:] for p in parts) or "Cam"
+    if name[0].isdigit():
+        name = "Cam" + name
+    return name + "Module" if keyword.iskeyword(name) or name in dir(__builtins__) else name
+
+
+def generate(cam_name: str, node: Node, source_text: str) -> str:
+    """Readable Python source of an `nn.Module` computing the normalized map of `node`."""
+    for n in postorder([node]):
+        if OPS[n.op].category not in ("terminal", "constant") and n.op not in TEMPLATES:
+            raise NoSourceLowering(n.op)
+    needs = {n.op for n in postorder([node]) if OPS[n.op].category == "terminal"}
+    body = _expression_lines(node)
+    cls = class_name(cam_name)
+    helpers = [_MINMAX]
+    if "pc1" in {n.op for n in postorder([node])}:
+        helpers.append(_FIRST_COMPONENT)
+    if "S_masked" in needs:
+        helpers.append(_MASKED_SCORES)
+    if "S_ablated" in needs:
+        helpers.append(_ABLATED_SCORES)
+    capture = _capture_lines(needs)
+    quoted = textwrap.indent(f"cam {cam_name} = {source_text}", "    ")
+    return _MODULE.format(
+        version=__version__,
+        cam=cam_name,
+        quoted=quoted,
+        cls=cls,
+        capture=textwrap.indent("\n".join(capture), " " * 8),
+        body=textwrap.indent("\n".join(body), " " * 8),
+        helpers="\n\n".join(h.strip("\n") for h in helpers),
+        needs_input="GX" in needs,
+    ).rstrip() + "\n"
+
+
+def _expression_lines(root: Node) -> list[str]:
+    order = list(postorder([root]))
+    uses: Counter[int] = Counter(a.nid for n in order for a in n.args)
+    names: dict[int, str] = {}
+    text: dict[int, tuple[str, int]] = {}
+    lines: list[str] = []
+    taken: set[str] = set(TERMINAL_NAMES.values()) | {"x", "targets", "cam", "self", "torch", "F", "nn"}
+    for n in order:
+        spec = OPS[n.op]
+        if spec.category == "terminal":
+            text[n.nid] = (TERMINAL_NAMES[n.op], 9)
+            continue
+        if n.op == "const":
+            v = float(n.attr("value"))
+            literal = repr(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+            text[n.nid] = (literal if v >= 0 else f"({literal})", 9)
+            continue
+        prec = _PRECEDENCE.get(n.op, 9)
+        operands = []
+        for i, a in enumerate(n.args):
+            t, p = text[a.nid]
+            right = i == 1 and n.op in ("sub", "div")
+            if p < prec or (right and p == prec) or (n.op == "neg" and p < 9):
+                t = f"({t})"
+            operands.append(t)
+        if n.op == "where" and n.args[0].op in _COMPARISONS:
+            cond = n.args[0]
+            operands[0] = f"{text[cond.args[0].nid][0]} {_COMPARISONS[cond.op]} {text[cond.args[1].nid][0]}"
+            expr = f"torch.where({operands[0]}, {operands[1]}, {operands[2]})"
+        elif n.op == "pow" and n.args[1].op == "const" and float(n.args[1].attr("value")).is_integer():
+            expr = f"{operands[0]} ** {int(n.args[1].attr('value'))}"
+            prec = 5
+        else:
+            expr = TEMPLATES[n.op].format(*operands, **n.attr_dict)
+        if n is root:
+            lines.append(f"cam = {expr}")
+        elif uses[n.nid] > 1 or (n.size >= 5 and not _only_feeds_where(n, order)):
+            name = _fresh(_nice_name(n), taken)
+            names[n.nid] = name
+            lines.append(f"{name} = {expr}")
+            text[n.nid] = (name, 9)
+        else:
+            text[n.nid] = (expr, prec)
+    if root.op == "const" or OPS[root.op].category == "terminal":
+        lines.append(f"cam = {text[root.nid][0]}")
+    return lines
+
+
+_COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+def _only_feeds_where(n: Node, order: list[Node]) -> bool:
+    """A comparison used only as a `where` condition is inlined into the `torch.where` call."""
+    return n.op in _COMPARISONS and all(u.op == "where" and u.args[0] is n for u in order if n in u.args)
+
+
+def _nice_name(n: Node) -> str:
+    if n.op in ("mean_hw", "sum_hw", "max_hw") and n.ty.has_channels:
+        return "weights"
+    return {"relu": "positive", "pow": "power", "mul": "product", "div": "ratio", "where": "selected"}.get(
+        n.op, n.op
+    )
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    name, k = base, 2
+    while name in taken or keyword.iskeyword(name):
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def _capture_lines(needs: set[str]) -> list[str]:
+    used = {"A": "activations", "G": "gradients", "GX": "input_gradients"}
+    grads = "gradients" if "G" in needs else "_"
+    inputs = "input_gradients" if "GX" in needs else "_"
+    acts = "activations" if needs & {"A", "S_masked", "S_ablated"} else "_"
+    del used
+    lines = [f"logits, targets, {acts}, {grads}, {inputs} = self._capture(x, targets)"]
+    if "S" in needs:
+        lines.append("score = logits.gather(1, targets[:, None])[:, :, None, None]")
+    if "P" in needs:
+        lines.append("probability = torch.softmax(logits, dim=1).gather(1, targets[:, None])[:, :, None, None]")
+    if "S_masked" in needs:
+        lines.append("masked_scores = _masked_scores(self.model, x, activations, targets)[:, :, None, None]")
+    if "S_ablated" in needs:
+        lines.append(
+            "ablated_scores = _ablated_scores(self.model, self.target_layer, x, activations, targets)"
+            "[:, :, None, None]"
+        )
+    return lines
+
+
+_MODULE = '''"""`{cam}` as a standalone PyTorch module.
+
+Generated by camlang {version} from:
+
+{quoted}
+
+It needs only torch. Maps are normalized as pytorch-grad-cam does: min-max at layer resolution,
+bilinear upsampling (align_corners=False), min-max again; a constant map gives zeros.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class {cls}(nn.Module):
+    """Computes `{cam}` maps `[B, H, W]` in [0, 1] for a classifier and one of its layers."""
+
+    needs_input_gradient = {needs_input}
+
+    def __init__(self, model: nn.Module, target_layer: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.target_layer = target_layer
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | list[int] | None = None) -> torch.Tensor:
+{capture}
+{body}
+        return _normalize(cam, x.shape[-2:])
+
+    def _capture(self, x: torch.Tensor, targets: torch.Tensor | list[int] | None):
+        """One forward pass and one backward pass for the target scores.
+
+        Without input gradients, the forward runs without a graph up to the target layer and
+        the backward stops there.
+        """
+        store = {{}}
+
+        def keep_output(module, inputs, output):
+            if not self.needs_input_gradient:
+                output = output.detach().requires_grad_(True)
+                torch.set_grad_enabled(True)
+            store["activations"] = output
+            return output
+
+        handle = self.target_layer.register_forward_hook(keep_output)
+        inputs = x.detach().requires_grad_(self.needs_input_gradient)
+        try:
+            with torch.set_grad_enabled(self.needs_input_gradient):
+                logits = self.model(inputs)
+                if targets is None:
+                    chosen = logits.argmax(dim=1)
+                else:
+                    chosen = torch.as_tensor(targets, device=logits.device).long().reshape(-1)
+                score = logits.gather(1, chosen[:, None]).sum()
+                wrt = [store["activations"]] + ([inputs] if self.needs_input_gradient else [])
+                grads = torch.autograd.grad(score, wrt)
+        finally:
+            handle.remove()
+        input_gradients = grads[1] if self.needs_input_gradient else None
+        return logits.detach(), chosen, store["activations"].detach(), grads[0], input_gradients
+
+
+def _normalize(cam: torch.Tensor, size) -> torch.Tensor:
+    cam = _minmax(cam)
+    if tuple(cam.shape[-2:]) != tuple(size):
+        cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
+    return _minmax(cam)[:, 0]
+
+
+{helpers}
+'''
+
+_MINMAX = '''
+def _minmax(maps: torch.Tensor) -> torch.Tensor:
+    shifted = maps - maps.amin(dim=(-2, -1), keepdim=True)
+    return shifted / (1e-7 + shifted.amax(dim=(-2, -1), keepdim=True))
+'''
+
+_FIRST_COMPONENT = '''
+def _first_component(values: torch.Tensor) -> torch.Tensor:
+    """Projection on the first principal component over channels (largest loading positive)."""
+    n, c, h, w = values.shape
+    flat = values.reshape(n, c, h * w).transpose(1, 2)
+    centered = flat - flat.mean(dim=1, keepdim=True)
+    direction = torch.linalg.svd(centered, full_matrices=False).Vh[:, 0, :]
+    pivot = direction.gather(1, direction.abs().argmax(dim=1, keepdim=True))
+    direction = direction * torch.where(pivot < 0, -1.0, 1.0).to(direction.dtype)
+    return (centered @ direction.unsqueeze(-1)).reshape(n, 1, h, w)
+'''
+
+_MASKED_SCORES = '''
+@torch.no_grad()
+def _masked_scores(model, x, activations, targets, chunk_size=64):
+    """Score-CAM: target logit on x times each upsampled, min-max scaled channel."""
+    b, c = activations.shape[:2]
+    up = F.interpolate(activations, size=x.shape[-2:], mode="bilinear", align_corners=True)
+    flat = up.reshape(b, c, -1)
+    low = flat.min(dim=-1).values[:, :, None, None]
+    high = flat.max(dim=-1).values[:, :, None, None]
+    masks = (up - low) / (high - low + 1e-8)
+    scores = torch.empty(b, c, dtype=x.dtype, device=x.device)
+    for i in range(b):
+        for start in range(0, c, chunk_size):
+            chans = torch.arange(start, min(c, start + chunk_size), device=x.device)
+            logits = model(x[i : i + 1] * masks[i, chans][:, None])
+            scores[i, chans] = logits[:, int(targets[i])]
+    return scores
+'''
+
+_ABLATED_SCORES = '''
+@torch.no_grad()
+def _ablated_scores(model, target_layer, x, activations, targets, chunk_size=64):
+    """Ablation-CAM: target logit with one channel of the layer's output set to zero."""
+    b, c = activations.shape[:2]
+    scores = torch.empty(b, c, dtype=x.dtype, device=x.device)
+    for i in range(b):
+        for start in range(0, c, chunk_size):
+            chans = torch.arange(start, min(c, start + chunk_size), device=x.device)
+            ablated = activations[i : i + 1].repeat(len(chans), 1, 1, 1)
+            ablated[torch.arange(len(chans)), chans] = 0
+            handle = target_layer.register_forward_hook(lambda module, inputs, output: ablated)
+            try:
+                logits = model(x[i : i + 1].repeat(len(chans), 1, 1, 1))
+            finally:
+                handle.remove()
+            scores[i, chans] = logits[:, int(targets[i])]
+    return scores
+'''
+
+
+def load_generated(source: str, filename: str = "<camlang-generated>") -> types.ModuleType:
+    """Execute generated source as a module, registered in linecache for tracebacks."""
+    module = types.ModuleType(filename.rsplit("/", 1)[-1].removesuffix(".py"))
+    module.__file__ = filename
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - our own generated code
+    return module

@@ -1,0 +1,163 @@
+"""A small synthetic `RunReport` with every section filled in.
+
+Used by the report tests, the browser check and `docs/report_schema.md`'s example; it needs no
+model: images are drawn discs with their masks, maps are blobs and noise. Numbers in it are
+made up and labelled as such in `warnings`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from camlang.report.model import (
+    Candidate,
+    CheckResult,
+    EvalResult,
+    Export,
+    Interval,
+    MetricInfo,
+    RunReport,
+    Stat,
+    SynthCounts,
+    SynthResult,
+    Visuals,
+)
+
+
+def _discs(n: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`n` noisy images with one coloured disc each, their masks and the disc centres `[n, 2]`."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    centres = torch.randint(size // 4, 3 * size // 4, (n, 2), generator=gen)
+    radius = size / 5
+    masks = (
+        (yy[None] - centres[:, 0, None, None]) ** 2 + (xx[None] - centres[:, 1, None, None]) ** 2
+    ) <= radius**2
+    raw = 0.25 + 0.1 * torch.rand(n, 3, size, size, generator=gen)
+    colour = torch.rand(n, 3, 1, 1, generator=gen) * 0.6 + 0.4
+    raw = torch.where(masks[:, None], colour.expand(-1, -1, size, size), raw)
+    return raw.clamp(0, 1), masks, centres
+
+
+def _blob(centres: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    d2 = (yy[None] - centres[:, 0, None, None]) ** 2 + (xx[None] - centres[:, 1, None, None]) ** 2
+    blob = torch.exp(-d2.float() / (2 * sigma**2))
+    lo = blob.amin(dim=(1, 2), keepdim=True)
+    hi = blob.amax(dim=(1, 2), keepdim=True)
+    return (blob - lo) / (hi - lo)
+
+
+def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: bool = False) -> RunReport:
+    """A deterministic report: two evaluations (one with a NaN column), one synthesis, three checks."""
+    gen = torch.Generator().manual_seed(seed)
+    raw, masks, centres = _discs(n_images, size, gen)
+    shifted = (centres + torch.tensor([3, -2])).clamp(0, size - 1)
+    nan_map = torch.rand(n_images, size, size, generator=gen)
+    nan_map[0] = math.nan
+    maps = {
+        "gradcam": _blob(centres, size, size / 6),
+        "gradcam++": _blob(shifted, size, size / 5),
+        "eigencam": nan_map,
+    }
+    labels = ["disc"] * n_images
+    preds = ["disc" if i % 3 else "square" for i in range(n_images)]
+    visuals = Visuals(raw=raw, maps=maps, masks=masks, labels=labels, predictions=preds)
+    metrics = [
+        MetricInfo("pointing_game", "maximize", "fraction of maps whose peak lies in the mask"),
+        MetricInfo("deletion_auc", "minimize", "area under the deletion curve"),
+        MetricInfo("insertion_auc", "maximize", "area under the insertion curve"),
+    ]
+    n = n_images
+    table = {
+        "gradcam": {
+            "pointing_game": Stat(1.0, 0.0, n),
+            "deletion_auc": Stat(0.21, 0.05, n),
+            "insertion_auc": Stat(0.74, 0.08, n),
+        },
+        "gradcam++": {
+            "pointing_game": Stat(0.75, 0.43, n),
+            "deletion_auc": Stat(0.21, 0.04, n),
+            "insertion_auc": Stat(0.70, 0.1, n),
+        },
+        "eigencam": {
+            "pointing_game": Stat(math.nan, math.nan, n, nan_count=n),
+            "deletion_auc": Stat(0.35, 0.07, n, nan_count=1),
+            "insertion_auc": Stat(0.41, 0.12, n, nan_count=1),
+        },
+    }
+    model = {
+        "name": "demo_cnn",
+        "source": "camlang.models.demo",
+        "layer": "features.3",
+        "layer_chosen_by_default": True,
+        "input_size": [3, size, size],
+        "preprocessing": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+    }
+    data = {"name": "shapes", "kind": "synthetic", "count": n, "preprocessing": "none"}
+    ev1 = EvalResult("evaluate #1", model, data, list(maps), metrics, table, visuals)
+    ev2 = EvalResult(
+        "evaluate #2",
+        {**model, "layer": "features.0", "layer_chosen_by_default": False},
+        data,
+        ["gradcam"],
+        metrics[:1],
+        {"gradcam": {"pointing_game": Stat(0.5, 0.5, n)}},
+        None,
+    )
+    objective = MetricInfo("deletion_auc", "minimize")
+    winner = "relu(mean_hw(G)) * A"
+    synth = SynthResult(
+        name="synthesize best_deletion",
+        grammar="E ::= A | G | relu(E) | E * E | mean_hw(E) | sum_c(E)",
+        objective=objective,
+        candidates=[
+            Candidate(winner, 5, 0.18, 0.19, 0.16, 0.22, "equivalent to gradcam up to normalisation"),
+            Candidate("relu(G * A)", 4, 0.2, 0.22, 0.18, 0.26),
+            Candidate("A", 1, 0.31, math.nan, math.nan, math.nan, "holdout produced NaN"),
+        ],
+        counts=SynthCounts(
+            enumerated=1520,
+            distinct_after={"syntactic": 812, "semantic": 301, "observational": 96},
+            fully_evaluated=12,
+            forward_passes=240,
+            seconds=3.5,
+            exhaustive_forward_passes=30400,
+        ),
+        partial=partial,
+        comparison={
+            winner: Interval(0.19, 0.16, 0.22),
+            "gradcam": Interval(0.21, 0.18, 0.24),
+            "gradcam++": Interval(0.21, 0.17, 0.25),
+        },
+        visuals=Visuals(raw=raw, maps={winner: maps["gradcam"], "gradcam": maps["gradcam"]}, masks=masks),
+    )
+    checks = [
+        CheckResult("logit_bound", "output_range", "holds", "z3", 0.12, "proved by interval bounds", True),
+        CheckResult(
+            "robust_eps_0.1",
+            "local_robustness",
+            "violated",
+            "z3",
+            1.8,
+            "sat",
+            False,
+            [[0.1, 0.25, -0.3], [0.4, 0.5, 0.6]],
+            {"confirmed": True, "predicted": 3, "expected": 1},
+        ),
+        CheckResult("cam_monotone", "cam_property", "unknown", "z3", 30.0, "timeout after 30 s"),
+    ]
+    return RunReport(
+        camlang_version="0.1.0",
+        source_file="examples/sample.cam",
+        created="2026-01-01T00:00:00+00:00",
+        seed=seed,
+        device="cpu",
+        partial=partial,
+        warnings=["sample report: the numbers in it are made up for tests and documentation"],
+        evaluations=[ev1, ev2],
+        syntheses=[synth],
+        checks=checks,
+        exports=[Export("gradcam", "out/gradcam_module.py")],
+    )
