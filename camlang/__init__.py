@@ -1,5 +1,20 @@
-"""camlang: a declarative language, compiler and REPL for class activation maps."""
+"""camlang: a declarative language, compiler and REPL for class activation maps.
+
+`camlang.load(path)` and `camlang.CAM(expression, model, target_layer)` are the Python API
+(imported lazily, so `camlang check` does not pay for torch).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["CAM", "CAMModule", "LoadedProgram", "load", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("CAM", "CAMModule", "LoadedProgram", "load"):
+        from camlang import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'camlang' has no attribute {name!r}")
