@@ -26,21 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from camlang.errors import CamlangError
+from camlang.metrics._common import CallCounter
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
 LAYER_TERMINALS = frozenset({"A", "G", "S_masked", "S_ablated"})
-
-
-@dataclass
-class CallCounter:
-    """Counts model calls and the images they processed."""
-
-    calls: int = 0
-    images: int = 0
-
-    def add(self, n: int) -> None:
-        self.calls += 1
-        self.images += n
 
 
 @dataclass

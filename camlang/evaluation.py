@@ -1,0 +1,246 @@
+"""Metric evaluation: compiled metric IR over a stacked (cam x image) batch.
+
+For K cams and a batch of B images, every metric is evaluated once over `K * B` rows: row
+`k * B + b` is cam k on image b. Every model call a metric makes (`P_at`, curves, sufficiency,
+ROAD, `L_at`) therefore covers all cams at once, chunked by `chunk_size` images per call.
+Transforms that do not depend on `L` (noise, flips, shifts) are computed for B rows and tiled,
+so the model and the CAMs see the same perturbed image for every cam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from camlang import metrics as M
+from camlang.backends.torch_eager import evaluate
+from camlang.engine import CamBatch, CamEngine
+from camlang.errors import CamlangError
+from camlang.ir import Node, postorder
+from camlang.metrics._common import CallCounter
+from camlang.program import MetricDef
+from camlang.runtime import LiveModel
+
+
+@dataclass
+class MetricValues:
+    """Per-image metric values `[K, B]` for K cams, by metric name."""
+
+    values: dict[str, torch.Tensor]
+    cams: list[str]
+
+
+def metric_needs_mask(node: Node) -> bool:
+    """Does the metric read the ground truth?"""
+    return any(n.op == "MASK" for n in postorder([node]))
+
+
+def referenced_cams(nodes: list[Node]) -> set[str]:
+    """Cams named by `ref(...)` inside metric expressions."""
+    return {n.attr("cam") for n in postorder(nodes) if n.op == "ref"}
+
+
+class Evaluator:
+    """Scores CAM maps with metrics on one model, batching model calls across cams."""
+
+    def __init__(self, live: LiveModel, engine: CamEngine, *, chunk_size: int = 128,
+                 counter: CallCounter | None = None, seed: int = 0) -> None:  # fmt: skip
+        self.live = live
+        self.engine = engine
+        self.chunk_size = chunk_size
+        self.counter = counter or CallCounter()
+        self.seed = seed
+
+    def model_fn(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.live.module(x)
+        return out[0] if isinstance(out, tuple | list) else out
+
+    def score(self, cams: list[str], cam_batch: CamBatch, x: torch.Tensor, masks: torch.Tensor | None,
+              metrics: Mapping[str, MetricDef]) -> MetricValues:  # fmt: skip
+        """Evaluate `metrics` for `cams` on one batch whose maps are in `cam_batch`."""
+        b = x.shape[0]
+        k = len(cams)
+        ctx = MetricContext(self, cams, cam_batch, x, masks)
+        out: dict[str, torch.Tensor] = {}
+        for name, mdef in metrics.items():
+            if masks is None and metric_needs_mask(mdef.node):
+                raise CamlangError(f"metric `{name}` reads MASK, but this data has no ground-truth masks",
+                                   hint="use synthetic_shapes(...) or images(..., masks = \"folder/\")",
+                                   code="E502")  # fmt: skip
+            value = evaluate([mdef.node], ctx)[mdef.node.nid].detach().reshape(-1)
+            if value.numel() == 1:
+                value = value.expand(k * b)
+            out[name] = value.reshape(k, b).float().cpu()
+        return MetricValues(out, cams)
+
+
+class MetricContext:
+    """Terminal values and `op_*` implementations of the metric language for one stacked batch."""
+
+    def __init__(self, ev: Evaluator, cams: list[str], cam_batch: CamBatch, x: torch.Tensor,
+                 masks: torch.Tensor | None) -> None:  # fmt: skip
+        self.ev = ev
+        self.cams = cams
+        self.k = len(cams)
+        self.b = x.shape[0]
+        self.cam_batch = cam_batch
+        self.dtype = x.dtype
+        self.device = x.device
+        targets = cam_batch.targets
+        self.targets = targets.repeat(self.k)
+        logits = cam_batch.logits.detach()
+        p = torch.softmax(logits, 1).gather(1, targets[:, None])[:, 0]
+        s = logits.gather(1, targets[:, None])[:, 0]
+        maps = torch.stack([cam_batch.maps[c] for c in cams]).reshape(self.k * self.b, 1, *x.shape[-2:])
+        self.terms = {
+            "X": self._tile(x),
+            "L": maps.detach(),
+            "P": self._tile(p)[:, None, None, None],
+            "S": self._tile(s)[:, None, None, None],
+        }
+        if masks is not None:
+            self.terms["MASK"] = self._tile(masks.to(x.dtype))[:, None]
+        self._generators: dict[int, torch.Generator] = {}
+
+    def _tile(self, t: torch.Tensor) -> torch.Tensor:
+        return t.repeat(self.k, *([1] * (t.dim() - 1)))
+
+    def _is_tiled(self, t: torch.Tensor) -> bool:
+        first = t[: self.b]
+        return all(torch.equal(t[i * self.b : (i + 1) * self.b], first) for i in range(1, self.k))
+
+    def terminal(self, name: str) -> torch.Tensor:
+        if name not in self.terms:
+            raise CamlangError(f"`{name}` is not available here")
+        return self.terms[name]
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=self.terms["X"].shape[-2:], mode="bilinear", align_corners=False)
+
+    # ---- model re-evaluation
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self._is_tiled(x):
+            logits = M._common.run_model(self.ev.model_fn, x[: self.b], self.ev.chunk_size, self.ev.counter)
+            return self._tile(logits)
+        return M._common.run_model(self.ev.model_fn, x, self.ev.chunk_size, self.ev.counter)
+
+    def op_P_at(self, image: torch.Tensor) -> torch.Tensor:
+        logits = self._logits(image)
+        return torch.softmax(logits, 1).gather(1, self.targets[:, None])[:, :, None, None]
+
+    def op_S_at(self, image: torch.Tensor) -> torch.Tensor:
+        return self._logits(image).gather(1, self.targets[:, None])[:, :, None, None]
+
+    def op_L_at(self, image: torch.Tensor) -> torch.Tensor:
+        engine = self.ev.engine
+        if self._is_tiled(image):
+            got = engine(image[: self.b], self.targets[: self.b], counter=self.ev.counter)
+            return torch.cat([got.maps[c] for c in self.cams])[:, None]
+        rows = []
+        for i, cam in enumerate(self.cams):
+            part = image[i * self.b : (i + 1) * self.b]
+            rows.append(engine(part, self.targets[: self.b], counter=self.ev.counter).maps[cam])
+        return torch.cat(rows)[:, None]
+
+    def op_ref(self, cam: str) -> torch.Tensor:
+        if cam not in self.cam_batch.maps:
+            raise CamlangError(f"ref({cam}) needs `{cam}` to be evaluated alongside")
+        return self._tile(self.cam_batch.maps[cam])[:, None]
+
+    # ---- points and transforms
+    def op_argmax(self, map: torch.Tensor) -> torch.Tensor:
+        return M.argmax_points(map[:, 0]).to(self.dtype)[:, :, None, None]
+
+    def op_inside(self, point: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return M.inside(point[:, :, 0, 0].long(), mask[:, 0] > 0.5).to(self.dtype)[:, None, None, None]
+
+    def op_blur(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return M.blur(x, sigma)
+
+    def op_noise(self, x: torch.Tensor, std: float, seed: int) -> torch.Tensor:
+        gen = torch.Generator(device="cpu").manual_seed(self.ev.seed * 1_000_003 + seed)
+        draw = torch.randn(x[: self.b].shape, generator=gen).to(x.device, x.dtype) * std
+        return x + self._tile(draw)
+
+    def op_hflip(self, x: torch.Tensor) -> torch.Tensor:
+        return M.hflip(x)
+
+    def op_shift(self, x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+        return M.shift(x, dx, dy)
+
+    def op_mask_top(self, x: torch.Tensor, map: torch.Tensor, fraction: float, fill: float) -> torch.Tensor:
+        return M.mask_top(x, map[:, 0], fraction, fill)
+
+    def op_keep_top(self, x: torch.Tensor, map: torch.Tensor, fraction: float, fill: float) -> torch.Tensor:
+        return M.keep_top(x, map[:, 0], fraction, fill)
+
+    # ---- curve and search metrics
+    def _x(self) -> torch.Tensor:
+        return self.terms["X"]
+
+    def op_deletion_auc(self, map: torch.Tensor, steps: int, fill: Any) -> torch.Tensor:
+        r = M.deletion_auc(self.ev.model_fn, self._x(), map[:, 0], self.targets, steps, fill,
+                           chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+        return r.auc.to(self.dtype)[:, None, None, None]
+
+    def op_insertion_auc(self, map: torch.Tensor, steps: int, fill: Any) -> torch.Tensor:
+        r = M.insertion_auc(self.ev.model_fn, self._x(), map[:, 0], self.targets, steps, fill,
+                            chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+        return r.auc.to(self.dtype)[:, None, None, None]
+
+    def op_sufficient_fraction(self, map: torch.Tensor, fill: float) -> torch.Tensor:
+        r = M.sufficient_fraction(self.ev.model_fn, self._x(), map[:, 0], self.targets, fill,
+                                  chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+        return r.fraction.to(self.dtype)[:, None, None, None]
+
+    def op_road(self, map: torch.Tensor, mode: str) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.ev.seed)
+        if mode == "combined":
+            r = M.road_combined(self.ev.model_fn, self._x(), map[:, 0], self.targets, generator=gen,
+                                chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+        elif mode in ("morf", "lerf"):
+            r = M.road(self.ev.model_fn, self._x(), map[:, 0], self.targets, mode=mode, generator=gen,  # type: ignore[arg-type]
+                       chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+        else:
+            raise CamlangError(f'road mode must be "morf", "lerf" or "combined", got "{mode}"')
+        return r.score.to(self.dtype)[:, None, None, None]
+
+    # ---- localisation and complexity
+    def op_pointing(self, map: torch.Tensor, mask: torch.Tensor, tolerance: float) -> torch.Tensor:
+        return M.pointing_game(map[:, 0], mask[:, 0] > 0.5, tolerance).to(self.dtype)[:, None, None, None]
+
+    def op_energy_inside(self, map: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return M.energy_pointing_game(map[:, 0], mask[:, 0] > 0.5).to(self.dtype)[:, None, None, None]
+
+    def op_iou(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a, b = a.clamp(0, 1), b.clamp(0, 1)
+        inter = (a * b).sum((1, 2, 3), keepdim=True)
+        union = (a + b - a * b).sum((1, 2, 3), keepdim=True)
+        return torch.where(union > 0, inter / union.clamp_min(1e-12), torch.ones_like(union))
+
+    def op_gini(self, map: torch.Tensor) -> torch.Tensor:
+        return M.sparsity(map[:, 0]).to(self.dtype)[:, None, None, None]
+
+    def op_entropy(self, map: torch.Tensor) -> torch.Tensor:
+        return M.entropy(map[:, 0]).to(self.dtype)[:, None, None, None]
+
+    def op_max_sensitivity(self, std: float, samples: int) -> torch.Tensor:
+        base = self.terms["L"]
+        worst = torch.zeros(self.k * self.b, 1, 1, 1, dtype=self.dtype, device=self.device)
+        for s in range(samples):
+            moved = self.op_L_at(self.op_noise(self._x(), std, 7919 + s))
+            worst = torch.maximum(worst, (moved - base).abs().mean((1, 2, 3), keepdim=True))
+        return worst
+
+    def op_direction_accuracy(self, map: torch.Tensor, fraction: float, pixels: int) -> torch.Tensor:
+        from camlang.methods import direction_accuracy
+
+        gen = torch.Generator().manual_seed(self.ev.seed)
+        acc = direction_accuracy(self.ev.live.module, self._x(), self.targets, map[:, 0], fraction=fraction,
+                                 pixels=pixels, generator=gen)  # fmt: skip
+        return torch.as_tensor(acc, dtype=self.dtype, device=self.device).reshape(-1, 1, 1, 1)
