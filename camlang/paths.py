@@ -48,4 +48,8 @@ def resolve_user_path(rel: str, base: Path | None) -> Path | None:
         candidate = (root / p).resolve()
         if candidate.exists():
             return candidate
+    if p.parts and p.parts[0] == "models":  # a wheel ships the demo checkpoints as camlang/weights
+        shipped = _PACKAGE_DIR / "weights" / Path(*p.parts[1:])
+        if shipped.exists():
+            return shipped
     return None

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: lint, type-check, then the whole test suite. Exit code 5 (no tests) fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ruff check camlang
+mypy camlang
+set +e
+python -m pytest -q -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "no tests were collected" >&2
+  exit 5
+fi
+exit "$status"
