@@ -1,0 +1,127 @@
+"""Metric-guided selection: racing (successive doubling with paired confidence bounds) and the
+exhaustive reference.
+
+Scores are oriented so that higher is better. Racing scores every live candidate on a small
+batch of images, then eliminates each candidate whose paired difference to the current leader
+(same images) is confidently negative: `mean(d) + z * sd(d) / sqrt(n) < 0`. The survivors are
+scored on twice as many images, until one is left or every image is used. All candidates of a
+round are scored in one call, so the metric's model calls are batched across candidates.
+Exhaustive mode scores every candidate on every image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+ScoreFn = Callable[[list[int], list[int]], torch.Tensor]
+"""`score(candidates, images) -> [len(candidates), len(images)]` oriented scores (NaN = invalid)."""
+
+
+class StopSearch(Exception):
+    """Raised by a score function when the budget or the time limit is reached."""
+
+
+@dataclass
+class RaceResult:
+    """Scores seen (`[K, N]`, NaN where not evaluated), elimination rounds and the stop reason."""
+
+    scores: torch.Tensor
+    alive: list[int]
+    eliminated_at: dict[int, int] = field(default_factory=dict)
+    stopped: str | None = None
+
+    def means(self) -> torch.Tensor:
+        """Mean oriented score of each candidate over the images it was scored on (-inf if none)."""
+        seen = ~self.scores.isnan()
+        total = torch.where(seen, self.scores, torch.zeros(())).sum(1)
+        out = total / seen.sum(1).clamp_min(1)
+        return torch.where(seen.sum(1) == 0, torch.full_like(out, -math.inf), out)
+
+    def evaluated(self) -> torch.Tensor:
+        """Number of images each candidate was scored on."""
+        return (~self.scores.isnan()).sum(1)
+
+    def ranking(self) -> list[int]:
+        """Candidates best first: survivors of later rounds first, then by mean score."""
+        n = self.evaluated().tolist()
+        m = self.means().tolist()
+        return sorted(
+            range(self.scores.shape[0]), key=lambda i: (-n[i], -m[i] if math.isfinite(m[i]) else math.inf)
+        )
+
+
+def _fill(scores: torch.Tensor, cands: list[int], images: list[int], got: torch.Tensor) -> None:
+    got = torch.nan_to_num(got.float(), nan=-1e30)  # an invalid score is the worst possible
+    scores[torch.tensor(cands)[:, None], torch.tensor(images)[None, :]] = got
+
+
+def exhaustive(n_cands: int, n_images: int, score: ScoreFn, chunk: int = 64) -> RaceResult:
+    """Score every candidate on every image (the reference racing is tested against)."""
+    res = RaceResult(torch.full((n_cands, n_images), math.nan), list(range(n_cands)))
+    images = list(range(n_images))
+    try:
+        for start in range(0, n_cands, chunk):
+            cands = list(range(start, min(n_cands, start + chunk)))
+            _fill(res.scores, cands, images, score(cands, images))
+    except StopSearch as stop:
+        res.stopped = str(stop) or "limit"
+    except KeyboardInterrupt:
+        res.stopped = "interrupted"
+    return res
+
+
+def race(
+    n_cands: int,
+    n_images: int,
+    score: ScoreFn,
+    *,
+    first: int = 8,
+    z: float = 2.5,
+    min_images: int = 4,
+    chunk: int = 64,
+) -> RaceResult:
+    """Successive doubling with paired elimination (see the module docs)."""
+    res = RaceResult(torch.full((n_cands, n_images), math.nan), list(range(n_cands)))
+    done = 0
+    n = min(n_images, max(1, first))
+    try:
+        while res.alive:
+            new = list(range(done, n))
+            for start in range(0, len(res.alive), chunk):
+                cands = res.alive[start : start + chunk]
+                _fill(res.scores, cands, new, score(cands, new))
+            done = n
+            _eliminate(res, n, z, min_images)
+            if n >= n_images or len(res.alive) <= 1:
+                break
+            n = min(n_images, 2 * n)
+    except StopSearch as stop:
+        res.stopped = str(stop) or "limit"
+    except KeyboardInterrupt:
+        res.stopped = "interrupted"
+    return res
+
+
+def _eliminate(res: RaceResult, n: int, z: float, min_images: int) -> None:
+    if n < min_images or len(res.alive) <= 1:
+        return
+    alive = torch.tensor(res.alive)
+    s = res.scores[alive, :n]
+    means = s.mean(1)
+    leader = int(means.argmax())
+    d = s - s[leader]
+    sd = d.std(1, unbiased=True) if n > 1 else torch.zeros(len(alive))
+    upper = d.mean(1) + z * sd / math.sqrt(n)
+    # identical scores on every image (sd = 0, mean 0) are ties, never eliminated
+    out = (upper < 0) & ~(d.abs().amax(1) == 0)
+    keep = []
+    for i, c in enumerate(res.alive):
+        if bool(out[i]):
+            res.eliminated_at[c] = n
+        else:
+            keep.append(c)
+    res.alive = keep
