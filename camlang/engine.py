@@ -46,7 +46,7 @@ class CamEngine:
         cap = capture(self.model, self.layer, x, self.needs, targets, chunk_size=self.chunk_size,
                       differentiable=differentiable, counter=counter)  # fmt: skip
         size = (int(x.shape[-2]), int(x.shape[-1]))
-        ctx = TorchContext(cap.terminals, size, x.dtype, x.device)
+        ctx = TorchContext(cap.terminals, size, x.dtype, x.device, self.model, cap.targets)
         with torch.set_grad_enabled(differentiable):
             values = evaluate(self.cams.values(), ctx)
             raw = {name: _as_map(values[node.nid], x.shape[0]) for name, node in self.cams.items()}

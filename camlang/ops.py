@@ -361,6 +361,15 @@ def _metric_op(name: str, params: tuple[Param, ...], rule: TypeRule, doc: str, m
     return OpSpec(name, params, rule, lower, None, None, doc, frozenset({"metric"}), "metric", None, model)
 
 
+def _method_op(name: str, params: tuple[Param, ...], doc: str) -> OpSpec:
+    """A whole saliency method (it runs the model itself): an input-resolution map in a cam."""
+
+    def lower(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
+        return getattr(ctx, "op_" + name)(**k)
+
+    return OpSpec(name, params, _const(INPUT_MAP), lower, None, None, doc, frozenset({"cam"}), "method", None, True)
+
+
 T = Param("x")
 TWO = (Param("x"), Param("y"))
 _BOTH = {"cam", "metric"}
@@ -464,6 +473,14 @@ _ROWS: list[OpSpec] = [
            category="reduction"),
     OpSpec("upsample", (T,), _upsample, lambda ctx, a, k: ctx.upsample(a[0]), lambda ctx, a, k: ctx.upsample(a[0]),
            None, "bilinear upsampling of a layer map to the input size (align_corners=False)", category="reduction"),
+    # ---- whole methods from the seed papers (cam context; they call the model themselves)
+    _method_op("smoothgrad", (Param("samples", "int", 25), Param("noise", "number", 0.15)),
+               "SmoothGrad (Smilkov et al. 2017): mean of max_c |GX| over noisy copies"),
+    _method_op("xmage", (), "guid-Xmage exact pixel attribution (signed, summed over channels)"),
+    _method_op("deepcover", (Param("measure", "string", "tarantula"), Param("tests", "int", 500)),
+               "DeepCover SFL ranking (Sun et al. 2020): ochiai, tarantula, zoltar or wong-ii"),
+    _method_op("extremal", (Param("area", "number", 0.1), Param("steps", "int", 800)),
+               "Extremal perturbation (Fong et al. 2019): smooth mask of the given area"),
     # ---- metric language: model re-evaluation, transforms, curves, localisation
     _metric_op("P_at", (Param("image"),), _needs(IMAGE, result=SCALAR),
                "target probability of the model on a transformed input"),

@@ -20,11 +20,16 @@ class TorchContext:
     """Terminal values of one batch (keep-dims layout) and the input size for `upsample`."""
 
     def __init__(self, terminals: dict[str, torch.Tensor], input_size: tuple[int, int],
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:  # fmt: skip
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 model: torch.nn.Module | None = None, targets: torch.Tensor | None = None,
+                 seed: int = 0) -> None:  # fmt: skip
         self.terminals = terminals
         self.input_size = input_size
         self.dtype = dtype
         self.device = torch.device(device)
+        self.model = model
+        self.targets = targets
+        self.seed = seed
 
     def terminal(self, name: str) -> torch.Tensor:
         try:
@@ -36,6 +41,46 @@ class TorchContext:
         if tuple(x.shape[-2:]) == tuple(self.input_size):
             return x
         return F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
+
+
+    # ---- whole methods (see the "method" rows of the op table)
+    def _method_inputs(self) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+        if self.model is None or self.targets is None:
+            raise KeyError("this method needs the model; evaluate it through CamEngine")
+        return self.model, self.terminals["X"], self.targets
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+    def op_smoothgrad(self, samples: int, noise: float) -> torch.Tensor:
+        from camlang.methods import smoothgrad
+
+        model, x, t = self._method_inputs()
+        with torch.enable_grad():
+            return smoothgrad(model, x, t, samples=samples, noise=noise, generator=self._generator())[:, None]
+
+    def op_xmage(self) -> torch.Tensor:
+        from camlang.methods import xmage_map
+
+        model, x, t = self._method_inputs()
+        with torch.enable_grad():
+            return xmage_map(model, x, t)[:, None]
+
+    def op_deepcover(self, measure: str, tests: int) -> torch.Tensor:
+        from camlang.methods import deepcover
+
+        model, x, t = self._method_inputs()
+        with torch.enable_grad():
+            result = deepcover(model, x, t, measure, min_tests=tests, max_tests=max(tests, 10 * tests),
+                               generator=self._generator())  # fmt: skip
+        return result.map.to(x.dtype)[:, None]
+
+    def op_extremal(self, area: float, steps: int) -> torch.Tensor:
+        from camlang.methods import extremal_perturbation
+
+        model, x, t = self._method_inputs()
+        with torch.enable_grad():
+            return extremal_perturbation(model, x, t, areas=(area,), steps=steps).map.to(x.dtype)[:, None]
 
 
 def evaluate(roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
