@@ -16,7 +16,7 @@ from camlang import syntax as s
 from camlang.axes import AxisError
 from camlang.diagnostics import DiagnosticBag
 from camlang.ir import Node
-from camlang.ops import FUNCTIONS, OPS, REQUIRED, TERMINALS
+from camlang.ops import FUNCTIONS, OPS, REQUIRED, SYMBOL_OF, TERMINALS
 from camlang.parser import parse_with_recovery
 from camlang.paths import resolve_user_path, stdlib_root
 from camlang.pretty import pretty_expr
@@ -36,11 +36,13 @@ from camlang.signatures import (
     DATA_SOURCES,
     MODEL_SOURCES,
     PROPERTY_KINDS,
-    REQUIRED as ARG_REQUIRED,
     SYNTH_REQUIRED,
     SYNTH_SETTINGS,
     Arg,
     parse_duration,
+)
+from camlang.signatures import (
+    REQUIRED as ARG_REQUIRED,
 )
 from camlang.source import NO_SPAN, SourceFile, Span
 
@@ -72,6 +74,9 @@ class Checker:
         self.file_checks = file_checks
         self._loading: list[Path] = []
         self._loaded: set[Path] = set()
+        # Declarations that failed to check: later uses stay silent instead of cascading into
+        # "unknown name" errors (the first diagnostic already explains the problem).
+        self._failed: set[str] = set()
 
     # ---- files and imports -------------------------------------------------------
     def check_source(self, source: SourceFile, *, is_main: bool = True) -> None:
@@ -85,16 +90,23 @@ class Checker:
     def check_module(self, module: s.Module, source: SourceFile, *, is_main: bool = True) -> None:
         """Check parsed statements in order (imports are resolved when met)."""
         base = source.path.parent if source.path is not None else Path.cwd()
+        if is_main:
+            self._failed.clear()  # a REPL input must not hide names that failed in an earlier one
         for stmt in module.statements:
             try:
                 self._statement(stmt, source, base, is_main)
             except AxisError as err:  # pragma: no cover - rules report through diagnostics
                 self.bag.error("E301", err.message, getattr(stmt, "span", NO_SPAN), err.hint)
+            name = getattr(stmt, "name", None)
+            if isinstance(name, s.Ident):
+                if self.program.kind_of(name.name) is None:
+                    self._failed.add(name.name)
+                else:
+                    self._failed.discard(name.name)
 
     def _import(self, stmt: s.Import, base: Path) -> None:
         rel = stmt.path.value
-        candidates = [(base / rel).resolve(), (stdlib_root() / rel).resolve()]
-        target = next((c for c in candidates if c.is_file()), None)
+        target = _find_import(rel, base)
         if target is None:
             self.bag.error("E103", f'cannot import "{rel}": no such file', stmt.path.span,
                            f"looked in {base} and in the installed stdlib ({stdlib_root()})")  # fmt: skip
@@ -193,7 +205,9 @@ class Checker:
                 self.bag.error("E202", f"`{key}` must be positive, got {args[key]}", stmt.source.span)
                 return
         if args.get("split") not in (None, "train", "holdout"):
-            self.bag.error("E202", f'split must be "train" or "holdout", got "{args["split"]}"', stmt.source.span)
+            self.bag.error(
+                "E202", f'split must be "train" or "holdout", got "{args["split"]}"', stmt.source.span
+            )
             return
         self.program.datas[stmt.name.name] = DataDef(stmt.name.name, kind, args, base, stmt.span)
 
@@ -230,7 +244,9 @@ class Checker:
         for prod in stmt.productions:
             lhs = prod.lhs.name
             if lhs in OPS:
-                self.bag.error("E401", f"`{lhs}` is a built-in name and cannot be a nonterminal", prod.lhs.span)
+                self.bag.error(
+                    "E401", f"`{lhs}` is a built-in name and cannot be a nonterminal", prod.lhs.span
+                )
                 ok = False
             productions[lhs] = productions.get(lhs, ()) + prod.alternatives
         nonterminals = set(productions)
@@ -245,7 +261,11 @@ class Checker:
         ok = True
         match expr:
             case s.Name(id=name):
-                if name not in nonterminals and name not in TERMINALS and name not in self.program.cams:
+                if name in nonterminals or name in TERMINALS or name in self.program.cams:
+                    pass
+                elif name in self._failed:
+                    ok = False
+                else:
                     hint = suggest(name, list(nonterminals) + list(TERMINALS))
                     self.bag.error("E401", f"`{name}` is neither a nonterminal of grammar `{stmt.name.name}` "
                                    "nor a terminal", expr.span, hint or "add a production for it")  # fmt: skip
@@ -264,13 +284,17 @@ class Checker:
             case s.Number():
                 pass
             case _:
-                self.bag.error("E401", "only names, numbers, ops and arithmetic may appear in a grammar", expr.span)
+                self.bag.error(
+                    "E401", "only names, numbers, ops and arithmetic may appear in a grammar", expr.span
+                )
                 ok = False
         return ok
 
     def _synth(self, stmt: s.SynthDecl) -> None:
         ok = True
-        if stmt.grammar.name not in self.program.grammars:
+        if stmt.grammar.name in self._failed:
+            ok = False
+        elif stmt.grammar.name not in self.program.grammars:
             hint = suggest(stmt.grammar.name, self.program.grammars)
             self.bag.error("E101", f"unknown grammar `{stmt.grammar.name}`", stmt.grammar.span,
                            hint or 'define it with `grammar NAME { ... }` or import "stdlib/grammars.cam"')  # fmt: skip
@@ -303,7 +327,9 @@ class Checker:
             try:
                 settings["time"] = parse_duration(settings["time"])
             except ValueError:
-                self.bag.error("E402", f'bad time limit "{settings["time"]}"', stmt.span, 'write e.g. "90s" or "10m"')
+                self.bag.error(
+                    "E402", f'bad time limit "{settings["time"]}"', stmt.span, 'write e.g. "90s" or "10m"'
+                )
                 ok = False
         if settings.get("strategy") not in (None, "racing", "exhaustive"):
             self.bag.error("E402", f'strategy must be "racing" or "exhaustive", got "{settings["strategy"]}"',
@@ -313,7 +339,9 @@ class Checker:
             if key not in settings and arg.default is not ARG_REQUIRED:
                 settings[key] = arg.default
         if ok and self._declare(stmt.name, "cam"):
-            self.program.synths[stmt.name.name] = SynthDef(stmt.name.name, stmt.grammar.name, settings, stmt.span)
+            self.program.synths[stmt.name.name] = SynthDef(
+                stmt.name.name, stmt.grammar.name, settings, stmt.span
+            )
 
     def _property(self, stmt: s.PropertyDecl, base: Path) -> None:
         kind = stmt.claim.func.name
@@ -366,6 +394,8 @@ class Checker:
         if have in kinds:
             return True
         wanted = " or ".join(kinds)
+        if have is None and name in self._failed:
+            return False
         if have is None:
             pool = [n for k in kinds for n in self._names_of(k)]
             self.bag.error("E101", f"unknown {wanted} `{name}`", ident.span,
@@ -396,17 +426,17 @@ class Checker:
         for arg, expr in zip(spec, call.args):
             values[arg.name] = (arg, expr)
         for kw in call.kwargs:
-            arg = by_name.get(kw.name.name)
-            if arg is None:
+            named = by_name.get(kw.name.name)
+            if named is None:
                 self.bag.error("E203", f"{call.func.name} has no argument `{kw.name.name}`", kw.name.span,
                                suggest(kw.name.name, by_name) or f"arguments: {', '.join(by_name)}")  # fmt: skip
                 ok = False
                 continue
-            if arg.name in values:
-                self.bag.error("E201", f"argument `{arg.name}` given twice", kw.name.span)
+            if named.name in values:
+                self.bag.error("E201", f"argument `{named.name}` given twice", kw.name.span)
                 ok = False
                 continue
-            values[arg.name] = (arg, kw.value)
+            values[named.name] = (named, kw.value)
         out: dict[str, Any] = {}
         for arg in spec:
             if arg.name not in values:
@@ -438,7 +468,7 @@ class Checker:
             return value if self._expect(s.Ident(value.name, expr.span), ("data",)) else _BAD
         elif value is not _BAD and _kind_ok(value, kinds):
             if arg.is_path and isinstance(value, str) and base is not None and self.file_checks:
-                if resolve_user_path(value, base) is None:
+                if _user_path_missing(value, base):
                     self.bag.warning("W001", f'"{value}" does not exist (relative to {base})', expr.span,
                                      "`camlang run` will fail until it does")  # fmt: skip
             return value
@@ -502,6 +532,8 @@ class Checker:
         if name in FUNCTIONS:
             self.bag.error("E201", f"`{name}` is an op: call it as {FUNCTIONS[name].signature()}", expr.span)
             raise _Reported
+        if name in self._failed:
+            raise _Reported
         pool = [t for t, r in TERMINALS.items() if ctx in r.contexts]
         if ctx == "cam":
             pool += list(self.program.cams)
@@ -560,6 +592,8 @@ class Checker:
         if kind == "cam":
             if isinstance(expr, s.Name) and self._kind(expr.id) == "cam":
                 return expr.id
+            if isinstance(expr, s.Name) and expr.id in self._failed:
+                raise _Reported
             self.bag.error("E202", f"{op}: `{pname}` must name a cam, got {_describe(expr)}", expr.span,
                            suggest(getattr(expr, "id", ""), self._names_of("cam")))  # fmt: skip
             raise _Reported
@@ -581,8 +615,9 @@ class Checker:
         try:
             return self.program.builder.make(op, args, attrs, span)
         except AxisError as err:
-            self.bag.error("E301", f"{op} {err.message}" if not err.message.startswith(op) else err.message,
-                           span, err.hint)  # fmt: skip
+            shown = f"`{SYMBOL_OF[op]}`" if op in SYMBOL_OF else op
+            message = err.message if err.message.startswith(op) else f"{shown} {err.message}"
+            self.bag.error("E301", message, span, err.hint)
             raise _Reported from None
 
 
@@ -614,6 +649,25 @@ def _literal_value(expr: s.Expr) -> Any:
             return ("vnnlib", path)
         case _:
             return _BAD
+
+
+def _find_import(rel: str, base: Path) -> Path | None:
+    """The file an import names, relative to the importing file or to the stdlib; None if absent."""
+    for root in (base, stdlib_root()):
+        try:  # a NUL byte or an over-long name is a user error, reported as "no such file"
+            candidate = (root / rel).resolve()
+            if candidate.is_file():
+                return candidate
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _user_path_missing(value: str, base: Path) -> bool:
+    try:
+        return resolve_user_path(value, base) is None
+    except (OSError, ValueError):  # NUL bytes, over-long names: no such file can exist
+        return True
 
 
 def _kind_ok(value: Any, kinds: tuple[str, ...]) -> bool:
@@ -699,7 +753,9 @@ def check_file(path: str | Path, *, file_checks: bool = True) -> Program:
     return check_text(text, str(p), p.resolve(), file_checks=file_checks)
 
 
-def check_text(text: str, name: str = "<input>", path: Path | None = None, *, file_checks: bool = True) -> Program:
+def check_text(
+    text: str, name: str = "<input>", path: Path | None = None, *, file_checks: bool = True
+) -> Program:
     """Parse and check source text."""
     source = SourceFile(name, text, path)
     program = Program(source)

@@ -52,7 +52,9 @@ _STATEMENT_START = re.compile(
 
 @functools.cache
 def _lark() -> lark.Lark:
-    return lark.Lark(grammar_path().read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return lark.Lark(
+        grammar_path().read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True
+    )
 
 
 @functools.cache
@@ -165,6 +167,11 @@ def _diagnose(
         expected = {e for e in err.expected if not e.startswith("__")}
         if "NAME" in expected:  # keywords listed only because they may name keyword arguments
             expected = {e for e in expected if e.lower() not in s.KEYWORDS}
+        # LALR merges lookaheads, so closers of brackets that are not open get listed too.
+        top = _innermost_bracket(text, pos if token.type != "$END" else len(text))
+        impossible = {closer for closer, opener in _CLOSERS.items() if opener != top}
+        if expected - impossible:
+            expected -= impossible
         starters = {e for e in expected if e.lower() in s.STATEMENT_KEYWORDS} | {"$END"}
         if expected - starters:  # a statement could end here, but something else is needed
             expected -= starters
@@ -172,7 +179,7 @@ def _diagnose(
             expected = {"NEXT_STATEMENT"}
         wanted = _describe_expected(expected)
         if token.type == "$END":
-            pos = len(text.rstrip())
+            pos = _end_of_code(text)
         prev = _previous_token(text, pos)
         where = f" after `{prev}`" if prev else ""
         if token.type == "$END":
@@ -183,12 +190,12 @@ def _diagnose(
             shown = str(token)
             msg = f"expected {wanted}{where}, found `{shown}`"
             span = Span(source, pos, min(len(source.text), pos + max(1, len(shown))))
-        return Diagnostic("E001", msg, span, hint=_hint_for(expected, str(token), prev))
+        return Diagnostic("E001", msg, span, hint=_hint_for(expected, token, prev, top))
     if isinstance(err, lark.exceptions.UnexpectedCharacters):
-        pos = err.pos_in_stream
+        pos = err.pos_in_stream or 0
         ch = text[pos] if pos < len(text) else ""
         if ch == '"':
-            msg = "unterminated string: strings end with `\"` on the same line"
+            msg = 'unterminated string: strings end with `"` on the same line'
             return Diagnostic("E002", msg, Span(source, pos, pos + 1))
         prev = _previous_token(text, pos)
         where = f" after `{prev}`" if prev else ""
@@ -203,16 +210,52 @@ def _diagnose(
     return Diagnostic("E001", "syntax error", Span(source, pos, pos))
 
 
-def _hint_for(expected: set[str], found: str, prev: str | None) -> str | None:
+def _hint_for(expected: set[str], token: Token, prev: str | None, top: str | None) -> str | None:
+    found = str(token)
     if found in s.KEYWORDS and "NAME" in expected:
         return f"`{found}` is a keyword and cannot be used as a name here"
     if prev == "=" and found in {")", "]", "}", ","}:
         return "give a value after `=`"
-    if "RPAR" in expected and found not in {")"}:
+    if token.type == "COMPOP" and "COMPOP" not in expected:
+        return "comparisons do not chain: write (a < b) * (b < c)"
+    if top == "(" and "RPAR" in expected and found != ")":
         return "a `(` is still open"
-    if "RBRACE" in expected:
+    if top == "[" and "RSQB" in expected and found != "]":
+        return "a `[` is still open"
+    if top == "{" and "RBRACE" in expected:
         return "a `{` block is still open"
     return None
+
+
+#: Each closing bracket terminal and the opener it needs to be innermost.
+_CLOSERS = {"RPAR": "(", "RSQB": "[", "RBRACE": "{", "VBAR": "{"}
+_BRACKET_TEXT = re.compile(r'"([^"\\\n]|\\.)*"?|#[^\n]*|[()\[\]{}]')
+
+
+def _end_of_code(text: str) -> int:
+    """The offset just after the last code character: trailing blanks and comments skipped."""
+    end = len(text)
+    while True:
+        stripped = text[:end].rstrip()
+        line_start = stripped.rfind("\n") + 1
+        line = re.sub(r'"([^"\\\n]|\\.)*"', lambda m: " " * len(m.group(0)), stripped[line_start:])
+        hash_at = line.find("#")
+        if hash_at < 0:
+            return len(stripped)
+        end = line_start + hash_at
+
+
+def _innermost_bracket(text: str, pos: int) -> str | None:
+    """The innermost bracket still open at `pos` (strings and comments skipped), or None."""
+    stack: list[str] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for m in _BRACKET_TEXT.finditer(text, 0, pos):
+        ch = m.group(0)
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in pairs and stack and stack[-1] == pairs[ch]:
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 def _span(source: SourceFile, meta: Any) -> Span:
@@ -228,6 +271,10 @@ def _tok_span(source: SourceFile, tok: Token) -> Span:
 def _unquote(raw: str) -> str:
     body = raw[1:-1]
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+#: A tree node's children (the alias keeps the `list` rule method from shadowing the builtin in annotations).
+_Children = list[Any]
 
 
 @v_args(meta=True)
@@ -247,84 +294,84 @@ class _Builder(Transformer):  # type: ignore[type-arg]
     def start(self, meta: Any, children: list[Any]) -> s.Module:
         return s.Module(tuple(children), Span(self.src, 0, len(self.src.text)))
 
-    def import_stmt(self, meta: Any, c: list[Any]) -> s.Import:
+    def import_stmt(self, meta: Any, c: _Children) -> s.Import:
         return s.Import(self._str(c[0]), _span(self.src, meta))
 
-    def at_clause(self, meta: Any, c: list[Any]) -> s.String:
+    def at_clause(self, meta: Any, c: _Children) -> s.String:
         return self._str(c[0])
 
-    def model_decl(self, meta: Any, c: list[Any]) -> s.ModelDecl:
+    def model_decl(self, meta: Any, c: _Children) -> s.ModelDecl:
         layer = c[2] if len(c) > 2 else None
         return s.ModelDecl(self._id(c[0]), c[1], layer, _span(self.src, meta))
 
-    def data_decl(self, meta: Any, c: list[Any]) -> s.DataDecl:
+    def data_decl(self, meta: Any, c: _Children) -> s.DataDecl:
         return s.DataDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
-    def cam_decl(self, meta: Any, c: list[Any]) -> s.CamDecl:
+    def cam_decl(self, meta: Any, c: _Children) -> s.CamDecl:
         return s.CamDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
-    def metric_decl(self, meta: Any, c: list[Any]) -> s.MetricDecl:
-        direction = "minimize" if str(c[1]) == "minimize" else "maximize"
+    def metric_decl(self, meta: Any, c: _Children) -> s.MetricDecl:
+        direction: s.Direction = "minimize" if str(c[1]) == "minimize" else "maximize"
         return s.MetricDecl(self._id(c[0]), direction, c[2], _span(self.src, meta))
 
-    def grammar_decl(self, meta: Any, c: list[Any]) -> s.GrammarDecl:
+    def grammar_decl(self, meta: Any, c: _Children) -> s.GrammarDecl:
         return s.GrammarDecl(self._id(c[0]), tuple(c[1:]), _span(self.src, meta))
 
-    def production(self, meta: Any, c: list[Any]) -> s.Production:
+    def production(self, meta: Any, c: _Children) -> s.Production:
         return s.Production(self._id(c[0]), tuple(c[1:]), _span(self.src, meta))
 
-    def synth_decl(self, meta: Any, c: list[Any]) -> s.SynthDecl:
+    def synth_decl(self, meta: Any, c: _Children) -> s.SynthDecl:
         return s.SynthDecl(self._id(c[0]), self._id(c[1]), tuple(c[2:]), _span(self.src, meta))
 
-    def setting(self, meta: Any, c: list[Any]) -> s.Setting:
+    def setting(self, meta: Any, c: _Children) -> s.Setting:
         return s.Setting(c[0], c[1], _span(self.src, meta))
 
-    def argname(self, meta: Any, c: list[Any]) -> s.Ident:
+    def argname(self, meta: Any, c: _Children) -> s.Ident:
         return self._id(c[0])
 
-    def property_decl(self, meta: Any, c: list[Any]) -> s.PropertyDecl:
+    def property_decl(self, meta: Any, c: _Children) -> s.PropertyDecl:
         return s.PropertyDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
-    def evaluate_stmt(self, meta: Any, c: list[Any]) -> s.Evaluate:
+    def evaluate_stmt(self, meta: Any, c: _Children) -> s.Evaluate:
         return s.Evaluate(c[0], self._id(c[1]), self._id(c[2]), c[3], _span(self.src, meta))
 
-    def check_stmt(self, meta: Any, c: list[Any]) -> s.Check:
+    def check_stmt(self, meta: Any, c: _Children) -> s.Check:
         return s.Check(tuple(self._id(t) for t in c), _span(self.src, meta))
 
-    def export_stmt(self, meta: Any, c: list[Any]) -> s.Export:
+    def export_stmt(self, meta: Any, c: _Children) -> s.Export:
         return s.Export(self._id(c[0]), self._str(c[1]), _span(self.src, meta))
 
-    def name_list(self, meta: Any, c: list[Any]) -> tuple[s.Ident, ...]:
+    def name_list(self, meta: Any, c: _Children) -> tuple[s.Ident, ...]:
         return tuple(self._id(t) for t in c if t is not None)
 
     # ---- expressions
-    def number(self, meta: Any, c: list[Any]) -> s.Number:
+    def number(self, meta: Any, c: _Children) -> s.Number:
         raw = str(c[0])
         value: int | float = int(raw) if re.fullmatch(r"\d+", raw) else float(raw)
         return s.Number(value, _tok_span(self.src, c[0]))
 
-    def string(self, meta: Any, c: list[Any]) -> s.String:
+    def string(self, meta: Any, c: _Children) -> s.String:
         return self._str(c[0])
 
-    def none(self, meta: Any, c: list[Any]) -> s.Const:
+    def none(self, meta: Any, c: _Children) -> s.Const:
         return s.Const(None, _span(self.src, meta))
 
-    def true(self, meta: Any, c: list[Any]) -> s.Const:
+    def true(self, meta: Any, c: _Children) -> s.Const:
         return s.Const(True, _span(self.src, meta))
 
-    def false(self, meta: Any, c: list[Any]) -> s.Const:
+    def false(self, meta: Any, c: _Children) -> s.Const:
         return s.Const(False, _span(self.src, meta))
 
-    def name(self, meta: Any, c: list[Any]) -> s.Name:
+    def name(self, meta: Any, c: _Children) -> s.Name:
         return s.Name(str(c[0]), _tok_span(self.src, c[0]))
 
-    def index(self, meta: Any, c: list[Any]) -> s.Index:
+    def index(self, meta: Any, c: _Children) -> s.Index:
         return s.Index(s.Name(str(c[0]), _tok_span(self.src, c[0])), c[1], _span(self.src, meta))
 
-    def list(self, meta: Any, c: list[Any]) -> s.ListExpr:
+    def list(self, meta: Any, c: _Children) -> s.ListExpr:
         return s.ListExpr(tuple(x for x in c if x is not None), _span(self.src, meta))
 
-    def call(self, meta: Any, c: list[Any]) -> s.Call:
+    def call(self, meta: Any, c: _Children) -> s.Call:
         func = self._id(c[0])
         args: list[s.Expr] = []
         kwargs: list[s.KwArg] = []
@@ -337,11 +384,11 @@ class _Builder(Transformer):  # type: ignore[type-arg]
                 args.append(a)
         return s.Call(func, tuple(args), tuple(kwargs), _span(self.src, meta))
 
-    def kwarg(self, meta: Any, c: list[Any]) -> s.KwArg:
+    def kwarg(self, meta: Any, c: _Children) -> s.KwArg:
         return s.KwArg(c[0], c[1], _span(self.src, meta))
 
-    def binop(self, meta: Any, c: list[Any]) -> s.BinOp:
+    def binop(self, meta: Any, c: _Children) -> s.BinOp:
         return s.BinOp(str(c[1]), c[0], c[2], _span(self.src, meta))  # type: ignore[arg-type]
 
-    def neg(self, meta: Any, c: list[Any]) -> s.Neg:
+    def neg(self, meta: Any, c: _Children) -> s.Neg:
         return s.Neg(c[0], _span(self.src, meta))

@@ -18,7 +18,9 @@ def _number(value: int | float) -> str:
     if isinstance(value, int):
         return str(value)
     text = repr(value)
-    return text if text not in ("inf", "nan") else "1e999"
+    if text in ("inf", "nan"):
+        return "1e999"
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", text)  # 1e-06 -> 1e-6, 1e+20 -> 1e20, as people write them
 
 
 def _string(value: str) -> str:
@@ -39,7 +41,9 @@ def pretty_expr(expr: s.Expr, parent: int = 0, right_side: bool = False) -> str:
         case s.Name(id=n):
             return n
         case s.Call(func=f, args=args, kwargs=kwargs):
-            parts = [pretty_expr(a) for a in args] + [f"{k.name.name} = {pretty_expr(k.value)}" for k in kwargs]
+            parts = [pretty_expr(a) for a in args] + [
+                f"{k.name.name} = {pretty_expr(k.value)}" for k in kwargs
+            ]
             return f"{f.name}({', '.join(parts)})"
         case s.Index(base=b, index=i):
             return f"{b.id}[{pretty_expr(i)}]"
@@ -103,6 +107,7 @@ def pretty_module(module: s.Module) -> str:
 
 
 _COMMENT = re.compile(r"#[^\n]*")
+_TRAILING = re.compile(r"[ \t]*(#[^\n]*)")
 
 
 def format_source(text: str, module: s.Module) -> str:
@@ -120,14 +125,18 @@ def format_source(text: str, module: s.Module) -> str:
         inner_comments = [m.group(0) for m in _COMMENT.finditer(_strip_strings(text[start:end]))]
         line_end = text.find("\n", end)
         line_end = len(text) if line_end < 0 else line_end
-        trailing = _COMMENT.search(_strip_strings(text[end:line_end]))
+        # Only a comment that directly follows the statement on its line trails it (not one after
+        # a second statement on the same line).
+        trailing = _TRAILING.match(text, end, line_end)
         if trailing:
-            inner_comments.append(trailing.group(0))
-            end = end + trailing.end()
+            inner_comments.append(trailing.group(1))
+            end = trailing.end()
         if inner_comments and len(rendered) == 1:
             rendered[0] = f"{rendered[0]}  {'  '.join(inner_comments)}"
         elif inner_comments:
-            rendered = [f"# {c.lstrip('#').strip()}" if not c.startswith("#") else c for c in inner_comments] + rendered
+            rendered = [
+                f"# {c.lstrip('#').strip()}" if not c.startswith("#") else c for c in inner_comments
+            ] + rendered
         out.extend(rendered)
         pos = end
     _emit_gap(text[pos:], out, first=not out, last=True)
@@ -142,20 +151,22 @@ def _strip_strings(text: str) -> str:
 
 
 def _emit_gap(gap: str, out: list[str], first: bool, last: bool = False) -> None:
+    """Emit the comment lines of the text between two statements, keeping one blank line
+    wherever the source had one or more."""
     lines = gap.split("\n")
+    if not last:
+        lines = lines[:-1]  # the indentation before the next statement, not a line of its own
     blank_run = 0
-    emitted_any = False
     for i, line in enumerate(lines):
-        stripped = line.strip()
         if i == 0 and not first:
             continue  # the rest of the previous statement's last line
+        stripped = line.strip()
         if stripped.startswith("#"):
-            if blank_run > 1 and (out or emitted_any) and (not out or out[-1] != ""):
+            if blank_run and out and out[-1] != "":
                 out.append("")
             out.append(stripped)
-            emitted_any = True
             blank_run = 0
         elif not stripped:
             blank_run += 1
-    if blank_run > 1 and out and out[-1] != "" and not last:
+    if blank_run and out and out[-1] != "" and not last:
         out.append("")

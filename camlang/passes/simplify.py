@@ -30,7 +30,18 @@ def nonnegative(n: Node) -> bool:
         return bool(n.attr("value") >= 0)
     if n.op in ("add", "mul", "max", "min", "div"):
         return all(nonnegative(a) for a in n.args)
-    if n.op in ("sum_c", "mean_c", "max_c", "sum_hw", "mean_hw", "max_hw", "min_hw", "sum", "mean", "upsample"):
+    if n.op in (
+        "sum_c",
+        "mean_c",
+        "max_c",
+        "sum_hw",
+        "mean_hw",
+        "max_hw",
+        "min_hw",
+        "sum",
+        "mean",
+        "upsample",
+    ):
         return nonnegative(n.args[0])
     if n.op == "pow" and _is_const(n.args[1]) and float(n.args[1].attr("value")) % 2 == 0:
         return True
@@ -111,7 +122,9 @@ def _to_fixpoint(b: Builder, node: Node, rules: tuple[Rule, ...], rounds: int, m
     for _ in range(rounds):
         for rule in rules:
             out = rule.apply(b, node)
-            if out is not None and out is not node:
+            # A rewrite must keep the node's type: where(c, x, x) -> x would drop c's axes, and
+            # the users of the node (e.g. sum_c) were typed against them.
+            if out is not None and out is not node and out.ty == node.ty:
                 node = out
                 break
         else:
