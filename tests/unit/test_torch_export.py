@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 
 from camlang.backends.torch_source import generate, load_generated
 from camlang.check import check_file
@@ -47,16 +46,15 @@ def test_generated_module_equals_in_process(name: str, stdlib: dict, tmp_path: P
     module = load_generated(generate(name, cam.node, cam.source_text), str(tmp_path / f"{name}.py"))
     cls = next(v for v in vars(module).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
                and v.__module__ == module.__name__)  # fmt: skip
-    torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
-    x = torch.randn(2, 3, 48, 48)
-    ours = CamEngine(model, model.layer4, {name: cam.node})(x).maps[name]
-    theirs = cls(model, model.layer4)(x)
+    model, layer = _small_cnn()
+    x = torch.randn(2, 3, 24, 24)
+    ours = CamEngine(model, layer, {name: cam.node})(x).maps[name]
+    theirs = cls(model, layer)(x)
     assert theirs.shape == ours.shape
     assert torch.allclose(theirs, ours, atol=1e-6), float((theirs - ours).abs().max())
     targets = torch.tensor([3, 7])
-    assert torch.allclose(cls(model, model.layer4)(x, targets),
-                          CamEngine(model, model.layer4, {name: cam.node})(x, targets).maps[name], atol=1e-6)  # fmt: skip
+    assert torch.allclose(cls(model, layer)(x, targets), CamEngine(model, layer, {name: cam.node})(x, targets).maps[name],
+                          atol=1e-6)  # fmt: skip
 
 
 def test_generated_source_reads_like_hand_written(stdlib: dict) -> None:
@@ -104,6 +102,17 @@ print("standalone ok")
                             cwd=tmp_path, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "standalone ok" in result.stdout
+
+
+def _small_cnn() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A small residual-free CNN with batchnorm and max-pooling (fast enough for Score-CAM)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10),
+    ).eval()  # fmt: skip
+    return model, model[5]
 
 
 def _tiny() -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -67,12 +67,15 @@ def _peer_maps(cls: type, model: torch.nn.Module, layer: torch.nn.Module, x: tor
 
 
 def _assert_parity(name: str, ours: torch.Tensor, theirs: np.ndarray, raw: torch.Tensor | None = None) -> None:
-    diff = float(np.abs(ours.numpy() - theirs).max())
-    if name == "eigencam" and diff > TOLERANCE and raw is not None:
+    per_image = np.abs(ours.numpy() - theirs).reshape(len(theirs), -1).max(axis=1)
+    if name == "eigencam" and raw is not None:
         from camlang.backends.torch_eager import normalize_maps
 
-        flipped = normalize_maps(torch.relu(-raw_projection(raw)), ours.shape[-2:])
-        diff = min(diff, float(np.abs(flipped.numpy() - theirs).max()))
+        # The SVD's sign is arbitrary per image: accept either orientation, image by image.
+        flipped = normalize_maps(torch.relu(-raw_projection(raw)), tuple(ours.shape[-2:]))
+        other = np.abs(flipped.numpy() - theirs).reshape(len(theirs), -1).max(axis=1)
+        per_image = np.minimum(per_image, other)
+    diff = float(per_image.max())
     assert diff <= TOLERANCE, f"{name}: max abs difference {diff:.2e} > {TOLERANCE}"
 
 
@@ -86,7 +89,8 @@ def raw_projection(activations: torch.Tensor) -> torch.Tensor:
 def test_resnet18_parity(name: str, stdlib_cams: dict[str, Node]) -> None:
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval()
-    x = torch.randn(2, 3, 64, 64)
+    # Score- and Ablation-CAM run one pass per channel (512 here): keep their inputs small.
+    x = torch.randn(1, 3, 32, 32) if name in ("scorecam", "ablationcam") else torch.randn(2, 3, 64, 64)
     out = CamEngine(model, model.layer4, {name: stdlib_cams[name]}, chunk_size=256)(x)
     theirs = _peer_maps(PEERS[name], model, model.layer4, x, out.targets)
     activations = None
