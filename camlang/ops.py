@@ -304,7 +304,12 @@ def pc1_torch(x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     flat = x.reshape(n, c, h * w).transpose(1, 2)
     centered = flat - flat.mean(dim=1, keepdim=True)
-    _, _, vh = torch.linalg.svd(centered, full_matrices=False)
+    if centered.device.type == "cpu" and not centered.requires_grad:
+        # torch's batched CPU SVD can be ~50x slower than LAPACK through numpy when threads
+        # contend; the result is the same decomposition.
+        vh = torch.from_numpy(np.linalg.svd(centered.numpy(), full_matrices=False)[2])
+    else:
+        _, _, vh = torch.linalg.svd(centered, full_matrices=False)
     v = vh[:, 0, :]
     pivot = v.gather(1, v.abs().argmax(dim=1, keepdim=True))
     v = v * torch.where(pivot < 0, -1.0, 1.0).to(v.dtype)
