@@ -1,0 +1,446 @@
+"""Property checks: set up a `Query`, try bounds, then a back end, and replay every counterexample.
+
+Flow of every check (docs/smt.md has the details and the soundness argument):
+
+1. extract the network, compute the label and ``VG(x)`` in torch float64;
+2. bounds (interval + CROWN) on the box; a disjunct whose CROWN bound is already safe is dropped,
+   and when all are dropped the verdict is "holds" with ``decided_by_bounds``;
+3. each remaining disjunct goes to the back end (HiGHS MILP or z3); a candidate is replayed in
+   torch float64, and if the replay fails (boundary point) it is repaired by the pattern LP with
+   a margin and replayed again; an unrepairable pattern is cut off and the search continues, but
+   the verdict can then no longer be "holds".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import z3
+from torch import nn
+
+from camlang.smt.bounds import ACTIVE, UNDECIDED, NetBounds, compute_bounds, spec_bounds
+from camlang.smt.gradfix import fix_phases_by_gradient
+from camlang.smt.inputs import torch_eval
+from camlang.smt.milp import build_milp, solve_milp
+from camlang.smt.network import LayerList, ReluNet
+from camlang.smt.query import MIN_MARGIN, LpFailure, Query, pattern_lp
+from camlang.smt.verdict import Status, Verdict
+from camlang.smt.z3_encode import EncodingTimeout, encode_naive, encode_reference, solve_z3
+
+__all__ = ["Setup", "run_query", "run_naive", "replay", "Progress"]
+
+Progress = Callable[[int, int, str], None]
+MAX_REPAIRS = 8
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a query needs besides the back end."""
+
+    name: str
+    module64: nn.Module
+    input_shape: tuple[int, ...]
+    layers: LayerList
+    net: ReluNet
+    query: Query
+    label: int | None  # replay checks ``argmax != label`` when set, else the unsafe polyhedra
+    at: np.ndarray | None
+
+
+# ---------------------------------------------------------------------------------------------
+# set-up
+
+
+# ---------------------------------------------------------------------------------------------
+# replay
+
+
+def replay(setup: Setup, x: np.ndarray) -> dict[str, Any]:
+    """Re-run a candidate in torch float64 and report whether it really is a counterexample."""
+    q = setup.query
+    grad_label = (
+        setup.label
+        if setup.label is not None
+        else (0 if q.gradient is None else int(np.argmax(q.gradient.c)))
+    )
+    logits, grad = torch_eval(
+        setup.module64, x, setup.input_shape, grad_label if q.gradient is not None else None
+    )
+    in_box = bool(np.all(x >= q.lo) and np.all(x <= q.hi))
+    if setup.label is not None:
+        unsafe = int(np.argmax(logits)) != setup.label
+    else:
+        unsafe = any(bool(np.all(A @ logits <= c)) for A, c in q.disjuncts)
+    rec: dict[str, Any] = {
+        "logits": logits.tolist(),
+        "argmax": int(np.argmax(logits)),
+        "label": setup.label,
+        "in_box": in_box,
+        "unsafe": bool(unsafe),
+    }
+    ok = in_box and unsafe
+    if q.gradient is not None:
+        assert grad is not None
+        diff = float(np.max(np.abs(grad - q.gradient.g0)))
+        rec["grad_diff"] = diff
+        rec["delta"] = q.gradient.delta
+        ok = ok and diff <= q.gradient.delta
+    rec["ok"] = bool(ok)
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+def _verdict(
+    setup: Setup, status: Status, backend: str, t0: float, reason: str, stats: dict[str, Any], **kw: Any
+) -> Verdict:
+    return Verdict(
+        property=setup.name,
+        status=status,
+        backend=backend,
+        seconds=time.monotonic() - t0,
+        reason=reason,
+        decided_by_bounds=kw.get("by_bounds", False),
+        counterexample=kw.get("cex"),
+        replay=kw.get("replay"),
+        stats=stats,
+    )
+
+
+def _try_candidate(
+    setup: Setup,
+    bounds: NetBounds,
+    disjunct: int,
+    x: np.ndarray | None,
+    pattern: list[np.ndarray] | None,
+    deadline: float,
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """Replay ``x``; if that fails, repair through the pattern LP and replay again."""
+    if x is not None:
+        xc = np.clip(x, setup.query.lo, setup.query.hi)
+        rec = replay(setup, xc)
+        if rec["ok"]:
+            return xc, rec
+        if pattern is None:
+            _, pre = setup.net.forward(xc)
+            pattern = [z > 0 for z in pre]
+    if pattern is None:
+        return None
+    mask = [p == UNDECIDED for p in bounds.phase] if setup.query.gradient is not None else None
+    cand = pattern_lp(
+        setup.net, setup.query, disjunct, pattern, max(deadline - time.monotonic(), 0.5), margin_mask=mask
+    )
+    if cand is None or cand.margin < MIN_MARGIN:
+        return None
+    rec = replay(setup, cand.x)
+    rec["repaired_margin"] = cand.margin
+    return (cand.x, rec) if rec["ok"] else None
+
+
+def run_query(setup: Setup, backend: str, timeout_s: float, progress: Progress | None) -> Verdict:
+    """Decide ``setup.query`` with ``backend`` ("milp" or "z3"), bounds first."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout_s
+    q, net = setup.query, setup.net
+    stats: dict[str, Any] = {
+        "neurons": int(sum(W.shape[0] for W in net.Ws[:-1])),
+        "disjuncts": len(q.disjuncts),
+    }
+    try:
+        if setup.at is not None and np.all(setup.at >= q.lo) and np.all(setup.at <= q.hi):
+            rec = replay(setup, setup.at)
+            if rec["ok"]:
+                stats["found_by"] = "the point itself"
+                return _verdict(
+                    setup,
+                    "violated",
+                    backend,
+                    t0,
+                    "the point itself is a counterexample",
+                    stats,
+                    cex=setup.at.tolist(),
+                    replay=rec,
+                )
+        bounds = compute_bounds(net, q.lo, q.hi)
+        stats["undecided_relus"] = bounds.n_undecided()
+        gz0 = None
+        alive = _alive_disjuncts(net, bounds, q)
+        stats["disjuncts_left_after_bounds"] = len(alive)
+        stats["bounds_seconds"] = time.monotonic() - t0
+        if not alive:
+            why = "every unsafe output region is excluded by the bounds"
+            return _verdict(setup, "holds", backend, t0, why, stats, by_bounds=True)
+        if q.gradient is not None:
+            fixing = fix_phases_by_gradient(net, bounds, q.gradient, deadline=t0 + timeout_s / 4)
+            stats["fixed_by_gradient"] = list(fixing.fixed)
+            if fixing.infeasible:
+                why = "no input in the box keeps the gradient within delta"
+                return _verdict(setup, "holds", backend, t0, why, stats, by_bounds=True)
+            bounds = fixing.bounds
+            gz0 = fixing.gz0
+            stats["undecided_after_gradient"] = bounds.n_undecided()
+            if sum(fixing.fixed):
+                alive = [j for j in _alive_disjuncts(net, bounds, q) if j in alive]
+                stats["disjuncts_left_after_gradient_fixing"] = len(alive)
+            if not alive:
+                why = (
+                    "every unsafe output region is excluded by the bounds (ReLU phases fixed by the gradient)"
+                )
+                return _verdict(setup, "holds", backend, t0, why, stats, by_bounds=True)
+        boundary = 0
+        if backend == "milp" and q.gradient is not None:
+            enum = _by_patterns(setup, bounds, gz0, alive, deadline, stats, progress)
+            if enum is not None:
+                found, boundary = enum
+                if found is not None:
+                    x, rec = found
+                    return _verdict(
+                        setup,
+                        "violated",
+                        backend,
+                        t0,
+                        "counterexample replayed in torch float64",
+                        stats,
+                        cex=x.tolist(),
+                        replay=rec,
+                    )
+                alive = []
+        for n, j in enumerate(alive):
+            if progress is not None:
+                progress(n, len(alive), f"{backend}: output disjunct {j} ({n + 1}/{len(alive)})")
+            found, cut = _decide_disjunct(setup, bounds, j, backend, deadline, stats, gz0)
+            boundary += cut
+            if found is not None:
+                x, rec = found
+                return _verdict(
+                    setup,
+                    "violated",
+                    backend,
+                    t0,
+                    "counterexample replayed in torch float64",
+                    stats,
+                    cex=x.tolist(),
+                    replay=rec,
+                )
+        if progress is not None:
+            progress(len(alive), len(alive), "done")
+        if boundary:
+            return _verdict(
+                setup, "unknown", backend, t0, "unknown: boundary counterexample could not be repaired", stats
+            )
+        return _verdict(
+            setup, "holds", backend, t0, f"{backend} proved every remaining output disjunct infeasible", stats
+        )
+    except LpFailure as exc:
+        return _verdict(setup, "unknown", backend, t0, f"unknown: {exc}", stats)
+    except (_Timeout, EncodingTimeout) as to:
+        return _verdict(setup, "unknown", backend, t0, f"timeout after {timeout_s:g} s ({to})", stats)
+    except KeyboardInterrupt:
+        return _verdict(setup, "unknown", backend, t0, "interrupted", stats)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alive_disjuncts(net: ReluNet, bounds: NetBounds, q: Query) -> list[int]:
+    """The unsafe disjuncts that CROWN cannot exclude."""
+    alive = []
+    for j, (A, c) in enumerate(q.disjuncts):
+        low, _ = spec_bounds(net, bounds, q.lo, q.hi, np.atleast_2d(A), -np.asarray(c, dtype=np.float64))
+        if not np.any(low > 0):
+            alive.append(j)
+    return alive
+
+
+def _by_patterns(
+    setup: Setup,
+    bounds: NetBounds,
+    gz0: tuple[np.ndarray, np.ndarray] | None,
+    alive: list[int],
+    deadline: float,
+    stats: dict[str, Any],
+    progress: Progress | None,
+    cap: int = 64,
+) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int] | None:
+    """Branch on activation patterns: enumerate every pattern whose gradient stays within delta
+    (a MILP over the gates and the backward pass only, with no-good cuts), then decide each
+    pattern's region by linear programming. None when there are more than ``cap`` patterns
+    (the caller falls back to the full MILP); else (counterexample or None, boundary patterns)."""
+    problem = build_milp(setup.net, bounds, setup.query, 0, gz0, forward=False)
+    patterns: list[list[np.ndarray]] = []
+    mask = [p == UNDECIDED for p in bounds.phase]
+    boundary = 0
+    n_own = 0
+    at = setup.at
+    if progress is not None:
+        progress(0, cap, "milp: the point's own activation pattern")
+    if at is not None and np.all(at >= setup.query.lo) and np.all(at <= setup.query.hi):
+        # the point's own pattern always keeps the gradient: start from it
+        _, pre = setup.net.forward(at)
+        own = [z > 0 for z in pre]
+        if all(
+            np.all(o[ph != UNDECIDED] == (ph[ph != UNDECIDED] == ACTIVE)) for o, ph in zip(own, bounds.phase)
+        ):
+            patterns.append(own)
+            n_own = 1
+            # its region keeps VG exactly, so try it before enumerating the others
+            found, cut = _pattern_lps(setup, own, alive, mask, deadline, stats)
+            if found is not None:
+                return found, 0
+            boundary += cut
+    enum_deadline = min(deadline, time.monotonic() + (deadline - time.monotonic()) / 2)
+    while len(patterns) <= cap:
+        if progress is not None:
+            progress(len(patterns), cap, f"milp: enumerating activation patterns ({len(patterns)} so far)")
+        out = solve_milp(problem, bounds, enum_deadline, patterns)
+        if out.status == "infeasible":
+            break
+        if out.status == "timeout":
+            stats["patterns_enumerated"] = f">= {len(patterns)} (enumeration stopped: time)"
+            return None
+        assert out.pattern is not None
+        patterns.append(out.pattern)
+    else:
+        stats["patterns_enumerated"] = f"> {cap}"
+        return None
+    stats["patterns_enumerated"] = len(patterns)
+    checked = n_own
+    for n, pat in enumerate(patterns[checked:], start=checked):
+        if progress is not None:
+            progress(n, len(patterns), f"milp: pattern LPs {n + 1}/{len(patterns)}")
+        found, cut = _pattern_lps(setup, pat, alive, mask, deadline, stats)
+        if found is not None:
+            return found, 0
+        boundary += cut
+    return None, boundary
+
+
+def _pattern_lps(
+    setup: Setup,
+    pat: list[np.ndarray],
+    alive: list[int],
+    mask: list[np.ndarray],
+    deadline: float,
+    stats: dict[str, Any],
+) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int]:
+    """Decide one activation pattern's region against every alive disjunct by linear programming."""
+    boundary = 0
+    for j in alive:
+        if time.monotonic() >= deadline:
+            raise _Timeout("time limit reached during the pattern LPs")
+        cand = pattern_lp(
+            setup.net, setup.query, j, pat, max(deadline - time.monotonic(), 0.5), margin_mask=mask
+        )
+        stats["pattern_lps"] = stats.get("pattern_lps", 0) + 1
+        if cand is None or cand.margin < 0:
+            continue
+        if cand.margin >= MIN_MARGIN:
+            rec = replay(setup, cand.x)
+            rec["repaired_margin"] = cand.margin
+            if rec["ok"]:
+                return (cand.x, rec), 0
+        boundary += 1
+    return None, boundary
+
+
+def _decide_disjunct(
+    setup: Setup,
+    bounds: NetBounds,
+    j: int,
+    backend: str,
+    deadline: float,
+    stats: dict[str, Any],
+    gz0: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int]:
+    """A replayed counterexample for disjunct ``j`` (or None when infeasible), and how many
+    patterns were cut off as unrepairable boundary points. Raises `_Timeout`."""
+    excluded: list[list[np.ndarray]] = []
+    if backend == "milp":
+        problem = build_milp(setup.net, bounds, setup.query, j, gz0)
+        stats["binaries"] = max(stats.get("binaries", 0), problem.n_binaries)
+    else:
+        zp = encode_reference(setup.net, bounds, setup.query, j, z3.Context(), deadline)
+    for _ in range(MAX_REPAIRS):
+        if time.monotonic() >= deadline:
+            raise _Timeout("time limit reached")
+        if backend == "milp":
+            out = solve_milp(problem, bounds, deadline, excluded)
+            if out.status == "infeasible":
+                return None, len(excluded)
+            if out.status == "timeout":
+                raise _Timeout(out.message)
+            x, pattern = out.x, out.pattern
+        else:
+            status, x, pattern, why = solve_z3(zp, deadline - time.monotonic())
+            if status == "unsat":
+                return None, len(excluded)
+            if status == "unknown":
+                raise _Timeout(f"z3: {why}")
+        stats["candidates"] = stats.get("candidates", 0) + 1
+        found = _try_candidate(setup, bounds, j, x, pattern, deadline)
+        if found is not None:
+            return found, 0
+        if pattern is None:
+            break
+        excluded.append(pattern)
+        if backend != "milp":
+            zp.block_pattern(pattern)
+    return None, max(len(excluded), 1)
+
+
+def run_naive(setup: Setup, timeout_s: float, progress: Progress | None) -> Verdict:
+    """The naive z3 peer: the whole query in one unbounded encoding, no bound propagation."""
+    t0 = time.monotonic()
+    stats: dict[str, Any] = {"disjuncts": len(setup.query.disjuncts)}
+    backend = "z3-naive"
+    try:
+        if progress is not None:
+            progress(0, 1, "z3-naive: encoding")
+        problem = encode_naive(setup.layers, setup.query, z3.Context(), t0 + timeout_s)
+        left = timeout_s - (time.monotonic() - t0)
+        if left <= 0:
+            return _verdict(
+                setup, "unknown", backend, t0, f"timeout after {timeout_s:g} s (while encoding)", stats
+            )
+        status, x, _, why = solve_z3(problem, left)
+        if progress is not None:
+            progress(1, 1, "done")
+        if status == "unsat":
+            return _verdict(
+                setup, "holds", backend, t0, "z3 (naive encoding) proved the query unsatisfiable", stats
+            )
+        if status == "unknown":
+            reason = "timeout" if why in ("timeout", "canceled") else why
+            return _verdict(setup, "unknown", backend, t0, f"{reason} after {timeout_s:g} s", stats)
+        assert x is not None
+        bounds = compute_bounds(setup.net, setup.query.lo, setup.query.hi)
+        deadline = t0 + timeout_s + 10.0
+        for j in range(len(setup.query.disjuncts)):
+            found = _try_candidate(setup, bounds, j, x, None, deadline)
+            if found is not None:
+                return _verdict(
+                    setup,
+                    "violated",
+                    backend,
+                    t0,
+                    "counterexample replayed in torch float64",
+                    stats,
+                    cex=found[0].tolist(),
+                    replay=found[1],
+                )
+        return _verdict(
+            setup, "unknown", backend, t0, "unknown: boundary counterexample could not be repaired", stats
+        )
+    except EncodingTimeout:
+        return _verdict(
+            setup, "unknown", backend, t0, f"timeout after {timeout_s:g} s (while encoding)", stats
+        )
+    except KeyboardInterrupt:
+        return _verdict(setup, "unknown", backend, t0, "interrupted", stats)

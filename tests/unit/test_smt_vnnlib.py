@@ -1,0 +1,69 @@
+"""VNN-LIB reading, and checking a property end to end on a tiny network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from camlang.errors import CamlangError
+from camlang.smt import check_vnnlib, naive_z3_vnnlib, parse_vnnlib
+
+TEXT = """; Mnist-style property with label: 1.
+(declare-const X_0 Real)
+(declare-const X_1 Real)
+(declare-const Y_0 Real)
+(declare-const Y_1 Real)
+(declare-const Y_2 Real)
+(assert (<= X_0 0.5))
+(assert (>= X_0 0.1))
+(assert (<= X_1 1.0))
+(assert (>= X_1 0.0))
+(assert (or
+    (and (>= Y_0 Y_1))
+    (and (>= Y_2 Y_1) (<= Y_2 (+ 3.0 (* 2 Y_0))))
+))
+"""
+
+
+def test_parse_box_disjuncts_and_label() -> None:
+    p = parse_vnnlib(TEXT, 2)
+    np.testing.assert_allclose(p.lo, [0.1, 0.0])
+    np.testing.assert_allclose(p.hi, [0.5, 1.0])
+    np.testing.assert_allclose(p.centre, [0.3, 0.5])
+    assert p.n_outputs == 3 and len(p.disjuncts) == 2
+    A0, c0 = p.disjuncts[0]
+    np.testing.assert_allclose(A0, [[-1.0, 1.0, 0.0]])  # Y_1 - Y_0 <= 0
+    A1, c1 = p.disjuncts[1]
+    np.testing.assert_allclose(A1, [[0.0, 1.0, -1.0], [-2.0, 0.0, 1.0]])
+    np.testing.assert_allclose(c1, [0.0, 3.0])
+    assert p.label is None  # the second disjunct is not a plain Y_j >= Y_k
+
+
+def test_label_of_robustness_property() -> None:
+    text = TEXT.split("(assert (or")[0] + "(assert (or (and (>= Y_0 Y_1)) (and (>= Y_2 Y_1))))"
+    assert parse_vnnlib(text, 2).label == 1
+
+
+def test_errors() -> None:
+    with pytest.raises(CamlangError, match="declares 2 inputs X_i but the network takes 3"):
+        parse_vnnlib(TEXT, 3)
+    with pytest.raises(CamlangError, match="unbalanced"):
+        parse_vnnlib("(assert (<= X_0 1)", 1)
+
+
+def test_check_agrees_with_naive_and_sampling() -> None:
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    p = parse_vnnlib(TEXT, 2)
+    ours = check_vnnlib(m, p, timeout_s=30)
+    peer = naive_z3_vnnlib(m, p, timeout_s=30)
+    assert ours.status in ("holds", "violated") and ours.status == peer.status
+    xs = torch.rand(4000, 2, dtype=torch.float64) * torch.tensor([0.4, 1.0]) + torch.tensor([0.1, 0.0])
+    y = m.double()(xs).detach().numpy()
+    hit = any(np.all(A @ y.T <= c[:, None], axis=0).any() for A, c in p.disjuncts)
+    if hit:
+        assert ours.status == "violated"
+    if ours.status == "violated":
+        assert ours.replay is not None and ours.replay["ok"]
