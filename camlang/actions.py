@@ -40,6 +40,14 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
     metrics = {m.name: program.metrics[m.name] for m in act.metrics}
     for ref in referenced_cams([m.node for m in metrics.values()]):
         nodes.setdefault(ref, state.cam_node(ref)[0])
+    from camlang.backends.torch_eager import terminals_used
+    from camlang.capture import LAYER_TERMINALS
+
+    if live.layer is None and terminals_used(nodes.values()) & LAYER_TERMINALS:
+        raise CamlangError(f"model `{model_name}` has no layer with spatial output ([batch, C, H, W]), so CAMs that "
+                           "read A or G cannot run on it", span=program.models[model_name].span, code="E501",
+                           hint='CAMs need an image model; name a convolutional layer with `at "..."`, or use '
+                           "input-gradient methods such as vanilla_gradient")  # fmt: skip
     describe = ds.describe()
     if not describe.get("has_masks", False):
         needing = [n for n, m in metrics.items() if metric_needs_mask(m.node)]

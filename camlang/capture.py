@@ -107,7 +107,12 @@ def capture(
 
     handle = layer.register_forward_hook(hook) if layer is not None else None
     grad_from_input = want_gx or differentiable
-    xin = x.detach().requires_grad_(True) if grad_from_input else x
+    if differentiable and x.requires_grad:
+        xin = x  # keep the caller's graph: maps stay differentiable with respect to x
+    elif want_gx:
+        xin = x.detach().requires_grad_(True)
+    else:
+        xin = x
     try:
         with torch.set_grad_enabled(grad_from_input):
             logits = _check_logits(model(xin))
