@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -108,7 +108,8 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
             labels_shown or None,
             preds_shown or None,
         )
-    infos = [MetricInfo(n, m.direction, m.source_text) for n, m in metrics.items()]
+    infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text)
+             for n, m in metrics.items()]  # fmt: skip
     model_info = live.describe() | {"forward_images": counter.images}
     data_info = {"name": data_name} | {k: v for k, v in describe.items() if k != "class_names"}
     return EvalResult(f"evaluate {', '.join(cams)} on {model_name}, {data_name}", model_info, data_info, cams, infos,
@@ -164,8 +165,8 @@ def run_check(state: RunState, name: str) -> CheckResult:
                                                     box=box, timeout_s=timeout, backend=backend,
                                                     progress=report_progress)  # fmt: skip
             else:
-                box = tuple(pdef.args["box"]) if pdef.args.get("box") else None
-                verdict = smt.check_robust(module, x, pdef.args["eps"], label=label, box=box, timeout_s=timeout,
+                robust_box = tuple(pdef.args["box"]) if pdef.args.get("box") else None
+                verdict = smt.check_robust(module, x, pdef.args["eps"], label=label, box=robust_box, timeout_s=timeout,
                                            backend=backend, progress=report_progress)  # fmt: skip
     return CheckResult(name, pdef.kind, verdict.status, verdict.backend, verdict.seconds, verdict.reason,
                        verdict.decided_by_bounds, verdict.counterexample, verdict.replay)  # fmt: skip
@@ -216,14 +217,13 @@ def _check_cam_property(state: RunState, pdef: PropertyDef, started: float) -> C
         a, _ = state.cam_node(pdef.args["a"].name)
         b, _ = state.cam_node(pdef.args["b"].name)
         verdict = synth.prove_equivalent(builder, a, b, timeout)
-        status = {"equivalent": "holds", "not_equivalent": "violated"}.get(verdict.status, "unknown")
     else:
         node, _ = state.cam_node(pdef.args["cam"].name)
         if pdef.kind == "nonnegative":
             verdict = synth.prove_nonnegative(builder, node, timeout)
         else:
             verdict = synth.prove_bounded(builder, node, pdef.args["lo"], pdef.args["hi"], timeout)
-        status = {"equivalent": "holds", "not_equivalent": "violated"}.get(verdict.status, verdict.status)
+    status: Literal["holds", "violated", "unknown"] = verdict.check_status  # type: ignore[assignment]
     return CheckResult(pdef.name, pdef.kind, status, verdict.method, time.perf_counter() - started,
                        verdict.detail, False, None if verdict.counterexample is None else
                        [f"{k}={v}" for k, v in verdict.counterexample.items()], None)  # fmt: skip

@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from camlang.axes import (
     CHANNEL_VECTOR,

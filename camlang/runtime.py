@@ -126,6 +126,7 @@ def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torc
 def load_data(ddef: DataDef) -> Dataset:
     """Build the declared dataset (lazy), then apply limit / shuffle / split."""
     a = ddef.args
+    ds: Dataset
     try:
         if ddef.kind == "synthetic_shapes":
             ds = synthetic_shapes(a["count"], a["size"], a["seed"], a.get("classes"))

@@ -19,6 +19,7 @@ from camlang.models.cifar_resnet import CIFAR10_CLASSES, CIFAR_RESNET_DEPTHS, Ci
 from camlang.models.demo import ShapesCNN
 from camlang.models.loaded import LoadedModel
 from camlang.models.mlp import _remap_linear_keys, build_mlp, parse_mlp_arch
+from camlang.models.mobilenet_tf import mobilenet_v2_tf
 from camlang.models.torchvision_loader import build_torchvision, torchvision_info, torchvision_names
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
@@ -124,7 +125,7 @@ def infer_num_classes(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> int |
 def architecture_names() -> list[str]:
     """Every architecture name `load_checkpoint` accepts (besides `mlp([...])`)."""
     cifar = [f"cifar_resnet{d}" for d in CIFAR_RESNET_DEPTHS]
-    return ["shapes_cnn", *cifar, *torchvision_names()]
+    return ["shapes_cnn", *cifar, "mobilenet_v2_tf", *torchvision_names()]
 
 
 def build_architecture(arch: str, num_classes: int | None = None) -> LoadedModel:
@@ -151,6 +152,12 @@ def build_architecture(arch: str, num_classes: int | None = None) -> LoadedModel
         names = CIFAR10_CLASSES if n == 10 else None
         norm = NORMALIZATION_PRESETS["imagenet"]
         return LoadedModel(CifarResNet(depth, n), lower, lower, 32, norm, n, names)
+    if lower == "mobilenet_v2_tf":  # TF "SAME" padding, for weights converted from TF/TFLite
+        _, _, categories = torchvision_info("mobilenet_v2")
+        n = num_classes or 1000
+        names = categories if categories is not None and n == len(categories) else None
+        half = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        return LoadedModel(mobilenet_v2_tf(n), lower, "MobileNetV2 (TF SAME padding)", 224, half, n, names)
     if lower in torchvision_names():
         input_size, norm, categories = torchvision_info(lower)
         n = num_classes or 1000
@@ -162,7 +169,8 @@ def build_architecture(arch: str, num_classes: int | None = None) -> LoadedModel
     raise CamlangError(
         f"unknown architecture {arch!r}",
         hint=(f"did you mean {', '.join(close)}? " if close else "")
-        + "architectures: shapes_cnn, cifar_resnet20/32/44/56, mlp([sizes]), or a torchvision model name",
+        + "architectures: shapes_cnn, cifar_resnet20/32/44/56, mobilenet_v2_tf, mlp([sizes]), "
+        "or a torchvision model name",
     )
 
 
