@@ -139,6 +139,16 @@ def _stat(values: torch.Tensor) -> Stat:
 def run_check(state: RunState, name: str) -> CheckResult:
     """Decide one property and turn the verdict into a report row."""
     pdef = state.program.properties[name]
+    try:
+        return _run_check(state, pdef)
+    except CamlangError as err:
+        if err.span is None:
+            err.span = pdef.span
+        raise
+
+
+def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
+    name = pdef.name
     started = time.perf_counter()
     if pdef.kind in ("equivalent", "nonnegative", "bounded"):
         return _check_cam_property(state, pdef, started)
@@ -191,6 +201,10 @@ def _input_count(module: torch.nn.Module) -> int:
 def _point(state: RunState, pdef: PropertyDef, module: torch.nn.Module) -> torch.Tensor:
     at = pdef.args["at"]
     if isinstance(at, list):
+        first = next((m for m in module.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)), None)
+        if isinstance(first, torch.nn.Linear) and len(at) != first.in_features:
+            raise CamlangError(f"`at` has {len(at)} values but the network takes {first.in_features} inputs",
+                               span=pdef.span, code="E503", hint="give one value per input")  # fmt: skip
         return torch.tensor([float(v) for v in at], dtype=torch.float64)
     if isinstance(at, IndexRef):
         ds = state.data(at.name)

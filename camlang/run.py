@@ -144,6 +144,15 @@ def _write(state: RunState) -> None:
 
 
 def _run_action(state: RunState, action: s.Action) -> None:
+    try:
+        _dispatch(state, action)
+    except CamlangError as err:
+        if err.span is None:  # point at the action that failed
+            err.span = action.span
+        raise
+
+
+def _dispatch(state: RunState, action: s.Action) -> None:
     from camlang.actions import run_check, run_evaluate
 
     assert state.report is not None
