@@ -270,7 +270,7 @@ def _z_uninterpreted(name: str) -> Z3Fn:
 
 
 def _zbool(f: Callable[[Any, Any], Any]) -> Z3Fn:
-    return _z_map(lambda a, b: _z3().If(f(a, b), 1, 0))
+    return _z_map(lambda a, b: _z3().If(f(a, b), _z3().RealVal(1), _z3().RealVal(0)))
 
 
 def _zpow(a: tuple[np.ndarray, ...], k: dict[str, Any]) -> np.ndarray:
@@ -424,7 +424,8 @@ _ROWS: list[OpSpec] = [
     OpSpec("abs", (T,), _elementwise, _t_unary(torch.abs), _r_unary(np.abs),
            _z_map(lambda x: _z3().If(x >= 0, x, -x)), "|x|"),
     OpSpec("sign", (T,), _elementwise, _t_unary(torch.sign), _r_unary(np.sign),
-           _z_map(lambda x: _z3().If(x > 0, 1, _z3().If(x < 0, -1, 0))), "-1, 0 or 1"),
+           _z_map(lambda x: _z3().If(x > 0, _z3().RealVal(1), _z3().If(x < 0, _z3().RealVal(-1), _z3().RealVal(0)))),
+           "-1, 0 or 1"),
     OpSpec("exp", (T,), _elementwise, _t_unary(torch.exp), _r_unary(np.exp), _z_uninterpreted("exp"), "e ** x"),
     OpSpec("log", (T,), _elementwise, _t_unary(torch.log), _r_unary(np.log), _z_uninterpreted("log"),
            "natural logarithm"),
