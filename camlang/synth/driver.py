@@ -416,8 +416,10 @@ def synthesize(
     exhaustive_passes = (
         int(before_search + per_pair * len(cands) * n_train) if strategy != "exhaustive" else None
     )
+    # Forward passes of the search itself (capture + selection), comparable with the exhaustive
+    # estimate; the final full evaluations and the holdout report are counted in the outcome.
     counts = SynthCounts(
-        start_built, distinct, n_full, counter.images, time.monotonic() - t0, exhaustive_passes
+        start_built, distinct, n_full, search_passes, time.monotonic() - t0, exhaustive_passes
     )
     res = SynthResult(
         sdef.name,
