@@ -162,8 +162,10 @@ def deepcover(
 
     Rounds of `round_size` mutants per image are generated (each mutant fills 1..`patches`
     random squares of side `sizes` x min(H, W) with `fill`, in the model's input space) until
-    every pixel has been masked at least once and at least `min_tests` mutants were run, or
-    `max_tests` is reached (pixels still never masked then have ef = ep = 0). Mutants of all
+    every pixel has been masked at least once, every image has both a failing and a passing
+    mutant and at least `min_tests` mutants were run, or `max_tests` is reached (pixels still
+    never masked then have ef = ep = 0; an image without failing mutants gets an all-zero map,
+    which `.failing` shows). Mutants of all
     images are batched, `chunk_size` images per model call.
     """
     method = "deepcover"
@@ -198,7 +200,9 @@ def deepcover(
         tests += n
         if progress is not None:
             progress(tests, max_tests)
-        if tests >= min_tests and bool(((ef + ep) > 0).all()):
+        # SFL ranks nothing for an image whose mutants all pass (or all fail): keep going then.
+        informative = bool(((failing > 0) & (failing < tests)).all())
+        if tests >= min_tests and informative and bool(((ef + ep) > 0).all()):
             break
     passing = tests - failing
     counts = SflCounts(ep=ep, ef=ef, np=passing[:, None, None] - ep, nf=failing[:, None, None] - ef)

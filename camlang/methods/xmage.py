@@ -158,7 +158,8 @@ def direction_accuracy(
     generator: torch.Generator | None = None,
     *,
     chunk_size: int = 64,
-    tol: float = 1e-6,
+    tol: float = 1e-9,
+    dtype: torch.dtype | None = torch.float64,
 ) -> Tensor:
     """Per-image share of pixel perturbations whose score change has the sign the map predicts, `[B]`.
 
@@ -171,6 +172,12 @@ def direction_accuracy(
     Unsigned maps (CAMs, saliency) are judged by the same rule: a positive value predicts that
     making the pixel's values larger raises the score, and a zero value predicts no effect.
     Since the perturbation is relative, a pixel whose values are all 0 never changes the score.
+
+    The model runs in `dtype` (default float64; parameters converted on the fly, the module is
+    not changed; None keeps `x.dtype`). A 1% change of one pixel moves a logit by about 1e-5
+    relative, which float32 rounding (about 1e-7 per operation, accumulated over the network)
+    often swamps: on the demo CNN, float32 with `tol=1e-6` judged the exact Xmage map right on
+    81% of probes, float64 with `tol=1e-9` on 97%.
     """
     method = "direction_accuracy"
     x = check_images(x, method).detach()
@@ -191,6 +198,11 @@ def direction_accuracy(
         )
     if not 0 < fraction < 1:
         raise CamlangError(f"{method}: `fraction` must be in (0, 1), got {fraction!r}")
+    if dtype is not None:
+        if not dtype.is_floating_point:
+            raise CamlangError(f"{method}: `dtype` must be a floating-point dtype, got {dtype}")
+        module = _in_dtype(module, dtype)
+        x = x.to(dtype)
     base = batched_logits(module, x, chunk_size, method)
     t = resolve_targets(targets, base, method)
     f0 = base.gather(1, t[:, None]).squeeze(1)
@@ -216,3 +228,21 @@ def direction_accuracy(
     predicted = smap[image, ii, jj].sign() * torch.where(up, 1.0, -1.0)
     correct = (actual == predicted.to(actual.dtype)).to(torch.float32)
     return correct.reshape(batch, 2 * count).mean(dim=1)
+
+
+class _InDtype(nn.Module):
+    """`module` evaluated with its parameters and floating buffers converted to `dtype`."""
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner = module
+        self.state = {name: p.detach().to(dtype) for name, p in module.named_parameters()}
+        for name, buf in module.named_buffers():
+            self.state[name] = buf.to(dtype) if buf.is_floating_point() else buf
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.func.functional_call(self.inner, self.state, (x,))
+
+
+def _in_dtype(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    return _InDtype(module, dtype)
