@@ -72,9 +72,13 @@ class Evaluator:
                 raise CamlangError(f"metric `{name}` reads MASK, but this data has no ground-truth masks",
                                    hint="use synthetic_shapes(...) or images(..., masks = \"folder/\")",
                                    code="E502")  # fmt: skip
+            ctx.bad = torch.zeros(k * b, dtype=torch.bool, device=x.device)
             value = evaluate([mdef.node], ctx)[mdef.node.nid].detach().reshape(-1)
             if value.numel() == 1:
                 value = value.expand(k * b)
+            # A row whose map was NaN (or infinite) scores NaN, whatever the primitive did with the
+            # zeros it was handed instead; the report counts these rows as NaN.
+            value = torch.where(ctx.bad, torch.full_like(value, float("nan")), value)
             out[name] = value.reshape(k, b).float().cpu()
         return MetricValues(out, cams)
 
@@ -96,10 +100,16 @@ class MetricContext:
         logits = cam_batch.logits.detach()
         p = torch.softmax(logits, 1).gather(1, targets[:, None])[:, 0]
         s = logits.gather(1, targets[:, None])[:, 0]
-        maps = torch.stack([cam_batch.maps[c] for c in cams]).reshape(self.k * self.b, 1, *x.shape[-2:])
+        maps = (
+            torch.stack([cam_batch.maps[c] for c in cams]).reshape(self.k * self.b, 1, *x.shape[-2:]).detach()
+        )
+        # NaN maps (a cam dividing by zero) must not stop the run: metrics see zeros on those rows
+        # and `Evaluator.score` turns the rows that read them back into NaN (`self.bad`).
+        self.nonfinite = ~torch.isfinite(maps).flatten(1).all(1)
+        self.bad = torch.zeros(self.k * self.b, dtype=torch.bool, device=x.device)
         self.terms = {
             "X": self._tile(x),
-            "L": maps.detach(),
+            "L": torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0),
             "P": self._tile(p)[:, None, None, None],
             "S": self._tile(s)[:, None, None, None],
         }
@@ -117,7 +127,20 @@ class MetricContext:
     def terminal(self, name: str) -> torch.Tensor:
         if name not in self.terms:
             raise CamlangError(f"`{name}` is not available here")
+        if name == "L":
+            self.bad |= self.nonfinite
         return self.terms[name]
+
+    def _clean(self, map: torch.Tensor) -> torch.Tensor:
+        """`map` with non-finite rows zeroed (the primitives refuse them); those rows become NaN."""
+        finite = torch.isfinite(map)
+        if finite.all():
+            return map
+        if map.shape[0] == self.k * self.b:
+            self.bad |= ~finite.flatten(1).all(1)
+        else:
+            self.bad |= True
+        return torch.where(finite, map, torch.zeros((), dtype=map.dtype, device=map.device))
 
     def upsample(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=self.terms["X"].shape[-2:], mode="bilinear", align_corners=False)
@@ -150,10 +173,11 @@ class MetricContext:
     def op_ref(self, cam: str) -> torch.Tensor:
         if cam not in self.cam_batch.maps:
             raise CamlangError(f"ref({cam}) needs `{cam}` to be evaluated alongside")
-        return self._tile(self.cam_batch.maps[cam])[:, None]
+        return self._clean(self._tile(self.cam_batch.maps[cam].detach())[:, None])
 
     # ---- points and transforms
     def op_argmax(self, map: torch.Tensor) -> torch.Tensor:
+        map = self._clean(map)
         return M.argmax_points(map[:, 0]).to(self.dtype)[:, :, None, None]
 
     def op_inside(self, point: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -174,9 +198,11 @@ class MetricContext:
         return M.shift(x, dx, dy)
 
     def op_mask_top(self, x: torch.Tensor, map: torch.Tensor, fraction: float, fill: float) -> torch.Tensor:
+        map = self._clean(map)
         return M.mask_top(x, map[:, 0], fraction, fill)
 
     def op_keep_top(self, x: torch.Tensor, map: torch.Tensor, fraction: float, fill: float) -> torch.Tensor:
+        map = self._clean(map)
         return M.keep_top(x, map[:, 0], fraction, fill)
 
     # ---- curve and search metrics
@@ -184,21 +210,25 @@ class MetricContext:
         return self.terms["X"]
 
     def op_deletion_auc(self, map: torch.Tensor, steps: int, fill: Any) -> torch.Tensor:
+        map = self._clean(map)
         r = M.deletion_auc(self.ev.model_fn, self._x(), map[:, 0], self.targets, steps, fill,
                            chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
         return r.auc.to(self.dtype)[:, None, None, None]
 
     def op_insertion_auc(self, map: torch.Tensor, steps: int, fill: Any) -> torch.Tensor:
+        map = self._clean(map)
         r = M.insertion_auc(self.ev.model_fn, self._x(), map[:, 0], self.targets, steps, fill,
                             chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
         return r.auc.to(self.dtype)[:, None, None, None]
 
     def op_sufficient_fraction(self, map: torch.Tensor, fill: float) -> torch.Tensor:
+        map = self._clean(map)
         r = M.sufficient_fraction(self.ev.model_fn, self._x(), map[:, 0], self.targets, fill,
                                   chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
         return r.fraction.to(self.dtype)[:, None, None, None]
 
     def op_road(self, map: torch.Tensor, mode: str) -> torch.Tensor:
+        map = self._clean(map)
         gen = torch.Generator().manual_seed(self.ev.seed)
         if mode == "combined":
             r = M.road_combined(self.ev.model_fn, self._x(), map[:, 0], self.targets, generator=gen,
@@ -212,9 +242,11 @@ class MetricContext:
 
     # ---- localisation and complexity
     def op_pointing(self, map: torch.Tensor, mask: torch.Tensor, tolerance: float) -> torch.Tensor:
+        map = self._clean(map)
         return M.pointing_game(map[:, 0], mask[:, 0] > 0.5, tolerance).to(self.dtype)[:, None, None, None]
 
     def op_energy_inside(self, map: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        map = self._clean(map)
         return M.energy_pointing_game(map[:, 0], mask[:, 0] > 0.5).to(self.dtype)[:, None, None, None]
 
     def op_iou(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -224,13 +256,15 @@ class MetricContext:
         return torch.where(union > 0, inter / union.clamp_min(1e-12), torch.ones_like(union))
 
     def op_gini(self, map: torch.Tensor) -> torch.Tensor:
+        map = self._clean(map)
         return M.sparsity(map[:, 0]).to(self.dtype)[:, None, None, None]
 
     def op_entropy(self, map: torch.Tensor) -> torch.Tensor:
+        map = self._clean(map)
         return M.entropy(map[:, 0]).to(self.dtype)[:, None, None, None]
 
     def op_max_sensitivity(self, std: float, samples: int) -> torch.Tensor:
-        base = self.terms["L"]
+        base = self.terminal("L")
         worst = torch.zeros(self.k * self.b, 1, 1, 1, dtype=self.dtype, device=self.device)
         for s in range(samples):
             moved = self.op_L_at(self.op_noise(self._x(), std, 7919 + s))
@@ -238,6 +272,7 @@ class MetricContext:
         return worst
 
     def op_direction_accuracy(self, map: torch.Tensor, fraction: float, pixels: int) -> torch.Tensor:
+        map = self._clean(map)
         from camlang.methods import direction_accuracy
 
         gen = torch.Generator().manual_seed(self.ev.seed)
