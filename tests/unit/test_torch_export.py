@@ -51,10 +51,12 @@ def test_generated_module_equals_in_process(name: str, stdlib: dict, tmp_path: P
     ours = CamEngine(model, layer, {name: cam.node})(x).maps[name]
     theirs = cls(model, layer)(x)
     assert theirs.shape == ours.shape
-    assert torch.allclose(theirs, ours, atol=1e-6), float((theirs - ours).abs().max())
+    # Eigen-CAMs: the exported module uses torch's SVD, in-process CPU evaluation LAPACK via numpy.
+    atol = 1e-5 if name.startswith("eigen") else 1e-6
+    assert torch.allclose(theirs, ours, atol=atol), float((theirs - ours).abs().max())
     targets = torch.tensor([3, 7])
     assert torch.allclose(cls(model, layer)(x, targets), CamEngine(model, layer, {name: cam.node})(x, targets).maps[name],
-                          atol=1e-6)  # fmt: skip
+                          atol=atol)  # fmt: skip
 
 
 def test_generated_source_reads_like_hand_written(stdlib: dict) -> None:
