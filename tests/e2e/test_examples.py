@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import torch
 from camlang.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EXAMPLES = sorted((ROOT / "examples").glob("*.cam"))
 
 
@@ -22,10 +26,17 @@ def test_every_example_checks(example: Path, capsys: pytest.CaptureFixture[str])
     assert ": ok (" in capsys.readouterr().out
 
 
-def test_quickstart_runs_and_writes_the_report(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def quickstart_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("quickstart")
     started = time.perf_counter()
-    assert main(["run", str(ROOT / "examples" / "quickstart.cam"), "--out", str(tmp_path)]) == 0
-    elapsed = time.perf_counter() - started
+    assert main(["run", str(ROOT / "examples" / "quickstart.cam"), "--out", str(out)]) == 0
+    print(f"quickstart took {time.perf_counter() - started:.1f} s")
+    return out
+
+
+def test_quickstart_runs_and_writes_the_report(quickstart_out: Path) -> None:
+    tmp_path = quickstart_out
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["partial"] is False
     (evaluation,) = report["evaluations"]
@@ -57,7 +68,25 @@ def test_quickstart_runs_and_writes_the_report(tmp_path: Path) -> None:
     model = load_demo_model().module
     maps = cls(model, model.features[6])(synthetic_shapes(2, 64, seed=5).get([0, 1]).x)
     assert maps.shape == (2, 64, 64) and float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
-    print(f"quickstart took {elapsed:.1f} s")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium or chromium-browser on PATH")
+def test_quickstart_report_renders_in_chromium(quickstart_out: Path, tmp_path: Path) -> None:
+    """Open the real report in headless Chromium and count broken images."""
+    from tests.e2e.test_report_browser import COUNT_IMAGES
+
+    assert CHROMIUM is not None
+    chromium = CHROMIUM
+    report = quickstart_out / "report.html"
+    check = tmp_path / "check.html"
+    check.write_text(report.read_text(encoding="utf-8").replace("</body>", COUNT_IMAGES + "</body>"))
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync", "--no-first-run",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+                           check.as_uri()], capture_output=True, text=True, timeout=120)  # fmt: skip
+    body = re.search(r'<body data-img-total="(\d+)" data-img-broken="(\d+)"', proc.stdout)
+    assert body is not None, "the page's load handler did not run: " + proc.stderr[-500:]
+    assert int(body.group(1)) >= 10 and int(body.group(2)) == 0, body.groups()
 
 
 def test_banditnet_verdicts(tmp_path: Path) -> None:
