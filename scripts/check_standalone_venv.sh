@@ -32,6 +32,7 @@ for name in ("gradcam", "gradcampp", "xgradcam", "layercam", "eigencam", "ablati
     expected[name] = CamEngine(model, model.layer4, {name: cams[name].node})(x).maps[name]
 torch.save({"model": model.state_dict(), "x": x, "expected": expected}, work / "case.pt")
 PY
+cd "$WORK"  # not the checkout: the clean interpreter must not see the camlang sources
 "$VENV/bin/python" - "$WORK" <<'PY'
 import importlib.util
 import sys
