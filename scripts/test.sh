@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 ruff check camlang
 mypy camlang
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider --durations=15 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
