@@ -66,14 +66,18 @@ class Evaluator:
         b = x.shape[0]
         k = len(cams)
         ctx = MetricContext(self, cams, cam_batch, x, masks)
-        out: dict[str, torch.Tensor] = {}
         for name, mdef in metrics.items():
             if masks is None and metric_needs_mask(mdef.node):
                 raise CamlangError(f"metric `{name}` reads MASK, but this data has no ground-truth masks",
                                    hint="use synthetic_shapes(...) or images(..., masks = \"folder/\")",
                                    code="E502")  # fmt: skip
-            ctx.bad = torch.zeros(k * b, dtype=torch.bool, device=x.device)
-            value = evaluate([mdef.node], ctx)[mdef.node.nid].detach().reshape(-1)
+        # One memo for every metric: a subterm two metrics share (e.g. `P_at(X * L)` in average
+        # drop and increase in confidence) costs one batched model call.
+        ctx.bad = torch.zeros(k * b, dtype=torch.bool, device=x.device)
+        values = evaluate([m.node for m in metrics.values()], ctx)
+        out: dict[str, torch.Tensor] = {}
+        for name, mdef in metrics.items():
+            value = values[mdef.node.nid].detach().reshape(-1)
             if value.numel() == 1:
                 value = value.expand(k * b)
             # A row whose map was NaN (or infinite) scores NaN, whatever the primitive did with the
