@@ -12,8 +12,11 @@ from camlang.report.ranking import direction_arrow, fmt_number, fmt_stat, rank_t
 STATUS_STYLE = {"holds": "bold green", "violated": "bold red", "unknown": "bold yellow"}
 
 
-def eval_table(ev: EvalResult) -> Table:
-    """CAMs x metrics with the best per metric in bold green and NaN cells dimmed."""
+def eval_table(ev: EvalResult, compact: bool = False) -> Table:
+    """CAMs x metrics with the best per metric in bold green and NaN cells dimmed.
+
+    `compact` shows means and ranks only (the report keeps the spread), for narrow terminals.
+    """
     model = ev.model.get("name", "?")
     layer = ev.model.get("layer", "?")
     default = " (default)" if ev.model.get("layer_chosen_by_default") else ""
@@ -28,7 +31,9 @@ def eval_table(ev: EvalResult) -> Table:
         cells: list[Text] = []
         for m in ev.metrics:
             r = ranks[m.name][cam]
-            text = Text(fmt_stat(ev.table.get(cam, {}).get(m.name)))
+            stat = ev.table.get(cam, {}).get(m.name)
+            shown = fmt_number(stat.mean, 3) if compact and stat is not None and not stat.is_nan else fmt_stat(stat)
+            text = Text(shown)
             text.append(f" #{r.rank}", style="dim")
             if r.best:
                 text.stylize("bold green", 0, len(text) - len(f" #{r.rank}"))
@@ -115,7 +120,9 @@ def print_summary(report: RunReport, console: Console) -> None:
     if report.partial:
         console.print(Text("partial (interrupted): results below are incomplete", style="bold white on red"))
     for ev in report.evaluations:
-        console.print(eval_table(ev))
+        # a "0.512 ± 0.03 #1" cell needs about 16 columns; drop the spread when they do not fit
+        compact = console.width < 24 + 17 * len(ev.metrics)
+        console.print(eval_table(ev, compact))
     for sy in report.syntheses:
         console.print(synth_table(sy))
         if sy.comparison:
