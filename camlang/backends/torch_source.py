@@ -191,11 +191,9 @@ def _fresh(base: str, taken: set[str]) -> str:
 
 
 def _capture_lines(needs: set[str]) -> list[str]:
-    used = {"A": "activations", "G": "gradients", "GX": "input_gradients"}
     grads = "gradients" if "G" in needs else "_"
     inputs = "input_gradients" if "GX" in needs else "_"
     acts = "activations" if needs & {"A", "S_masked", "S_ablated"} else "_"
-    del used
     lines = [f"logits, targets, {acts}, {grads}, {inputs} = self._capture(x, targets)"]
     if "S" in needs:
         lines.append("score = logits.gather(1, targets[:, None])[:, :, None, None]")

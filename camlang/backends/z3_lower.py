@@ -8,6 +8,7 @@ raise `NoSMTEncoding` naming the op.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,14 +41,21 @@ class Bound:
         return f"C={self.channels}, H={self.height}, W={self.width}"
 
 
-def symbolic_terminals(bound: Bound, prefix: str = "") -> dict[str, np.ndarray]:
-    """Fresh z3 symbols for every cam terminal, in the keep-dims layout without batch."""
-    import z3
+def symbolic_terminals(bound: Bound, prefix: str = "", symbol: Callable[[str], Any] | None = None
+                       ) -> dict[str, np.ndarray]:  # fmt: skip
+    """Fresh symbols for every cam terminal, in the keep-dims layout without batch.
+
+    `symbol(name)` makes one symbol: z3 reals by default; the sympy proof path passes its own.
+    """
+    if symbol is None:
+        import z3
+
+        symbol = z3.Real
 
     def grid(name: str, c: int, h: int, w: int) -> np.ndarray:
         arr = np.empty((c, h, w), dtype=object)
         for idx in np.ndindex(arr.shape):
-            arr[idx] = z3.Real(f"{prefix}{name}_{'_'.join(map(str, idx))}")
+            arr[idx] = symbol(f"{prefix}{name}_{'_'.join(map(str, idx))}")
         return arr
 
     b = bound

@@ -222,23 +222,7 @@ def _sympy_equal(a: Node, b: Node, ratio: Fraction, bound: Bound) -> bool:
 def _sympy_terminals(bound: Bound) -> dict[str, np.ndarray]:
     import sympy
 
-    def grid(name: str, c: int, h: int, w: int) -> np.ndarray:
-        arr = np.empty((c, h, w), dtype=object)
-        for idx in np.ndindex(arr.shape):
-            arr[idx] = sympy.Symbol(f"{name}_{'_'.join(map(str, idx))}", real=True)
-        return arr
-
-    b = bound
-    return {
-        "A": grid("A", b.channels, b.height, b.width),
-        "G": grid("G", b.channels, b.height, b.width),
-        "S": grid("S", 1, 1, 1),
-        "P": grid("P", 1, 1, 1),
-        "S_masked": grid("Sm", b.channels, 1, 1),
-        "S_ablated": grid("Sa", b.channels, 1, 1),
-        "X": grid("X", b.input_channels, b.input_height, b.input_width),
-        "GX": grid("GX", b.input_channels, b.input_height, b.input_width),
-    }
+    return symbolic_terminals(bound, symbol=lambda name: sympy.Symbol(name, real=True))
 
 
 def _sympy_lower(root: Node, syms: dict[str, np.ndarray]) -> np.ndarray:
