@@ -14,11 +14,17 @@ arXiv 2503.17416), built over one shared forward pass per image:
 
 from camlang.concepts.adversarial import pgd_linf
 from camlang.concepts.features import PENULTIMATE, Features, extract_features
-from camlang.concepts.heatmaps import SemanticHeatmaps, concentration, semantic_heatmaps, top_cells
+from camlang.concepts.heatmaps import SemanticHeatmaps, cell_share, mass_share, semantic_heatmaps, top_cells
 from camlang.concepts.localise import Localisation, fit_localiser, localise
 from camlang.concepts.monitor import DETECTORS, ConceptMonitor, energy_score, fit_monitor, msp_score
 from camlang.concepts.roc import auroc, evaluate_detector, roc_curve, tpr_at_fpr
-from camlang.concepts.sources import AnnotationSource, ConceptSource, ProbeSource, annotation_source, fit_probes
+from camlang.concepts.sources import (
+    AnnotationSource,
+    ConceptSource,
+    ProbeSource,
+    annotation_source,
+    fit_probes,
+)
 
 __all__ = [
     "DETECTORS",
@@ -32,7 +38,7 @@ __all__ = [
     "SemanticHeatmaps",
     "annotation_source",
     "auroc",
-    "concentration",
+    "cell_share",
     "energy_score",
     "evaluate_detector",
     "extract_features",
@@ -40,6 +46,7 @@ __all__ = [
     "fit_monitor",
     "fit_probes",
     "localise",
+    "mass_share",
     "msp_score",
     "pgd_linf",
     "roc_curve",

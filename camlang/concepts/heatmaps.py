@@ -125,15 +125,27 @@ def top_cells(heatmaps: SemanticHeatmaps, cls: int, count: int = 3) -> list[Diff
     return cells
 
 
-def concentration(heatmaps: SemanticHeatmaps, cls: int, group: Sequence[str]) -> float:
-    """Mean |differential| over cells comparing two concepts of `group`, over the mean elsewhere.
+def mass_share(heatmaps: SemanticHeatmaps, cls: int, involved: Sequence[str]) -> float:
+    """Share of class `cls`'s total |differential| that lies on cells comparing a concept of `involved`.
 
-    About 1 when the differential is spread evenly; large when the group's comparisons carry
-    the difference between correct and incorrect images. NaN when the class has no errors.
+    When the differential is spread evenly this is about the share of such cells (see
+    `cell_share`); a cause that the concepts name pulls it far above. NaN without errors.
     """
-    diff = heatmaps.differential[cls].abs()
-    k = diff.shape[0]
-    member = torch.tensor([c in group for c in heatmaps.concepts])
-    inside = member[:, None] & member[None, :] & ~torch.eye(k, dtype=torch.bool)
-    outside = ~inside & ~torch.eye(k, dtype=torch.bool)
-    return float(diff[inside].mean() / diff[outside].mean().clamp_min(1e-9))
+    diff = torch.nan_to_num(heatmaps.differential[cls].abs(), nan=0.0)
+    total = float(diff.sum())
+    if total == 0.0 or int(heatmaps.n_incorrect[cls]) == 0 or int(heatmaps.n_correct[cls]) == 0:
+        return float("nan")
+    return float(diff[_involving(heatmaps.concepts, involved)].sum()) / total
+
+
+def cell_share(concepts: Sequence[str], involved: Sequence[str]) -> float:
+    """The share of off-diagonal cells that compare a concept of `involved` (the even-spread baseline)."""
+    cells = _involving(tuple(concepts), involved)
+    k = len(concepts)
+    return float(cells.sum()) / (k * (k - 1))
+
+
+def _involving(concepts: tuple[str, ...], involved: Sequence[str]) -> torch.Tensor:
+    member = torch.tensor([c in involved for c in concepts])
+    k = len(concepts)
+    return (member[:, None] | member[None, :]) & ~torch.eye(k, dtype=torch.bool)

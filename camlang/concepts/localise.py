@@ -3,8 +3,9 @@
 The reference is the semantic heatmap of *correctly* classified images of each true class,
 taken from the network while it is believed healthy. For a misclassified image of class y, the
 encoder is blamed when the image's concept comparisons are atypical for correct images of y:
-their log-likelihood under that heatmap falls below the `quantile` of the log-likelihoods of
-correct calibration images of y. Otherwise the encoder produced the concepts a correct image
+their log-likelihood under that heatmap falls below the `quantile` (default 2.5%) of the
+log-likelihoods of correct calibration images of y: a healthy encoder is blamed for about that
+share of the errors it did not cause. Otherwise the encoder produced the concepts a correct image
 of y has, so the head mapped right concepts to the wrong class.
 """
 
@@ -35,7 +36,7 @@ class Localiser:
 
 def fit_localiser(
     reference: SemanticHeatmaps, scores: torch.Tensor, labels: torch.Tensor, correct: torch.Tensor,
-    quantile: float = 0.05,
+    quantile: float = 0.025,
 ) -> Localiser:  # fmt: skip
     """Per-class thresholds from correctly classified calibration images (`scores`, `labels`)."""
     if reference.group_by != "label":
