@@ -53,6 +53,7 @@ class RunState:
     synthesized: dict[str, Any] = field(default_factory=dict)
     report: RunReport | None = None
     warnings: list[str] = field(default_factory=list)
+    concepts: Any = None  # camlang.concepts.build.ConceptRuntime and its report, made on first use
 
     def data(self, name: str) -> Any:
         if name not in self.datasets:
@@ -163,6 +164,10 @@ def _dispatch(state: RunState, action: s.Action) -> None:
         case s.Check():
             results: list[CheckResult] = [run_check(state, p.name) for p in action.properties]
             state.report = _replace(state.report, checks=tuple(state.report.checks) + tuple(results))
+        case s.Heatmaps() | s.Watch():
+            from camlang.concepts.run_hook import run_concept_action
+
+            run_concept_action(state, action)
         case s.Export():
             from camlang.export import write_module
 

@@ -129,7 +129,7 @@ def load_data(ddef: DataDef) -> Dataset:
     ds: Dataset
     try:
         if ddef.kind == "synthetic_shapes":
-            ds = synthetic_shapes(a["count"], a["size"], a["seed"], a.get("classes"))
+            ds = synthetic_shapes(a["count"], a["size"], a["seed"], a.get("classes"), a.get("shortcut", 0.0))
         elif ddef.kind == "images":
             folder = _path(a, "folder", ddef.base_dir, "image folder", ddef.span)
             assert folder is not None

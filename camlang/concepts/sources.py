@@ -22,8 +22,15 @@ from camlang.errors import CamlangError
 class ConceptSource(Protocol):
     """Anything that scores named concepts from `Features`."""
 
-    kind: str
-    names: tuple[str, ...]
+    @property
+    def kind(self) -> str:
+        """"annotations", "probes" or "clip"."""
+        ...
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The concept names, in score-column order."""
+        ...
 
     @property
     def layers(self) -> tuple[str, ...]:

@@ -1,0 +1,22 @@
+"""The one entry point `camlang.run` calls for the concept actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from camlang import syntax as s
+from camlang.concepts.actions import run_heatmaps, run_watch
+from camlang.concepts.build import ConceptRuntime
+from camlang.concepts.report import ConceptReport
+
+
+def run_concept_action(state: Any, action: s.Heatmaps | s.Watch) -> None:
+    """Run a `heatmaps` or `monitor ... on` action; its report goes to `<out>/concepts/`."""
+    if state.concepts is None:
+        state.concepts = (ConceptRuntime(state), ConceptReport(state.options.out_dir))
+    runtime, report = state.concepts
+    match action:
+        case s.Heatmaps():
+            run_heatmaps(runtime, report, action, state.console)
+        case s.Watch():
+            run_watch(runtime, report, action, state.console)
