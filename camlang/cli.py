@@ -41,7 +41,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             status = EXIT_USER
             continue
         summary = program.summary()
-        plural = {"data": "data", "property": "properties", "synthesize": "syntheses"}
+        plural = {"data": "data", "property": "properties", "synthesize": "syntheses", "concepts": "concepts"}
         parts = [f"{len(v)} {k if len(v) == 1 else plural.get(k, k + 's')}" for k, v in summary.items()]
         print(f"{name}: ok ({', '.join(parts) or 'no declarations'}; {len(program.actions)} actions)")
         if args.verbose:

@@ -237,7 +237,7 @@ CONCEPT_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("concepts", ("list", "none"), None, "concept names (default: all annotated)"),
     ),
     "clip": (
-        Arg("weights", ("string",), doc="a local open_clip weights file (never downloaded)", is_path=True),
+        Arg("weights", ("string",), doc="a local open_clip weights file (never downloaded; checked by check/concepts.py)"),
         Arg("arch", ("string",), "ViT-B-32", "open_clip architecture name"),
         Arg("prompts", ("list",), doc="one text prompt per concept"),
         Arg("concepts", ("list", "none"), None, "concept names (default: the prompts)"),
