@@ -5,6 +5,8 @@
     cam = prog.cam("gradcampp", model="shapes")          # an nn.Module
     maps = cam(images, targets=None)                      # [B, H, W] in [0, 1]
     cam2 = camlang.CAM("relu(sum_c(mean_hw(G) * A))", model=my_model, target_layer=my_model.layer4)
+    guard = prog.monitor("guard")                         # a fitted concept monitor
+    out = guard(images)                                   # out.flags, out.scores per image
 """
 
 from __future__ import annotations
@@ -80,6 +82,15 @@ class LoadedProgram:
             raise CamlangError(f"unknown cam `{name}`", hint=f"declared: {', '.join(sorted(self.program.cams))}")
         live = self.model(model)
         return CAMModule(live.module, live.layer, cdef.node, name, chunk_size=chunk_size)
+
+    def monitor(self, name: str, detector: str = "monitor") -> Any:
+        """The concept monitor `name`, fitted and calibrated: `monitor(images)` gives per-image flags and scores.
+
+        `detector` is "monitor", "msp", "energy" or "monitor+msp" (all calibrated the same way).
+        """
+        from camlang.concepts.deploy import deployed_monitor
+
+        return deployed_monitor(self, name, detector)
 
 
 def load(path: str | Path, device: str = "cpu") -> LoadedProgram:
