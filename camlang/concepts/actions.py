@@ -10,14 +10,14 @@ from camlang import syntax as s
 from camlang.concepts.adversarial import pgd_linf
 from camlang.concepts.build import ConceptRuntime
 from camlang.concepts.features import Features, forward_with_features
-from camlang.concepts.heatmaps import semantic_heatmaps, top_cells
+from camlang.concepts.heatmaps import SemanticHeatmaps, semantic_heatmaps, top_cells
 from camlang.concepts.localise import fit_localiser, localise
 from camlang.concepts.monitor import DETECTORS
 from camlang.concepts.report import ConceptReport
 from camlang.concepts.roc import DetectorResult, evaluate_detector
 
 
-def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Any) -> None:
+def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Any) -> SemanticHeatmaps | None:
     """Semantic and differential heatmaps of a concept set on a model and data, and localisation."""
     source = runtime.source(act.concepts.name)
     feats = runtime.features_of(act.model.name, act.data.name)
@@ -26,7 +26,7 @@ def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps
     labels = feats.labels
     if labels is None:
         feats.correct  # noqa: B018 - raises the "no labels" user error
-        return
+        return None
     heat = semantic_heatmaps(scores, labels, feats.predictions, source.names, classes)
     correct = feats.correct
     loc = None
@@ -42,6 +42,7 @@ def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps
             console.print(f"  {cell.sentence()}")
     if loc is not None:
         console.print(f"  localisation: {loc.encoder_share():.1%} of {loc.errors} errors in the encoder")
+    return heat
 
 
 def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, console: Any) -> None:

@@ -74,7 +74,7 @@ def load_clip(arch: str, weights: Path, base: Path | None = None) -> tuple[nn.Mo
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as err:
         raise CamlangError(f"CLIP weights {str(weights)!r} do not fit architecture {arch!r}: {str(err)[:300]}",
-                           code="E822", hint="give the arch the weights were saved from")  # fmt: skip
+                           code="E822", hint="give the arch the weights were saved from") from err  # fmt: skip
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
     return model.eval(), tokenizer
 

@@ -265,6 +265,12 @@ class Session:
                 if not target.is_absolute():
                     target = self.out_dir / target
                 return self.export(action.cam.name, target)
+            case s.Heatmaps() | s.Watch():
+                from camlang.concepts.run_hook import run_concept_action
+                from camlang.concepts.terminal import render_heatmaps
+
+                heat = run_concept_action(self.state, action)
+                return render_heatmaps(heat) if heat is not None else f"report: {self.out_dir / 'concepts'}"
         return ""
 
     def export(self, name: str, target: Path) -> str:
