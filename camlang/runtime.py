@@ -138,8 +138,9 @@ def load_data(ddef: DataDef) -> Dataset:
             labels = a.get("labels")
             if isinstance(labels, str):
                 labels = _path(a, "labels", ddef.base_dir, "labels CSV", ddef.span)
+            concepts = _path(a, "concepts", ddef.base_dir, "concepts CSV", ddef.span)
             ds = images(folder, a["size"], _normalize(a["normalize"]), labels=labels, masks=masks, boxes=boxes,
-                        channels=a["channels"])  # fmt: skip
+                        channels=a["channels"], concepts=concepts)  # fmt: skip
         elif ddef.kind == "mnist":
             path = _path(a, "path", ddef.base_dir, "MNIST folder", ddef.span)
             assert path is not None

@@ -167,6 +167,7 @@ DATA_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("masks", ("string", "none"), None, "a folder of ground-truth masks", is_path=True),
         Arg("boxes", ("string", "none"), None, "a CSV of bounding boxes", is_path=True),
         Arg("channels", ("int",), 3, "1 or 3"),
+        Arg("concepts", ("string", "none"), None, "a CSV of 0/1 concept annotations per file", is_path=True),
     )
     + _DATA_COMMON,
     "mnist": (
