@@ -132,7 +132,7 @@ def forward_with_features(
 
 
 def extract_features(
-    model: nn.Module, data: Dataset, layers: Iterable[str], *, batch_size: int = 256,
+    model: nn.Module, data: Dataset, layers: Iterable[str], *, batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> Features:  # fmt: skip
     """Run `model` once over `data` and keep logits, pooled `layers`, labels and annotations."""
