@@ -255,6 +255,19 @@ def render_shapes_with_concepts(
     return img, torch.as_tensor(p.label, dtype=torch.long), target, concept_attributes(p, size)
 
 
+def distractor_masks(
+    seed: int, indices: Sequence[int], size: int, label_pool: Sequence[int] = (0, 1, 2, 3), shortcut: float = 0.0
+) -> torch.Tensor:
+    """Bool `[B, H, W]`: the visible distractor pixels of these images (the target is drawn on top).
+
+    The concept mask of "distractor" for concept maps (as Network Dissection scores units).
+    """
+    p = _sample_params(seed, indices, size, label_pool, shortcut)
+    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    ys, xs = coords.view(1, -1, 1), coords.view(1, 1, -1)
+    return _distractor_masks(p, ys, xs) & ~_target_masks(p, ys, xs)
+
+
 class ShapesDataset(Dataset):
     """Deterministic synthetic shapes; see the module docstring. Build with `synthetic_shapes`."""
 
@@ -288,6 +301,12 @@ class ShapesDataset(Dataset):
         if self.shortcut > 0.0:
             info["shortcut"] = self.shortcut
         return info
+
+    def distractor_masks(self, indices: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """Distractor masks `[B, H, W]` of the images at these positions of this view."""
+        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        base = [int(i) for i in self._order[idx]]
+        return distractor_masks(self.seed, base, self.size, self._label_pool, self.shortcut)
 
     def _load(self, base_indices: torch.Tensor) -> Batch:
         idx = [int(i) for i in base_indices]

@@ -59,3 +59,24 @@ def test_unknown_concept_target_is_a_user_error(setup) -> None:  # noqa: ANN001
     _, probes = setup
     with pytest.raises(CamlangError, match="unknown concept 'purple'"):
         concept_targets(probes, "purple", 3)
+
+
+def test_distractor_concept_map_scored_against_the_distractor_mask() -> None:
+    model = load_checkpoint("models/shapes_cnn.pt", "shapes_cnn").module.eval()
+    names = ["distractor", "red", "large"]
+    cols = [SHAPE_CONCEPTS.index(c) for c in names]
+    probes = fit_probes(extract_features(model, synthetic_shapes(400, seed=30), ["features.6"]),
+                        extract_features(model, synthetic_shapes(200, seed=31), ["features.6"]),
+                        "features.6", names, cols)  # fmt: skip
+    ds = synthetic_shapes(120, seed=8)
+    batch = ds.get(range(120))
+    masks = ds.distractor_masks(range(120))
+    has = masks.flatten(1).sum(1) >= 20
+    assert int(has.sum()) >= 20
+    assert not bool((masks & batch.masks).any())  # visible distractor pixels only
+    cam = CAM("gradcam", ConceptScores(model, probes), model.features[6])
+    maps = cam(batch.x[has], targets=concept_targets(probes, "distractor", int(has.sum())))
+    energy = float(energy_pointing_game(maps, masks[has]).mean())
+    share = float(masks[has].float().mean())
+    print(f"distractor map: {energy:.3f} of its energy on the distractor (mask share {share:.3f})")
+    assert energy > 1.5 * share
