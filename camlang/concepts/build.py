@@ -45,7 +45,9 @@ class ConceptRuntime:
     def features_of(self, model: str, data: str) -> Features:
         """The one shared forward pass of `model` over `data`."""
         key = (model, data)
-        if key not in self.features:
+        cached = self.features.get(key)
+        # A concept set declared later (in the REPL) may read a layer the cached pass did not keep.
+        if cached is None or not set(self.layers_of(model)) <= set(cached.pooled):
             live = self.state.model(model, data)
             ds = self.state.data(data)
             try:
