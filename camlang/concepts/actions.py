@@ -15,6 +15,7 @@ from camlang.concepts.localise import fit_localiser, localise
 from camlang.concepts.monitor import DETECTORS
 from camlang.concepts.report import ConceptReport
 from camlang.concepts.roc import DetectorResult, evaluate_detector
+from camlang.errors import CamlangError
 
 
 def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Any) -> SemanticHeatmaps | None:
@@ -25,8 +26,8 @@ def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps
     scores = source.scores(feats)
     labels = feats.labels
     if labels is None:
-        feats.correct  # noqa: B018 - raises the "no labels" user error
-        return None
+        raise CamlangError(f"data `{act.data.name}` has no labels, so correct and incorrect images cannot be told apart",
+                           hint="semantic heatmaps need labelled images", code="E823")  # fmt: skip
     heat = semantic_heatmaps(scores, labels, feats.predictions, source.names, classes)
     correct = feats.correct
     loc = None

@@ -53,8 +53,7 @@ class ConceptRuntime:
             try:
                 self.features[key] = extract_features(live.module, ds, self.layers_of(model), device=live.device)
             except CamlangError as err:
-                if "concept probe needs" in err.message:
-                    err.code = "E821"
+                if err.code == "E821" and err.span is None:
                     err.span = self._probe_span(model)
                 raise
         return self.features[key]

@@ -88,6 +88,7 @@ def pool_activation(output: Any, layer: str) -> torch.Tensor:
             f"layer {layer!r} has output shape {shape}; a concept probe needs spatial output "
             "[batch, channels, height, width] or vector output [batch, features]",
             hint="probe a convolutional block or the penultimate features (layer = \"penultimate\")",
+            code="E821",
         )
     return output.float().mean(dim=(2, 3)) if output.dim() == 4 else output.float()
 
