@@ -3,6 +3,7 @@ the results agree (per-metric means to 1e-6, synthesis winner and table, check v
 
 Workloads:
 1. evaluate: Score-CAM (plus Grad-CAM) on the demo CNN with deletion and average drop;
+0. startup: one tiny evaluate, to measure the fixed cost S(W) of starting W workers;
 2. synthesis: `gradient_weights` on the demo CNN (see docs/scaling.md: synthesis runs on every
    worker, so no speed-up is expected until candidate scoring is sharded);
 3. checks: the 30 mnistfc saliency-robustness properties (skipped, with a message, without
@@ -31,7 +32,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnistfc"
-TARGETS = {"evaluate": 1.3, "synthesis": 1.3, "checks": 1.7}
+TARGETS = {"startup": 1.0, "evaluate": 1.3, "synthesis": 1.3, "checks": 1.7}
 
 HEADER = f"""import "stdlib/cams.cam"
 import "stdlib/metrics.cam"
@@ -45,6 +46,11 @@ def evaluate_program(images: int) -> str:
         f"data test = synthetic_shapes(count = {images}, size = 64, seed = 1)\n"
         "evaluate [scorecam, gradcam] on shapes, test with [deletion, average_drop]\n"
     )
+
+
+def startup_program() -> str:
+    """Start-up only: import, load the model, one tiny evaluate (the cost model's fixed term S)."""
+    return HEADER + "data one = synthetic_shapes(count = 1, size = 64, seed = 1)\nevaluate [gradcam] on shapes, one with [sparsity]\n"
 
 
 def synthesis_program(images: int) -> str:
@@ -115,17 +121,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="1 vs 2 workers benchmark")
     ap.add_argument("--images", type=int, default=96, help="images for evaluate (synthesis uses half)")
     ap.add_argument("--check-timeout", type=float, default=10.0, help="seconds per mnistfc property")
-    ap.add_argument("--only", default="evaluate,synthesis,checks")
+    ap.add_argument("--only", default="startup,evaluate,synthesis,checks")
     args = ap.parse_args()
     wanted = args.only.split(",")
     print(f"machine: {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.1f} "
           "(other jobs share this machine: ratios are only meaningful when the load is low)")  # fmt: skip
     programs = {
+        "startup": startup_program(),
         "evaluate": evaluate_program(args.images),
         "synthesis": synthesis_program(max(8, args.images // 2)),
         "checks": checks_program(args.check_timeout),
     }
     print(f"{'workload':<10} {'1 worker s':>11} {'2 workers s':>12} {'ratio':>6} {'target':>7}  {'load':>9}  results")
+    measured: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in wanted:
             text = programs[name]
@@ -139,10 +147,22 @@ def main() -> None:
             two, rep2 = run(program, Path(tmp) / f"{name}-2", 2)
             load1 = os.getloadavg()[0]
             ratio = one / two
+            measured[name] = (one, two)
             verdict = "met" if ratio >= TARGETS[name] else "MISSED"
             print(f"{name:<10} {one:>11.1f} {two:>12.1f} {ratio:>5.2f}x {TARGETS[name]:>6.1f}x  "
                   f"{load0:>4.1f}-{load1:<4.1f}  {agreement(rep1, rep2)}; target {verdict}", flush=True)  # fmt: skip
+    cost_model(measured)
 
 
 if __name__ == "__main__":
     main()
+
+
+def cost_model(measured: dict[str, tuple[float, float]]) -> None:
+    """docs/scaling.md's model T(W) = S(W) + work / W, checked on the evaluate workload."""
+    if "startup" not in measured or "evaluate" not in measured:
+        return
+    (s1, s2), (e1, e2) = measured["startup"], measured["evaluate"]
+    predicted = s2 + (e1 - s1) / 2
+    print(f"cost model: S(1) = {s1:.1f} s, S(2) = {s2:.1f} s, evaluate work = {e1 - s1:.1f} s on 1 worker; "
+          f"predicted 2-worker evaluate {predicted:.1f} s, measured {e2:.1f} s ({100 * (e2 - predicted) / predicted:+.0f}%)")
