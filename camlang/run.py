@@ -80,7 +80,8 @@ def run_program(program: Program, options: RunOptions, console: Console | None =
             note_failure(cache_dir, dist.rank, f"{type(err).__name__}: {getattr(err, 'message', err)}")
         if dist.is_main:
             _keep_unfinished(state)
-            state.update_report(partial=True, failure=f"rank 0 failed: {getattr(err, 'message', err)}")
+            who = "rank 0" if dist.distributed else "the run"
+            state.update_report(partial=True, failure=f"{who} failed: {getattr(err, 'message', err)}")
             _write(state)
         raise
     _write(state)
