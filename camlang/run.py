@@ -82,7 +82,10 @@ def run_program(program: Program, options: RunOptions, console: Console | None =
             _keep_unfinished(state)
             who = "rank 0" if dist.distributed else "the run"
             state.update_report(partial=True, failure=f"{who} failed: {getattr(err, 'message', err)}")
-            _write(state)
+            try:
+                _write(state)
+            except Exception as write_err:  # noqa: BLE001 - the original error matters more
+                print(f"could not write the partial report: {write_err}", file=sys.stderr)
         raise
     _write(state)
     return (state.report if dist.is_main else None), status
