@@ -28,6 +28,8 @@ T = TypeVar("T")
 
 #: The process group's default timeout (seconds); `--collective-timeout` overrides it.
 DEFAULT_TIMEOUT_S = 1800.0
+#: How long workers wait for rank 0 to finish work only it does (a synthesis): a week.
+LONG_WAIT_S = 7 * 24 * 3600.0
 
 
 class WorkerFailure(Exception):
@@ -49,6 +51,7 @@ class Dist:
     local_world_size: int
     device: str
     backend: str | None = None
+    waiting_group: Any = None
 
     @property
     def is_main(self) -> bool:
@@ -93,8 +96,11 @@ class Dist:
 
         if not dist.is_initialized():
             dist.init_process_group(backend, timeout=_dt.timedelta(seconds=timeout_s))
+        # Waiting for rank 0's synthesis can take hours: a separate gloo group with a long timeout.
+        # A dead rank 0 still ends the wait at once (its connections close; the launcher stops us).
+        waiting = dist.new_group(backend="gloo", timeout=_dt.timedelta(seconds=LONG_WAIT_S))
         _stop_on_sigterm()
-        return Dist(rank, world, local_rank, local_world, device, backend)
+        return Dist(rank, world, local_rank, local_world, device, backend, waiting)
 
     # ---- collectives (no-ops with one process)
     def gather(self, obj: T) -> list[T] | None:
@@ -125,6 +131,16 @@ class Dist:
 
         box = [obj]
         self._collective("broadcast", lambda: dist.broadcast_object_list(box, src=0))
+        return box[0]
+
+    def broadcast_after_work(self, obj: T) -> T:
+        """Rank 0's `obj` on every rank, after rank 0 alone worked for it (no timeout to speak of)."""
+        if not self.distributed:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        self._collective("broadcast", lambda: dist.broadcast_object_list(box, src=0, group=self.waiting_group))
         return box[0]
 
     def all_sum(self, values: list[float]) -> list[float]:
