@@ -337,7 +337,7 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
     from camlang import smt
 
     module = state.model(pdef.args["model"].name).module
-    timeout = float(pdef.args.get("timeout", 120.0))
+    timeout = _seconds(pdef.args.get("timeout", 120.0))
     backend = pdef.args.get("backend", "auto")
     with make_progress(state.console, enabled=state.is_main) as progress:
         task = progress.add_task(f"check {name}", total=None)
@@ -362,6 +362,13 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
                                            backend=backend, progress=report_progress)  # fmt: skip
     return CheckResult(name, pdef.kind, verdict.status, verdict.backend, verdict.seconds, verdict.reason,
                        verdict.decided_by_bounds, verdict.counterexample, verdict.replay)  # fmt: skip
+
+
+def _seconds(value: Any) -> float:
+    """A property's timeout in seconds (a number, or a duration such as "30s" or "2m")."""
+    from camlang.signatures import parse_duration
+
+    return float(parse_duration(value))
 
 
 def _user_path(pdef: PropertyDef, value: str) -> str:
@@ -408,7 +415,7 @@ def _check_cam_property(state: RunState, pdef: PropertyDef, started: float) -> C
     from camlang import synth
 
     builder = state.program.builder
-    timeout = float(pdef.args.get("timeout", 30.0))
+    timeout = _seconds(pdef.args.get("timeout", 30.0))
     if pdef.kind == "equivalent":
         a, _ = state.cam_node(pdef.args["a"].name)
         b, _ = state.cam_node(pdef.args["b"].name)
