@@ -113,16 +113,6 @@ class Dist:
         self._collective("gather", lambda: dist.gather_object(obj, out, dst=0))
         return out
 
-    def all_gather(self, obj: T) -> list[T]:
-        """Every rank's `obj`, in rank order, on every rank."""
-        if not self.distributed:
-            return [obj]
-        import torch.distributed as dist
-
-        out: list[Any] = [None] * self.world_size
-        self._collective("all_gather", lambda: dist.all_gather_object(out, obj))
-        return out
-
     def broadcast(self, obj: T) -> T:
         """Rank 0's `obj` on every rank."""
         if not self.distributed:
@@ -142,27 +132,6 @@ class Dist:
         box = [obj]
         self._collective("broadcast", lambda: dist.broadcast_object_list(box, src=0, group=self.waiting_group))
         return box[0]
-
-    def all_sum(self, values: list[float]) -> list[float]:
-        """Element-wise sums over ranks (float64)."""
-        if not self.distributed:
-            return list(values)
-        import torch.distributed as dist
-
-        t = torch.tensor(values, dtype=torch.float64, device=self.device if self.backend == "nccl" else "cpu")
-        self._collective("all_reduce", lambda: dist.all_reduce(t))
-        return [float(v) for v in t.cpu()]
-
-    def check_same(self, what: str, value: Any) -> None:
-        """Raise when `value` is not the same on every rank (results must not depend on workers)."""
-        values = self.all_gather(value)
-        for rank, other in enumerate(values):
-            if other != values[0]:
-                raise CamlangError(
-                    f"{what} differs between rank 0 and rank {rank}: {values[0]!r} vs {other!r}",
-                    hint="a wall-clock limit (`time`) can end work at different points on each worker; "
-                    "use `budget` instead when running on several workers",
-                )
 
     def barrier(self) -> None:
         if self.distributed:
