@@ -109,12 +109,12 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                             _names([int(cam_batch.targets[j])], class_names)[0],
                         )  # fmt: skip
                 progress.update(task, advance=len(batch) * scale)
+        parts = dist.gather((done, shown, counter.images))
     except BaseException:
         if state.is_main:
             finished = _images_from(section.units(this_run_only=not state.options.resume)) | done
             state.unfinished = _eval_result(state, info, ds, finished, shown, counter.images, engine)
         raise
-    parts = dist.gather((done, shown, counter.images))
     if parts is None:
         return None
     rows_all: dict[int, _ImageRow] = {}
@@ -286,13 +286,13 @@ def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
                 continue
             mine[name] = run_check(state, name)
             section.append(_check_dict(mine[name]))
+        parts = dist.gather(mine)
     except BaseException:
         if state.is_main:
             found = {u["property"]: _check_row(u) for u in section.units(this_run_only=not state.options.resume)}
             found |= mine
             state.unfinished = [found[n] for n in names if n in found]
         raise
-    parts = dist.gather(mine)
     if parts is None:
         return None
     merged: dict[str, CheckResult] = {}

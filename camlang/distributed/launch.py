@@ -67,7 +67,7 @@ def _report_failure(failures: dict[int, Any], out_dir: Path) -> int:
         else:
             how = f"exit code {f.exitcode}"
             message = f.message if isinstance(f.message, str) else (f.message or {}).get("message", "")
-            if message and "<N/A>" not in message:
+            if message and "<N/A>" not in message and "To enable traceback" not in message:
                 how += f": {message}"
         parts.append(f"worker rank {rank} failed ({how})")
     text = "; ".join(parts)

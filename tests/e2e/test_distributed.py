@@ -197,3 +197,32 @@ def test_killed_worker_ends_the_run_with_a_partial_report(tmp_path: Path) -> Non
     assert 4 <= done < 400 and evaluated.endswith("of 400 images")
     assert doc["evaluations"][0]["table"]["gradcam"]["deletion"]["n"] == done
     assert _workers_of(out, proc.pid) == {}, "a worker was left running"
+
+
+def test_worker_error_is_named_in_the_partial_report(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(8):
+        Image.new("RGB", (64, 64), (30 * i, 100, 200)).save(folder / f"img{i}.png")
+    whole = (folder / "img3.png").read_bytes()
+    (folder / "img2.png").write_bytes(whole[: len(whole) // 2])  # truncated: fails when decoded, in batch 1
+    program = tmp_path / "bad.cam"
+    program.write_text(
+        'import "stdlib/cams.cam"\nimport "stdlib/metrics.cam"\n'
+        f'model shapes = checkpoint("{ROOT}/models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"\n'
+        'data d = images("imgs", size = 64)\nevaluate [gradcam] on shapes, d with [sparsity]\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    got = _run([sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--batch-size", "2",
+                "--workers", "2"])  # fmt: skip
+    assert got.returncode not in (0, 130)
+    assert "rank 1" in got.stderr and "img2.png" in got.stderr, got.stderr[-3000:]
+    doc = _report(out)
+    assert doc["partial"] is True and doc["world_size"] == 2
+    assert doc["failure"].startswith("rank 1 failed") and "img2.png" in doc["failure"]
+    # whatever rank 0 finished before it was stopped (batches 0 and 2, unless stopped sooner) is kept
+    if doc["evaluations"]:
+        assert doc["evaluations"][0]["data"]["evaluated"] in ("2 of 8 images", "4 of 8 images")
