@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from camlang.calls import CallCounter
 from camlang.errors import CamlangError
-from camlang.metrics._common import CallCounter
 from camlang.ops import TERMINALS
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
