@@ -47,7 +47,7 @@ SYMPY: dict[str, SympyFn] = {
     "mul": _elementwise(lambda s, t: s * t, 2),
     "div": _elementwise(lambda s, t: s / t, 2),
     "neg": _elementwise(lambda s: -s, 1),
-    **{name: _reduction(name, name.startswith("mean")) for name in ("sum_c", "mean_c", "sum_hw", "mean_hw", "sum", "mean")},
+    **{name: _reduction(name, name.startswith("mean")) for name, row in OPS.items() if row.rational and row.reduces},
 }  # fmt: skip
 
 
