@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from camlang import syntax as s
+from camlang.calls import CallCounter
 from camlang.distributed import shard_batches
 from camlang.engine import CamEngine
 from camlang.errors import CamlangError
 from camlang.evaluation import Evaluator, metric_needs_mask, referenced_cams
-from camlang.metrics._common import CallCounter
 from camlang.program import IndexRef, PropertyDef, Ref
 from camlang.progress import make_progress
 from camlang.report import CheckResult, EvalResult, MetricInfo, Stat, Visuals
