@@ -112,8 +112,11 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
         parts = dist.gather((done, shown, counter.images))
     except BaseException:
         if state.is_main:
-            finished = _images_from(section.units(this_run_only=not state.options.resume)) | done
-            state.unfinished = _eval_result(state, info, ds, finished, shown, counter.images, engine)
+            try:
+                finished = _images_from(section.units(this_run_only=not state.options.resume)) | done
+                state.unfinished = _eval_result(state, info, ds, finished, shown, counter.images, engine)
+            except Exception as err:  # noqa: BLE001 - the error that stopped the run matters more
+                state.warn(f"could not summarise the finished images of this evaluate: {err}")
         raise
     if parts is None:
         return None
