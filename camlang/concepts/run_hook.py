@@ -16,6 +16,8 @@ def run_concept_action(state: Any, action: s.Heatmaps | s.Watch) -> SemanticHeat
 
     Returns the heatmaps of a `heatmaps` action (the REPL prints them as coloured matrices).
     """
+    if not getattr(state, "is_main", True):
+        return None  # rank 0 computes the concept sections alone: they need no collectives
     if state.concepts is None:
         state.concepts = (ConceptRuntime(state), ConceptReport(state.options.out_dir))
     runtime, report = state.concepts

@@ -228,3 +228,7 @@ class RunReport:
     syntheses: Sequence[SynthResult] = ()
     checks: Sequence[CheckResult] = ()
     exports: Sequence[Export] = ()
+    #: Processes the run used (`camlang run --workers N`, torchrun); results do not depend on it.
+    world_size: int = 1
+    #: Why a partial run stopped when a worker failed or was lost (which rank, what error).
+    failure: str | None = None
