@@ -142,6 +142,8 @@ SYNTH_SETTINGS: dict[str, Arg] = {
         Arg("seed", ("int",), 0),
         Arg("strategy", ("string",), "racing", "racing or exhaustive"),
         Arg("probe", ("int",), 16, "probe batch size for observational equivalence"),
+        Arg("race_first", ("int",), 4, "training images of the first racing round"),
+        Arg("finalists", ("int",), 5, "race leaders re-scored on every training image"),
     )
 }
 SYNTH_REQUIRED = ("model", "data", "objective")
