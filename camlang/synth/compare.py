@@ -57,7 +57,8 @@ def paired_comparison(
     n = int(winner.numel())
     what = f"{metric}, paired difference to `{best}` over {n} holdout images: {iv.mean:+.4g} [{iv.ci_low:+.4g}, {iv.ci_high:+.4g}], positive = better"
     if equal_to is not None:
-        verdict, sentence = "equal", f"Equal: the synthesized CAM is stdlib `{equal_to}` ({what})."
+        verdict = "equal"
+        sentence = f"Equal: the synthesized CAM is stdlib `{equal_to}`; against the best stdlib CAM: {what}."
     elif iv.ci_low > 0:
         verdict, sentence = "better", f"Better than the best stdlib CAM `{best}` ({what})."
     elif iv.ci_high < 0:

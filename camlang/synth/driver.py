@@ -51,6 +51,9 @@ from camlang.synth.racing import RaceResult, StopSearch, exhaustive, race
 from camlang.synth.scoring import Scorer, SplitData, bootstrap, capture_split
 from camlang.synth.settings import SynthSettings
 
+#: Share of `time` the holdout capture may use (the rest of its images are left out).
+HOLDOUT_CAPTURE_SHARE = 0.25
+
 
 @dataclass(frozen=True)
 class SynthStats:
@@ -114,6 +117,7 @@ class _Job:
     log: ProgressLog
     cache_dir: Path | None
     resume: bool
+    equivalences: dict[int, tuple[str | None, list[str]]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -122,14 +126,20 @@ class _Job:
 
 @dataclass
 class _Stop:
-    """Why the run became partial (the first reason wins)."""
+    """Why the search stopped early (time, budget) and whether the run is partial (interrupted).
+
+    A search cut short by `time` or `budget` still gets its final checks and holdout comparison
+    (time reserved them); only an interruption leaves a partial result.
+    """
 
     partial: bool = False
     reason: str | None = None
 
     def set(self, reason: str) -> None:
-        if not self.partial:
-            self.partial, self.reason = True, reason
+        if self.reason is None:
+            self.reason = reason
+        if reason == "interrupted":
+            self.partial = True
 
 
 @dataclass(frozen=True)
@@ -300,11 +310,24 @@ def _capture_holdout(job: _Job, holdout: Dataset | None, data: SplitData, stop: 
         return None
     needs = set(data.terminals) | terminals_used(list(job.refs.values()))
     job.log.say(f"capturing {len(holdout)} holdout images")
+    limits = job.limits
+    # The holdout capture may use a share of the time; a prefix of the holdout is still disjoint
+    # from the training split, and the comparison says how many images it used.
+    share_end = None if limits.seconds is None else time.monotonic() + HOLDOUT_CAPTURE_SHARE * limits.seconds
+
+    def check() -> None:
+        if share_end is not None and time.monotonic() >= share_end:
+            raise StopSearch("the holdout capture's share of the time limit reached")
+
     try:
-        return capture_split(job.live, holdout, needs, job.batch_size, job.counter, None)
+        small = max(1, min(job.batch_size, 16))  # small batches, so the share check can stop in time
+        hdata = capture_split(job.live, holdout, needs, small, job.counter, check, keep_partial=True)
     except KeyboardInterrupt:
         stop.set("interrupted")
         return None
+    if hdata.count < len(holdout):
+        job.log.say(f"time allowed capturing {hdata.count} of {len(holdout)} holdout images")
+    return hdata
 
 
 # ---- phase 2: enumerate -----------------------------------------------------------------------
@@ -317,6 +340,7 @@ def _enumerate(job: _Job, data: SplitData, stop: _Stop) -> tuple[Enumerator, Obs
         data.terminals_of(probe_idx), data.size, job.grammar.start, all_ranking_only([job.objective.node]), seed=st.seed
     )
     en = Enumerator(job.program, job.grammar, st.max_size, observer.admit)
+    job.limits.start_enumeration()
     try:
         for k in en.levels():
             job.log.update(f"enumerating: size {k}/{st.max_size} · {en.stats.kept.get(job.grammar.start, 0)} candidates", k)
@@ -325,6 +349,8 @@ def _enumerate(job: _Job, data: SplitData, stop: _Stop) -> tuple[Enumerator, Obs
         stop.set(str(reason))
     except KeyboardInterrupt:
         stop.set("interrupted")
+    finally:
+        job.limits.enumeration_end = None
     return en, observer
 
 
@@ -369,6 +395,17 @@ def _reserve_seconds(job: _Job, pool: _Pool, n_train: int, hdata: SplitData | No
     finalise = (job.settings.finalists + len(pool.contained) + len(pool.anchors)) * n_train
     compare = 0 if hdata is None else (1 + n_refs) * hdata.count
     return 1.1 * per_pair * (finalise + compare)
+
+
+def _finalists_that_fit(job: _Job, pool: _Pool, n_train: int, hdata: SplitData | None) -> int:
+    """How many race leaders can be re-scored on every training image in the time left after
+    the holdout comparison's share (at least the leader, at most `finalists`)."""
+    per_pair, left = job.clock.per_pair(), job.limits.remaining()
+    if not math.isfinite(left) or per_pair <= 0:
+        return job.settings.finalists
+    compare = 0.0 if hdata is None else per_pair * (1 + len(job.refs)) * hdata.count
+    fit = int((left - compare) / (1.1 * per_pair * n_train)) - len(pool.contained)
+    return max(1, min(job.settings.finalists, fit))
 
 
 def _race_and_finalise(
@@ -420,7 +457,7 @@ def _race_and_finalise(
         job.limits.reserve = _reserve_seconds(job, pool, n_train, hdata)
         best = float(job.sign * out.nanmean(1).max()) if out.numel() else math.nan
         left = job.limits.remaining()
-        budget = f" · {left - job.limits.reserve:.0f}s of search left" if math.isfinite(left) else ""
+        budget = f" · {max(0.0, left - job.limits.reserve):.0f}s of search left" if math.isfinite(left) else ""
         job.log.update(
             f"racing {len(pool.cands)} candidates on up to {len(ii) + min(ii, default=0)} images · "
             f"{job.counter.images} forward passes · best {best:.4g}{budget}"
@@ -454,8 +491,8 @@ def _race_and_finalise(
             # The budget bounds the search; the final checks always complete (time reserved them).
             job.limits.budget = None
             all_images = list(range(n_train))
-            finalists = ordered[: st.finalists]
-            stdlib = {**pool.contained, **pool.anchors}
+            finalists = ordered[: _finalists_that_fit(job, pool, n_train, hdata)]
+            stdlib = dict(pool.contained)
             extra = finalists + [n for n in stdlib.values() if n not in finalists]
             index = {n.nid: i for i, n in enumerate(rows)}
             for node in extra:
@@ -539,7 +576,7 @@ def _compare(
     comparison = {job.name: ivs[0]}
     for r, iv in zip(ref_names, ivs[1 + len(others) :]):
         comparison[r] = iv
-    _, equal = _equivalence(job.program, observer, winner, job.refs)
+    _, equal = _equivalence(job, observer, winner)
     paired = paired_comparison(
         syn_vals[0], stdlib_vals, job.sign, job.settings.seed, equal[0] if equal else None, job.objective.name
     )
@@ -565,7 +602,7 @@ def _report(
     st = job.settings
     winner = final.ordered[0]
     shown = final.ordered[: max(1, st.top)]
-    notes = {n.nid: _equivalence(job.program, observer, n, job.refs)[0] for n in shown}
+    notes = {n.nid: _equivalence(job, observer, n)[0] for n in shown}
     nan = math.nan
     constants = {n.nid: en.constants_of(n) for n in shown}
     candidates = [
@@ -663,18 +700,39 @@ def _constants_suffix(chosen: tuple[tuple[str, float], ...]) -> str:
     return "  [" + ", ".join(f"{nt} = {value:g}" for nt, value in chosen) + "]"
 
 
-def _equivalence(program: Program, obs: Observer, node: Node, refs: dict[str, Node]) -> tuple[str | None, list[str]]:
-    """The note on a candidate's equalities with stdlib CAMs, and the names it equals."""
+def _equivalence(job: _Job, obs: Observer, node: Node) -> tuple[str | None, list[str]]:
+    """The note on a candidate's equalities with stdlib CAMs, and the names it equals (memoized).
+
+    Proofs get at most 5 s each and none once less than 10 s of the time limit is left.
+    """
+    memo = job.equivalences.get(node.nid)
+    if memo is None:
+        memo = _equivalence_uncached(job, obs, node)
+        job.equivalences[node.nid] = memo
+    return memo
+
+
+def _equivalence_uncached(job: _Job, obs: Observer, node: Node) -> tuple[str | None, list[str]]:
     notes: list[str] = []
     equal: list[str] = []
-    for r, ref in sorted(refs.items()):
+    for r, ref in sorted(job.refs.items()):
         try:
             same_probe = obs.equal_on_probe(node, ref)
         except KeyError:  # a terminal the probe did not capture
             continue
         if not same_probe:
             continue
-        v = prove_equivalent(program.builder, node, ref, timeout_s=5.0)
+        left = job.limits.remaining()
+        if left < 10.0:
+            notes.append(f"equal to stdlib `{r}` on the probe data (no proof tried: time limit)")
+            equal.append(r)
+            continue
+        try:
+            v = prove_equivalent(job.program.builder, node, ref, timeout_s=min(5.0, left / 4))
+        except ImportError as err:  # the symbolic oracle's solver is not installed
+            notes.append(f"equal to stdlib `{r}` on the probe data (no proof tried: {err})")
+            equal.append(r)
+            continue
         if v.status == "equivalent":
             notes.append(f"equivalent to stdlib `{r}` (proved: {v.method}, {v.detail})")
             equal.append(r)

@@ -16,6 +16,10 @@ from camlang.synth.racing import StopSearch
 
 #: Least seconds between two plain progress lines (when the output is not a terminal).
 PLAIN_INTERVAL_S = 5.0
+#: Share of `time` kept for the final checks and the comparison before their cost is measured.
+RESERVE_SHARE = 0.4
+#: Share of the search's time the enumeration may use (the rest is for racing).
+ENUMERATION_SHARE = 0.4
 
 
 class Limits:
@@ -25,8 +29,18 @@ class Limits:
         self.counter = counter
         self.budget = budget
         self.started = time.monotonic()
+        self.seconds = seconds
         self.end = None if seconds is None else self.started + seconds
-        self.reserve = 0.0
+        # Until a scoring call measured the cost of a (cam, image) pair, keep a share of the
+        # time for the final checks and the holdout comparison.
+        self.reserve = 0.0 if seconds is None else RESERVE_SHARE * seconds
+        self.enumeration_end: float | None = None
+
+    def start_enumeration(self) -> None:
+        """Enumeration may use at most `ENUMERATION_SHARE` of the time left for the search."""
+        if self.end is not None:
+            search_left = max(0.0, self.end - self.reserve - time.monotonic())
+            self.enumeration_end = time.monotonic() + ENUMERATION_SHARE * search_left
 
     def remaining(self) -> float:
         """Seconds left of the whole synthesis (inf without a time limit)."""
@@ -36,8 +50,11 @@ class Limits:
         """Stop the search when the budget is used or the time left is only the reserve."""
         if self.budget is not None and self.counter.images >= self.budget:
             raise StopSearch(f"budget of {self.budget} forward passes reached")
-        if self.end is not None and time.monotonic() + self.reserve >= self.end:
+        now = time.monotonic()
+        if self.end is not None and now + self.reserve >= self.end:
             raise StopSearch("time limit reached")
+        if self.enumeration_end is not None and now >= self.enumeration_end:
+            raise StopSearch("the enumeration's share of the time limit reached")
 
 
 class PairClock:
@@ -79,6 +96,7 @@ class ProgressLog:
             echo = progress.console.print
         self.echo = echo
         self.last = -float("inf")
+        self.started = time.monotonic()
 
     def update(self, text: str, completed: int | None = None) -> None:
         """Show the current state (rate-limited when plain)."""
@@ -88,14 +106,15 @@ class ProgressLog:
         now = time.monotonic()
         if self.echo is not None and now - self.last >= PLAIN_INTERVAL_S:
             self.last = now
-            self.echo(f"synthesize {self.name}: {text}")
+            self.echo(f"synthesize {self.name} [{now - self.started:.0f}s]: {text}")
 
     def say(self, text: str) -> None:
         """Print one line now (above the live display, or plain)."""
+        line = f"synthesize {self.name} [{time.monotonic() - self.started:.0f}s]: {text}"
         if self.live:
-            self.progress.console.print(f"synthesize {self.name}: {text}")
+            self.progress.console.print(line)
         elif self.echo is not None:
-            self.echo(f"synthesize {self.name}: {text}")
+            self.echo(line)
 
     def finish(self, total: int) -> None:
         """Mark the task complete."""

@@ -24,6 +24,7 @@ from camlang.program import MetricDef
 from camlang.report.model import Interval
 from camlang.runtime import LiveModel
 from camlang.synth.observe import as_map
+from camlang.synth.racing import StopSearch
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,12 @@ def capture_split(
     counter: CallCounter,
     before_batch: Callable[[], None] | None = None,
     limit: int | None = None,
+    keep_partial: bool = False,
 ) -> SplitData:
     """Capture the terminals `needs` of (the first `limit`) images of `ds`.
 
-    `before_batch` runs before every batch (the limits check: it may raise `StopSearch`).
+    `before_batch` runs before every batch (the limits check: it may raise `StopSearch`). With
+    `keep_partial`, a stop after the first batch keeps the images captured so far (a prefix).
     """
     parts: list[dict[str, torch.Tensor]] = []
     xs, raws, masks, logits, targets = [], [], [], [], []
@@ -73,7 +76,12 @@ def capture_split(
     view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
     for batch in view.batches(batch_size):
         if before_batch is not None:
-            before_batch()
+            try:
+                before_batch()
+            except StopSearch:
+                if not (keep_partial and parts):
+                    raise
+                break
         x = batch.x.to(live.device)
         cap = capture(live.module, live.layer, x, needs, None, counter=counter)
         parts.append({k: v.detach().cpu() for k, v in cap.terminals.items()})
