@@ -83,7 +83,14 @@ def main() -> int:
     for depth in (int(d) for d in args.nets.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
             for objective in args.objectives.split(","):
-                rows.append(run_one(args, depth, seed, objective))
+                try:
+                    rows.append(run_one(args, depth, seed, objective))
+                except Exception as err:  # one failed run must not hide the others' numbers
+                    print(f"resnet{depth} seed {seed} {objective}: FAILED: {type(err).__name__}: {err}")
+                    rows.append({"net": f"resnet{depth}", "seed": seed, "objective": objective,
+                                 "direction": "", "winner": "", "constants": [], "holdout": None,
+                                 "verdict": f"failed ({type(err).__name__})", "seconds": 0.0,
+                                 "limit": args.time, "best_stdlib": None})  # fmt: skip
                 if args.json is not None:
                     args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     print_tables(rows, args.objectives.split(","))

@@ -374,8 +374,14 @@ def _deduplicate(job: _Job, en: Enumerator, data: SplitData) -> _Pool:
             f"max_size = {job.settings.max_size}",
             hint="raise max_size or check the grammar's types",
         )
+    # A stdlib CAM is in the grammar when the enumerator built it, or when its normal form is one
+    # a kept candidate simplifies to (`softmax_c(1 * S_masked)` is Score-CAM's weight).
     in_grammar = en.seen.get(job.grammar.start, set())
-    contained = {r: node for r, node in job.refs.items() if node.nid in in_grammar}
+    contained = {
+        r: node
+        for r, node in job.refs.items()
+        if node.nid in in_grammar or simplify(job.program.builder, node).nid in seen_simplified
+    }
     captured = set(data.terminals)
     anchors = {
         r: node
