@@ -51,6 +51,8 @@ from camlang.synth.racing import RaceResult, StopSearch, exhaustive, race
 from camlang.synth.scoring import Scorer, SplitData, bootstrap, capture_split
 from camlang.synth.settings import SynthSettings
 
+#: Race the stdlib CAMs outside the grammar as anchors when there are this many candidates per anchor.
+ANCHOR_FIELD_RATIO = 8
 #: Share of `time` the holdout capture may use (the rest of its images are left out).
 HOLDOUT_CAPTURE_SHARE = 0.25
 
@@ -210,8 +212,9 @@ def synthesize(
     data = _capture_train(job, train)
     en, observer = _enumerate(job, data, stop)
     pool = _deduplicate(job, en, data)
+    before = job.counter.images
     hdata = _capture_holdout(job, holdout, data, stop)
-    final = _race_and_finalise(job, data, pool, hdata, stop)
+    final = _race_and_finalise(job, data, pool, hdata, job.counter.images - before, stop)
     hold = _Holdout()
     if not stop.partial:
         try:
@@ -415,7 +418,7 @@ def _finalists_that_fit(job: _Job, pool: _Pool, n_train: int, hdata: SplitData |
 
 
 def _race_and_finalise(
-    job: _Job, data: SplitData, pool: _Pool, hdata: SplitData | None, stop: _Stop
+    job: _Job, data: SplitData, pool: _Pool, hdata: SplitData | None, holdout_passes: int, stop: _Stop
 ) -> _Final:
     st = job.settings
     n_train = data.count
@@ -437,7 +440,7 @@ def _race_and_finalise(
         },
         job.resume,
     )
-    before_search = job.counter.images
+    before_search = job.counter.images - holdout_passes
 
     def values(ci: list[int], ii: list[int]) -> torch.Tensor:
         """Not-oriented metric values of rows `ci` on images `ii`, from the cache when present."""
@@ -470,7 +473,12 @@ def _race_and_finalise(
         )
         return job.sign * out
 
-    n_anchor = len(anchor_nodes) if st.strategy != "exhaustive" else 0
+    # Anchors cost their first round (every stdlib CAM on `race_first` images); they pay off
+    # only when they can eliminate many candidates early, so a small field races without them.
+    use_anchors = st.strategy != "exhaustive" and len(pool.cands) >= ANCHOR_FIELD_RATIO * len(anchor_nodes)
+    n_anchor = len(anchor_nodes) if use_anchors else 0
+    rows = rows[: len(pool.cands) + n_anchor]
+    texts = texts[: len(rows)]
     if st.strategy == "exhaustive":
         result: RaceResult = exhaustive(len(pool.cands), n_train, score)
     else:
@@ -479,7 +487,8 @@ def _race_and_finalise(
         )
     if result.stopped is not None:
         stop.set(result.stopped)
-    search_passes = job.counter.images
+    # The holdout capture is the comparison's cost, not the search's.
+    search_passes = job.counter.images - holdout_passes
     per_pair = job.clock.passes_per_pair()
     exhaustive_passes = (
         int(before_search + per_pair * len(pool.cands) * n_train) if st.strategy != "exhaustive" else None
