@@ -72,6 +72,7 @@ PATTERNS: dict[str, Callable[[Builder, Node, Node, Node], Node]] = {
     "abs_neg": lambda b, x, y, c: b.make("abs", (b.make("neg", (x,)),)),
     "idem": lambda b, x, y, c: b.make("add", (b.make("max", (x, x)), b.make("min", (y, y)))),
     "where_same": lambda b, x, y, c: b.make("where", (c, x, x)),
+    "sub_sub": lambda b, x, y, c: b.make("sub", (x, b.make("sub", (x, y)))),
     "commute": lambda b, x, y, c: b.make("mul", (b.make("add", (y, x)), b.make("max", (y, x)))),
 }
 RULE_NAMES = sorted(PATTERNS)
