@@ -22,6 +22,7 @@ The phases, each a function below:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -119,6 +120,7 @@ class _Job:
     log: ProgressLog
     cache_dir: Path | None
     resume: bool
+    stdlib: frozenset[str]  # the reference CAMs (the objective's refs may add others)
     equivalences: dict[int, tuple[str | None, list[str]]] = field(default_factory=dict)
 
     @property
@@ -142,6 +144,10 @@ class _Stop:
             self.reason = reason
         if reason == "interrupted":
             self.partial = True
+
+
+class _NoTime(Exception):
+    """The time limit leaves no room for a phase's optional work."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +255,7 @@ def _prepare(
             f"synthesize `{sdef.name}`: unknown objective metric `{settings.objective}`", span=sdef.span
         )
     refs = default_reference_cams(program) if reference_cams is None else dict(reference_cams)
+    stdlib = frozenset(refs)
     for r in referenced_cams([objective.node]):
         node = program.cams[r].node if r in program.cams else None
         if r not in refs and node is not None:
@@ -270,6 +277,7 @@ def _prepare(
         ProgressLog(sdef.name, progress, echo, settings.max_size),
         cache_dir,
         resume,
+        stdlib,
     )
 
 
@@ -340,13 +348,20 @@ def _enumerate(job: _Job, data: SplitData, stop: _Stop) -> tuple[Enumerator, Obs
     st = job.settings
     probe_idx = list(range(min(st.probe, data.count)))
     observer = Observer(
-        data.terminals_of(probe_idx), data.size, job.grammar.start, all_ranking_only([job.objective.node]), seed=st.seed
+        data.terminals_of(probe_idx),
+        data.size,
+        job.grammar.start,
+        all_ranking_only([job.objective.node]),
+        seed=st.seed,
     )
     en = Enumerator(job.program, job.grammar, st.max_size, observer.admit)
     job.limits.start_enumeration()
     try:
         for k in en.levels():
-            job.log.update(f"enumerating: size {k}/{st.max_size} · {en.stats.kept.get(job.grammar.start, 0)} candidates", k)
+            job.log.update(
+                f"enumerating: size {k}/{st.max_size} · {en.stats.kept.get(job.grammar.start, 0)} candidates",
+                k,
+            )
             job.limits.check()
     except StopSearch as reason:
         stop.set(str(reason))
@@ -408,13 +423,13 @@ def _reserve_seconds(job: _Job, pool: _Pool, n_train: int, hdata: SplitData | No
 
 def _finalists_that_fit(job: _Job, pool: _Pool, n_train: int, hdata: SplitData | None) -> int:
     """How many race leaders can be re-scored on every training image in the time left after
-    the holdout comparison's share (at least the leader, at most `finalists`)."""
+    the holdout comparison's share (at most `finalists`; 0 when not even the leader fits)."""
     per_pair, left = job.clock.per_pair(), job.limits.remaining()
     if not math.isfinite(left) or per_pair <= 0:
         return job.settings.finalists
     compare = 0.0 if hdata is None else per_pair * (1 + len(job.refs)) * hdata.count
     fit = int((left - compare) / (1.1 * per_pair * n_train)) - len(pool.contained)
-    return max(1, min(job.settings.finalists, fit))
+    return max(0, min(job.settings.finalists, fit))
 
 
 def _race_and_finalise(
@@ -466,7 +481,9 @@ def _race_and_finalise(
         job.limits.reserve = _reserve_seconds(job, pool, n_train, hdata)
         best = float(job.sign * out.nanmean(1).max()) if out.numel() else math.nan
         left = job.limits.remaining()
-        budget = f" · {max(0.0, left - job.limits.reserve):.0f}s of search left" if math.isfinite(left) else ""
+        budget = (
+            f" · {max(0.0, left - job.limits.reserve):.0f}s of search left" if math.isfinite(left) else ""
+        )
         job.log.update(
             f"racing {len(pool.cands)} candidates on up to {len(ii) + min(ii, default=0)} images · "
             f"{job.counter.images} forward passes · best {best:.4g}{budget}"
@@ -483,7 +500,12 @@ def _race_and_finalise(
         result: RaceResult = exhaustive(len(pool.cands), n_train, score)
     else:
         result = race(
-            len(rows), n_train, score, first=st.race_first, anchors=n_anchor, keep=min(st.finalists, len(pool.cands))
+            len(rows),
+            n_train,
+            score,
+            first=st.race_first,
+            anchors=n_anchor,
+            keep=min(st.finalists, len(pool.cands)),
         )
     if result.stopped is not None:
         stop.set(result.stopped)
@@ -506,7 +528,11 @@ def _race_and_finalise(
             # The budget bounds the search; the final checks always complete (time reserved them).
             job.limits.budget = None
             all_images = list(range(n_train))
-            finalists = ordered[: _finalists_that_fit(job, pool, n_train, hdata)]
+            fit = _finalists_that_fit(job, pool, n_train, hdata)
+            if fit == 0:
+                job.log.say("no time left to re-score the finalists: the race's leader wins")
+                raise _NoTime
+            finalists = ordered[:fit]
             stdlib = dict(pool.contained)
             extra = finalists + [n for n in stdlib.values() if n not in finalists]
             index = {n.nid: i for i, n in enumerate(rows)}
@@ -515,7 +541,9 @@ def _race_and_finalise(
                     index[node.nid] = len(rows)
                     rows.append(node)
                     texts.append(to_text(node))
-            job.log.say(f"finalists: {len(finalists)} candidates and {len(stdlib)} stdlib CAMs on {n_train} images")
+            job.log.say(
+                f"finalists: {len(finalists)} candidates and {len(stdlib)} stdlib CAMs on {n_train} images"
+            )
             vals = values([index[n.nid] for n in extra], all_images)
             for node, row in zip(extra, vals):
                 train_values[node.nid] = row
@@ -527,9 +555,20 @@ def _race_and_finalise(
             best = max(contenders, key=lambda n: job.sign * train_scores[n.nid])
             if best is not ordered[0]:
                 ordered = [best] + [n for n in ordered if n is not best]
+        except _NoTime:
+            pass
         except KeyboardInterrupt:
             stop.set("interrupted")
-    return _Final(ordered, train_scores, train_images, train_values, stdlib_train, result, search_passes, exhaustive_passes)
+    return _Final(
+        ordered,
+        train_scores,
+        train_images,
+        train_values,
+        stdlib_train,
+        result,
+        search_passes,
+        exhaustive_passes,
+    )
 
 
 # ---- phase 6: the holdout comparison ----------------------------------------------------------
@@ -575,29 +614,49 @@ def _compare(
     )
     idx = list(range(n))
     hscorer = Scorer(job.live, hdata, job.objective, job.refs, job.counter, job.settings.seed)
-    nodes = [winner] + others + [job.refs[r] for r in missing]
-    rows: list[torch.Tensor] = []
-    for s in range(0, len(nodes), 32):
-        rows.append(hscorer(nodes[s : s + 32], idx))
-    vals = torch.cat(rows)
-    syn_vals = vals[: 1 + len(others)]
-    for r, row in zip(missing, vals[1 + len(others) :]):
+    # The winner first, then one stdlib CAM at a time while time is left (a CAM's maps may cost
+    # more than the search's measured pair cost, e.g. an SVD), then the other shown candidates.
+    scored = [winner]
+    syn_rows = [hscorer([winner], idx)[0]]
+    skipped: list[str] = []
+    for r in missing:
+        if job.limits.remaining() <= 0:
+            skipped.append(r)
+            continue
+        row = hscorer([job.refs[r]], idx)[0]
         cached[r] = row
         cache.put(to_text(job.refs[r]), row)
     cache.save()
+    for node in others:
+        if job.limits.remaining() <= per_pair * n:
+            break
+        scored.append(node)
+        syn_rows.append(hscorer([node], idx)[0])
+    syn_vals = torch.stack(syn_rows)
     stdlib_vals = {r: v for r, v in cached.items() if v is not None}
-    ivs = bootstrap(torch.cat([syn_vals, torch.stack([stdlib_vals[r] for r in ref_names])]), job.settings.seed)
-    intervals = {node.nid: iv for node, iv in zip([winner] + others, ivs)}
+    compared = [r for r in ref_names if r in stdlib_vals]
+    ivs = bootstrap(torch.cat([syn_vals, torch.stack([stdlib_vals[r] for r in compared])]), job.settings.seed)
+    intervals = {node.nid: iv for node, iv in zip(scored, ivs)}
     comparison = {job.name: ivs[0]}
-    for r, iv in zip(ref_names, ivs[1 + len(others) :]):
+    for r, iv in zip(compared, ivs[len(scored) :]):
         comparison[r] = iv
     _, equal = _equivalence(job, observer, winner)
+    equal = [r for r in equal if r in job.stdlib]
     paired = paired_comparison(
-        syn_vals[0], stdlib_vals, job.sign, job.settings.seed, equal[0] if equal else None, job.objective.name
+        syn_vals[0],
+        {r: v for r, v in stdlib_vals.items() if r in job.stdlib},
+        job.sign,
+        job.settings.seed,
+        equal[0] if equal else None,
+        job.objective.name,
     )
+    if paired is not None and skipped:
+        note = f" Not compared (time limit): {', '.join(f'`{r}`' for r in skipped)}."
+        paired = dataclasses.replace(paired, sentence=paired.sentence + note)
     if paired is not None:
         job.log.say(paired.sentence)
-    visuals = _visuals(hscorer, hdata, job.name, winner, job.refs)
+    shown_refs = {r: job.refs[r] for r in compared}
+    visuals = _visuals(hscorer, hdata, job.name, winner, shown_refs if job.limits.remaining() > 0 else {})
     return _Holdout(intervals, comparison, paired, n, estimate, visuals)
 
 
@@ -668,7 +727,9 @@ def _report(
         iv = bootstrap(winner_values[None], st.seed)[0]
         winner_ci = (iv.ci_low, iv.ci_high)
     best_stdlib = (
-        max(sorted(final.stdlib_train), key=lambda r: job.sign * final.stdlib_train[r]) if final.stdlib_train else None
+        max(sorted(final.stdlib_train), key=lambda r: job.sign * final.stdlib_train[r])
+        if final.stdlib_train
+        else None
     )
     stats = SynthStats(
         terms_built=sum(en.stats.built.values()),

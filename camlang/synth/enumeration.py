@@ -203,8 +203,7 @@ def constant_nonterminals(alts: dict[str, tuple[Alternative, ...]]) -> frozenset
     return frozenset(
         nt
         for nt, options in alts.items()
-        if options
-        and all(isinstance(a.template, Fixed) and a.template.node.op == "const" for a in options)
+        if options and all(isinstance(a.template, Fixed) and a.template.node.op == "const" for a in options)
     )
 
 

@@ -44,7 +44,9 @@ class SynthSettings:
 
         objective = given.get("objective")
         if objective is None:
-            raise CamlangError(f"synthesize `{sdef.name}` is missing the required setting `objective`", span=sdef.span)
+            raise CamlangError(
+                f"synthesize `{sdef.name}` is missing the required setting `objective`", span=sdef.span
+            )
         budget, seconds = get("budget"), get("time")
         settings = cls(
             objective=objective.name if isinstance(objective, Ref) else str(objective),
