@@ -54,6 +54,8 @@ from camlang.synth.settings import SynthSettings
 
 #: Race the stdlib CAMs outside the grammar as anchors when there are this many candidates per anchor.
 ANCHOR_FIELD_RATIO = 8
+#: Share of `time` the training capture may use (selection then uses the images captured).
+TRAIN_CAPTURE_SHARE = 0.3
 #: Share of `time` the holdout capture may use (the rest of its images are left out).
 HOLDOUT_CAPTURE_SHARE = 0.25
 
@@ -305,13 +307,27 @@ def _capture_train(job: _Job, train: Dataset) -> SplitData:
     objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
     needs = _grammar_terminals(dummy) | terminals_used(objective_refs) | {"S", "P"}
     job.log.say(f"capturing {len(train)} training images ({', '.join(sorted(needs))})")
+    limits = job.limits
+    share_end = None if limits.seconds is None else time.monotonic() + TRAIN_CAPTURE_SHARE * limits.seconds
+
+    def check() -> None:
+        limits.check()
+        if share_end is not None and time.monotonic() >= share_end:
+            raise StopSearch("the training capture's share of the time limit reached")
+
+    # Under a time limit, small batches let the capture stop in time; selection then uses the
+    # images captured so far (a prefix of the training split) and says so.
+    batch = job.batch_size if limits.seconds is None else max(1, min(job.batch_size, 8))
     try:
-        return capture_split(job.live, train, needs, job.batch_size, job.counter, job.limits.check)
+        data = capture_split(job.live, train, needs, batch, job.counter, check, keep_partial=True)
     except StopSearch as stop:
         raise CamlangError(
             f"synthesize `{job.name}`: {stop} while capturing the training data",
             hint="raise `budget` or `time`",
         ) from None
+    if data.count < len(train):
+        job.log.say(f"time allowed capturing {data.count} of {len(train)} training images")
+    return data
 
 
 def _capture_holdout(job: _Job, holdout: Dataset | None, data: SplitData, stop: _Stop) -> SplitData | None:
