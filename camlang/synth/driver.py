@@ -317,7 +317,7 @@ def _capture_train(job: _Job, train: Dataset) -> SplitData:
 
     # Under a time limit, small batches let the capture stop in time; selection then uses the
     # images captured so far (a prefix of the training split) and says so.
-    batch = job.batch_size if limits.seconds is None else max(1, min(job.batch_size, 8))
+    batch = job.batch_size if limits.seconds is None else max(1, min(job.batch_size, 4))
     try:
         data = capture_split(job.live, train, needs, batch, job.counter, check, keep_partial=True)
     except StopSearch as stop:
@@ -347,8 +347,9 @@ def _capture_holdout(job: _Job, holdout: Dataset | None, data: SplitData, stop: 
             raise StopSearch("the holdout capture's share of the time limit reached")
 
     try:
-        small = max(1, min(job.batch_size, 16))  # small batches, so the share check can stop in time
-        hdata = capture_split(job.live, holdout, needs, small, job.counter, check, keep_partial=True)
+        # under a time limit, small batches let the share check stop the capture in time
+        batch = job.batch_size if limits.seconds is None else max(1, min(job.batch_size, 4))
+        hdata = capture_split(job.live, holdout, needs, batch, job.counter, check, keep_partial=True)
     except KeyboardInterrupt:
         stop.set("interrupted")
         return None
@@ -651,7 +652,8 @@ def _compare(
     syn_vals = torch.stack(syn_rows)
     stdlib_vals = {r: v for r, v in cached.items() if v is not None}
     compared = [r for r in ref_names if r in stdlib_vals]
-    ivs = bootstrap(torch.cat([syn_vals, torch.stack([stdlib_vals[r] for r in compared])]), job.settings.seed)
+    rows = [syn_vals] + ([torch.stack([stdlib_vals[r] for r in compared])] if compared else [])
+    ivs = bootstrap(torch.cat(rows), job.settings.seed)
     intervals = {node.nid: iv for node, iv in zip(scored, ivs)}
     comparison = {job.name: ivs[0]}
     for r, iv in zip(compared, ivs[len(scored) :]):
@@ -671,6 +673,8 @@ def _compare(
         paired = dataclasses.replace(paired, sentence=paired.sentence + note)
     if paired is not None:
         job.log.say(paired.sentence)
+    else:
+        job.log.say("no stdlib CAM could be scored on the holdout within the time limit: no verdict")
     shown_refs = {r: job.refs[r] for r in compared}
     visuals = _visuals(hscorer, hdata, job.name, winner, shown_refs if job.limits.remaining() > 0 else {})
     return _Holdout(intervals, comparison, paired, n, estimate, visuals)
