@@ -449,6 +449,16 @@ def _finalists_that_fit(job: _Job, pool: _Pool, n_train: int, hdata: SplitData |
     return max(0, min(job.settings.finalists, fit))
 
 
+def _out_of_time(job: _Job, n_train: int, hdata: SplitData | None) -> bool:
+    """Would one more finalist on every training image eat into the comparison's time?"""
+    left = job.limits.remaining()
+    if not math.isfinite(left):
+        return False
+    per_pair = job.clock.per_pair()
+    compare = 0.0 if hdata is None else per_pair * (1 + len(job.refs)) * hdata.count
+    return left - compare < 1.1 * per_pair * n_train
+
+
 def _race_and_finalise(
     job: _Job, data: SplitData, pool: _Pool, hdata: SplitData | None, holdout_passes: int, stop: _Stop
 ) -> _Final:
@@ -561,14 +571,21 @@ def _race_and_finalise(
             job.log.say(
                 f"finalists: {len(finalists)} candidates and {len(stdlib)} stdlib CAMs on {n_train} images"
             )
-            vals = values([index[n.nid] for n in extra], all_images)
-            for node, row in zip(extra, vals):
+            # One CAM at a time, so a time limit (or a pair cost not yet measured) stops between them.
+            done: list[Node] = []
+            for node in extra:
+                if done and _out_of_time(job, n_train, hdata):
+                    job.log.say(f"time limit: {len(done)} of {len(extra)} finalists re-scored")
+                    break
+                row = values([index[node.nid]], all_images)[0]
                 train_values[node.nid] = row
                 train_scores[node.nid] = float(row.mean())
                 train_images[node.nid] = n_train
+                done.append(node)
             for r, node in stdlib.items():
-                stdlib_train[r] = train_scores[node.nid]
-            contenders = finalists + [n for n in pool.contained.values() if n not in finalists]
+                if node in done:
+                    stdlib_train[r] = train_scores[node.nid]
+            contenders = [n for n in done if n in finalists or n in pool.contained.values()]
             best = max(contenders, key=lambda n: job.sign * train_scores[n.nid])
             if best is not ordered[0]:
                 ordered = [best] + [n for n in ordered if n is not best]
