@@ -574,7 +574,7 @@ def _race_and_finalise(
             # One CAM at a time, so a time limit (or a pair cost not yet measured) stops between them.
             done: list[Node] = []
             for node in extra:
-                if done and _out_of_time(job, n_train, hdata):
+                if (done or job.clock.pairs) and _out_of_time(job, n_train, hdata):
                     job.log.say(f"time limit: {len(done)} of {len(extra)} finalists re-scored")
                     break
                 row = values([index[node.nid]], all_images)[0]
@@ -586,6 +586,8 @@ def _race_and_finalise(
                 if node in done:
                     stdlib_train[r] = train_scores[node.nid]
             contenders = [n for n in done if n in finalists or n in pool.contained.values()]
+            if not contenders:
+                raise _NoTime
             best = max(contenders, key=lambda n: job.sign * train_scores[n.nid])
             if best is not ordered[0]:
                 ordered = [best] + [n for n in ordered if n is not best]
