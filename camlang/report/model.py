@@ -177,6 +177,7 @@ class SynthResult:
     partial: bool = False
     comparison: Mapping[str, Interval] = field(default_factory=dict)
     visuals: Visuals | None = None
+    verdict: str | None = None  # one sentence: better / equal / worse than the best stdlib CAM
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,7 @@ def _synthesis(sy: SynthResult, images: Mapping[str, Any]) -> dict[str, Any]:
             }
             for name, iv in sy.comparison.items()
         },
+        "verdict": sy.verdict,
         "images": jsonable(images),
     }
 
