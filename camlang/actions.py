@@ -11,7 +11,7 @@ import torch
 from camlang import syntax as s
 from camlang.engine import CamEngine
 from camlang.errors import CamlangError
-from camlang.evaluation import Evaluator, metric_needs_mask, referenced_cams
+from camlang.evaluation import Evaluator, metric_needs_mask, metric_settings, referenced_cams
 from camlang.metrics._common import CallCounter
 from camlang.program import IndexRef, PropertyDef, Ref
 from camlang.progress import make_progress
@@ -56,7 +56,8 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
                                f"`{data_name}` has no ground-truth masks", code="E502",
                                hint="drop them from this evaluate, or give the data masks")  # fmt: skip
     counter = CallCounter()
-    engine = CamEngine(live.module, live.layer, nodes, chunk_size=max(64, state.options.batch_size))
+    engine = CamEngine(live.module, live.layer, nodes, chunk_size=max(64, state.options.batch_size),
+                       seed=state.options.seed)  # fmt: skip
     evaluator = Evaluator(live, engine, chunk_size=256, counter=counter, seed=state.options.seed)
     sums: dict[str, dict[str, list[torch.Tensor]]] = {c: {m: [] for m in metrics} for c in cams}
     nan_maps: dict[str, int] = {c: 0 for c in cams}
@@ -68,18 +69,20 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
     want = state.options.grid_images
     class_names = describe.get("class_names") or live.loaded.class_names
     device = live.device
+    input_size = (0, 0)
     with make_progress(state.console) as progress:
         task = progress.add_task(f"evaluate on {data_name}", total=len(ds))
         for batch in ds.batches(state.options.batch_size):
             x = batch.x.to(device)
+            input_size = (int(x.shape[-2]), int(x.shape[-1]))
             try:
-                cam_batch = engine(x, None, counter=counter)
+                cam_batch = engine(x, None, counter=counter, indices=batch.indices)
             except CamlangError:
                 raise
             except RuntimeError as err:
                 raise _forward_error(err, model_name, data_name, x) from None
             masks = batch.masks.to(device) if batch.masks is not None else None
-            values = evaluator.score(cams, cam_batch, x, masks, metrics)
+            values = evaluator.score(cams, cam_batch, x, masks, metrics, indices=batch.indices)
             for k, cam in enumerate(cams):
                 nan_maps[cam] += int(torch.isnan(cam_batch.maps[cam]).flatten(1).any(1).sum())
                 for m in metrics:
@@ -108,8 +111,8 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
             labels_shown or None,
             preds_shown or None,
         )
-    infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text)
-             for n, m in metrics.items()]  # fmt: skip
+    infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text,
+                        metric_settings(m.node, input_size)) for n, m in metrics.items()]  # fmt: skip
     model_info = live.describe() | {"forward_images": counter.images}
     data_info = {"name": data_name} | {k: v for k, v in describe.items() if k != "class_names"}
     return EvalResult(f"evaluate {', '.join(cams)} on {model_name}, {data_name}", model_info, data_info, cams, infos,

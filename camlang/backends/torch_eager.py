@@ -22,7 +22,7 @@ class TorchContext:
     def __init__(self, terminals: dict[str, torch.Tensor], input_size: tuple[int, int],
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
                  model: torch.nn.Module | None = None, targets: torch.Tensor | None = None,
-                 seed: int = 0) -> None:  # fmt: skip
+                 seed: int = 0, indices: torch.Tensor | None = None) -> None:  # fmt: skip
         self.terminals = terminals
         self.input_size = input_size
         self.dtype = dtype
@@ -30,6 +30,7 @@ class TorchContext:
         self.model = model
         self.targets = targets
         self.seed = seed
+        self.indices = indices  # each image's dataset index (None: its position in this batch)
 
     def terminal(self, name: str) -> torch.Tensor:
         try:
@@ -49,15 +50,20 @@ class TorchContext:
             raise KeyError("this method needs the model; evaluate it through CamEngine")
         return self.model, self.terminals["X"], self.targets
 
-    def _generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed)
+    def _generator(self, op: str) -> list[torch.Generator]:
+        # One generator per image keyed to (seed, dataset index, op): maps do not depend on batching.
+        from camlang.rng import image_generators
+
+        batch = self.terminals["X"].shape[0]
+        indices = self.indices if self.indices is not None else torch.arange(batch)
+        return image_generators(self.seed, indices, op)
 
     def op_smoothgrad(self, samples: int, noise: float) -> torch.Tensor:
         from camlang.methods import smoothgrad
 
         model, x, t = self._method_inputs()
         with torch.enable_grad():
-            return smoothgrad(model, x, t, samples=samples, noise=noise, generator=self._generator())[:, None]
+            return smoothgrad(model, x, t, samples=samples, noise=noise, generator=self._generator("smoothgrad"))[:, None]
 
     def op_xmage(self) -> torch.Tensor:
         from camlang.methods import xmage_map
@@ -72,7 +78,7 @@ class TorchContext:
         model, x, t = self._method_inputs()
         with torch.enable_grad():
             result = deepcover(model, x, t, measure, min_tests=tests, max_tests=max(tests, 10 * tests),
-                               generator=self._generator())  # fmt: skip
+                               generator=self._generator("deepcover"))  # fmt: skip
         return result.map.to(x.dtype)[:, None]
 
     def op_extremal(self, area: float, steps: int) -> torch.Tensor:
