@@ -150,6 +150,7 @@ class MetricContext:
         }
         if masks is not None:
             self.terms["MASK"] = self._tile(masks.to(x.dtype))[:, None]
+        self._sensitivity_memo: dict[tuple[float, int], dict[str, torch.Tensor]] = {}
 
     def _tile(self, t: torch.Tensor) -> torch.Tensor:
         return t.repeat(self.k, *([1] * (t.dim() - 1)))
@@ -300,26 +301,33 @@ class MetricContext:
         return M.entropy(map[:, 0]).to(self.dtype)[:, None, None, None]
 
     def _sensitivities(self, radius: float, samples: int, norm: str) -> torch.Tensor:
-        """`[samples, K*B]` map changes under uniform L-infinity noise (as `M.sensitivity_samples`)."""
+        """`[samples, K*B]` map changes under uniform L-infinity noise (as `M.sensitivity_samples`).
+
+        Every sensitivity metric with the same radius and samples shares one set of draws and CAM calls.
+        """
         if norm not in ("fro", "relative", "mean_abs"):
             raise CamlangError(f'sensitivity norm must be "fro", "relative" or "mean_abs", got "{norm}"')
         if samples < 1 or radius < 0:
             raise CamlangError(f"sensitivity needs samples >= 1 and radius >= 0, got {samples} and {radius}")
+        key = (radius, samples)
+        if key not in self._sensitivity_memo:
+            self._sensitivity_memo[key] = self._sensitivity_draws(radius, samples)
+        return self._sensitivity_memo[key][norm]
+
+    def _sensitivity_draws(self, radius: float, samples: int) -> dict[str, torch.Tensor]:
         base = self.terminal("L")
+        base_norm = base.flatten(1).norm(dim=1)
         x = self._x()
-        out = []
+        out: dict[str, list[torch.Tensor]] = {"fro": [], "relative": [], "mean_abs": []}
         for s in range(samples):
             u = per_image_uniform(self.ev.seed, self.indices, "sensitivity", x.shape[1:], s, dtype=x.dtype)
             moved = self.op_L_at(x + self._tile(radius * (2 * u.to(x.device) - 1)))
             diff = (moved - base).flatten(1)
-            if norm == "mean_abs":
-                out.append(diff.abs().mean(1))
-                continue
             size = diff.norm(dim=1)
-            if norm == "relative":
-                size = torch.where(size == 0, torch.zeros_like(size), size / base.flatten(1).norm(dim=1))
-            out.append(size)
-        return torch.stack(out)
+            out["fro"].append(size)
+            out["relative"].append(torch.where(size == 0, torch.zeros_like(size), size / base_norm))
+            out["mean_abs"].append(diff.abs().mean(1))
+        return {name: torch.stack(v) for name, v in out.items()}
 
     def op_max_sensitivity(self, radius: float, samples: int, norm: str = "fro") -> torch.Tensor:
         return self._sensitivities(radius, samples, norm).amax(0).to(self.dtype)[:, None, None, None]
