@@ -208,6 +208,17 @@ def road_row(s: Setup, quantus: Any) -> Row:
                ))  # fmt: skip
 
 
+def _same_draws(s: Setup, radius: float, samples: int) -> Callable[..., np.ndarray]:
+    """A Quantus perturb_func that adds camlang's draw s (its s-th call) to every image."""
+    step = iter(range(samples))
+
+    def perturb(arr: np.ndarray, indices: Any, indexed_axes: Any, **_: Any) -> np.ndarray:
+        u = per_image_uniform(SEED, torch.arange(arr.shape[0]), "sensitivity", s.x.shape[1:], next(step))
+        return arr + _np(radius * (2 * u - 1)).reshape(arr.shape)
+
+    return perturb
+
+
 def sensitivity_rows(s: Setup, quantus: Any, samples: int = 10, radius: float = 0.02) -> list[Row]:
     cam = CAMS[0]
     engine = CamEngine(s.engine.model, s.engine.layer, {cam: s.engine.cams[cam]})
@@ -225,15 +236,8 @@ def sensitivity_rows(s: Setup, quantus: Any, samples: int = 10, radius: float = 
                                ("avg_sensitivity", M.avg_sensitivity, quantus.AvgSensitivity)):  # fmt: skip
         ours, t_ours = timed(lambda f=ours_fn: f(cam_fn, s.x, s.targets, radius, samples, SEED, "relative",
                                                  indices))  # fmt: skip
-        step = iter(range(samples))
-
-        def same_draws(arr: np.ndarray, indices: Any, indexed_axes: Any, **kw: Any) -> np.ndarray:
-            # camlang's draw s for every image, so both libraries see the same perturbed inputs.
-            u = per_image_uniform(SEED, torch.arange(arr.shape[0]), "sensitivity", s.x.shape[1:], next(step))
-            return arr + _np(radius * (2 * u - 1)).reshape(arr.shape)
-
-        metric = cls(nr_samples=samples, lower_bound=radius, perturb_func=same_draws, normalise=False, abs=False,
-                     disable_warnings=True)  # fmt: skip
+        metric = cls(nr_samples=samples, lower_bound=radius, perturb_func=_same_draws(s, radius, samples),
+                     normalise=False, abs=False, disable_warnings=True)  # fmt: skip
         theirs, t_peer = timed(lambda m=metric: np.asarray(m(
             model=s.model, x_batch=_np(s.x), y_batch=_np(s.targets), a_batch=_a_batch(s, cam),
             explain_func=explain, batch_size=64)))  # fmt: skip
