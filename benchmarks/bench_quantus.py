@@ -147,12 +147,16 @@ def deletion_row(s: Setup, quantus: Any) -> Row:
             return s.model(t)
 
     ours, t_ours = timed(lambda: M.deletion_auc(model_fn, s.x, _stack(s), s.targets, steps, 0.0))
+    # Quantus broadcasts the map over the 3 channels and flips (channel, pixel) entries, 128 per step
+    # (it requires a step that divides H*W): after 3i steps exactly 128i whole pixels are gone on a
+    # map without tied pixels, camlang's step i.
     metric = quantus.PixelFlipping(features_in_step=n_pix // steps, perturb_baseline=0.0, normalise=False,
                                    abs=False, disable_warnings=True)  # fmt: skip
     theirs, t_peer = timed(lambda: np.stack([
         np.asarray(metric(model=s.model, x_batch=_np(s.x), y_batch=_np(s.targets), a_batch=_a_batch(s, c),
                           softmax=True, batch_size=64)) for c in CAMS]))  # fmt: skip
     curve = _np(ours.curve)[..., 1:]  # Quantus's curve starts after the first step
+    theirs = theirs[..., 2::3]
     flat = _stack(s).flatten(-2)
     tie_free = np.array([[len(torch.unique(flat[k, b])) == n_pix for b in range(flat.shape[1])]
                          for k in range(flat.shape[0])])  # fmt: skip
