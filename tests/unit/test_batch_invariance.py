@@ -41,9 +41,8 @@ BATCH_SIZES = (1, 7, 64)
 # leaves a batch of 2; the costly ones (DeepCover's mutants, extremal's optimisation, ROAD's sparse
 # solves, the stdlib's 10 sensitivity draws) on 9 images, which batch size 64 holds in one batch.
 GROUPS = {
-    "noise": (["gradcam", "sg"], ["stability", "noisy_drop", "noisy_map", "sens_max", "sens_avg", "sens_relative"],
-              66, 64),
-    "methods": (["dc", "ex"], ["deletion", "pointing_game"], 9, 64),
+    "noise": (["gradcam"], ["stability", "noisy_drop", "noisy_map", "sens_max", "sens_avg", "sens_relative"], 66, 64),
+    "methods": (["sg", "dc", "ex"], ["deletion", "pointing_game", "stability"], 9, 64),
     "road": (["gradcam"], ["road_combined", "road_threshold"], 9, 32),
     "sensitivity": (["gradcam"], ["max_sensitivity", "avg_sensitivity", "direction", "sufficient_fraction"], 9, 64),
 }  # fmt: skip
