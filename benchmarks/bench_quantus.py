@@ -232,7 +232,7 @@ def _same_draws(s: Setup, radius: float, samples: int) -> Callable[..., np.ndarr
     """A Quantus perturb_func that adds camlang's draw s (its s-th call) to every image."""
     step = iter(range(samples))
 
-    def perturb(arr: np.ndarray, indices: Any, indexed_axes: Any, **_: Any) -> np.ndarray:
+    def perturb(arr: np.ndarray, indices: Any = None, indexed_axes: Any = None, **_: Any) -> np.ndarray:
         u = per_image_uniform(SEED, torch.arange(arr.shape[0]), "sensitivity", s.x.shape[1:], next(step))
         return arr + _np(radius * (2 * u - 1)).reshape(arr.shape)
 
@@ -279,15 +279,22 @@ def main() -> None:
         return
     warnings.filterwarnings("ignore")
     s = make_setup()
-    rows = complexity_rows(s, quantus) + localisation_rows(s, quantus) + [deletion_row(s, quantus),
-                                                                          road_row(s, quantus)]  # fmt: skip
-    rows += sensitivity_rows(s, quantus)
     print(f"(3) camlang vs Quantus {quantus.__version__}: 64 shapes images, demo CNN, maps of {', '.join(CAMS)} "
           "(sensitivity: gradcam)")  # fmt: skip
     print(f"    {'camlang metric':36s} {'Quantus':24s} {'camlang s':>9s} {'Quantus s':>9s} {'ratio':>7s}  agreement")
-    for r in rows:
-        print(f"    {r.metric:36s} {r.peer:24s} {r.t_ours:9.3f} {r.t_peer:9.3f} {r.t_peer / r.t_ours:6.1f}x  "
-              f"{r.agreement}")
+    rows: list[Row] = []
+    parts: list[Callable[[], list[Row]]] = [
+        lambda: complexity_rows(s, quantus),
+        lambda: localisation_rows(s, quantus),
+        lambda: [deletion_row(s, quantus)],
+        lambda: [road_row(s, quantus)],
+        lambda: sensitivity_rows(s, quantus),
+    ]
+    for part in parts:
+        for r in part():
+            rows.append(r)
+            print(f"    {r.metric:36s} {r.peer:24s} {r.t_ours:9.3f} {r.t_peer:9.3f} {r.t_peer / r.t_ours:6.1f}x  "
+                  f"{r.agreement}", flush=True)  # fmt: skip
     print("    definition differences:")
     seen: set[str] = set()
     for r in rows:
