@@ -14,7 +14,7 @@ from camlang.calls import CallCounter
 from camlang.distributed import shard_batches
 from camlang.engine import CamEngine
 from camlang.errors import CamlangError
-from camlang.evaluation import Evaluator, metric_needs_mask, referenced_cams
+from camlang.evaluation import Evaluator, metric_needs_mask, metric_settings, referenced_cams
 from camlang.program import IndexRef, PropertyDef, Ref
 from camlang.progress import make_progress
 from camlang.report import CheckResult, EvalResult, MetricInfo, Stat, Visuals
@@ -64,7 +64,8 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                                f"`{data_name}` has no ground-truth masks", code="E502",
                                hint="drop them from this evaluate, or give the data masks")  # fmt: skip
     counter = CallCounter()
-    engine = CamEngine(live.module, live.layer, nodes, chunk_size=max(64, state.options.batch_size))
+    engine = CamEngine(live.module, live.layer, nodes, chunk_size=max(64, state.options.batch_size),
+                       seed=state.options.seed)  # fmt: skip
     evaluator = Evaluator(live, engine, chunk_size=256, counter=counter, seed=state.options.seed)
     dist = state.dist
     section = state.cache.section("evaluate", _evaluate_key(state, cams, metrics, model_name, data_name))
@@ -90,13 +91,13 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                 batch = ds.get(positions)
                 x = batch.x.to(device)
                 try:
-                    cam_batch = engine(x, None, counter=counter)
+                    cam_batch = engine(x, None, counter=counter, indices=batch.indices)
                 except CamlangError:
                     raise
                 except RuntimeError as err:
                     raise _forward_error(err, model_name, data_name, x) from None
                 masks = batch.masks.to(device) if batch.masks is not None else None
-                values = evaluator.score(cams, cam_batch, x, masks, metrics)
+                values = evaluator.score(cams, cam_batch, x, masks, metrics, indices=batch.indices)
                 rows = _rows(batch.indices.tolist(), cams, list(metrics), values.values, cam_batch.maps)
                 section.append([[i, r.values, r.nan] for i, r in rows.items()])
                 done.update(rows)
@@ -221,8 +222,9 @@ def _eval_result(state: RunState, info: _EvalInfo, ds: Any, rows: dict[int, _Ima
             [g.label for g in grid] if all(g.label is not None for g in grid) else None,
             [g.prediction for g in grid],
         )
-    infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text)
-             for n, m in info.metrics.items()]  # fmt: skip
+    input_size = _input_size(ds, grid)
+    infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text,
+                        metric_settings(m.node, input_size)) for n, m in info.metrics.items()]  # fmt: skip
     model_info = info.live.describe() | {"forward_images": forward_images}
     data_info = {"name": info.data_name} | {k: v for k, v in info.describe.items() if k != "class_names"}
     title = f"evaluate {', '.join(info.cams)} on {info.model_name}, {info.data_name}"
@@ -232,10 +234,20 @@ def _eval_result(state: RunState, info: _EvalInfo, ds: Any, rows: dict[int, _Ima
     return EvalResult(title, model_info, data_info, info.cams, infos, table, visuals)
 
 
+def _input_size(ds: Any, grid: list[_Shown]) -> tuple[int, int]:
+    """The model input's (H, W), which size-relative metric settings (pointing tolerance) depend on."""
+    if grid:
+        return int(grid[0].raw.shape[-2]), int(grid[0].raw.shape[-1])
+    if len(ds):
+        x = ds.get([0]).x
+        return int(x.shape[-2]), int(x.shape[-1])
+    return 0, 0
+
+
 def _show(ds: Any, positions: list[int], info: _EvalInfo, engine: CamEngine) -> dict[int, _Shown]:
     batch = ds.get(positions)
     class_names = info.describe.get("class_names") or info.live.loaded.class_names
-    got = engine(batch.x.to(info.live.device), None)
+    got = engine(batch.x.to(info.live.device), None, indices=batch.indices)
     out = {}
     for j, position in enumerate(positions):
         label = None if batch.labels is None else _names([int(batch.labels[j])], class_names)[0]

@@ -33,20 +33,25 @@ class CamEngine:
     """Evaluate named CAM expressions on `model` at `layer`."""
 
     def __init__(self, model: nn.Module, layer: nn.Module | None, cams: Mapping[str, Node], *,
-                 chunk_size: int = 64) -> None:  # fmt: skip
+                 chunk_size: int = 64, seed: int = 0) -> None:  # fmt: skip
         self.model = model
+        self.seed = seed
         self.layer = layer
         self.cams = dict(cams)
         self.chunk_size = chunk_size
         self.needs = terminals_used(self.cams.values())
 
     def __call__(self, x: torch.Tensor, targets: Targets = None, *, differentiable: bool = False,
-                 counter: CallCounter | None = None) -> CamBatch:  # fmt: skip
-        """Capture once, evaluate every CAM, normalize as pytorch-grad-cam does."""
+                 counter: CallCounter | None = None, indices: torch.Tensor | None = None) -> CamBatch:  # fmt: skip
+        """Capture once, evaluate every CAM, normalize as pytorch-grad-cam does.
+
+        `indices` are the images' dataset indices (`Batch.indices`): random methods draw per image
+        from them and the engine's seed, so maps do not depend on batching (None: batch positions).
+        """
         cap = capture(self.model, self.layer, x, self.needs, targets, chunk_size=self.chunk_size,
                       differentiable=differentiable, counter=counter)  # fmt: skip
         size = (int(x.shape[-2]), int(x.shape[-1]))
-        ctx = TorchContext(cap.terminals, size, x.dtype, x.device, self.model, cap.targets)
+        ctx = TorchContext(cap.terminals, size, x.dtype, x.device, self.model, cap.targets, self.seed, indices)
         with torch.set_grad_enabled(differentiable):
             values = evaluate(self.cams.values(), ctx)
             raw = {name: _as_map(values[node.nid], x.shape[0]) for name, node in self.cams.items()}

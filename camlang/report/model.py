@@ -56,11 +56,15 @@ class Stat:
 
 @dataclass(frozen=True, slots=True)
 class MetricInfo:
-    """A metric column: its name, whether lower or higher is better, and a one-line description."""
+    """A metric column: its name, whether lower or higher is better, and a one-line description.
+
+    `settings` are values the metric resolved from the data, e.g. the pointing game tolerance.
+    """
 
     name: str
     direction: Direction
     description: str = ""
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:

@@ -49,7 +49,8 @@ def jsonable(value: Any) -> Any:
 
 
 def _metric(m: MetricInfo) -> dict[str, Any]:
-    return {"name": m.name, "direction": m.direction, "description": m.description}
+    out = {"name": m.name, "direction": m.direction, "description": m.description}
+    return out | ({"settings": dict(m.settings)} if m.settings else {})
 
 
 def _evaluation(ev: EvalResult, images: Mapping[str, Any]) -> dict[str, Any]:

@@ -145,7 +145,8 @@ class Scorer:
         ev = Evaluator(self.live, engine, counter=self.counter, seed=self.seed)
         masks = self.data.masks[i].to(device) if self.data.masks is not None else None
         x = self.data.x[i].to(device)
-        out = ev.score(names, batch, x, masks, {self.objective.name: self.objective})
+        # Positions in this split key the metrics' random draws: stable however candidates are batched.
+        out = ev.score(names, batch, x, masks, {self.objective.name: self.objective}, indices=i)
         return out.values[self.objective.name].cpu()
 
 
