@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from camlang.errors import CamlangError
-from camlang.smt import check_vnnlib, naive_z3_vnnlib, parse_vnnlib
+from camlang.smt import check_vnnlib, parse_vnnlib
 
 TEXT = """; Mnist-style property with label: 1.
 (declare-const X_0 Real)
@@ -58,7 +58,7 @@ def test_check_agrees_with_naive_and_sampling() -> None:
     m = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
     p = parse_vnnlib(TEXT, 2)
     ours = check_vnnlib(m, p, timeout_s=30)
-    peer = naive_z3_vnnlib(m, p, timeout_s=30)
+    peer = check_vnnlib(m, p, timeout_s=30, backend="z3-naive")
     assert ours.status in ("holds", "violated") and ours.status == peer.status
     xs = torch.rand(4000, 2, dtype=torch.float64) * torch.tensor([0.4, 1.0]) + torch.tensor([0.1, 0.0])
     y = m.double()(xs).detach().numpy()
