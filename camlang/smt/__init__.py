@@ -51,6 +51,7 @@ __all__ = [
     "VnnlibQuestion",
     "Question",
     "check",
+    "falsify",
     "check_saliency_robust",
     "check_robust",
     "check_vnnlib",
@@ -118,17 +119,48 @@ def check(
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
     attack: bool | None = None,
-    pattern_walk: bool = True,
+    pattern_walk: bool = False,
 ) -> Verdict:
     """Decide ``question`` about ``module`` with ``backend`` (see the module docstring).
 
     ``attack``: run the PGD falsifier before the proof search (default: on networks with at least
-    `ATTACK_MIN_NEURONS` ReLUs). ``pattern_walk``: the MILP back end's saliency shortcut
-    (enumerate the patterns whose gradient stays within delta, one LP each) before the single MILP.
+    `ATTACK_MIN_NEURONS` ReLUs). ``pattern_walk``: the MILP back end's older saliency shortcut
+    (enumerate the patterns whose gradient stays within delta, one LP each) before the single MILP;
+    off by default because the single MILP was faster on every BanditNet of the family where they
+    differ (docs/smt.md, "Numbers").
     One query runs single-threaded: its disjuncts and branches are independent but there are no
     distributed workers yet.
     """
     name = _backend(backend)
+    setup = _setup(module, question, input_shape)
+    if name == "z3-naive":
+        return run_naive(setup, timeout_s, progress)
+    neurons = sum(W.shape[0] for W in setup.net.Ws[:-1])
+    if attack if attack is not None else neurons >= ATTACK_MIN_NEURONS:
+        setup = replace(setup, attack=_attack_budget)
+    return run_query(setup, name, timeout_s, progress, pattern_walk=pattern_walk)
+
+
+def falsify(
+    module: nn.Module,
+    question: Question,
+    steps: int = 200,
+    restarts: int = 8,
+    timeout_s: float = 60.0,
+    seed: int = 0,
+    input_shape: Sequence[int] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """Search for a counterexample to ``question`` with PGD alone (restricted to the gradient
+    constraint for saliency questions): a replayed witness and its replay record, or None.
+
+    Benchmarks and tests run it against every "holds": a witness there is a soundness bug."""
+    import time
+
+    setup = _setup(module, question, input_shape)
+    return pgd_attack(setup, time.monotonic() + timeout_s, steps=steps, restarts=restarts, seed=seed)
+
+
+def _setup(module: nn.Module, question: Question, input_shape: Sequence[int] | None) -> Setup:
     if isinstance(question, SaliencyRobust):
         setup = _point_setup(
             module, question.x, question.eps, question.delta, question.label, question.box, input_shape, "saliency_robust"
@@ -141,12 +173,7 @@ def check(
         setup = _vnnlib_setup(module, question.prop, question.delta, input_shape)
     else:
         raise CamlangError(f"cannot check {question!r}", hint="pass SaliencyRobust, Robust or VnnlibQuestion")
-    if name == "z3-naive":
-        return run_naive(setup, timeout_s, progress)
-    neurons = sum(W.shape[0] for W in setup.net.Ws[:-1])
-    if attack if attack is not None else neurons >= ATTACK_MIN_NEURONS:
-        setup = replace(setup, attack=_attack_budget)
-    return run_query(setup, name, timeout_s, progress, pattern_walk=pattern_walk)
+    return setup
 
 
 def _attack_budget(setup: Setup, deadline: float) -> Any:

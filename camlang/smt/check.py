@@ -278,7 +278,7 @@ def _try_candidate(
 
 
 def run_query(
-    setup: Setup, backend: str, timeout_s: float, progress: Progress | None, pattern_walk: bool = True
+    setup: Setup, backend: str, timeout_s: float, progress: Progress | None, pattern_walk: bool = False
 ) -> Verdict:
     """Decide ``setup.query`` with ``backend`` (a key of `BACKENDS`), bounds first.
 
