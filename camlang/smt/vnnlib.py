@@ -55,24 +55,16 @@ class VnnlibProperty:
     def point(self, domain: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
         """The point the box was built around, undoing the clipping to ``domain`` (module docstring).
 
-        A box that reaches outside ``domain`` was not clipped to it: its centre is returned.
-        Raises `CamlangError` when a coordinate is clipped at both ends (``eps`` at least half the
-        domain), because the point is then not determined by the box.
+        A box that reaches outside ``domain`` was not clipped to it: its centre is returned. A side
+        that spans the whole domain is its centre too (then ``eps`` is half the domain).
         """
         if np.any(self.lo < domain[0]) or np.any(self.hi > domain[1]):
             return self.centre  # not a box clipped to this domain (e.g. acasxu): nothing to undo
         eps = self.eps
         at_lo = self.lo <= domain[0]
         at_hi = self.hi >= domain[1]
-        both = at_lo & at_hi & (self.hi - self.lo < 2 * eps)
-        if np.any(both):
-            i = int(np.flatnonzero(both)[0])
-            raise CamlangError(
-                f"{self.path}: X_{i} is clipped at both ends of the domain {domain}, so the point is not determined",
-                hint="give the point with `at = [...]` instead",
-                code="E711",
-            )
         x = (self.lo + self.hi) / 2
+        # a side clipped at both ends spans the domain; then eps is half of it and the centre is right
         x = np.where(at_lo & ~at_hi, self.hi - eps, x)
         x = np.where(at_hi & ~at_lo, self.lo + eps, x)
         return x
