@@ -26,7 +26,7 @@ from torch import nn
 
 from camlang.errors import CamlangError
 from camlang.smt.attack import pgd_attack
-from camlang.smt.check import BACKENDS, Progress, Setup, run_naive, run_query
+from camlang.smt.driver import BACKENDS, Progress, Setup, run_naive, run_query
 from camlang.smt.inputs import (
     box_arrays,
     check_label,

@@ -23,7 +23,7 @@ import torch
 from camlang.smt.witness import violation_margin
 
 if TYPE_CHECKING:
-    from camlang.smt.check import Setup
+    from camlang.smt.driver import Setup
 
 __all__ = ["pgd_attack"]
 
@@ -51,7 +51,7 @@ def pgd_attack(
     """A replayed counterexample found by PGD, or None (which proves nothing)."""
     import time
 
-    from camlang.smt.check import replay
+    from camlang.smt.driver import replay
 
     q = setup.query
     lo = torch.as_tensor(q.lo, dtype=torch.float64)

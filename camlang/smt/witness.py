@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from camlang.smt.check import Setup
+    from camlang.smt.driver import Setup
 
 __all__ = ["strengthen_witness", "violation_margin"]
 
@@ -66,7 +66,7 @@ def strengthen_witness(setup: Setup, x: np.ndarray, rec: dict[str, Any]) -> tupl
     Returns the (possibly moved) point and its replay record, with ``margin_f64``,
     ``margin_f32``, ``margin_before`` and ``boundary_only`` added. The result always replays.
     """
-    from camlang.smt.check import replay
+    from camlang.smt.driver import replay
 
     q = setup.query
     scale = float(np.max(q.hi - q.lo)) if q.hi.size else 0.0

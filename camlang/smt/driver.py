@@ -333,7 +333,18 @@ def run_query(
                 )
                 return _verdict(setup, "holds", backend, t0, why, stats, by_bounds=True)
         boundary = 0
-        if pattern_walk and isinstance(engine, MilpBackend) and q.gradient is not None:
+        if isinstance(engine, MilpBackend) and q.gradient is not None:
+            few = _few_patterns(net, bounds, q)
+            if few is not None:
+                stats["patterns_within_delta"] = len(few)
+                mask = [p == UNDECIDED for p in bounds.phase]
+                for pat in few:
+                    found, cut = _pattern_lps(setup, pat, alive, mask, deadline, stats)
+                    if found is not None:
+                        return _violated(setup, backend, t0, stats, found, REPLAYED)
+                    boundary += cut
+                alive = []
+        if alive and pattern_walk and isinstance(engine, MilpBackend) and q.gradient is not None:
             enum = _by_patterns(setup, bounds, gz0, alive, deadline, stats, progress)
             if enum is not None:
                 found, boundary = enum
@@ -376,6 +387,43 @@ def _alive_disjuncts(net: ReluNet, bounds: NetBounds, q: Query) -> list[int]:
         if not np.any(low > 0):
             alive.append(j)
     return alive
+
+
+# the most undecided ReLUs whose patterns are enumerated directly, and the most patterns within
+# delta that are then decided one LP each; beyond either, one MILP is faster (docs/smt.md, "Numbers")
+ENUM_MAX_RELUS = 16
+ENUM_MAX_PATTERNS = 16
+
+
+def _few_patterns(net: ReluNet, bounds: NetBounds, q: Query) -> list[list[np.ndarray]] | None:
+    """Every activation pattern (consistent with the fixed phases) whose gradient is within delta,
+    nearest first, when there are few undecided ReLUs and few such patterns; else None.
+
+    The input gradient is constant on each closed pattern region, so these patterns' regions
+    cover every input that keeps the gradient (the others cannot); a relu at exactly 0 belongs
+    to both of its neighbours' closed regions, and torch's gradient there is the "off" one."""
+    grad = q.gradient
+    assert grad is not None
+    und = [np.flatnonzero(p == UNDECIDED) for p in bounds.phase]
+    n = int(sum(len(u) for u in und))
+    if n > ENUM_MAX_RELUS:
+        return None
+    bits = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
+    gates, start = [], 0
+    for p, u in zip(bounds.phase, und):
+        g = np.tile((p == ACTIVE).astype(np.float64), (len(bits), 1))
+        g[:, u] = bits[:, start : start + len(u)]
+        start += len(u)
+        gates.append(g)
+    v = np.tile(net.Ws[-1].T @ grad.c, (len(bits), 1))
+    for k in range(net.n_hidden - 1, -1, -1):
+        v = (v * gates[k]) @ net.Ws[k]
+    dist = np.max(np.abs(v - grad.g0[None, :]), axis=1)
+    keep = np.flatnonzero(dist <= grad.encoded_delta)
+    if len(keep) > ENUM_MAX_PATTERNS:
+        return None
+    keep = keep[np.argsort(dist[keep], kind="stable")]
+    return [[g[i] > 0.5 for g in gates] for i in keep]
 
 
 def _by_patterns(
