@@ -28,6 +28,8 @@ __all__ = ["GradientFixing", "fix_phases_by_gradient"]
 
 # slack on the pinv intervals, far above the float64 error of pinv for well-conditioned W
 _SLACK = 1e-8
+# absolute + relative loosening of the gate LP's rows, far above HiGHS's feasibility tolerance
+_LP_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,10 @@ def fix_phases_by_gradient(
     M = (W1[und].T * a[und])[open0]  # rows: open first-layer neuron i; columns: undecided gate j
     ub_rows = np.vstack([M, -M])
     ub_rhs = np.concatenate([hi0[open0] - base, base - lo0[open0]])
+    # HiGHS declares a near-equality system (delta = 0 gives rows of width ~1e-8) infeasible even
+    # when a 0/1 vertex satisfies it to 3e-8; loosening every row well past its feasibility
+    # tolerance (1e-7) only fixes fewer gates, so it is always sound
+    ub_rhs = ub_rhs + _LP_TOL * (1.0 + np.abs(ub_rhs))
     on = np.zeros(len(ph1), dtype=bool)
     off = np.zeros(len(ph1), dtype=bool)
     box = [(0.0, 1.0)] * len(und)
