@@ -318,11 +318,17 @@ def run_query(
         if q.gradient is not None:
             fixing = fix_phases_by_gradient(net, bounds, q.gradient, deadline=t0 + timeout_s / 4)
             stats["fixed_by_gradient"] = list(fixing.fixed)
-            if fixing.infeasible:
+            at_in_box = setup.at is not None and bool(np.all(setup.at >= q.lo) and np.all(setup.at <= q.hi))
+            if fixing.infeasible and at_in_box:
+                # the point keeps its own gradient, so "infeasible" can only be numerical trouble:
+                # ignore the fixing rather than trust it
+                stats["gradient_fixing"] = "ignored: claimed infeasible although the point is in the box"
+            elif fixing.infeasible:
                 why = "no input in the box keeps the gradient within delta"
                 return _verdict(setup, "holds", backend, t0, why, stats, by_bounds=True)
-            bounds = fixing.bounds
-            gz0 = fixing.gz0
+            else:
+                bounds = fixing.bounds
+                gz0 = fixing.gz0
             stats["undecided_after_gradient"] = bounds.n_undecided()
             if sum(fixing.fixed):
                 alive = [j for j in _alive_disjuncts(net, bounds, q) if j in alive]
