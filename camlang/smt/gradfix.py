@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 
-from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds
+from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds, gradient_bounds
 from camlang.smt.network import ReluNet
 from camlang.smt.query import GradientConstraint
 
@@ -84,8 +84,15 @@ def fix_phases_by_gradient(
     if np.any((ph0 == INACTIVE) & ((lo0 > 0) | (hi0 < 0))):
         return GradientFixing(bounds, tuple(fixed), True)
     force_on = (ph0 == UNDECIDED) & ((lo0 > 0) | (hi0 < 0))
-    bounds = _apply(bounds, 0, force_on, np.zeros_like(force_on))
-    fixed[0] = int(force_on.sum())
+    # an open gate passes gh0 unchanged (gz0 = gh0): where gh0's interval misses the pinned
+    # interval of gz0, the gate must be closed (z <= 0)
+    (gh_lo, gh_hi) = gradient_bounds(net, bounds.phase, grad.c)[0][0]
+    misses = (gh_lo > hi0 + _SLACK) | (gh_hi < lo0 - _SLACK)
+    if np.any((ph0 == ACTIVE) & misses):
+        return GradientFixing(bounds, tuple(fixed), True)
+    force_off = (ph0 == UNDECIDED) & ~force_on & misses
+    bounds = _apply(bounds, 0, force_on, force_off)
+    fixed[0] = int(force_on.sum() + force_off.sum())
     gz0 = (lo0, hi0)
     if net.n_hidden != 2:
         return GradientFixing(bounds, tuple(fixed), False, gz0)
