@@ -4,7 +4,7 @@ Leading verifiers look for counterexamples first and prove second; a violation f
 costs milliseconds where a proof search may take minutes. `pgd_attack` maximises the violation
 margin (witness.py) over the box with signed-gradient steps and random restarts. For saliency
 properties every step must keep ``|VG(x') - VG(x)|_inf <= delta``: a step that breaks it is halved
-(up to four times) and otherwise not taken, so the walk never leaves the constrained set. The
+(up to ten times) and otherwise not taken, so the walk never leaves the constrained set. The
 input gradient of a ReLU network is constant on each activation region, so a walk that starts at
 the point itself stays inside the regions whose gradient is close enough.
 
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from camlang.smt.driver import Setup
 
 __all__ = ["pgd_attack"]
+
+# a step that leaves the gradient constraint is halved up to this many times (2^-10 of the step:
+# enough to stay inside the point's own activation region for small deltas)
+_HALVINGS = 10
 
 
 def _batch_margin(setup: Setup, logits: torch.Tensor) -> torch.Tensor:
@@ -97,7 +101,7 @@ def pgd_attack(
             direction[1:] = torch.sign(torch.rand(restarts - 1, lo.numel(), generator=gen) - 0.5).double()
         a = torch.full((restarts, 1), alpha, dtype=torch.float64)
         moved = torch.zeros(restarts, dtype=torch.bool)
-        for _ in range(5):
+        for _ in range(_HALVINGS + 1):
             cand = torch.minimum(torch.maximum(x + a * direction, lo), hi)
             ok = within(cand) & ~moved
             x = torch.where(ok[:, None], cand, x)
@@ -105,6 +109,8 @@ def pgd_attack(
             if bool(moved.all()):
                 break
             a = torch.where(moved[:, None], a, a / 2)
+        if step > 0 and not bool(moved.any()):
+            break  # nothing moved: every later step would repeat this one exactly
     with torch.no_grad():
         logits = setup.module64(x.reshape(-1, *setup.input_shape[1:])).reshape(restarts, -1)
         margin = _batch_margin(setup, logits)
