@@ -1,4 +1,4 @@
-"""IR -> torch, evaluated eagerly from the op table's `torch` column.
+"""IR -> torch, evaluated eagerly with each op row's torch kernel (`camlang.backends.torch_kernels`).
 
 Many roots are evaluated together with one memo table, so a subterm shared by several CAMs (or
 by thousands of synthesized candidates) is computed once per batch.
@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from camlang.backends.normalize import minmax
 from camlang.ir import Node, postorder
 from camlang.ops import OPS
 
@@ -43,44 +44,16 @@ class TorchContext:
         return F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
 
 
-    # ---- whole methods (see the "method" rows of the op table)
-    def _method_inputs(self) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    # ---- what the whole-method kernels (`camlang.methods.kernels`) read
+    def method_inputs(self) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+        """The model, the input batch `X` and the targets, for kernels that run the model."""
         if self.model is None or self.targets is None:
             raise KeyError("this method needs the model; evaluate it through CamEngine")
         return self.model, self.terminals["X"], self.targets
 
-    def _generator(self) -> torch.Generator:
+    def generator(self) -> torch.Generator:
+        """A fresh generator seeded with this evaluation's seed."""
         return torch.Generator().manual_seed(self.seed)
-
-    def op_smoothgrad(self, samples: int, noise: float) -> torch.Tensor:
-        from camlang.methods import smoothgrad
-
-        model, x, t = self._method_inputs()
-        with torch.enable_grad():
-            return smoothgrad(model, x, t, samples=samples, noise=noise, generator=self._generator())[:, None]
-
-    def op_xmage(self) -> torch.Tensor:
-        from camlang.methods import xmage_map
-
-        model, x, t = self._method_inputs()
-        with torch.enable_grad():
-            return xmage_map(model, x, t)[:, None]
-
-    def op_deepcover(self, measure: str, tests: int) -> torch.Tensor:
-        from camlang.methods import deepcover
-
-        model, x, t = self._method_inputs()
-        with torch.enable_grad():
-            result = deepcover(model, x, t, measure, min_tests=tests, max_tests=max(tests, 10 * tests),
-                               generator=self._generator())  # fmt: skip
-        return result.map.to(x.dtype)[:, None]
-
-    def op_extremal(self, area: float, steps: int) -> torch.Tensor:
-        from camlang.methods import extremal_perturbation
-
-        model, x, t = self._method_inputs()
-        with torch.enable_grad():
-            return extremal_perturbation(model, x, t, areas=(area,), steps=steps).map.to(x.dtype)[:, None]
 
 
 def evaluate(roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
@@ -89,11 +62,11 @@ def evaluate(roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | No
     for node in postorder(roots):
         if node.nid in values:
             continue
-        spec = OPS[node.op]
-        if spec.torch is None:
+        kernel = OPS[node.op].torch
+        if kernel is None:
             raise NotImplementedError(f"`{node.op}` has no torch lowering")
         args = tuple(values[a.nid] for a in node.args)
-        values[node.nid] = spec.torch(ctx, args, node.attr_dict)
+        values[node.nid] = kernel(ctx, args, node.attr_dict)
     return values
 
 
@@ -108,12 +81,7 @@ def normalize_maps(raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tens
     `raw` is `[B, 1, h, w]`; returns `[B, H_in, W_in]` in [0, 1]. A constant map gives zeros;
     NaN stays NaN (the report shows it as such).
     """
-    x = _minmax(raw)
+    x = minmax(raw)
     if tuple(x.shape[-2:]) != tuple(input_size):
         x = F.interpolate(x, size=input_size, mode="bilinear", align_corners=False)
-    return _minmax(x)[:, 0]
-
-
-def _minmax(x: torch.Tensor) -> torch.Tensor:
-    shifted = x - x.amin(dim=(-2, -1), keepdim=True)
-    return shifted / (1e-7 + shifted.amax(dim=(-2, -1), keepdim=True))
+    return minmax(x)[:, 0]
