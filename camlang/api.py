@@ -22,7 +22,8 @@ from camlang.engine import CamEngine
 from camlang.errors import CamlangError
 from camlang.ir import Node
 from camlang.program import Program
-from camlang.runtime import LiveModel, load_data, load_model
+from camlang.runstate import Workspace
+from camlang.runtime import LiveModel
 
 
 class CAMModule(nn.Module):
@@ -50,7 +51,7 @@ class LoadedProgram:
     def __init__(self, program: Program, device: str = "cpu") -> None:
         self.program = program
         self.device = device
-        self._models: dict[str, LiveModel] = {}
+        self._workspace = Workspace(program, device)
 
     def model(self, name: str | None = None) -> LiveModel:
         """The live model `name` (the only declared model when None)."""
@@ -59,17 +60,11 @@ class LoadedProgram:
                 raise CamlangError("say which model: " + ", ".join(self.program.models) if self.program.models
                                    else "the program declares no model")  # fmt: skip
             name = next(iter(self.program.models))
-        if name not in self.program.models:
-            raise CamlangError(f"unknown model `{name}`", hint=f"declared: {', '.join(self.program.models) or 'none'}")
-        if name not in self._models:
-            self._models[name] = load_model(self.program.models[name], self.device)
-        return self._models[name]
+        return self._workspace.model(name)
 
     def data(self, name: str) -> Any:
-        """The dataset `name` (lazy)."""
-        if name not in self.program.datas:
-            raise CamlangError(f"unknown data `{name}`", hint=f"declared: {', '.join(self.program.datas) or 'none'}")
-        return load_data(self.program.datas[name])
+        """The dataset `name` (lazy; loaded once)."""
+        return self._workspace.data(name)
 
     def cam(self, name: str, model: str | None = None, *, chunk_size: int = 64) -> CAMModule:
         """The cam `name` on `model`, as an `nn.Module`."""

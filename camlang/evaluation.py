@@ -77,7 +77,8 @@ class Evaluator:
         values = evaluate([m.node for m in metrics.values()], ctx)
         out: dict[str, torch.Tensor] = {}
         for name, mdef in metrics.items():
-            value = values[mdef.node.nid].detach().reshape(-1)
+            # curve metrics may return their AUCs on another device than the batch (CPU vs CUDA)
+            value = values[mdef.node.nid].detach().reshape(-1).to(ctx.bad.device)
             if value.numel() == 1:
                 value = value.expand(k * b)
             # A row whose map was NaN (or infinite) scores NaN, whatever the primitive did with the

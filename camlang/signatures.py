@@ -235,6 +235,8 @@ SYNTH_SETTINGS: dict[str, Arg] = {
         Arg("seed", ("int",), 0),
         Arg("strategy", ("string",), "racing", "racing or exhaustive", check=Choices(("racing", "exhaustive"))),
         Arg("probe", ("int",), 16, "probe batch size for observational equivalence"),
+        Arg("race_first", ("int",), 4, "training images of the first racing round", check=AtLeast(1)),
+        Arg("finalists", ("int",), 5, "race leaders re-scored on every training image", check=AtLeast(1)),
     )
 }
 SYNTH_REQUIRED = ("model", "data", "objective")

@@ -166,6 +166,10 @@ class Dataset:
         idx = torch.where(idx < 0, idx + n, idx)
         return self._load(self._order[idx])
 
+    def indices(self, positions: Sequence[int] | range) -> list[int]:
+        """The original-dataset indices (`Batch.indices`) of these positions, without loading images."""
+        return self._order[torch.as_tensor(list(positions), dtype=torch.long)].tolist()
+
     def batches(self, batch_size: int) -> Iterator[Batch]:
         """Yield consecutive batches of at most `batch_size` images; each is loaded on demand."""
         if int(batch_size) < 1:

@@ -218,6 +218,8 @@ def render_html(
         parts.append(
             '<p class="banner">partial (interrupted): the run was stopped; results below are incomplete.</p>'
         )
+    if report.failure:
+        parts.append(f'<p class="banner">{escape(report.failure)}</p>')
     parts.append(
         _meta_table(
             [
@@ -226,6 +228,7 @@ def render_html(
                 ("created", report.created),
                 ("seed", report.seed),
                 ("device", report.device),
+                ("workers", report.world_size),
                 ("status", "partial (interrupted)" if report.partial else "complete"),
             ]
         )

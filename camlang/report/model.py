@@ -177,6 +177,7 @@ class SynthResult:
     partial: bool = False
     comparison: Mapping[str, Interval] = field(default_factory=dict)
     visuals: Visuals | None = None
+    verdict: str | None = None  # one sentence: better / equal / worse than the best stdlib CAM
 
 
 @dataclass(frozen=True)
@@ -228,3 +229,7 @@ class RunReport:
     syntheses: Sequence[SynthResult] = ()
     checks: Sequence[CheckResult] = ()
     exports: Sequence[Export] = ()
+    #: Processes the run used (`camlang run --workers N`, torchrun); results do not depend on it.
+    world_size: int = 1
+    #: Why a partial run stopped when a worker failed or was lost (which rank, what error).
+    failure: str | None = None

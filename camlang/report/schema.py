@@ -128,6 +128,7 @@ def _synthesis(sy: SynthResult, images: Mapping[str, Any]) -> dict[str, Any]:
             }
             for name, iv in sy.comparison.items()
         },
+        "verdict": sy.verdict,
         "images": jsonable(images),
     }
 
@@ -163,6 +164,8 @@ def report_to_dict(
         "seed": None if report.seed is None else int(report.seed),
         "device": report.device,
         "partial": bool(report.partial),
+        "world_size": int(report.world_size),
+        "failure": report.failure,
         "warnings": [str(w) for w in report.warnings],
         "evaluations": [_evaluation(ev, img) for ev, img in zip(report.evaluations, ev_imgs, strict=True)],
         "syntheses": [_synthesis(sy, img) for sy, img in zip(report.syntheses, sy_imgs, strict=True)],

@@ -127,6 +127,8 @@ def print_summary(report: RunReport, console: Console) -> None:
         console.print(synth_table(sy))
         if sy.comparison:
             console.print(comparison_table(sy))
+        if sy.verdict:
+            console.print(Text(f"{sy.name}: {sy.verdict}"))
     if report.checks:
         console.print(checks_table(list(report.checks)))
     for ex in report.exports:
