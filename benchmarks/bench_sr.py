@@ -1,14 +1,28 @@
-"""Saliency-robustness benchmark: our engine (bounds + HiGHS MILP) against the naive z3 encoding.
+"""Saliency-robustness benchmark: camlang's engine against an exhaustive oracle, z3 and Marabou.
 
-Part 1, BanditNet (models/banditnet.pt): saliency_robust at x = [1,1,0,1,1], eps = 1, box [0,1],
-for five deltas; both verdicts must agree; then the delta where the verdict flips (bisection).
+Part 1, the BanditNet family (models/banditnet.pt = seed 0 and models/banditnet_family/seed_1..10,
+all trained with the seed protocol): saliency_robust at x = [1,1,0,1,1], eps = 1, box [0,1], on a
+grid of deltas around each net's exact flip point (from the exhaustive pattern oracle, whose time is
+the in-run peer) plus the five classic deltas. Every verdict must match the oracle. Target: under
+0.1 s per query on every net and delta. ``--naive`` adds the naive z3 encoding on seed 0.
 
-Part 2, mnistfc 256x2 (../shared/data/mnistfc, skipped with a message when absent): on the 30
-VNN-COMP regions, saliency-robust at the box centre for delta 1e-4, 5e-4, 1e-3, and plain
-robustness against the naive z3 encoding (short timeout).
+Part 2, mnistfc 256x2 (../shared/data/mnistfc; skipped with a message when absent): saliency
+robustness at the MNIST test image behind each region (VnnlibProperty.point), for each delta, on
+the region's box. Every violation is replayed; every "holds" is cross-checked with a 200-step PGD
+restricted to the gradient constraint, and a PGD witness there is reported as a SOUNDNESS BUG
+(exit status 1). Target: at least 27 of 30 decided at delta = 1e-4.
 
-Usage: python benchmarks/bench_sr.py [--timeout 120] [--regions 30] [--naive-timeout 10]
-       [--deltas 1e-4,5e-4,1e-3] [--skip-mnist] [--skip-naive-mnist]
+Part 3, plain robustness on the same regions (VNN-COMP's own question), camlang against Marabou
+2.0.0 (the seed paper's verifier) with the same limit per region, both tables side by side with
+the witness margins in float64 and float32, and every disagreement. Target: camlang decides every
+region that either tool decides (at least 28 of 30) with a lower median over decided regions.
+
+One query runs single-threaded (no distributed workers yet); ``--workers N`` runs N regions at a
+time in separate processes, one thread each, for both tools alike.
+
+Usage: python benchmarks/bench_sr.py [--timeout 120] [--regions 30] [--deltas 1e-4,1e-3,1e-2]
+       [--workers 1] [--pgd-steps 200] [--skip-family] [--skip-mnist] [--skip-marabou] [--skip-robust]
+       [--naive]
 """
 
 from __future__ import annotations
@@ -17,27 +31,34 @@ import argparse
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_banditnet import banditnet  # noqa: E402
+from train_banditnet import banditnet, load_family  # noqa: E402
 
 from camlang.smt import (  # noqa: E402
+    SaliencyRobust,
     Verdict,
-    check_saliency_robust,
-    check_vnnlib,
-    find_delta_flip,
+    VnnlibQuestion,
+    check,
+    falsify,
     load_vnnlib,
-    naive_z3_saliency_robust,
-    naive_z3_vnnlib,
 )
+from camlang.smt.exhaustive import exhaustive_flip  # noqa: E402
+from camlang.smt.inputs import prepare_point, torch_eval  # noqa: E402
+from camlang.smt.witness import violation_margin  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "data" / "mnistfc"
+X = [1.0, 1.0, 0.0, 1.0, 1.0]
+CLASSIC = (0.5, 0.75, 1.0, 1.25, 1.5)
 
 
 def _check_replay(v: Verdict) -> None:
@@ -45,110 +66,242 @@ def _check_replay(v: Verdict) -> None:
         assert v.replay is not None and v.replay["ok"], f"violated without a successful replay: {v}"
 
 
-def bandit() -> None:
-    net = banditnet()
-    net.load_state_dict(torch.load(ROOT / "models" / "banditnet.pt", weights_only=True))
-    net.eval()
-    x = [1.0, 1.0, 0.0, 1.0, 1.0]
-    print("== BanditNet saliency_robust(at=[1,1,0,1,1], eps=1, box=[0,1]) ==")
-    print(f"{'delta':>6} {'ours':>9} {'ours s':>8} {'naive z3':>9} {'naive s':>8} {'ratio':>7}  agree")
-    slow = []
-    for delta in (0.5, 0.75, 1.0, 1.25, 1.5):
-        ours = check_saliency_robust(net, x, 1.0, delta, box=(0.0, 1.0), timeout_s=60)
-        naive = naive_z3_saliency_robust(net, x, 1.0, delta, box=(0.0, 1.0), timeout_s=60)
-        _check_replay(ours)
-        _check_replay(naive)
-        agree = ours.status == naive.status
-        ratio = naive.seconds / max(ours.seconds, 1e-9)
-        print(
-            f"{delta:>6g} {ours.status:>9} {ours.seconds:>8.3f} {naive.status:>9} {naive.seconds:>8.3f} "
-            f"{ratio:>6.0f}x  {'yes' if agree else 'NO'}"
-        )
-        if ours.seconds >= 0.5:
-            slow.append(delta)
-        assert agree, f"verdicts disagree at delta={delta}: {ours} vs {naive}"
-    print(f"target < 0.5 s per query: {'met' if not slow else f'missed at {slow}'}")
-    flip = find_delta_flip(net, x, 1.0, 0.0, 8.0, box=(0.0, 1.0), tol=1e-3)
-    spent = sum(v.seconds for v in flip.verdicts)
-    print(f"delta flip (bisection over [0, 8], tol 1e-3): {flip.reason}; {flip.steps} queries, {spent:.2f} s")
+# ---- part 1 ------------------------------------------------------------------------------------
 
 
-def _summary(label: str, vs: list[Verdict]) -> None:
-    holds = sum(v.status == "holds" for v in vs)
-    viol = sum(v.status == "violated" for v in vs)
-    unk = sum(v.status == "unknown" for v in vs)
-    bounds = sum(v.decided_by_bounds for v in vs)
-    times = [v.seconds for v in vs]
-    print(
-        f"{label:<28} decided {holds + viol:>2}/{len(vs)}  holds {holds:>2}  violated {viol:>2}  "
-        f"unknown {unk:>2}  "
-        f"by bounds {bounds:>2}  time total {sum(times):7.1f} s  median {statistics.median(times):6.2f} s  "
-        f"max {max(times):6.1f} s"
-    )
-
-
-def mnist(timeout: float, regions: int, naive_timeout: float, deltas: list[float], naive: bool) -> None:
-    onnx_path = MNIST / "mnist-net_256x2.onnx"
-    if not onnx_path.is_file():
-        print(f"== mnistfc skipped: {MNIST} not found ==")
-        return
-    import onnx
-    import onnx2torch
-
-    net = onnx2torch.convert(onnx.load(str(onnx_path))).eval()
-    props = sorted(
-        MNIST.glob("prop_*.vnnlib"), key=lambda p: (p.stem.split("_")[2], int(p.stem.split("_")[1]))
-    )
-    props = props[:regions]
-    print(f"== mnistfc 256x2: {len(props)} regions, timeout {timeout:g} s ==")
-    for delta in deltas:
-        vs = []
-        for p in props:
-            v = check_vnnlib(net, load_vnnlib(p, 784), delta=delta, timeout_s=timeout)
+def family(naive: bool) -> bool:
+    """The family table; returns whether every verdict matched the oracle."""
+    shipped = banditnet()
+    shipped.load_state_dict(torch.load(ROOT / "models" / "banditnet.pt", weights_only=True))
+    nets = {0: shipped.eval(), **load_family()}
+    print("== BanditNet family: saliency_robust(at=[1,1,0,1,1], eps=1, box=[0,1]), one thread ==")
+    print(f"{'seed':>4} {'flip (oracle)':>14} {'oracle s':>9} {'queries':>7} {'max s':>7} {'median s':>8} "
+          f"{'ratio':>6}  agree")  # fmt: skip
+    all_times: list[float] = []
+    all_ok = True
+    for seed, net in nets.items():
+        m64, flat, shape, _, relu_net = prepare_point(net, X, None)
+        logits, _ = torch_eval(m64, flat, shape, None)
+        label = int(np.argmax(logits))
+        _, g0 = torch_eval(m64, flat, shape, label)
+        assert g0 is not None
+        t = time.monotonic()
+        oracle = exhaustive_flip(relu_net, np.zeros(5), np.ones(5), label, g0)
+        oracle_s = time.monotonic() - t
+        f = oracle.flip if np.isfinite(oracle.flip) else 1.0
+        deltas = sorted({round(f + o, 12) for o in (-0.05, -1e-3, 1e-3, 0.05) if f + o >= 0} | set(CLASSIC))
+        times, ok = [], True
+        for d in deltas:
+            v = check(net, SaliencyRobust(X, 1.0, d, box=(0.0, 1.0)), timeout_s=60)
             _check_replay(v)
-            vs.append(v)
-            print(f"  {p.stem:<14} delta={delta:g}: {v.status:<8} {v.seconds:7.2f} s  {v.reason}", flush=True)
-        _summary(f"saliency delta={delta:g}", vs)
-    ours, peers = [], []
-    for p in props:
-        prop = load_vnnlib(p, 784)
-        v = check_vnnlib(net, prop, timeout_s=timeout)
-        _check_replay(v)
-        ours.append(v)
-        line = f"  {p.stem:<14} robust: ours {v.status:<8} {v.seconds:7.2f} s"
-        if naive:
-            w = naive_z3_vnnlib(net, prop, timeout_s=naive_timeout)
-            _check_replay(w)
-            peers.append(w)
-            assert "unknown" in (v.status, w.status) or v.status == w.status, f"disagree on {p}: {v} vs {w}"
-            line += f" | naive z3 {w.status:<8} {w.seconds:7.2f} s"
-        print(line, flush=True)
-    _summary("robust (ours)", ours)
+            times.append(v.seconds)
+            if v.status != oracle.verdict(d):
+                ok = False
+                print(f"     DISAGREE seed {seed} delta {d:g}: engine {v.status}, oracle {oracle.verdict(d)}")
+        all_ok &= ok
+        all_times += times
+        ratio = oracle_s / max(statistics.median(times), 1e-9)
+        print(f"{seed:>4} {oracle.flip:>14.6g} {oracle_s:>9.3f} {len(deltas):>7} {max(times):>7.3f} "
+              f"{statistics.median(times):>8.3f} {ratio:>5.0f}x  {'yes' if ok else 'NO'}")  # fmt: skip
+    worst = max(all_times)
+    print(f"all {len(all_times)} queries: max {worst:.3f} s, median {statistics.median(all_times):.3f} s; "
+          f"target < 0.1 s per query: {'met' if worst < 0.1 else 'MISSED'}; "
+          f"verdicts match the oracle: {'yes' if all_ok else 'NO'}")  # fmt: skip
     if naive:
-        _summary(f"robust (naive z3, {naive_timeout:g} s)", peers)
+        print("-- seed 0 against the naive z3 encoding --")
+        for d in CLASSIC:
+            ours = check(nets[0], SaliencyRobust(X, 1.0, d, box=(0.0, 1.0)), timeout_s=60)
+            peer = check(nets[0], SaliencyRobust(X, 1.0, d, box=(0.0, 1.0)), backend="z3-naive", timeout_s=60)
+            print(f"  delta {d:g}: ours {ours.status} {ours.seconds:.3f} s | naive z3 {peer.status} "
+                  f"{peer.seconds:.2f} s | {peer.seconds / max(ours.seconds, 1e-9):.0f}x")  # fmt: skip
+    return all_ok
+
+
+# ---- parts 2 and 3: one region per task, so that --workers can run them side by side ------------
+
+
+_NET: Any = None
+
+
+def _mnist_net() -> Any:
+    global _NET
+    if _NET is None:
+        import onnx
+        import onnx2torch
+
+        torch.set_num_threads(1)
+        _NET = onnx2torch.convert(onnx.load(str(MNIST / "mnist-net_256x2.onnx"))).eval()
+    return _NET
+
+
+def _margins(rec: dict[str, Any] | None) -> str:
+    if not rec or "margin_f64" not in rec:
+        return ""
+    tag = " boundary-only" if rec.get("boundary_only") else ""
+    return f"margin f64 {rec['margin_f64']:.3g} f32 {rec['margin_f32']:.3g}{tag}"
+
+
+def _saliency_task(args: tuple[str, float, float, int]) -> dict[str, Any]:
+    path, delta, timeout, pgd_steps = args
+    net = _mnist_net()
+    prop = load_vnnlib(path, 784)
+    v = check(net, VnnlibQuestion(prop, delta), timeout_s=timeout)
+    _check_replay(v)
+    bug = None
+    if v.status == "holds":
+        w = falsify(net, VnnlibQuestion(prop, delta), steps=pgd_steps, restarts=4, timeout_s=max(timeout, 60))
+        if w is not None:
+            bug = f"PGD broke `holds`: grad diff {w[1].get('grad_diff')}, logits {w[1]['logits']}"
+    return {"name": Path(path).stem, "status": v.status, "s": v.seconds, "reason": v.reason,
+            "bounds": v.decided_by_bounds, "bug": bug, "margins": _margins(v.replay)}  # fmt: skip
+
+
+def _robust_task(args: tuple[str, float, int, bool]) -> dict[str, Any]:
+    path, timeout, pgd_steps, marabou = args
+    net = _mnist_net()
+    prop = load_vnnlib(path, 784)
+    v = check(net, VnnlibQuestion(prop), timeout_s=timeout)
+    _check_replay(v)
+    bug = None
+    if v.status == "holds":
+        w = falsify(net, VnnlibQuestion(prop), steps=pgd_steps, restarts=4, timeout_s=max(timeout, 60))
+        if w is not None:
+            bug = f"PGD broke `holds`: logits {w[1]['logits']}"
+    out = {"name": Path(path).stem, "status": v.status, "s": v.seconds, "bounds": v.decided_by_bounds,
+           "bug": bug, "margins": _margins(v.replay), "by": v.stats.get("found_by", "")}  # fmt: skip
+    if marabou:
+        out["marabou"] = _marabou(path, prop, timeout, net)
+    return out
+
+
+def _marabou(path: str, prop: Any, timeout: float, net: Any) -> dict[str, Any]:
+    """Marabou 2.0.0 on the same VNN-LIB file, single-threaded, integer time limit (its own)."""
+    try:
+        from maraboupy import Marabou
+    except ImportError as exc:  # the `bench` extra is not installed
+        return {"status": "n/a", "s": 0.0, "margins": f"maraboupy not installed ({exc})"}
+    t = time.monotonic()
+    mnet = Marabou.read_onnx(str(MNIST / "mnist-net_256x2.onnx"))
+    opts = Marabou.createOptions(timeoutInSeconds=max(1, int(round(timeout))), verbosity=0, numWorkers=1)
+    code, vals, _ = mnet.solve(propertyFilename=path, options=opts, verbose=False)
+    s = time.monotonic() - t
+    status = {"sat": "violated", "unsat": "holds"}.get(code, "unknown")
+    margins = ""
+    if status == "violated":
+        xs = np.array([vals[int(i)] for i in np.asarray(mnet.inputVars[0]).flatten()])
+        with torch.no_grad():
+            y64 = net.double()(torch.tensor(xs).reshape(1, 784)).reshape(-1)
+            y32 = net.float()(torch.tensor(xs, dtype=torch.float32).reshape(1, 784)).reshape(-1)
+        m64 = float(violation_margin(y64, None, prop.disjuncts))
+        m32 = float(violation_margin(y32, None, prop.disjuncts))
+        in_box = bool(np.all(xs >= prop.lo - 1e-9) and np.all(xs <= prop.hi + 1e-9))
+        tag = " boundary-only" if (m64 <= 0 or m32 <= 0) else ""
+        margins = f"margin f64 {m64:.3g} f32 {m32:.3g}{tag}{'' if in_box else ' OUTSIDE BOX'}"
+    return {"status": status, "s": s, "margins": margins, "code": code}
+
+
+def _run(fn: Any, tasks: list[Any], workers: int) -> list[dict[str, Any]]:
+    if workers <= 1:
+        out = []
+        for t in tasks:
+            out.append(fn(t))
+            print(f"  .. {out[-1]['name']}: {out[-1]['status']} {out[-1]['s']:.2f} s", flush=True)
+        return out
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(fn, tasks))
+
+
+def _summary(label: str, rows: list[dict[str, Any]]) -> tuple[int, float]:
+    dec = [r for r in rows if r["status"] in ("holds", "violated")]
+    med = statistics.median([r["s"] for r in dec]) if dec else float("nan")
+    print(f"{label:<34} decided {len(dec):>2}/{len(rows)}  holds {sum(r['status'] == 'holds' for r in rows):>2}  "
+          f"violated {sum(r['status'] == 'violated' for r in rows):>2}  "
+          f"unknown {sum(r['status'] == 'unknown' for r in rows):>2}  "
+          f"median over decided {med:6.2f} s  max {max(r['s'] for r in rows):6.1f} s")  # fmt: skip
+    return len(dec), med
+
+
+def mnist(
+    timeout: float, regions: int, deltas: list[float], workers: int, pgd: int, marabou: bool, robust: bool = True
+) -> bool:
+    """Parts 2 and 3; returns False on a soundness bug."""
+    if not (MNIST / "mnist-net_256x2.onnx").is_file():
+        print(f"== mnistfc skipped: {MNIST} not found ==")
+        return True
+    props = sorted(MNIST.glob("prop_*.vnnlib"), key=lambda p: (p.stem.split("_")[2], int(p.stem.split("_")[1])))
+    props = props[:regions]
+    sound = True
+    print(f"\n== mnistfc 256x2 saliency robustness at the real MNIST test images: {len(props)} regions, "
+          f"{timeout:g} s each, {workers} worker(s) of one thread ==")  # fmt: skip
+    for delta in deltas:
+        rows = _run(_saliency_task, [(str(p), delta, timeout, pgd) for p in props], workers)
+        for r in rows:
+            print(f"  {r['name']:<14} delta={delta:g}: {r['status']:<8} {r['s']:7.2f} s"
+                  f"{'  (bounds)' if r['bounds'] else ''}  {r['margins']}")  # fmt: skip
+            if r["bug"]:
+                sound = False
+                print(f"  SOUNDNESS BUG on {r['name']} delta={delta:g}: {r['bug']}")
+        n, _ = _summary(f"saliency delta={delta:g}", rows)
+        if delta == 1e-4:
+            print(f"target >= 27/30 decided at delta 1e-4: {'met' if n >= 27 else f'MISSED ({n}/{len(rows)})'}")
+    if not robust:
+        return sound
+    print(f"\n== mnistfc robustness: camlang vs Marabou 2.0.0, {timeout:g} s each ==")
+    rows = _run(_robust_task, [(str(p), timeout, pgd, marabou) for p in props], workers)
+    print(f"  {'region':<14} {'camlang':<9} {'s':>7}  {'Marabou':<9} {'s':>7}  witness margins")
+    disagree = []
+    for r in rows:
+        m = r.get("marabou", {"status": "-", "s": 0.0, "margins": ""})
+        print(f"  {r['name']:<14} {r['status']:<9} {r['s']:7.2f}  {m['status']:<9} {m['s']:7.2f}  "
+              f"camlang: {r['margins'] or '-'} | Marabou: {m['margins'] or '-'}")  # fmt: skip
+        if r["bug"]:
+            sound = False
+            print(f"  SOUNDNESS BUG on {r['name']}: {r['bug']}")
+        if {r["status"], m["status"]} == {"holds", "violated"}:
+            disagree.append(r["name"])
+    n_ours, med_ours = _summary("robust (camlang)", rows)
+    if marabou:
+        mrows = [{"name": r["name"], **r["marabou"]} for r in rows]
+        n_mar, med_mar = _summary("robust (Marabou)", mrows)
+        either = sum(r["status"] != "unknown" or m["status"] in ("holds", "violated") for r, m in zip(rows, mrows))
+        missed = [r["name"] for r, m in zip(rows, mrows) if r["status"] == "unknown" and m["status"] != "unknown"]
+        print(f"decided by either: {either}; camlang misses {missed or 'none'}; "
+              f"median ratio Marabou/camlang {med_mar / med_ours if med_ours == med_ours and med_ours > 0 else float('nan'):.1f}x")  # fmt: skip
+        print(f"target (camlang decides all {either} that either decides, >= 28, lower median): "
+              f"{'met' if not missed and n_ours >= 28 and med_ours < med_mar else 'MISSED'}")  # fmt: skip
+        print(f"disagreements (holds vs violated): {disagree or 'none'}")
+        if disagree:
+            sound = False
+    return sound
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="saliency-robustness benchmark")
-    ap.add_argument("--timeout", type=float, default=120.0, help="per mnistfc query (ours)")
+    ap.add_argument("--timeout", type=float, default=120.0, help="per mnistfc query, both tools")
     ap.add_argument("--regions", type=int, default=30, help="how many mnistfc regions")
-    ap.add_argument("--naive-timeout", type=float, default=10.0, help="per mnistfc query (naive z3)")
-    ap.add_argument("--deltas", default="1e-4,5e-4,1e-3", help="saliency deltas for mnistfc")
+    ap.add_argument("--deltas", default="1e-4,1e-3,1e-2", help="saliency deltas for mnistfc")
+    ap.add_argument("--workers", type=int, default=1, help="regions run side by side (one thread each)")
+    ap.add_argument("--pgd-steps", type=int, default=200, help="PGD steps of the cross-check of every holds")
+    ap.add_argument("--skip-family", action="store_true")
     ap.add_argument("--skip-mnist", action="store_true")
-    ap.add_argument("--skip-naive-mnist", action="store_true")
+    ap.add_argument("--skip-marabou", action="store_true")
+    ap.add_argument("--skip-robust", action="store_true", help="only the saliency part of mnistfc")
+    ap.add_argument("--naive", action="store_true", help="also run the naive z3 encoding on seed 0")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     t0 = time.monotonic()
-    bandit()
+    ok = True
+    if not args.skip_family:
+        ok &= family(args.naive)
     if not args.skip_mnist:
-        mnist(
-            args.timeout,
-            args.regions,
-            args.naive_timeout,
-            [float(d) for d in args.deltas.split(",")],
-            not args.skip_naive_mnist,
+        deltas = [float(d) for d in args.deltas.split(",") if d]
+        ok &= mnist(
+            args.timeout, args.regions, deltas, args.workers, args.pgd_steps, not args.skip_marabou, not args.skip_robust
         )
     print(f"total {time.monotonic() - t0:.1f} s")
+    if not ok:
+        print("FAILED: a verdict disagreed with the oracle or a peer, or PGD broke a `holds`")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

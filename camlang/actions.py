@@ -420,7 +420,7 @@ def _point(state: RunState, pdef: PropertyDef, module: torch.nn.Module) -> torch
         from camlang import smt
 
         prop = smt.load_vnnlib(_user_path(pdef, at[1]), _input_count(module))
-        return torch.as_tensor(prop.centre, dtype=torch.float64)
+        return torch.as_tensor(prop.point(), dtype=torch.float64)
     if isinstance(at, Ref):
         raise CamlangError(f"`at = {at.name}` names a data set; pick one image with {at.name}[i]", span=pdef.span)
     raise CamlangError(f"cannot use {at!r} as a point", span=pdef.span)

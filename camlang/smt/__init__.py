@@ -1,20 +1,24 @@
 """SMT / verification engine for ReLU networks: properties, bounds, MILP and z3 back ends.
 
-Public entry points (all return a `Verdict`, never raise for a hard query: timeouts and Ctrl-C
-give "unknown"; bad input raises `CamlangError`):
+One entry point, `check(module, question, backend=...)`, returns a `Verdict` and never raises for
+a hard query (timeouts and Ctrl-C give "unknown"; bad input raises `CamlangError`). A question is
 
-* `check_saliency_robust` — for every x' in the eps-ball around x (clipped to ``box``) whose
-  vanilla gradient stays within ``delta`` of VG(x), the network still predicts ``label``;
-* `check_robust` — classic local robustness;
-* `load_vnnlib` / `check_vnnlib` — VNN-COMP properties (optionally with a saliency constraint);
-* `naive_z3_saliency_robust` / `naive_z3_robust` — the naive z3 peer used by benchmarks;
-* `find_delta_flip` — bisection for the delta where the saliency verdict flips.
+* `SaliencyRobust` — for every x' in the eps-ball around x (clipped to ``box``) whose vanilla
+  gradient stays within ``delta`` of VG(x), the network still predicts ``label``;
+* `Robust` — classic local robustness;
+* `VnnlibQuestion` — a VNN-COMP property from `load_vnnlib` (optionally with a saliency constraint
+  at the property's image, `VnnlibProperty.point`).
+
+Back ends: "auto" (= "milp"), "milp" (HiGHS), "z3" (the bounded reference encoding) and "z3-naive"
+(the whole query in one unbounded z3 encoding: the benchmark peer). `check_saliency_robust`,
+`check_robust` and `check_vnnlib` are shorthands for `check` with the matching question.
+`find_delta_flip` bisects the delta where the saliency verdict flips.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +26,8 @@ from torch import nn
 
 from camlang.backends.z3_lower import Z3_OPS
 from camlang.errors import CamlangError
-from camlang.smt.check import Progress, Setup, run_naive, run_query
+from camlang.smt.attack import pgd_attack
+from camlang.smt.driver import BACKENDS, Progress, Setup, run_naive, run_query
 from camlang.smt.inputs import (
     box_arrays,
     check_label,
@@ -41,25 +46,141 @@ __all__ = [
     "VnnlibProperty",
     "DeltaFlip",
     "Z3_OPS",
+    "SaliencyRobust",
+    "Robust",
+    "VnnlibQuestion",
+    "Question",
+    "check",
+    "falsify",
     "check_saliency_robust",
     "check_robust",
     "check_vnnlib",
     "load_vnnlib",
     "parse_vnnlib",
-    "naive_z3_saliency_robust",
-    "naive_z3_robust",
-    "naive_z3_vnnlib",
     "find_delta_flip",
     "extract_relu_net",
 ]
 
-BACKENDS = ("auto", "milp", "z3")
+BACKEND_NAMES = ("auto", *BACKENDS, "z3-naive")
+# networks with at least this many ReLUs run the PGD attack before the proof search by default;
+# on smaller ones (BanditNet) the exact search is faster than the attack's set-up
+ATTACK_MIN_NEURONS = 64
 
 
 def _backend(name: str) -> str:
-    if name not in BACKENDS:
-        raise CamlangError(f"unknown SMT back end `{name}`", hint="use one of: auto, milp, z3", code="E703")
+    if name not in BACKEND_NAMES:
+        raise CamlangError(
+            f"unknown SMT back end `{name}`", hint=f"use one of: {', '.join(BACKEND_NAMES)}", code="E703"
+        )
     return "milp" if name == "auto" else name
+
+
+@dataclass(frozen=True)
+class SaliencyRobust:
+    """Every x' with ``|x'-x|_inf <= eps`` (in ``box``) and ``|VG(x')-VG(x)|_inf <= delta`` keeps the
+    prediction ``label`` (default: the class predicted at x). VG is the gradient of the label's
+    logit w.r.t. the input (torch's relu'(0) = 0)."""
+
+    x: Any
+    eps: float
+    delta: float
+    label: int | None = None
+    box: Any = (0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Robust:
+    """Classic local robustness: every x' with ``|x'-x|_inf <= eps`` (in ``box``) predicts ``label``."""
+
+    x: Any
+    eps: float
+    label: int | None = None
+    box: Any = None
+
+
+@dataclass(frozen=True)
+class VnnlibQuestion:
+    """A VNN-LIB property: no input of the box reaches the unsafe output set. With ``delta``, only
+    inputs whose gradient of the property's label stays within ``delta`` of its value at the
+    property's image (`VnnlibProperty.point`) count."""
+
+    prop: VnnlibProperty
+    delta: float | None = None
+
+
+Question = SaliencyRobust | Robust | VnnlibQuestion
+
+
+def check(
+    module: nn.Module,
+    question: Question,
+    backend: str = "auto",
+    timeout_s: float = 120.0,
+    progress: Progress | None = None,
+    input_shape: Sequence[int] | None = None,
+    attack: bool | None = None,
+    pattern_walk: bool = False,
+) -> Verdict:
+    """Decide ``question`` about ``module`` with ``backend`` (see the module docstring).
+
+    ``attack``: run the PGD falsifier before the proof search (default: on networks with at least
+    `ATTACK_MIN_NEURONS` ReLUs). ``pattern_walk``: the MILP back end's older saliency shortcut
+    (enumerate the patterns whose gradient stays within delta, one LP each) before the single MILP;
+    off by default because the single MILP was faster on every BanditNet of the family where they
+    differ (docs/smt.md, "Numbers").
+    One query runs single-threaded: its disjuncts and branches are independent but there are no
+    distributed workers yet.
+    """
+    name = _backend(backend)
+    setup = _setup(module, question, input_shape)
+    if name == "z3-naive":
+        return run_naive(setup, timeout_s, progress)
+    neurons = sum(W.shape[0] for W in setup.net.Ws[:-1])
+    if attack if attack is not None else neurons >= ATTACK_MIN_NEURONS:
+        setup = replace(setup, attack=_attack_budget)
+    return run_query(setup, name, timeout_s, progress, pattern_walk=pattern_walk)
+
+
+def falsify(
+    module: nn.Module,
+    question: Question,
+    steps: int = 200,
+    restarts: int = 8,
+    timeout_s: float = 60.0,
+    seed: int = 0,
+    input_shape: Sequence[int] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """Search for a counterexample to ``question`` with PGD alone (restricted to the gradient
+    constraint for saliency questions): a replayed witness and its replay record, or None.
+
+    Benchmarks and tests run it against every "holds": a witness there is a soundness bug."""
+    import time
+
+    setup = _setup(module, question, input_shape)
+    return pgd_attack(setup, time.monotonic() + timeout_s, steps=steps, restarts=restarts, seed=seed)
+
+
+def _setup(module: nn.Module, question: Question, input_shape: Sequence[int] | None) -> Setup:
+    if isinstance(question, SaliencyRobust):
+        setup = _point_setup(
+            module, question.x, question.eps, question.delta, question.label, question.box, input_shape, "saliency_robust"
+        )
+    elif isinstance(question, Robust):
+        setup = _point_setup(
+            module, question.x, question.eps, None, question.label, question.box, input_shape, "robust"
+        )
+    elif isinstance(question, VnnlibQuestion):
+        setup = _vnnlib_setup(module, question.prop, question.delta, input_shape)
+    else:
+        raise CamlangError(f"cannot check {question!r}", hint="pass SaliencyRobust, Robust or VnnlibQuestion")
+    return setup
+
+
+def _attack_budget(setup: Setup, deadline: float) -> Any:
+    """PGD with a small budget: 40 steps, 8 restarts, at most 1/10 of the time left."""
+    import time
+
+    return pgd_attack(setup, min(deadline, time.monotonic() + (deadline - time.monotonic()) / 10))
 
 
 def _fmt(v: float) -> str:
@@ -111,14 +232,8 @@ def check_saliency_robust(
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
 ) -> Verdict:
-    """Does every x' with ``|x'-x|_inf <= eps`` (in ``box``) and ``|VG(x')-VG(x)|_inf <= delta``
-    keep the prediction ``label`` (default: the class predicted at x)?
-
-    VG is the gradient of the label's logit w.r.t. the input (torch's relu'(0) = 0). ``backend``:
-    "milp" (HiGHS), "z3" (reference) or "auto" (the fast one).
-    """
-    setup = _point_setup(module, x, eps, delta, label, box, input_shape, "saliency_robust")
-    return run_query(setup, _backend(backend), timeout_s, progress)
+    """Shorthand for ``check(module, SaliencyRobust(x, eps, delta, label, box), backend, ...)``."""
+    return check(module, SaliencyRobust(x, eps, delta, label, box), backend, timeout_s, progress, input_shape)
 
 
 def check_robust(
@@ -132,16 +247,15 @@ def check_robust(
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
 ) -> Verdict:
-    """Classic local robustness: every x' with ``|x'-x|_inf <= eps`` (in ``box``) predicts ``label``."""
-    setup = _point_setup(module, x, eps, None, label, box, input_shape, "robust")
-    return run_query(setup, _backend(backend), timeout_s, progress)
+    """Shorthand for ``check(module, Robust(x, eps, label, box), backend, ...)``."""
+    return check(module, Robust(x, eps, label, box), backend, timeout_s, progress, input_shape)
 
 
 def _vnnlib_setup(
     module: nn.Module, prop: VnnlibProperty, delta: float | None, input_shape: Sequence[int] | None
 ) -> Setup:
     n = prop.lo.size
-    module64, centre, shape, layers, net = prepare_point(module, prop.centre, input_shape)
+    module64, point, shape, layers, net = prepare_point(module, prop.point(), input_shape)
     if net.n_outputs != prop.n_outputs:
         raise CamlangError(
             f"{prop.path} talks about {prop.n_outputs} outputs but the network has {net.n_outputs}",
@@ -151,17 +265,17 @@ def _vnnlib_setup(
     name = f"vnnlib({prop.path})"
     if delta is not None:
         delta = check_nonneg(delta, "delta")
-        logits, _ = torch_eval(module64, centre, shape, None)
+        logits, _ = torch_eval(module64, point, shape, None)
         lab = prop.label if prop.label is not None else int(np.argmax(logits))
-        _, g0 = torch_eval(module64, centre, shape, lab)
+        _, g0 = torch_eval(module64, point, shape, lab)
         assert g0 is not None
         c = np.zeros(net.n_outputs)
         c[lab] = 1.0
         grad = GradientConstraint(c, g0, delta)
-        name = f"vnnlib({prop.path}, delta={_fmt(delta)}, saliency of class {lab} at the box centre)"
-    assert centre.size == n
+        name = f"vnnlib({prop.path}, delta={_fmt(delta)}, saliency of class {lab} at the property's image)"
+    assert point.size == n
     query = Query(prop.lo.copy(), prop.hi.copy(), prop.disjuncts, grad)
-    return Setup(name, module64, shape, layers, net, query, None, centre)
+    return Setup(name, module64, shape, layers, net, query, None, point)
 
 
 def check_vnnlib(
@@ -173,57 +287,8 @@ def check_vnnlib(
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
 ) -> Verdict:
-    """Check a VNN-LIB property: no input in the box reaches the unsafe output set.
-
-    With ``delta`` it becomes saliency-robust-style: only inputs whose gradient of the property's
-    label (or the class predicted at the box centre) stays within ``delta`` of its value at the
-    box centre count.
-    """
-    setup = _vnnlib_setup(module, prop, delta, input_shape)
-    return run_query(setup, _backend(backend), timeout_s, progress)
-
-
-def naive_z3_saliency_robust(
-    module: nn.Module,
-    x: Any,
-    eps: float,
-    delta: float,
-    label: int | None = None,
-    box: Any = (0.0, 1.0),
-    timeout_s: float = 120.0,
-    progress: Progress | None = None,
-    input_shape: Sequence[int] | None = None,
-) -> Verdict:
-    """`check_saliency_robust` through the naive z3 encoding (no bounds), the benchmark peer."""
-    setup = _point_setup(module, x, eps, delta, label, box, input_shape, "saliency_robust")
-    return run_naive(setup, timeout_s, progress)
-
-
-def naive_z3_robust(
-    module: nn.Module,
-    x: Any,
-    eps: float,
-    label: int | None = None,
-    box: Any = None,
-    timeout_s: float = 120.0,
-    progress: Progress | None = None,
-    input_shape: Sequence[int] | None = None,
-) -> Verdict:
-    """`check_robust` through the naive z3 encoding (no bounds), the benchmark peer."""
-    setup = _point_setup(module, x, eps, None, label, box, input_shape, "robust")
-    return run_naive(setup, timeout_s, progress)
-
-
-def naive_z3_vnnlib(
-    module: nn.Module,
-    prop: VnnlibProperty,
-    delta: float | None = None,
-    timeout_s: float = 120.0,
-    progress: Progress | None = None,
-    input_shape: Sequence[int] | None = None,
-) -> Verdict:
-    """`check_vnnlib` through the naive z3 encoding (no bounds), the benchmark peer."""
-    return run_naive(_vnnlib_setup(module, prop, delta, input_shape), timeout_s, progress)
+    """Shorthand for ``check(module, VnnlibQuestion(prop, delta), backend, ...)``."""
+    return check(module, VnnlibQuestion(prop, delta), backend, timeout_s, progress, input_shape)
 
 
 @dataclass(frozen=True)

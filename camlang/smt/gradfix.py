@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linprog
 
-from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds
+from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds, gradient_bounds
 from camlang.smt.network import ReluNet
 from camlang.smt.query import GradientConstraint
 
@@ -28,6 +28,8 @@ __all__ = ["GradientFixing", "fix_phases_by_gradient"]
 
 # slack on the pinv intervals, far above the float64 error of pinv for well-conditioned W
 _SLACK = 1e-8
+# absolute + relative loosening of the gate LP's rows, far above HiGHS's feasibility tolerance
+_LP_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,15 @@ def fix_phases_by_gradient(
     if np.any((ph0 == INACTIVE) & ((lo0 > 0) | (hi0 < 0))):
         return GradientFixing(bounds, tuple(fixed), True)
     force_on = (ph0 == UNDECIDED) & ((lo0 > 0) | (hi0 < 0))
-    bounds = _apply(bounds, 0, force_on, np.zeros_like(force_on))
-    fixed[0] = int(force_on.sum())
+    # an open gate passes gh0 unchanged (gz0 = gh0): where gh0's interval misses the pinned
+    # interval of gz0, the gate must be closed (z <= 0)
+    (gh_lo, gh_hi) = gradient_bounds(net, bounds.phase, grad.c)[0][0]
+    misses = (gh_lo > hi0 + _SLACK) | (gh_hi < lo0 - _SLACK)
+    if np.any((ph0 == ACTIVE) & misses):
+        return GradientFixing(bounds, tuple(fixed), True)
+    force_off = (ph0 == UNDECIDED) & ~force_on & misses
+    bounds = _apply(bounds, 0, force_on, force_off)
+    fixed[0] = int(force_on.sum() + force_off.sum())
     gz0 = (lo0, hi0)
     if net.n_hidden != 2:
         return GradientFixing(bounds, tuple(fixed), False, gz0)
@@ -99,6 +108,10 @@ def fix_phases_by_gradient(
     M = (W1[und].T * a[und])[open0]  # rows: open first-layer neuron i; columns: undecided gate j
     ub_rows = np.vstack([M, -M])
     ub_rhs = np.concatenate([hi0[open0] - base, base - lo0[open0]])
+    # HiGHS declares a near-equality system (delta = 0 gives rows of width ~1e-8) infeasible even
+    # when a 0/1 vertex satisfies it to 3e-8; loosening every row well past its feasibility
+    # tolerance (1e-7) only fixes fewer gates, so it is always sound
+    ub_rhs = ub_rhs + _LP_TOL * (1.0 + np.abs(ub_rhs))
     on = np.zeros(len(ph1), dtype=bool)
     off = np.zeros(len(ph1), dtype=bool)
     box = [(0.0, 1.0)] * len(und)

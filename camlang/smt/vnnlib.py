@@ -5,6 +5,13 @@ Supported: ``(declare-const X_i Real)`` / ``Y_j``; input bounds ``(assert (<= X_
 variables, ``+``, ``-``, ``*`` by a constant), combined with ``and`` / ``or`` in disjunctive normal
 form, as in mnistfc's and acasxu's files. The assertions describe the *unsafe* set: the property
 holds when no input in the box reaches it.
+
+Used as a point (``at = vnnlib(...)``, or the saliency constraint of ``check_vnnlib(..., delta=d)``),
+a property means the image it was generated from: VNN-COMP writes the box ``x +- eps`` clipped to
+the input domain ([0, 1] for images), so `VnnlibProperty.point` un-clips it. A coordinate at the
+domain's lower bound is ``ub - eps``, one at the upper bound is ``lb + eps``, any other is the
+centre. For mnistfc this recovers the MNIST test image exactly, up to the float32 rounding of the
+numbers in the files (at most 3.1e-8, far below the pixel step 1/255): prop_2 is test image 49.
 """
 
 from __future__ import annotations
@@ -37,7 +44,30 @@ class VnnlibProperty:
 
     @property
     def centre(self) -> np.ndarray:
+        """The centre of the (clipped) box; not the property's image, see `point`."""
         return (self.lo + self.hi) / 2
+
+    @property
+    def eps(self) -> float:
+        """The box's L-inf radius before clipping: half the widest side."""
+        return float(np.max(self.hi - self.lo)) / 2
+
+    def point(self, domain: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+        """The point the box was built around, undoing the clipping to ``domain`` (module docstring).
+
+        A box that reaches outside ``domain`` was not clipped to it: its centre is returned. A side
+        that spans the whole domain is its centre too (then ``eps`` is half the domain).
+        """
+        if np.any(self.lo < domain[0]) or np.any(self.hi > domain[1]):
+            return self.centre  # not a box clipped to this domain (e.g. acasxu): nothing to undo
+        eps = self.eps
+        at_lo = self.lo <= domain[0]
+        at_hi = self.hi >= domain[1]
+        x = (self.lo + self.hi) / 2
+        # a side clipped at both ends spans the domain; then eps is half of it and the centre is right
+        x = np.where(at_lo & ~at_hi, self.hi - eps, x)
+        x = np.where(at_hi & ~at_lo, self.lo + eps, x)
+        return x
 
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")

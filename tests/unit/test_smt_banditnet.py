@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from camlang.smt import check_robust, check_saliency_robust, find_delta_flip, naive_z3_saliency_robust
+from camlang.smt import SaliencyRobust, check, check_robust, check_saliency_robust, find_delta_flip
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -47,7 +47,7 @@ def test_milp_and_z3_agree(net: torch.nn.Module, delta: float) -> None:
 @pytest.mark.parametrize("delta", DELTAS)
 def test_naive_encoding_agrees(net: torch.nn.Module, delta: float) -> None:
     ours = check_saliency_robust(net, X, 1.0, delta, timeout_s=60)
-    naive = naive_z3_saliency_robust(net, X, 1.0, delta, timeout_s=60)
+    naive = check(net, SaliencyRobust(X, 1.0, delta), backend="z3-naive", timeout_s=60)
     assert naive.backend == "z3-naive"
     assert ours.status == naive.status
 

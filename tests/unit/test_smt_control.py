@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from camlang.smt import Verdict, check_robust, check_saliency_robust, naive_z3_robust
+from camlang.smt import Robust, Verdict, check, check_robust, check_saliency_robust
 
 
 def _net() -> nn.Module:
@@ -29,11 +29,11 @@ def test_interrupt_gives_unknown() -> None:
     for backend in ("milp", "z3"):
         v = check_saliency_robust(_net(), [0.5] * 6, 2.0, 10.0, box=None, backend=backend, progress=boom)
         assert v.status == "unknown" and v.reason == "interrupted"
-    assert naive_z3_robust(_net(), [0.5] * 6, 2.0, progress=boom).reason == "interrupted"
+    assert check(_net(), Robust([0.5] * 6, 2.0), backend="z3-naive", progress=boom).reason == "interrupted"
 
 
 def test_tiny_timeout_gives_unknown_with_reason() -> None:
     v = check_saliency_robust(_net(), [0.5] * 6, 2.0, 10.0, box=None, backend="z3", timeout_s=1e-4)
     assert v.status == "unknown" and "timeout" in v.reason
-    w = naive_z3_robust(_net(), [0.5] * 6, 2.0, timeout_s=1e-4)
+    w = check(_net(), Robust([0.5] * 6, 2.0), backend="z3-naive", timeout_s=1e-4)
     assert w.status == "unknown" and "timeout" in w.reason

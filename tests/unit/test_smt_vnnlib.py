@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from camlang.errors import CamlangError
-from camlang.smt import check_vnnlib, naive_z3_vnnlib, parse_vnnlib
+from camlang.smt import check_vnnlib, parse_vnnlib
 
 TEXT = """; Mnist-style property with label: 1.
 (declare-const X_0 Real)
@@ -58,7 +58,7 @@ def test_check_agrees_with_naive_and_sampling() -> None:
     m = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
     p = parse_vnnlib(TEXT, 2)
     ours = check_vnnlib(m, p, timeout_s=30)
-    peer = naive_z3_vnnlib(m, p, timeout_s=30)
+    peer = check_vnnlib(m, p, timeout_s=30, backend="z3-naive")
     assert ours.status in ("holds", "violated") and ours.status == peer.status
     xs = torch.rand(4000, 2, dtype=torch.float64) * torch.tensor([0.4, 1.0]) + torch.tensor([0.1, 0.0])
     y = m.double()(xs).detach().numpy()
@@ -67,3 +67,29 @@ def test_check_agrees_with_naive_and_sampling() -> None:
         assert ours.status == "violated"
     if ours.status == "violated":
         assert ours.replay is not None and ours.replay["ok"]
+
+
+def _box_text(lo: list[float], hi: list[float]) -> str:
+    lines = [f"(declare-const X_{i} Real)" for i in range(len(lo))] + ["(declare-const Y_0 Real)", "(declare-const Y_1 Real)"]
+    for i, (a, b) in enumerate(zip(lo, hi)):
+        lines += [f"(assert (>= X_{i} {a}))", f"(assert (<= X_{i} {b}))"]
+    return "\n".join([*lines, "(assert (>= Y_1 Y_0))"])
+
+
+def test_point_unclips_a_box_clipped_to_the_unit_domain() -> None:
+    x, eps = np.array([0.0, 0.98, 0.5, 1.0, 0.02]), 0.05
+    lo, hi = np.clip(x - eps, 0, 1), np.clip(x + eps, 0, 1)
+    p = parse_vnnlib(_box_text(lo.tolist(), hi.tolist()), 5)
+    assert p.eps == pytest.approx(eps)
+    np.testing.assert_allclose(p.point(), x, atol=1e-12)
+    assert not np.allclose(p.centre, x)  # the centre is not the image
+
+
+def test_point_of_an_unclipped_box_is_its_centre() -> None:
+    p = parse_vnnlib(_box_text([-1.0, 0.2], [0.5, 0.4]), 2)  # reaches outside [0, 1]: not clipped to it
+    np.testing.assert_allclose(p.point(), p.centre)
+
+
+def test_point_of_a_side_spanning_the_domain_is_its_middle() -> None:
+    p = parse_vnnlib(_box_text([0.0, 0.1], [1.0, 0.3]), 2)  # eps 0.5: X_0 = 0.5 is the only choice
+    np.testing.assert_allclose(p.point(), [0.5, 0.2])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import z3
@@ -25,13 +25,14 @@ from torch import nn
 from camlang.smt.bounds import ACTIVE, UNDECIDED, NetBounds, compute_bounds, spec_bounds
 from camlang.smt.gradfix import fix_phases_by_gradient
 from camlang.smt.inputs import torch_eval
-from camlang.smt.milp import build_milp, solve_milp
+from camlang.smt.milp import MilpProblem, build_milp, solve_milp
 from camlang.smt.network import LayerList, ReluNet
 from camlang.smt.query import MIN_MARGIN, LpFailure, Query, pattern_lp
 from camlang.smt.verdict import Status, Verdict
-from camlang.smt.z3_encode import EncodingTimeout, encode_naive, encode_reference, solve_z3
+from camlang.smt.witness import strengthen_witness
+from camlang.smt.z3_encode import EncodingTimeout, Z3Problem, encode_naive, encode_reference, solve_z3
 
-__all__ = ["Setup", "run_query", "run_naive", "replay", "Progress"]
+__all__ = ["Setup", "run_query", "run_naive", "replay", "Progress", "Backend", "DisjunctSearch", "Outcome", "BACKENDS"]
 
 Progress = Callable[[int, int, str], None]
 MAX_REPAIRS = 8
@@ -49,6 +50,8 @@ class Setup:
     query: Query
     label: int | None  # replay checks ``argmax != label`` when set, else the unsafe polyhedra
     at: np.ndarray | None
+    # a cheap falsifier run before any proof: a replayed counterexample or None (see attack.py)
+    attack: Callable[[Setup, float], tuple[np.ndarray, dict[str, Any]] | None] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,6 +97,123 @@ def replay(setup: Setup, x: np.ndarray) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# back ends
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One back-end solve of one disjunct: "infeasible", "feasible" (a candidate point and, when the
+    back end knows it, its activation pattern) or "timeout" (``message`` says why)."""
+
+    status: Literal["infeasible", "feasible", "timeout"]
+    x: np.ndarray | None = None
+    pattern: list[np.ndarray] | None = None
+    message: str = ""
+
+
+class DisjunctSearch(Protocol):
+    """A back end's encoding of one unsafe disjunct, solved repeatedly with patterns cut off."""
+
+    def solve(self, deadline: float) -> Outcome:
+        """The next candidate that avoids every excluded pattern."""
+        ...
+
+    def exclude(self, pattern: list[np.ndarray]) -> None:
+        """Cut ``pattern`` off (a no-good cut): it only reaches the unsafe set on its boundary."""
+        ...
+
+
+class Backend(Protocol):
+    """A complete search back end: encodes "some input of the box reaches unsafe disjunct j (and
+    keeps the gradient)" over the bounds, exactly, so that infeasible means safe."""
+
+    name: str
+
+    def search(
+        self,
+        setup: Setup,
+        bounds: NetBounds,
+        disjunct: int,
+        deadline: float,
+        gz0: tuple[np.ndarray, np.ndarray] | None,
+        stats: dict[str, Any],
+    ) -> DisjunctSearch:
+        """Encode disjunct ``disjunct``; raises `_Timeout` when encoding runs past ``deadline``."""
+        ...
+
+
+class _MilpSearch:
+    def __init__(self, problem: MilpProblem, bounds: NetBounds) -> None:
+        self.problem, self.bounds = problem, bounds
+        self.excluded: list[list[np.ndarray]] = []
+
+    def solve(self, deadline: float) -> Outcome:
+        out = solve_milp(self.problem, self.bounds, deadline, self.excluded)
+        return Outcome(out.status, out.x, out.pattern, out.message)  # type: ignore[arg-type]
+
+    def exclude(self, pattern: list[np.ndarray]) -> None:
+        self.excluded.append(pattern)
+
+
+class MilpBackend:
+    """HiGHS through scipy.optimize.milp: big-M ReLUs, McCormick-exact gradient gates (milp.py)."""
+
+    name = "milp"
+
+    def search(
+        self,
+        setup: Setup,
+        bounds: NetBounds,
+        disjunct: int,
+        deadline: float,
+        gz0: tuple[np.ndarray, np.ndarray] | None,
+        stats: dict[str, Any],
+    ) -> DisjunctSearch:
+        problem = build_milp(setup.net, bounds, setup.query, disjunct, gz0)
+        stats["binaries"] = max(stats.get("binaries", 0), problem.n_binaries)
+        return _MilpSearch(problem, bounds)
+
+
+class _Z3Search:
+    def __init__(self, problem: Z3Problem) -> None:
+        self.problem = problem
+
+    def solve(self, deadline: float) -> Outcome:
+        status, x, pattern, why = solve_z3(self.problem, deadline - time.monotonic())
+        if status == "unsat":
+            return Outcome("infeasible")
+        if status == "unknown":
+            return Outcome("timeout", message=f"z3: {why}")
+        return Outcome("feasible", x, pattern)
+
+    def exclude(self, pattern: list[np.ndarray]) -> None:
+        self.problem.block_pattern(pattern)
+
+
+class Z3Backend:
+    """The reference: the same bounded encoding in z3 real arithmetic (z3_encode.py)."""
+
+    name = "z3"
+
+    def search(
+        self,
+        setup: Setup,
+        bounds: NetBounds,
+        disjunct: int,
+        deadline: float,
+        gz0: tuple[np.ndarray, np.ndarray] | None,
+        stats: dict[str, Any],
+    ) -> DisjunctSearch:
+        try:
+            return _Z3Search(encode_reference(setup.net, bounds, setup.query, disjunct, z3.Context(), deadline))
+        except EncodingTimeout as exc:
+            raise _Timeout(f"while encoding: {exc}") from exc
+
+
+BACKENDS: dict[str, Backend] = {"milp": MilpBackend(), "z3": Z3Backend()}
+
+
+# ---------------------------------------------------------------------------------------------
 # the driver
 
 
@@ -111,6 +231,20 @@ def _verdict(
         replay=kw.get("replay"),
         stats=stats,
     )
+
+
+def _violated(
+    setup: Setup, backend: str, t0: float, stats: dict[str, Any], found: tuple[np.ndarray, dict[str, Any]], reason: str
+) -> Verdict:
+    """The one way to report a counterexample: push it into the strict interior, measure its
+    margin in float64 and float32 (witness.py), and attach the replay."""
+    x, rec = strengthen_witness(setup, found[0], found[1])
+    if rec.get("boundary_only"):
+        reason += " (boundary-only witness: no interior point with a float32-visible margin was found)"
+    return _verdict(setup, "violated", backend, t0, reason, stats, cex=x.tolist(), replay=rec)
+
+
+REPLAYED = "counterexample replayed in torch float64"
 
 
 def _try_candidate(
@@ -143,30 +277,35 @@ def _try_candidate(
     return (cand.x, rec) if rec["ok"] else None
 
 
-def run_query(setup: Setup, backend: str, timeout_s: float, progress: Progress | None) -> Verdict:
-    """Decide ``setup.query`` with ``backend`` ("milp" or "z3"), bounds first."""
+def run_query(
+    setup: Setup, backend: str, timeout_s: float, progress: Progress | None, pattern_walk: bool = False
+) -> Verdict:
+    """Decide ``setup.query`` with ``backend`` (a key of `BACKENDS`), bounds first.
+
+    ``pattern_walk`` enables the saliency shortcut that enumerates the activation patterns whose
+    gradient stays within delta and decides each by LP (only where the back end is the MILP; the
+    benchmark measures it against the single MILP)."""
     t0 = time.monotonic()
     deadline = t0 + timeout_s
+    engine = BACKENDS[backend]
     q, net = setup.query, setup.net
     stats: dict[str, Any] = {
         "neurons": int(sum(W.shape[0] for W in net.Ws[:-1])),
         "disjuncts": len(q.disjuncts),
+        "threads": "1 (disjuncts and branches run one after the other; no distributed workers yet)",
     }
     try:
         if setup.at is not None and np.all(setup.at >= q.lo) and np.all(setup.at <= q.hi):
             rec = replay(setup, setup.at)
             if rec["ok"]:
                 stats["found_by"] = "the point itself"
-                return _verdict(
-                    setup,
-                    "violated",
-                    backend,
-                    t0,
-                    "the point itself is a counterexample",
-                    stats,
-                    cex=setup.at.tolist(),
-                    replay=rec,
-                )
+                return _violated(setup, backend, t0, stats, (setup.at, rec), "the point itself is a counterexample")
+        if setup.attack is not None:
+            found = setup.attack(setup, deadline)
+            stats["attack_seconds"] = time.monotonic() - t0
+            if found is not None:
+                stats["found_by"] = "attack (PGD)"
+                return _violated(setup, backend, t0, stats, found, f"{REPLAYED} (found by the PGD attack)")
         bounds = compute_bounds(net, q.lo, q.hi)
         stats["undecided_relus"] = bounds.n_undecided()
         gz0 = None
@@ -179,11 +318,17 @@ def run_query(setup: Setup, backend: str, timeout_s: float, progress: Progress |
         if q.gradient is not None:
             fixing = fix_phases_by_gradient(net, bounds, q.gradient, deadline=t0 + timeout_s / 4)
             stats["fixed_by_gradient"] = list(fixing.fixed)
-            if fixing.infeasible:
+            at_in_box = setup.at is not None and bool(np.all(setup.at >= q.lo) and np.all(setup.at <= q.hi))
+            if fixing.infeasible and at_in_box:
+                # the point keeps its own gradient, so "infeasible" can only be numerical trouble:
+                # ignore the fixing rather than trust it
+                stats["gradient_fixing"] = "ignored: claimed infeasible although the point is in the box"
+            elif fixing.infeasible:
                 why = "no input in the box keeps the gradient within delta"
                 return _verdict(setup, "holds", backend, t0, why, stats, by_bounds=True)
-            bounds = fixing.bounds
-            gz0 = fixing.gz0
+            else:
+                bounds = fixing.bounds
+                gz0 = fixing.gz0
             stats["undecided_after_gradient"] = bounds.n_undecided()
             if sum(fixing.fixed):
                 alive = [j for j in _alive_disjuncts(net, bounds, q) if j in alive]
@@ -194,40 +339,31 @@ def run_query(setup: Setup, backend: str, timeout_s: float, progress: Progress |
                 )
                 return _verdict(setup, "holds", backend, t0, why, stats, by_bounds=True)
         boundary = 0
-        if backend == "milp" and q.gradient is not None:
+        if isinstance(engine, MilpBackend) and q.gradient is not None:
+            few = _few_patterns(net, bounds, q)
+            if few is not None:
+                stats["patterns_within_delta"] = len(few)
+                mask = [p == UNDECIDED for p in bounds.phase]
+                for pat in few:
+                    found, cut = _pattern_lps(setup, pat, alive, mask, deadline, stats)
+                    if found is not None:
+                        return _violated(setup, backend, t0, stats, found, REPLAYED)
+                    boundary += cut
+                alive = []
+        if alive and pattern_walk and isinstance(engine, MilpBackend) and q.gradient is not None:
             enum = _by_patterns(setup, bounds, gz0, alive, deadline, stats, progress)
             if enum is not None:
                 found, boundary = enum
                 if found is not None:
-                    x, rec = found
-                    return _verdict(
-                        setup,
-                        "violated",
-                        backend,
-                        t0,
-                        "counterexample replayed in torch float64",
-                        stats,
-                        cex=x.tolist(),
-                        replay=rec,
-                    )
+                    return _violated(setup, backend, t0, stats, found, REPLAYED)
                 alive = []
         for n, j in enumerate(alive):
             if progress is not None:
                 progress(n, len(alive), f"{backend}: output disjunct {j} ({n + 1}/{len(alive)})")
-            found, cut = _decide_disjunct(setup, bounds, j, backend, deadline, stats, gz0)
+            found, cut = _decide_disjunct(setup, bounds, j, engine, deadline, stats, gz0)
             boundary += cut
             if found is not None:
-                x, rec = found
-                return _verdict(
-                    setup,
-                    "violated",
-                    backend,
-                    t0,
-                    "counterexample replayed in torch float64",
-                    stats,
-                    cex=x.tolist(),
-                    replay=rec,
-                )
+                return _violated(setup, backend, t0, stats, found, REPLAYED)
         if progress is not None:
             progress(len(alive), len(alive), "done")
         if boundary:
@@ -257,6 +393,43 @@ def _alive_disjuncts(net: ReluNet, bounds: NetBounds, q: Query) -> list[int]:
         if not np.any(low > 0):
             alive.append(j)
     return alive
+
+
+# the most undecided ReLUs whose patterns are enumerated directly, and the most patterns within
+# delta that are then decided one LP each; beyond either, one MILP is faster (docs/smt.md, "Numbers")
+ENUM_MAX_RELUS = 16
+ENUM_MAX_PATTERNS = 16
+
+
+def _few_patterns(net: ReluNet, bounds: NetBounds, q: Query) -> list[list[np.ndarray]] | None:
+    """Every activation pattern (consistent with the fixed phases) whose gradient is within delta,
+    nearest first, when there are few undecided ReLUs and few such patterns; else None.
+
+    The input gradient is constant on each closed pattern region, so these patterns' regions
+    cover every input that keeps the gradient (the others cannot); a relu at exactly 0 belongs
+    to both of its neighbours' closed regions, and torch's gradient there is the "off" one."""
+    grad = q.gradient
+    assert grad is not None
+    und = [np.flatnonzero(p == UNDECIDED) for p in bounds.phase]
+    n = int(sum(len(u) for u in und))
+    if n > ENUM_MAX_RELUS:
+        return None
+    bits = ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)
+    gates, start = [], 0
+    for p, u in zip(bounds.phase, und):
+        g = np.tile((p == ACTIVE).astype(np.float64), (len(bits), 1))
+        g[:, u] = bits[:, start : start + len(u)]
+        start += len(u)
+        gates.append(g)
+    v = np.tile(net.Ws[-1].T @ grad.c, (len(bits), 1))
+    for k in range(net.n_hidden - 1, -1, -1):
+        v = (v * gates[k]) @ net.Ws[k]
+    dist = np.max(np.abs(v - grad.g0[None, :]), axis=1)
+    keep = np.flatnonzero(dist <= grad.encoded_delta)
+    if len(keep) > ENUM_MAX_PATTERNS:
+        return None
+    keep = keep[np.argsort(dist[keep], kind="stable")]
+    return [[g[i] > 0.5 for g in gates] for i in keep]
 
 
 def _by_patterns(
@@ -354,45 +527,32 @@ def _decide_disjunct(
     setup: Setup,
     bounds: NetBounds,
     j: int,
-    backend: str,
+    engine: Backend,
     deadline: float,
     stats: dict[str, Any],
     gz0: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int]:
     """A replayed counterexample for disjunct ``j`` (or None when infeasible), and how many
     patterns were cut off as unrepairable boundary points. Raises `_Timeout`."""
-    excluded: list[list[np.ndarray]] = []
-    if backend == "milp":
-        problem = build_milp(setup.net, bounds, setup.query, j, gz0)
-        stats["binaries"] = max(stats.get("binaries", 0), problem.n_binaries)
-    else:
-        zp = encode_reference(setup.net, bounds, setup.query, j, z3.Context(), deadline)
+    search = engine.search(setup, bounds, j, deadline, gz0, stats)
+    cut = 0
     for _ in range(MAX_REPAIRS):
         if time.monotonic() >= deadline:
             raise _Timeout("time limit reached")
-        if backend == "milp":
-            out = solve_milp(problem, bounds, deadline, excluded)
-            if out.status == "infeasible":
-                return None, len(excluded)
-            if out.status == "timeout":
-                raise _Timeout(out.message)
-            x, pattern = out.x, out.pattern
-        else:
-            status, x, pattern, why = solve_z3(zp, deadline - time.monotonic())
-            if status == "unsat":
-                return None, len(excluded)
-            if status == "unknown":
-                raise _Timeout(f"z3: {why}")
+        out = search.solve(deadline)
+        if out.status == "infeasible":
+            return None, cut
+        if out.status == "timeout":
+            raise _Timeout(out.message)
         stats["candidates"] = stats.get("candidates", 0) + 1
-        found = _try_candidate(setup, bounds, j, x, pattern, deadline)
+        found = _try_candidate(setup, bounds, j, out.x, out.pattern, deadline)
         if found is not None:
             return found, 0
-        if pattern is None:
+        if out.pattern is None:
             break
-        excluded.append(pattern)
-        if backend != "milp":
-            zp.block_pattern(pattern)
-    return None, max(len(excluded), 1)
+        search.exclude(out.pattern)
+        cut += 1
+    return None, max(cut, 1)
 
 
 def run_naive(setup: Setup, timeout_s: float, progress: Progress | None) -> Verdict:
@@ -425,16 +585,7 @@ def run_naive(setup: Setup, timeout_s: float, progress: Progress | None) -> Verd
         for j in range(len(setup.query.disjuncts)):
             found = _try_candidate(setup, bounds, j, x, None, deadline)
             if found is not None:
-                return _verdict(
-                    setup,
-                    "violated",
-                    backend,
-                    t0,
-                    "counterexample replayed in torch float64",
-                    stats,
-                    cex=found[0].tolist(),
-                    replay=found[1],
-                )
+                return _violated(setup, backend, t0, stats, found, REPLAYED)
         return _verdict(
             setup, "unknown", backend, t0, "unknown: boundary counterexample could not be repaired", stats
         )
