@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,6 +15,7 @@ from camlang.metrics._common import CallCounter
 from camlang.program import IndexRef, PropertyDef, Ref
 from camlang.progress import make_progress
 from camlang.report import CheckResult, EvalResult, MetricInfo, Stat, Visuals
+from camlang.report.model import stat_of
 
 if TYPE_CHECKING:
     from camlang.run import RunState
@@ -112,8 +112,9 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
              for n, m in metrics.items()]  # fmt: skip
     model_info = live.describe() | {"forward_images": counter.images}
     data_info = {"name": data_name} | {k: v for k, v in describe.items() if k != "class_names"}
+    definitions = {c: program.cams[c].source_text for c in cams if c in program.cams}
     return EvalResult(f"evaluate {', '.join(cams)} on {model_name}, {data_name}", model_info, data_info, cams, infos,
-                      table, visuals)  # fmt: skip
+                      table, visuals, definitions)  # fmt: skip
 
 
 def _names(indices: list[int], class_names: Any) -> list[Any]:
@@ -123,14 +124,7 @@ def _names(indices: list[int], class_names: Any) -> list[Any]:
 
 
 def _stat(values: torch.Tensor) -> Stat:
-    v = values.double()
-    finite = v[torch.isfinite(v)]
-    n = int(v.numel())
-    nan_count = n - int(finite.numel())
-    if finite.numel() == 0:
-        return Stat(math.nan, math.nan, n, nan_count)
-    std = float(finite.std(unbiased=False)) if finite.numel() > 1 else 0.0
-    return Stat(float(finite.mean()), std, n, nan_count)
+    return stat_of(values.double())  # mean, std and a 95% bootstrap CI of the mean
 
 
 # ---- checks -------------------------------------------------------------------------

@@ -15,14 +15,15 @@ Ablation-CAM needs to feed edited activations back into the network.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
 from camlang.errors import CamlangError
 
-LayoutKind = Literal["auto", "bchw", "bhwc", "tokens"]
+LayoutKind = Literal["auto", "bchw", "bhwc", "tokens", "custom"]
 _PREFIX_NAMES = {0: "no extra token", 1: "1 class token", 2: "class and distillation tokens"}
 EXPLICIT_EXAMPLE = 'model vit = torchvision("vit_b_16") at "encoder.layers[-1].ln_1" tokens(prefix = 1, grid = 14)'
 
@@ -34,11 +35,12 @@ class LayerLayout:
     kind: LayoutKind = "auto"
     prefix: int | None = None
     grid: tuple[int, int] | None = None
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, compare=False, repr=False)
 
     @property
     def resolved(self) -> bool:
         """Whether every field is known, so the layout can reshape tensors."""
-        return self.kind != "auto" and (self.kind != "tokens" or (self.prefix is not None and self.grid is not None))
+        return self.kind == "custom" or self.kind != "auto" and (self.kind != "tokens" or (self.prefix is not None and self.grid is not None))
 
     def to_chw(self, t: torch.Tensor) -> torch.Tensor:
         """The `[B, C, H, W]` view of a layer output in this (resolved) layout."""
@@ -47,6 +49,14 @@ class LayerLayout:
             return t
         if self.kind == "bhwc":
             return t.permute(0, 3, 1, 2)
+        if self.kind == "custom":
+            assert self.transform is not None
+            out = self.transform(t)
+            if not isinstance(out, torch.Tensor) or out.dim() != 4:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise CamlangError(f"the reshape transform turned the layer output {tuple(t.shape)} into {got}; "
+                                   "a CAM needs [batch, C, H, W]", hint="make reshape_transform return [B, C, H, W]")  # fmt: skip
+            return out
         assert self.grid is not None and self.prefix is not None
         h, w = self.grid
         return t[:, self.prefix :, :].reshape(t.shape[0], h, w, t.shape[-1]).permute(0, 3, 1, 2)
@@ -57,10 +67,22 @@ class LayerLayout:
             return chw
         if self.kind == "bhwc":
             return chw.permute(0, 2, 3, 1)
+        if self.kind == "custom":
+            return self._scatter_back(chw, original)
         assert self.prefix is not None
         spatial = chw.flatten(2).transpose(1, 2)
         prefix = original[:, : self.prefix, :].expand(chw.shape[0], -1, -1)
         return torch.cat([prefix, spatial], dim=1)
+
+    def _scatter_back(self, chw: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        # A reshape transform only moves elements (slices, reshapes, transposes), so pushing element
+        # indices through it tells where each [C, H, W] value came from; elements it drops keep theirs.
+        one = original[:1]
+        index = self.to_chw(torch.arange(one.numel(), dtype=torch.float64).reshape(one.shape))
+        flat_index = index.round().long().reshape(1, -1).expand(chw.shape[0], -1)
+        out = one.reshape(1, -1).repeat(chw.shape[0], 1)
+        out.scatter_(1, flat_index, chw.reshape(chw.shape[0], -1).to(out.dtype))
+        return out.reshape(chw.shape[0], *one.shape[1:])
 
     def describe(self) -> str:
         """One line for the report: the layout and what was dropped."""
@@ -72,11 +94,13 @@ class LayerLayout:
             h, w = self.grid
             return (f"tokens [B, {self.prefix} + {h}*{w}, D] ({_PREFIX_NAMES.get(self.prefix, f'{self.prefix} extra tokens')}"
                     f" dropped) -> [B, D, {h}, {w}]")  # fmt: skip
+        if self.kind == "custom":
+            return f"[B, C, H, W] from reshape_transform {getattr(self.transform, '__name__', 'function')}"
         return "auto"
 
     def source(self) -> str:
         """The layout in `.cam` syntax (the inverse of the parser's `tokens(...)` option)."""
-        if self.kind == "auto":
+        if self.kind in ("auto", "custom"):
             return ""
         if self.kind == "bchw":
             return "tokens(channels_first)"
@@ -138,8 +162,15 @@ def _plausible(hw: tuple[int, int], input_size: tuple[int, int]) -> bool:
     return abs(sh - sw) <= 0.25 * max(sh, sw) + 1e-9
 
 
+def reshape_transform(fn: Callable[[torch.Tensor], torch.Tensor]) -> LayerLayout:
+    """A layout given as a pytorch-grad-cam `reshape_transform` function (layer output -> [B, C, H, W])."""
+    return LayerLayout("custom", transform=fn)
+
+
 def infer_layout(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple[int, int]) -> LayerLayout:
     """Resolve `layout` (possibly "auto" or partly given) for an output of `shape`; clear errors otherwise."""
+    if layout.kind == "custom":
+        return layout
     if len(shape) == 4:
         return _infer_4d(layout, shape, input_size)
     if len(shape) == 3 and layout.kind in ("auto", "tokens"):
