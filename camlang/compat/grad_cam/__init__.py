@@ -32,70 +32,72 @@ class GradCAM(BaseCAM):
     """Grad-CAM: channel weights are the spatially averaged gradients."""
 
     expression = "relu(sum_c(mean_hw(G) * A))"
-    eigen_expression = "relu(pc1(mean_hw(G) * A))"
+    projected = "mean_hw(G) * A"
 
 
 class HiResCAM(BaseCAM):
     """HiResCAM: element-wise gradient times activation."""
 
     expression = "relu(sum_c(G * A))"
-    eigen_expression = "relu(pc1(G * A))"
+    projected = "G * A"
 
 
 class GradCAMPlusPlus(BaseCAM):
     """Grad-CAM++ with pytorch-grad-cam's closed form."""
 
     expression = f"relu(sum_c({_GRADPP_WEIGHTS} * A))"
-    eigen_expression = f"relu(pc1({_GRADPP_WEIGHTS} * A))"
+    projected = f"{_GRADPP_WEIGHTS} * A"
 
 
 class XGradCAM(BaseCAM):
     """XGrad-CAM: activation-weighted gradients."""
 
     expression = f"relu(sum_c({_XGRAD_WEIGHTS} * A))"
-    eigen_expression = f"relu(pc1({_XGRAD_WEIGHTS} * A))"
+    projected = f"{_XGRAD_WEIGHTS} * A"
 
 
 class LayerCAM(BaseCAM):
     """LayerCAM: positive gradients weight each position."""
 
     expression = "relu(sum_c(relu(G) * A))"
-    eigen_expression = "relu(pc1(relu(G) * A))"
+    projected = "relu(G) * A"
 
 
 class GradCAMElementWise(BaseCAM):
     """Grad-CAM element-wise: positive part of gradient times activation, summed over channels."""
 
     expression = "relu(sum_c(relu(G * A)))"
-    eigen_expression = "relu(pc1(relu(G * A)))"
+    projected = "relu(G * A)"
 
 
 class EigenCAM(BaseCAM):
     """Eigen-CAM: the first principal component of the activations (no gradients)."""
 
     expression = "relu(pc1(A))"
-    eigen_expression = "relu(pc1(A))"
+    projected = "A"
+    always_projected = True
 
 
 class EigenGradCAM(BaseCAM):
     """Eigen-Grad-CAM: the first principal component of gradient times activation."""
 
     expression = "relu(pc1(G * A))"
-    eigen_expression = "relu(pc1(G * A))"
+    projected = "G * A"
+    always_projected = True
 
 
 class ScoreCAM(BaseCAM):
     """Score-CAM: softmax over the target scores of channel-masked inputs (`batch_size` per call)."""
 
     expression = "relu(sum_c(softmax_c(S_masked) * A))"
-    eigen_expression = "relu(pc1(softmax_c(S_masked) * A))"
+    projected = "softmax_c(S_masked) * A"
 
 
 class AblationCAM(BaseCAM):
     """Ablation-CAM: relative score drop when each channel is zeroed (`batch_size` per call)."""
 
     expression = "relu(sum_c((S - S_ablated) / S * A))"
-    eigen_expression = "relu(pc1((S - S_ablated) / S * A))"
+    projected = "(S - S_ablated) / S * A"
 
     def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module],
                  reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from camlang.capture import Scorer
+from camlang.backends.torch_eager import TorchContext, evaluate, fuse_maps, normalize_maps, terminals_used
+from camlang.capture import Scorer, capture
 from camlang.check import check_text
 from camlang.compat.grad_cam.utils.model_targets import ClassifierOutputTarget
 from camlang.diagnostics import CompileError
@@ -38,6 +39,24 @@ def compile_expression(expression: str) -> Node:
     node = program.cams["compat"].node
     assert node is not None
     return node
+
+
+def first_component_numpy(weighted: torch.Tensor) -> torch.Tensor:
+    """Projection of `[B, C, h, w]` on its first principal component over channels, `[B, 1, h, w]`.
+
+    The sign of a principal component is arbitrary; pytorch-grad-cam takes whatever numpy's SVD
+    (full matrices) returns, so the drop-in computes it the same way to give the same maps.
+    camlang's own `pc1` orients the component so its largest loading is positive.
+    """
+    a = weighted.detach().cpu().numpy().astype(np.float32)
+    a = np.where(np.isnan(a), np.float32(0), a)
+    out = []
+    for item in a:
+        flat = item.reshape(item.shape[0], -1).transpose()
+        flat = flat - flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat, full_matrices=True)
+        out.append((flat @ vt[0, :]).reshape(item.shape[1:]))
+    return torch.from_numpy(np.stack(out).astype(np.float32))[:, None]
 
 
 def _scalar(value: Any, index: int) -> torch.Tensor:
@@ -65,11 +84,13 @@ def target_scorer(targets: Sequence[Callable[[Any], Any]]) -> Scorer:
 class BaseCAM:
     """pytorch-grad-cam's `BaseCAM` interface on camlang's engine.
 
-    Subclasses set `expression` and `eigen_expression` (camlang source over A, G, S, S_masked, ...).
+    Subclasses set `expression` (camlang source over A, G, S, S_masked, ...) and `projected`, the
+    channel-weighted activations whose first principal component `eigen_smooth` shows.
     """
 
     expression: str = ""
-    eigen_expression: str = ""
+    projected: str = ""
+    always_projected = False
 
     def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module],
                  reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:  # fmt: skip
@@ -83,19 +104,18 @@ class BaseCAM:
         self.batch_size = 16
         self.fuse = "mean"
         self.outputs: torch.Tensor | None = None
-        self._engines: dict[bool, CamEngine] = {}
+        self._cam_engine: CamEngine | None = None
 
     @property
     def layout(self) -> LayerLayout | None:
         """The camlang layout used for the target layers (None: recognised from the output shape)."""
         return layout_from_transform(self.reshape_transform) if self.reshape_transform is not None else None
 
-    def _engine(self, eigen_smooth: bool) -> CamEngine:
-        if eigen_smooth not in self._engines:
-            source = self.eigen_expression if eigen_smooth else self.expression
-            self._engines[eigen_smooth] = CamEngine(self.model, self.target_layers, {"cam": compile_expression(source)},
-                                                    layout=self.layout, fuse=self.fuse)  # fmt: skip
-        engine = self._engines[eigen_smooth]
+    def _engine(self) -> CamEngine:
+        if self._cam_engine is None:
+            self._cam_engine = CamEngine(self.model, self.target_layers, {"cam": compile_expression(self.expression)},
+                                         layout=self.layout, fuse=self.fuse)  # fmt: skip
+        engine = self._cam_engine
         engine.chunk_size = int(self.batch_size)
         engine.fuse = self.fuse
         return engine
@@ -104,23 +124,43 @@ class BaseCAM:
         param = next(self.model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
+    def _objective(self, targets: Sequence[Callable[[Any], Any]] | None, batch: int) -> tuple[list[int] | None, Scorer | None]:
+        """Class indices (fast path, all ClassifierOutputTarget or None) or a scorer for other targets."""
+        if targets is None or all(type(t) is ClassifierOutputTarget for t in targets):
+            return (None if targets is None else [int(t.category) for t in targets]), None  # type: ignore[attr-defined]
+        if len(targets) != batch:
+            raise CamlangError(f"got {len(targets)} targets for a batch of {batch} images", hint="give one target per image")
+        return None, target_scorer(list(targets))
+
     def forward_tensor(self, input_tensor: torch.Tensor, targets: Sequence[Callable[[Any], Any]] | None = None,
                        eigen_smooth: bool = False) -> torch.Tensor:  # fmt: skip
         """The maps as a float tensor `[B, H, W]` on the model's device (no copy to numpy)."""
         x = input_tensor.to(self._device())
-        engine = self._engine(eigen_smooth)
-        if targets is None or all(type(t) is ClassifierOutputTarget for t in targets):
-            classes = None if targets is None else [int(t.category) for t in targets]  # type: ignore[attr-defined]
-            engine.scorer = None
-            out = engine(x, classes)
-        else:
-            if len(targets) != x.shape[0]:
-                raise CamlangError(f"got {len(targets)} targets for a batch of {x.shape[0]} images",
-                                   hint="give one target per image")  # fmt: skip
-            engine.scorer = target_scorer(list(targets))
-            out = engine(x)
+        classes, scorer = self._objective(targets, x.shape[0])
+        if eigen_smooth or self.always_projected:
+            return self._projected(x, classes, scorer)
+        engine = self._engine()
+        engine.scorer = scorer
+        out = engine(x, classes)
         self.outputs = out.logits
         return out.maps["cam"]
+
+    def _projected(self, x: torch.Tensor, classes: list[int] | None, scorer: Scorer | None) -> torch.Tensor:
+        """relu of the first principal component of `projected`, per layer, then scaled and fused."""
+        # Checked as `pc1(projected)` (a cam must be a map); the projection itself happens below.
+        root = compile_expression(f"pc1({self.projected})")
+        assert root.op == "pc1", root.op
+        node = root.args[0]
+        cap = capture(self.model, self.target_layers, x, terminals_used([node]), classes, chunk_size=int(self.batch_size),
+                      layout=self.layout, scorer=scorer)  # fmt: skip
+        self.outputs = cap.logits
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        raws = []
+        for i in range(len(self.target_layers)):
+            ctx = TorchContext(cap.layer_terminals(i), size, x.dtype, x.device, self.model, cap.targets)
+            weighted = evaluate([node], ctx)[node.nid]
+            raws.append(first_component_numpy(weighted).to(x.device).clamp_min(0))
+        return normalize_maps(raws[0], size) if len(raws) == 1 else fuse_maps(raws, size, self.fuse)
 
     def forward(self, input_tensor: torch.Tensor, targets: Sequence[Callable[[Any], Any]] | None = None,
                 eigen_smooth: bool = False) -> np.ndarray:  # fmt: skip
@@ -150,7 +190,7 @@ class BaseCAM:
 
     def __exit__(self, exc_type: Any, exc_value: Any, exc_tb: Any) -> bool:
         # Nothing to release: camlang removes its hooks after every call.
-        self._engines.clear()
+        self._cam_engine = None
         if isinstance(exc_value, IndexError):
             print(f"An exception occurred in CAM with block: {exc_type}. Message: {exc_value}")
             return True
