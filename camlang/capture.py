@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from camlang.errors import CamlangError
+from camlang.layout import LayerLayout, as_layout, infer_layout
 from camlang.metrics._common import CallCounter
-from camlang.tokens import LayerLayout, as_layout, infer_layout
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
 LAYER_TERMINALS = frozenset({"A", "G", "S_masked", "S_ablated"})

@@ -17,7 +17,7 @@ from camlang.backends.torch_eager import TorchContext, evaluate, fuse_maps, norm
 from camlang.capture import CallCounter, LayoutArg, Scorer, Targets, capture
 from camlang.errors import CamlangError
 from camlang.ir import Node
-from camlang.tokens import LayerLayout
+from camlang.layout import LayerLayout
 
 FUSIONS = ("mean", "max")
 

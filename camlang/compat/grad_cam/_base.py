@@ -24,8 +24,8 @@ from camlang.diagnostics import CompileError
 from camlang.engine import CamEngine
 from camlang.errors import CamlangError
 from camlang.ir import Node
-from camlang.tokens import LayerLayout
-from camlang.tokens import reshape_transform as layout_from_transform
+from camlang.layout import LayerLayout
+from camlang.layout import reshape_transform as layout_from_transform
 
 _FLIPS = (False, True)
 _FACTORS = (0.9, 1.0, 1.1)  # pytorch-grad-cam's aug_smooth: horizontal flip x brightness factors
