@@ -33,10 +33,10 @@ from camlang.axes import (
     Ty,
     union,
 )
+from camlang.signatures import REQUIRED
 
 Context = Literal["cam", "metric"]
 ParamKind = Literal["tensor", "number", "int", "string", "value", "cam"]
-REQUIRED: Any = object()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Argument signatures of the declaration sources: models, data sets and properties.
 
-Each entry lists a call's parameters in positional order, with the literal kinds it accepts
-and a default (or `REQUIRED`). The checker binds calls against these tables; loaders read the
+Each entry lists a call's parameters in positional order, with the literal kinds it accepts,
+a default (or `REQUIRED`) and an optional value check (`Choices`, `AtLeast`, `Duration`, ...).
+The checker binds calls against these tables and runs the value checks; loaders read the
 bound dictionaries. `kind` values: "string", "int", "number", "bool", "list", "any",
 "model" / "cam" / "data" (a reference to a declaration), "point" (a list, `data[i]` or
 `vnnlib("file")`).
@@ -14,14 +15,104 @@ from typing import Any
 
 REQUIRED: Any = object()
 
+#: A value check's verdict: (message, hint) when the value is bad.
+Problem = tuple[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """The value must be one of a few strings."""
+
+    values: tuple[str, ...]
+
+    def problem(self, name: str, value: Any) -> Problem | None:
+        if value in self.values:
+            return None
+        allowed = " or ".join(f'"{v}"' for v in self.values)
+        return f'{name} must be {allowed}, got "{value}"', None
+
+
+@dataclass(frozen=True, slots=True)
+class AtLeast:
+    """A number bounded below: `> bound` when `strict`, else `>= bound`."""
+
+    bound: float
+    strict: bool = False
+    hint: str | None = None
+
+    def problem(self, name: str, value: Any) -> Problem | None:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        if value > self.bound or (not self.strict and value == self.bound):
+            return None
+        if self.strict and self.bound == 0:
+            return f"`{name}` must be positive, got {value}", self.hint
+        return f"`{name}` must be {'>' if self.strict else '>='} {self.bound:g}, got {value}", self.hint
+
+
+@dataclass(frozen=True, slots=True)
+class PositiveInts:
+    """A list of at least `min_len` positive integers (layer widths)."""
+
+    min_len: int
+    message: str
+
+    def problem(self, name: str, value: Any) -> Problem | None:
+        ok = isinstance(value, list) and len(value) >= self.min_len
+        if ok and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            return None
+        return self.message, None
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A duration such as `"90s"` or a number of seconds; `convert` turns it into seconds."""
+
+    word: str
+    example: str
+
+    def problem(self, name: str, value: Any) -> Problem | None:
+        try:
+            parse_duration(value)
+        except ValueError:
+            return f'bad {self.word} "{value}"', f"write e.g. {self.example}"
+        return None
+
+    def convert(self, value: Any) -> Any:
+        return parse_duration(value)
+
+
+ValueCheck = Choices | AtLeast | PositiveInts | Duration
+
 
 @dataclass(frozen=True, slots=True)
 class Arg:
+    """One parameter of a declaration source: accepted literal kinds, default, value check."""
+
     name: str
     kinds: tuple[str, ...]
     default: Any = REQUIRED
     doc: str = ""
     is_path: bool = False
+    check: ValueCheck | None = None
+
+    def problem(self, value: Any) -> Problem | None:
+        """What is wrong with a well-kinded `value` (None when it is fine or `none`)."""
+        if value is None or self.check is None:
+            return None
+        return self.check.problem(self.name, value)
+
+    def convert(self, value: Any) -> Any:
+        """The value loaders see (durations become seconds); call only after `problem` is None."""
+        if value is None or not isinstance(self.check, Duration):
+            return value
+        return self.check.convert(value)
+
+
+_POSITIVE = AtLeast(0, strict=True)
+_EPS = AtLeast(0, hint="eps is a distance bound")
+_DELTA = AtLeast(0, hint="delta is a distance bound")
+_TIMEOUT = Duration("timeout", '"120s" or "2m"')
 
 
 _MODEL_COMMON = (
@@ -43,30 +134,32 @@ MODEL_SOURCES: dict[str, tuple[Arg, ...]] = {
     + _MODEL_COMMON,
     "onnx": (Arg("path", ("string",), doc="an ONNX file (needs camlang[onnx])", is_path=True),) + _MODEL_COMMON,
     "mlp": (
-        Arg("sizes", ("list",), doc="layer widths, e.g. [5, 6, 6, 2]"),
+        Arg("sizes", ("list",), doc="layer widths, e.g. [5, 6, 6, 2]",
+            check=PositiveInts(2, "mlp sizes must be a list of at least two positive integers")),
         Arg("weights", ("string", "none"), None, "a state_dict file", is_path=True),
     )
     + _MODEL_COMMON,
 }
 
 _DATA_COMMON = (
-    Arg("limit", ("int",), None, "use only the first N items"),
+    Arg("limit", ("int",), None, "use only the first N items", check=_POSITIVE),
     Arg("shuffle", ("int", "none"), None, "shuffle with this seed"),
-    Arg("split", ("string", "none"), None, '"train" or "holdout" part of a split'),
+    Arg("split", ("string", "none"), None, '"train" or "holdout" part of a split',
+        check=Choices(("train", "holdout"))),
     Arg("split_fraction", ("number",), 0.5, "the holdout share when split is given"),
 )
 
 DATA_SOURCES: dict[str, tuple[Arg, ...]] = {
     "synthetic_shapes": (
-        Arg("count", ("int",), 128, "number of images"),
-        Arg("size", ("int",), 64, "image side in pixels"),
+        Arg("count", ("int",), 128, "number of images", check=_POSITIVE),
+        Arg("size", ("int",), 64, "image side in pixels", check=_POSITIVE),
         Arg("seed", ("int",), 0, "generator seed"),
         Arg("classes", ("list", "none"), None, "subset of class names"),
     )
     + _DATA_COMMON,
     "images": (
         Arg("folder", ("string",), doc="an image folder (flat or one subfolder per class)", is_path=True),
-        Arg("size", ("int",), 224, "resize to size x size"),
+        Arg("size", ("int",), 224, "resize to size x size", check=_POSITIVE),
         Arg("normalize", ("string", "list"), "imagenet", "imagenet, cifar, none or [mean, std]"),
         Arg("labels", ("string", "list", "none"), None, "a CSV file or class-name list"),
         Arg("masks", ("string", "none"), None, "a folder of ground-truth masks", is_path=True),
@@ -92,39 +185,39 @@ PROPERTY_KINDS: dict[str, tuple[Arg, ...]] = {
     "saliency_robust": (
         Arg("model", ("model",)),
         Arg("at", ("point",), doc="a literal vector, data[i] or vnnlib(\"file\")"),
-        Arg("eps", ("number",)),
-        Arg("delta", ("number",)),
+        Arg("eps", ("number",), check=_EPS),
+        Arg("delta", ("number",), check=_DELTA),
         Arg("label", ("int", "none"), None),
         Arg("box", ("list", "none"), None),
-        Arg("timeout", ("string", "number"), "120s"),
+        Arg("timeout", ("string", "number"), "120s", check=_TIMEOUT),
         Arg("backend", ("string",), "auto"),
     ),
     "robust": (
         Arg("model", ("model",)),
         Arg("at", ("point",)),
-        Arg("eps", ("number",)),
+        Arg("eps", ("number",), check=_EPS),
         Arg("label", ("int", "none"), None),
         Arg("box", ("list", "none"), None),
-        Arg("timeout", ("string", "number"), "120s"),
+        Arg("timeout", ("string", "number"), "120s", check=_TIMEOUT),
         Arg("backend", ("string",), "auto"),
     ),
     "vnnlib": (
         Arg("model", ("model",)),
         Arg("path", ("string",), is_path=True),
-        Arg("timeout", ("string", "number"), "120s"),
+        Arg("timeout", ("string", "number"), "120s", check=_TIMEOUT),
         Arg("backend", ("string",), "auto"),
     ),
     "equivalent": (
         Arg("a", ("cam",)),
         Arg("b", ("cam",)),
-        Arg("timeout", ("string", "number"), "30s"),
+        Arg("timeout", ("string", "number"), "30s", check=_TIMEOUT),
     ),
     "nonnegative": (Arg("cam", ("cam",)), Arg("timeout", ("string", "number"), "30s")),
     "bounded": (
         Arg("cam", ("cam",)),
         Arg("lo", ("number",), 0.0),
         Arg("hi", ("number",), 1.0),
-        Arg("timeout", ("string", "number"), "30s"),
+        Arg("timeout", ("string", "number"), "30s", check=_TIMEOUT),
     ),
 }
 
@@ -137,10 +230,10 @@ SYNTH_SETTINGS: dict[str, Arg] = {
         Arg("holdout", ("data", "none"), None),
         Arg("max_size", ("int",), 9),
         Arg("budget", ("int", "none"), None, "forward passes"),
-        Arg("time", ("string", "number", "none"), None, 'e.g. "10m"'),
+        Arg("time", ("string", "number", "none"), None, 'e.g. "10m"', check=Duration("time limit", '"90s" or "10m"')),
         Arg("top", ("int",), 10),
         Arg("seed", ("int",), 0),
-        Arg("strategy", ("string",), "racing", "racing or exhaustive"),
+        Arg("strategy", ("string",), "racing", "racing or exhaustive", check=Choices(("racing", "exhaustive"))),
         Arg("probe", ("int",), 16, "probe batch size for observational equivalence"),
     )
 }

@@ -22,9 +22,10 @@ from typing import Any
 
 from camlang import syntax as s
 from camlang.axes import AxisError
+from camlang.check.binding import BAD, STATIC_WORDS, bind_call, static_value
 from camlang.errors import CamlangError
 from camlang.ir import Builder, Node
-from camlang.ops import BINARY_SYMBOLS, COMMUTATIVE, FUNCTIONS, REQUIRED, TERMINALS
+from camlang.ops import BINARY_SYMBOLS, COMMUTATIVE, FUNCTIONS, TERMINALS
 from camlang.program import GrammarDef, Program
 
 
@@ -141,42 +142,44 @@ class _Compiler:
                 if cam is not None and cam.node is not None:
                     return Fixed(cam.node)
                 raise self._error(f"`{name}` is neither a nonterminal, a cam terminal nor a cam", expr)
-            case s.Call(func=func, args=args, kwargs=kwargs):
-                return self._call(expr, func.name, args, kwargs)
+            case s.Call():
+                return self._call(expr)
             case _:
                 raise self._error("only names, numbers, ops and arithmetic may appear", expr)
 
-    def _call(
-        self, expr: s.Expr, name: str, args: tuple[s.Expr, ...], kwargs: tuple[s.KwArg, ...]
-    ) -> Template:
+    def _call(self, expr: s.Call) -> Template:
+        name = expr.func.name
         spec = FUNCTIONS.get(name)
         if spec is None or "cam" not in spec.contexts:
             raise self._error(f"`{name}` is not an op of cam expressions", expr)
-        if len(args) > len(spec.params):
-            raise self._error(f"{spec.signature()} takes {len(spec.params)} arguments", expr)
-        bound: dict[str, s.Expr] = {p.name: a for p, a in zip(spec.params, args)}
-        for kw in kwargs:
-            bound[kw.name.name] = kw.value
+        binding = bind_call(expr, spec.params)
+        problem = binding.first("too_many", "unknown", "twice", "missing")
+        if problem is not None:
+            raise self._error(_BIND_WORDS[problem.kind].format(sig=spec.signature(), n=len(spec.params),
+                                                               name=problem.name), expr)  # fmt: skip
         operands: list[Template] = []
         attrs: dict[str, Any] = {}
         for p in spec.params:
-            if p.name not in bound:
-                if p.default is REQUIRED:
-                    raise self._error(f"{spec.signature()} is missing `{p.name}`", expr)
+            a = binding.values.get(p.name)
+            if a is None:
                 continue
-            a = bound[p.name]
             if p.kind == "tensor":
                 operands.append(self._go(a))
-            elif isinstance(a, s.Number) or (isinstance(a, s.Neg) and isinstance(a.operand, s.Number)):
-                v = a.value if isinstance(a, s.Number) else -float(a.operand.value)  # type: ignore[union-attr,arg-type]
-                attrs[p.name] = int(v) if p.kind == "int" else float(v)
-            elif isinstance(a, s.String):
-                attrs[p.name] = a.value
-            elif isinstance(a, s.Name) and p.kind == "cam":
+            elif p.kind == "cam" and isinstance(a, s.Name):
                 attrs[p.name] = a.id
+            elif (value := static_value(a, p.kind)) is not BAD:
+                attrs[p.name] = value
             else:
-                raise self._error(f"`{p.name}` of {name} must be a literal", expr)
+                raise self._error(f"`{p.name}` of {name} must be {STATIC_WORDS.get(p.kind, 'a literal')}", expr)
         return self._fixed_or_apply(name, tuple(operands), attrs, expr)
+
+
+_BIND_WORDS = {
+    "too_many": "{sig} takes {n} arguments",
+    "unknown": "{sig} has no argument `{name}`",
+    "twice": "argument `{name}` given twice",
+    "missing": "{sig} is missing `{name}`",
+}
 
 
 def compile_grammar(program: Program, grammar: GrammarDef) -> dict[str, tuple[Alternative, ...]]:

@@ -1,0 +1,158 @@
+"""Lowering cam and metric expressions to IR: names, op calls, static attributes, types.
+
+The interning builder checks each node's types as it is made; an `AxisError` becomes an
+E301 diagnostic at the expression that caused it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from camlang import syntax as s
+from camlang.axes import AxisError
+from camlang.check.base import CheckerBase, Reported, suggest
+from camlang.check.binding import BAD, STATIC_WORDS, bind_call, describe, static_value
+from camlang.ir import Node
+from camlang.ops import BINARY_SYMBOLS, FUNCTIONS, SYMBOL_OF, TERMINALS
+from camlang.source import Span
+
+_CONTEXT_WORDS = {"cam": "a cam", "metric": "a metric"}
+_OTHER_CONTEXT_HINT = {
+    ("MASK", "cam"): "MASK is the ground truth; it is only available in metrics",
+    ("L", "cam"): "L is the CAM itself; it is only available in metrics",
+    ("A", "metric"): "metrics see the CAM as L; A and G belong to cam expressions",
+    ("G", "metric"): "metrics see the CAM as L; A and G belong to cam expressions",
+    ("GX", "metric"): "GX belongs to cam expressions",
+    ("S_masked", "metric"): "S_masked belongs to cam expressions",
+    ("S_ablated", "metric"): "S_ablated belongs to cam expressions",
+}
+
+
+class ExpressionLowering(CheckerBase):
+    """Turns AST expressions into interned IR nodes of the program's builder."""
+
+    def lower(self, expr: s.Expr, context: str) -> Node | None:
+        """Lower an expression in `context` ("cam" or "metric") to IR, or report and return None."""
+        try:
+            return self._lower(expr, context)
+        except Reported:
+            return None
+
+    def _lower(self, expr: s.Expr, ctx: str) -> Node:
+        b = self.program.builder
+        match expr:
+            case s.Number(value=value):
+                return b.const(value, expr.span)
+            case s.Name(id=name):
+                return self._name(expr, name, ctx)
+            case s.Neg(operand=operand):
+                inner = self._lower(operand, ctx)
+                if inner.op == "const":
+                    return b.const(-inner.attr("value"), expr.span)
+                return self._make("neg", (inner,), {}, expr.span)
+            case s.BinOp(op=op, left=left, right=right):
+                a = self._lower(left, ctx)
+                c = self._lower(right, ctx)
+                return self._make(BINARY_SYMBOLS[op], (a, c), {}, expr.span)
+            case s.Call():
+                return self._call(expr, ctx)
+            case s.String() | s.Const() | s.ListExpr() | s.Index():
+                self.bag.error("E202", f"{describe(expr)} cannot be used as a value in {_CONTEXT_WORDS[ctx]}",
+                               expr.span)  # fmt: skip
+                raise Reported
+            case _:
+                raise AssertionError(f"unhandled expression {expr!r}")
+
+    def _name(self, expr: s.Name, name: str, ctx: str) -> Node:
+        spec = TERMINALS.get(name)
+        if spec is not None:
+            if ctx not in spec.contexts:
+                self.bag.error("E302", f"`{name}` cannot be used in {_CONTEXT_WORDS[ctx]}", expr.span,
+                               _OTHER_CONTEXT_HINT.get((name, ctx)))  # fmt: skip
+                raise Reported
+            return self.program.builder.make(name, (), {}, expr.span)
+        if ctx == "cam" and name in self.program.cams and self.program.cams[name].node is not None:
+            node = self.program.cams[name].node
+            assert node is not None
+            return node
+        if name in FUNCTIONS:
+            self.bag.error("E201", f"`{name}` is an op: call it as {FUNCTIONS[name].signature()}", expr.span)
+            raise Reported
+        if name in self._failed:
+            raise Reported
+        pool = [t for t, r in TERMINALS.items() if ctx in r.contexts]
+        if ctx == "cam":
+            pool += list(self.program.cams)
+        hint = suggest(name, pool + list(FUNCTIONS))
+        if hint is None and ctx == "metric" and name in self.program.cams:
+            hint = f"refer to another cam's map with ref({name})"
+        self.bag.error("E101", f"unknown name `{name}`", expr.span, hint)
+        raise Reported
+
+    def _call(self, call: s.Call, ctx: str) -> Node:
+        name = call.func.name
+        spec = FUNCTIONS.get(name)
+        if spec is None:
+            extra = list(self.program.cams) if ctx == "cam" else []
+            hint = suggest(name, list(FUNCTIONS) + extra)
+            self.bag.error("E101", f"unknown op `{name}`", call.func.span, hint)
+            raise Reported
+        if ctx not in spec.contexts:
+            self.bag.error("E302", f"`{name}` cannot be used in {_CONTEXT_WORDS[ctx]}", call.func.span,
+                           f"{name} is available in: {', '.join(sorted(spec.contexts))}s")  # fmt: skip
+            raise Reported
+        params = spec.params
+        binding = bind_call(call, params)
+        problem = binding.first("too_many", "unknown", "twice")
+        if problem is not None:
+            match problem.kind:
+                case "too_many":
+                    self.bag.error("E201", f"{spec.signature()} takes {len(params)} argument"
+                                   f"{'s' if len(params) != 1 else ''}, got {len(call.args) + len(call.kwargs)}",
+                                   call.span)  # fmt: skip
+                case "unknown":
+                    self.bag.error("E203", f"{name} has no argument `{problem.name}`", problem.span,
+                                   f"signature: {spec.signature()}")  # fmt: skip
+                case _:
+                    self.bag.error("E201", f"argument `{problem.name}` given twice", problem.span)
+            raise Reported
+        # Missing parameters are reported where they fall, after the operands before them.
+        missing = {m.name for m in binding.problems if m.kind == "missing"}
+        operands: list[Node] = []
+        attrs: dict[str, Any] = {}
+        for p in params:
+            arg = binding.values.get(p.name)
+            if arg is None:
+                if p.name in missing:
+                    self.bag.error("E201", f"{spec.signature()} is missing `{p.name}`", call.span)
+                    raise Reported
+                continue
+            if p.kind == "tensor":
+                operands.append(self._lower(arg, ctx))
+            else:
+                attrs[p.name] = self._static(arg, p.kind, p.name, spec.name)
+        return self._make(name, tuple(operands), attrs, call.span)
+
+    def _static(self, expr: s.Expr, kind: str, pname: str, op: str) -> Any:
+        if kind == "cam":
+            if isinstance(expr, s.Name) and self._kind(expr.id) == "cam":
+                return expr.id
+            if isinstance(expr, s.Name) and expr.id in self._failed:
+                raise Reported
+            self.bag.error("E202", f"{op}: `{pname}` must name a cam, got {describe(expr)}", expr.span,
+                           suggest(getattr(expr, "id", ""), self._names_of("cam")))  # fmt: skip
+            raise Reported
+        value = static_value(expr, kind)
+        if value is not BAD:
+            return value
+        self.bag.error("E202", f"{op}: `{pname}` must be {STATIC_WORDS[kind]}, got {describe(expr)}", expr.span)
+        raise Reported
+
+    def _make(self, op: str, args: tuple[Node, ...], attrs: dict[str, Any], span: Span) -> Node:
+        try:
+            return self.program.builder.make(op, args, attrs, span)
+        except AxisError as err:
+            shown = f"`{SYMBOL_OF[op]}`" if op in SYMBOL_OF else op
+            message = err.message if err.message.startswith(op) else f"{shown} {err.message}"
+            self.bag.error("E301", message, span, err.hint)
+            raise Reported from None
