@@ -56,7 +56,8 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
                                f"`{data_name}` has no ground-truth masks", code="E502",
                                hint="drop them from this evaluate, or give the data masks")  # fmt: skip
     counter = CallCounter()
-    engine = CamEngine(live.module, live.layer, nodes, chunk_size=max(64, state.options.batch_size))
+    engine = CamEngine(live.module, live.target_layers, nodes, chunk_size=max(64, state.options.batch_size),
+                       layout=live.layout, fuse=live.fuse)  # fmt: skip
     evaluator = Evaluator(live, engine, chunk_size=256, counter=counter, seed=state.options.seed)
     sums: dict[str, dict[str, list[torch.Tensor]]] = {c: {m: [] for m in metrics} for c in cams}
     nan_maps: dict[str, int] = {c: 0 for c in cams}
@@ -66,6 +67,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
     labels_shown: list[Any] = []
     preds_shown: list[Any] = []
     want = state.options.grid_images
+    layouts_used: list[Any] = []
     class_names = describe.get("class_names") or live.loaded.class_names
     device = live.device
     with make_progress(state.console) as progress:
@@ -78,6 +80,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
                 raise
             except RuntimeError as err:
                 raise _forward_error(err, model_name, data_name, x) from None
+            layouts_used = cam_batch.layouts
             masks = batch.masks.to(device) if batch.masks is not None else None
             values = evaluator.score(cams, cam_batch, x, masks, metrics)
             for k, cam in enumerate(cams):
@@ -111,6 +114,8 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
     infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text)
              for n, m in metrics.items()]  # fmt: skip
     model_info = live.describe() | {"forward_images": counter.images}
+    if layouts_used:
+        model_info["layout"] = "; ".join(dict.fromkeys(lay.describe() for lay in layouts_used))
     data_info = {"name": data_name} | {k: v for k, v in describe.items() if k != "class_names"}
     definitions = {c: program.cams[c].source_text for c in cams if c in program.cams}
     return EvalResult(f"evaluate {', '.join(cams)} on {model_name}, {data_name}", model_info, data_info, cams, infos,

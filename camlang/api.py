@@ -106,7 +106,8 @@ class LoadedProgram:
                 raise CamlangError(f"`{name}` is synthesized: run the file first (camlang run)")
             raise CamlangError(f"unknown cam `{name}`", hint=f"declared: {', '.join(sorted(self.program.cams))}")
         live = self.model(model)
-        return CAMModule(live.module, live.layer, cdef.node, name, chunk_size=chunk_size)
+        return CAMModule(live.module, live.target_layers, cdef.node, name, chunk_size=chunk_size, layout=live.layout,
+                         fuse=live.fuse)  # fmt: skip
 
     def run(self, out: str | Path | None = None, *, batch_size: int = 32, seed: int = 0,
             quiet: bool = True) -> RunResult:  # fmt: skip

@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Literal
 
 from camlang.errors import CamlangError
+
+if TYPE_CHECKING:  # torch is imported where tensors are reshaped, so `camlang check` stays light
+    import torch
 
 LayoutKind = Literal["auto", "bchw", "bhwc", "tokens", "custom"]
 _PREFIX_NAMES = {0: "no extra token", 1: "1 class token", 2: "class and distillation tokens"}
@@ -50,6 +51,8 @@ class LayerLayout:
         if self.kind == "bhwc":
             return t.permute(0, 3, 1, 2)
         if self.kind == "custom":
+            import torch
+
             assert self.transform is not None
             out = self.transform(t)
             if not isinstance(out, torch.Tensor) or out.dim() != 4:
@@ -69,6 +72,8 @@ class LayerLayout:
             return chw.permute(0, 2, 3, 1)
         if self.kind == "custom":
             return self._scatter_back(chw, original)
+        import torch
+
         assert self.prefix is not None
         spatial = chw.flatten(2).transpose(1, 2)
         prefix = original[:, : self.prefix, :].expand(chw.shape[0], -1, -1)
@@ -77,6 +82,8 @@ class LayerLayout:
     def _scatter_back(self, chw: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
         # A reshape transform only moves elements (slices, reshapes, transposes), so pushing element
         # indices through it tells where each [C, H, W] value came from; elements it drops keep theirs.
+        import torch
+
         one = original[:1]
         index = self.to_chw(torch.arange(one.numel(), dtype=torch.float64).reshape(one.shape))
         flat_index = index.round().long().reshape(1, -1).expand(chw.shape[0], -1)
@@ -103,9 +110,9 @@ class LayerLayout:
         if self.kind in ("auto", "custom"):
             return ""
         if self.kind == "bchw":
-            return "tokens(channels_first)"
+            return "channels_first()"
         if self.kind == "bhwc":
-            return "tokens(channels_last)"
+            return "channels_last()"
         args = ([f"prefix = {self.prefix}"] if self.prefix is not None else []) + (
             [f"grid = [{self.grid[0]}, {self.grid[1]}]"] if self.grid is not None else [])  # fmt: skip
         return f"tokens({', '.join(args)})"
@@ -184,7 +191,7 @@ def infer_layout(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple[
 def _infer_4d(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple[int, int]) -> LayerLayout:
     if layout.kind == "tokens":
         raise CamlangError(f"tokens(...) was given, but the target layer's output {tuple(shape)} is 4-d",
-                           hint="use tokens(channels_last) for [B, H, W, C] outputs, or drop the option")  # fmt: skip
+                           hint="use channels_last() for [B, H, W, C] outputs, or drop the option")  # fmt: skip
     if layout.kind in ("bchw", "bhwc"):
         return layout
     first = _plausible((shape[2], shape[3]), input_size)
@@ -200,7 +207,7 @@ def _infer_4d(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple[int
         return LayerLayout("bhwc")
     raise CamlangError(f"cannot tell the layout of the target layer's output {tuple(shape)} for {input_size[0]}x{input_size[1]} inputs"
                        " (channels first [B, C, H, W] or channels last [B, H, W, C])",
-                       hint='say which: `at "layer" tokens(channels_first)` or `tokens(channels_last)` in a .cam file, '
+                       hint='say which: `at "layer" channels_first()` or `channels_last()` in a .cam file, '
                             'layout="bchw" or "bhwc" in the API')  # fmt: skip
 
 
