@@ -96,6 +96,11 @@ def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torc
             path = _path(args, "path", mdef.base_dir, "checkpoint", mdef.span)
             assert path is not None
             loaded = load_checkpoint(path, args.get("arch"), args.get("num_classes"))
+        elif mdef.kind == "timm":
+            from camlang.models.timm_loader import load_timm
+
+            weights = _path(args, "weights", mdef.base_dir, "weights file", mdef.span)
+            loaded = load_timm(args["name"], weights, args.get("num_classes"))
         elif mdef.kind == "onnx":
             path = _path(args, "path", mdef.base_dir, "ONNX file", mdef.span)
             assert path is not None
@@ -118,6 +123,10 @@ def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torc
     layer_path = mdef.layer
     chosen = False
     layer: nn.Module | None = None
+    layout = mdef.layout
+    if layer_path is None and loaded.default_layer is not None:
+        layer_path, chosen = loaded.default_layer, True
+        layout = layout or loaded.default_layout
     if layer_path is not None:
         try:
             layer = resolve_layer(loaded.module, layer_path)
@@ -140,7 +149,7 @@ def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torc
             raise
     if more:
         layer_path = ", ".join([str(layer_path), *mdef.more_layers]) + f" (fused: {mdef.fuse})"
-    return LiveModel(mdef.name, loaded, layer, layer_path, chosen, dev, more, mdef.layout, mdef.fuse)
+    return LiveModel(mdef.name, loaded, layer, layer_path, chosen, dev, more, layout, mdef.fuse)
 
 
 def load_data(ddef: DataDef) -> Dataset:
