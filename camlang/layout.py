@@ -201,14 +201,11 @@ def _infer_4d(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple[int
         # [B, 7, 7, 768] is Swin's channels last, [B, 768, 7, 7] a convolution; [B, 8, 8, 8] stays open.
         first = shape[2] == shape[3] != shape[1]
         last = shape[1] == shape[2] != shape[3]
-    if first and not last:
-        return LayerLayout("bchw")
     if last and not first:
         return LayerLayout("bhwc")
-    raise CamlangError(f"cannot tell the layout of the target layer's output {tuple(shape)} for {input_size[0]}x{input_size[1]} inputs"
-                       " (channels first [B, C, H, W] or channels last [B, H, W, C])",
-                       hint='say which: `at "layer" channels_first()` or `channels_last()` in a .cam file, '
-                            'layout="bchw" or "bhwc" in the API')  # fmt: skip
+    # PyTorch's own convention wins when both fit equally (e.g. a 16-channel 16x16 conv map) or when
+    # neither grid matches the input's aspect ratio; the report names the layout that was used.
+    return LayerLayout("bchw")
 
 
 def _infer_tokens(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple[int, int]) -> LayerLayout:

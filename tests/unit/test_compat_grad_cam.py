@@ -43,6 +43,26 @@ def resnet() -> torch.nn.Module:
     return torchvision.models.resnet18(weights=None).eval()
 
 
+class SmallCNN(torch.nn.Module):
+    """A small ReLU CNN for the method x option matrix (the README examples use torchvision models)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        conv = torch.nn.Conv2d
+        self.features = torch.nn.Sequential(conv(3, 8, 3, padding=1), torch.nn.ReLU(), conv(8, 16, 3, stride=2, padding=1),
+                                            torch.nn.ReLU(), conv(16, 24, 3, stride=2, padding=1), torch.nn.ReLU())  # fmt: skip
+        self.head = torch.nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+@pytest.fixture(scope="module")
+def small() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return SmallCNN().eval()
+
+
 README_BASIC = """
     from PKG import GradCAM, HiResCAM, ScoreCAM, GradCAMPlusPlus, AblationCAM, XGradCAM, EigenCAM
     from PKG.utils.model_targets import ClassifierOutputTarget
@@ -84,11 +104,11 @@ ALL_METHODS = """
 """
 
 
-@pytest.mark.parametrize(("aug_smooth", "eigen_smooth"), [(False, False), (True, False), (False, True), (True, True)])
-def test_gradient_methods_several_layers(resnet: torch.nn.Module, aug_smooth: bool, eigen_smooth: bool) -> None:
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    layers = [resnet.layer3[-1], resnet.layer4[-1]]
-    theirs, ours = both(ALL_METHODS, model=resnet, input_tensor=x, target_layers=layers, aug_smooth=aug_smooth,
+@pytest.mark.parametrize(("aug_smooth", "eigen_smooth"), [(False, False), (True, False), (False, True)])
+def test_gradient_methods_several_layers(small: torch.nn.Module, aug_smooth: bool, eigen_smooth: bool) -> None:
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    layers = [small.features[3], small.features[5]]
+    theirs, ours = both(ALL_METHODS, model=small, input_tensor=x, target_layers=layers, aug_smooth=aug_smooth,
                         eigen_smooth=eigen_smooth)  # fmt: skip
     assert set(ours["maps"]) == set(theirs["maps"]) and len(ours["maps"]) == 8
     for name in theirs["maps"]:
@@ -102,14 +122,14 @@ SCORE_METHODS = """
     maps = {}
     for method, target in [(ScoreCAM, ClassifierOutputTarget(5)), (AblationCAM, ClassifierOutputSoftmaxTarget(5))]:
         cam = method(model=model, target_layers=target_layers)
-        cam.batch_size = 64
-        maps[method.__name__] = cam(input_tensor=input_tensor, targets=[target])
+        cam.batch_size = 5
+        maps[method.__name__] = cam(input_tensor=input_tensor, targets=[target, target])
 """
 
 
-def test_score_and_ablation_with_batch_size(resnet: torch.nn.Module) -> None:
-    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-    theirs, ours = both(SCORE_METHODS, model=resnet, input_tensor=x, target_layers=[resnet.layer4[-1]])
+def test_score_and_ablation_with_batch_size(small: torch.nn.Module) -> None:
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    theirs, ours = both(SCORE_METHODS, model=small, input_tensor=x, target_layers=[small.features[5]])
     for name in ("ScoreCAM", "AblationCAM"):
         assert_same_maps(theirs["maps"][name], ours["maps"][name])
 
@@ -121,14 +141,14 @@ CUSTOM_TARGET = """
     def second_minus_first(output):  # any callable: one image's output -> one scalar
         return output[1] - output[0]
 
-    with GradCAM(model=model, target_layers=[model.layer4[-1]]) as cam:
+    with GradCAM(model=model, target_layers=[model.features[5]]) as cam:
         custom = cam(input_tensor=input_tensor, targets=[second_minus_first, second_minus_first])
 """
 
 
-def test_any_callable_target(resnet: torch.nn.Module) -> None:
-    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))
-    theirs, ours = both(CUSTOM_TARGET, model=resnet, input_tensor=x)
+def test_any_callable_target(small: torch.nn.Module) -> None:
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    theirs, ours = both(CUSTOM_TARGET, model=small, input_tensor=x)
     assert_same_maps(theirs["custom"], ours["custom"])
 
 
@@ -167,12 +187,12 @@ def test_deeplabv3_semantic_segmentation_target() -> None:
     assert_same_maps(theirs["grayscale_cam"], ours["grayscale_cam"])
 
 
-def test_errors_are_clear(resnet: torch.nn.Module) -> None:
+def test_errors_are_clear(small: torch.nn.Module) -> None:
     from camlang.compat.grad_cam import GradCAM
     from camlang.errors import CamlangError
 
     with pytest.raises(CamlangError, match="list of layers"):
-        GradCAM(resnet, resnet.layer4)
-    cam = GradCAM(resnet, [resnet.layer4])
+        GradCAM(small, small.features[5])
+    cam = GradCAM(small, [small.features[5]])
     with pytest.raises(CamlangError, match="one scalar per image"):
         cam(torch.randn(1, 3, 32, 32), targets=[lambda out: out])

@@ -37,12 +37,16 @@ def test_layouts_are_recognised(shape: tuple[int, ...], size: tuple[int, int], e
     assert infer_layout(LayerLayout(), shape, size) == expected
 
 
-@pytest.mark.parametrize(("shape", "size", "words"), [((2, 8, 8, 8), (64, 64), "channels last"),
-                                                       ((2, 30, 16), (64, 64), "no token layout fits")])  # fmt: skip
-def test_ambiguous_shapes_ask_for_an_explicit_layout(shape: tuple[int, ...], size: tuple[int, int], words: str) -> None:
-    with pytest.raises(CamlangError, match=words) as err:
-        infer_layout(LayerLayout(), shape, size)
-    assert "tokens(" in (err.value.hint or "") or "channels_first" in (err.value.hint or "")
+@pytest.mark.parametrize("shape", [(2, 30, 16), (2, 5 + 16, 16)])  # no grid fits; 4 register tokens + class token
+def test_ambiguous_token_shapes_ask_for_an_explicit_layout(shape: tuple[int, ...]) -> None:
+    with pytest.raises(CamlangError, match="no token layout fits") as err:
+        infer_layout(LayerLayout(), shape, (64, 64))
+    assert "tokens(prefix = 1, grid = 14)" in (err.value.hint or "")
+
+
+def test_square_conv_maps_stay_channels_first() -> None:
+    # [B, 16, 16, 16] fits both layouts; PyTorch's convention (channels first) is kept, as pytorch-grad-cam does
+    assert infer_layout(LayerLayout(), (2, 16, 16, 16), (32, 32)) == LayerLayout("bchw")
 
 
 def test_explicit_layouts_and_errors() -> None:
