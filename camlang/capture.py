@@ -25,12 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from camlang.calls import CallCounter
 from camlang.errors import CamlangError
 from camlang.layout import LayerLayout, as_layout, infer_layout
-from camlang.metrics._common import CallCounter
+from camlang.ops import TERMINALS
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
-LAYER_TERMINALS = frozenset({"A", "G", "S_masked", "S_ablated"})
+#: Terminals computed at the target layer (their types carry a layer axis).
+LAYER_TERMINALS = frozenset(name for name, row in TERMINALS.items() if row.reads_layer)
 
 
 Scorer = Callable[[Any, torch.Tensor], torch.Tensor]

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 
 from camlang import metrics as M
 from camlang.backends.torch_eager import evaluate
+from camlang.calls import CallCounter
 from camlang.engine import CamBatch, CamEngine
 from camlang.errors import CamlangError
 from camlang.ir import Node, postorder
-from camlang.metrics._common import CallCounter
 from camlang.program import MetricDef
 from camlang.runtime import LiveModel
 

@@ -169,13 +169,13 @@ def to_text(node: Node) -> str:
         if OPS[n.op].category == "terminal":
             return n.op
         if n.op in SYMBOL_OF:
-            prec = {"+": 2, "-": 2, "*": 3, "/": 3}.get(SYMBOL_OF[n.op], 1)
+            prec = OPS[n.op].precedence or 1
             left = go(n.args[0], prec)
             right = go(n.args[1], prec + 1)
             text = f"{left} {SYMBOL_OF[n.op]} {right}"
             return f"({text})" if prec < parent_prec else text
         if n.op == "neg":
-            return f"-{go(n.args[0], 4)}"
+            return f"-{go(n.args[0], OPS['neg'].precedence or 4)}"
         parts = [go(a, 0) for a in n.args]
         for p in OPS[n.op].static_params:
             v = n.attr(p.name)

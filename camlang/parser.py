@@ -9,9 +9,12 @@ so several syntax errors in one file are all reported.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lark
@@ -52,9 +55,26 @@ _STATEMENT_START = re.compile(
 
 @functools.cache
 def _lark() -> lark.Lark:
+    text = grammar_path().read_text()
     return lark.Lark(
-        grammar_path().read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True
+        text, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=_parser_cache(text)
     )
+
+
+def _parser_cache(grammar: str) -> str | bool:
+    """A per-user file for lark's built parse tables (building them takes most of `camlang check`).
+
+    It lives in the user's own cache folder (never a shared temporary folder), named by the
+    grammar's and lark's versions; lark re-checks the grammar's hash when it loads the file.
+    Without a writable cache folder the tables are simply built each time.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "camlang"
+    try:
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return False
+    digest = hashlib.sha256(f"{lark.__version__}\n{grammar}".encode()).hexdigest()[:16]
+    return str(base / f"parser-{digest}.lark")
 
 
 @functools.cache

@@ -10,8 +10,9 @@ import re
 from typing import assert_never
 
 from camlang import syntax as s
+from camlang.ops import PRECEDENCE_OF_SYMBOL
 
-_PREC = {"==": 1, "!=": 1, "<": 1, "<=": 1, ">": 1, ">=": 1, "+": 2, "-": 2, "*": 3, "/": 3}
+_PREC = PRECEDENCE_OF_SYMBOL
 
 
 def _number(value: int | float) -> str:

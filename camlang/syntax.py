@@ -6,9 +6,11 @@ pretty-printer (`camlang.pretty`) turns them back into canonical source.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from camlang.paths import grammar_path
 from camlang.source import NO_SPAN, Span
 
 
@@ -229,15 +231,13 @@ class Module:
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
-KEYWORDS: frozenset[str] = frozenset(
-    {
-        "import", "model", "data", "cam", "metric", "grammar", "synthesize", "property",
-        "evaluate", "check", "export", "at", "from", "on", "with", "to",
-        "minimize", "maximize", "none", "true", "false",
-    }
-)  # fmt: skip
+def _grammar_words() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The reserved words and the statement-opening words, read from `grammars/camlang.lark`."""
+    text = grammar_path().read_text(encoding="utf-8")
+    words = frozenset(re.findall(r'"([a-z_]+)"', text))
+    openers = tuple(re.findall(r'^\w+_(?:stmt|decl):\s*"(\w+)"', text, re.MULTILINE))
+    return words, openers
 
-STATEMENT_KEYWORDS: tuple[str, ...] = (
-    "import", "model", "data", "cam", "metric", "grammar", "synthesize", "property",
-    "evaluate", "check", "export",
-)  # fmt: skip
+
+#: Every word literal of the grammar (a name may not be one), and the words that open a statement.
+KEYWORDS, STATEMENT_KEYWORDS = _grammar_words()

@@ -1,4 +1,5 @@
-"""The reference evaluator: IR -> numpy, straight from the op table's `reference` column.
+"""The reference evaluator: IR -> numpy, straight from each op row's numpy kernel
+(`camlang.backends.reference_kernels`).
 
 It is slow and obviously correct, and it is the test oracle for every other backend and for
 the simplifier. Values use the `[N, c, h, w]` keep-dims layout (see `camlang.ops`).
@@ -56,11 +57,11 @@ def evaluate(roots: Iterable[Node], ctx: ReferenceContext) -> dict[int, np.ndarr
     """Evaluate every node reachable from `roots`; returns values by node id."""
     values: dict[int, np.ndarray] = {}
     for node in postorder(roots):
-        spec = OPS[node.op]
-        if spec.reference is None:
+        kernel = OPS[node.op].reference
+        if kernel is None:
             raise NotImplementedError(f"`{node.op}` has no reference implementation")
         args = tuple(values[a.nid] for a in node.args)
-        out: Any = spec.reference(ctx, args, node.attr_dict)
+        out: Any = kernel(ctx, args, node.attr_dict)
         values[node.nid] = np.asarray(out, dtype=np.float64)
     return values
 

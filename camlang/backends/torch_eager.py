@@ -1,4 +1,4 @@
-"""IR -> torch, evaluated eagerly from the op table's `torch` column.
+"""IR -> torch, evaluated eagerly with each op row's torch kernel (`camlang.backends.torch_kernels`).
 
 Many roots are evaluated together with one memo table, so a subterm shared by several CAMs (or
 by thousands of synthesized candidates) is computed once per batch.
@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from camlang.backends.normalize import minmax
 from camlang.ir import Node, postorder
 from camlang.ops import OPS
 
@@ -43,44 +44,16 @@ class TorchContext:
         return F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
 
 
-    # ---- whole methods (see the "method" rows of the op table)
-    def _method_inputs(self) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    # ---- what the whole-method kernels (`camlang.methods.kernels`) read
+    def method_inputs(self) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+        """The model, the input batch `X` and the targets, for kernels that run the model."""
         if self.model is None or self.targets is None:
             raise KeyError("this method needs the model; evaluate it through CamEngine")
         return self.model, self.terminals["X"], self.targets
 
-    def _generator(self) -> torch.Generator:
+    def generator(self) -> torch.Generator:
+        """A fresh generator seeded with this evaluation's seed."""
         return torch.Generator().manual_seed(self.seed)
-
-    def op_smoothgrad(self, samples: int, noise: float) -> torch.Tensor:
-        from camlang.methods import smoothgrad
-
-        model, x, t = self._method_inputs()
-        with torch.enable_grad():
-            return smoothgrad(model, x, t, samples=samples, noise=noise, generator=self._generator())[:, None]
-
-    def op_xmage(self) -> torch.Tensor:
-        from camlang.methods import xmage_map
-
-        model, x, t = self._method_inputs()
-        with torch.enable_grad():
-            return xmage_map(model, x, t)[:, None]
-
-    def op_deepcover(self, measure: str, tests: int) -> torch.Tensor:
-        from camlang.methods import deepcover
-
-        model, x, t = self._method_inputs()
-        with torch.enable_grad():
-            result = deepcover(model, x, t, measure, min_tests=tests, max_tests=max(tests, 10 * tests),
-                               generator=self._generator())  # fmt: skip
-        return result.map.to(x.dtype)[:, None]
-
-    def op_extremal(self, area: float, steps: int) -> torch.Tensor:
-        from camlang.methods import extremal_perturbation
-
-        model, x, t = self._method_inputs()
-        with torch.enable_grad():
-            return extremal_perturbation(model, x, t, areas=(area,), steps=steps).map.to(x.dtype)[:, None]
 
 
 def evaluate(roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
@@ -89,11 +62,11 @@ def evaluate(roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | No
     for node in postorder(roots):
         if node.nid in values:
             continue
-        spec = OPS[node.op]
-        if spec.torch is None:
+        kernel = OPS[node.op].torch
+        if kernel is None:
             raise NotImplementedError(f"`{node.op}` has no torch lowering")
         args = tuple(values[a.nid] for a in node.args)
-        values[node.nid] = spec.torch(ctx, args, node.attr_dict)
+        values[node.nid] = kernel(ctx, args, node.attr_dict)
     return values
 
 
@@ -108,7 +81,7 @@ def normalize_maps(raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tens
     `raw` is `[B, 1, h, w]`; returns `[B, H_in, W_in]` in [0, 1]. A constant map gives zeros;
     NaN stays NaN (the report shows it as such).
     """
-    return _minmax(scale_to_input(raw, input_size))[:, 0]
+    return minmax(scale_to_input(raw, input_size))[:, 0]
 
 
 def scale_to_input(raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
@@ -116,7 +89,7 @@ def scale_to_input(raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tens
 
     This is one layer's share of a multi-layer CAM, before the layers are fused and scaled again.
     """
-    x = _minmax(raw)
+    x = minmax(raw)
     if tuple(x.shape[-2:]) != tuple(input_size):
         x = F.interpolate(x, size=input_size, mode="bilinear", align_corners=False)
     return x
@@ -130,9 +103,4 @@ def fuse_maps(per_layer: list[torch.Tensor], input_size: tuple[int, int], how: s
     """
     scaled = torch.stack([scale_to_input(r, input_size).clamp_min(0) for r in per_layer])
     fused = scaled.mean(dim=0) if how == "mean" else scaled.amax(dim=0)
-    return _minmax(fused)[:, 0]
-
-
-def _minmax(x: torch.Tensor) -> torch.Tensor:
-    shifted = x - x.amin(dim=(-2, -1), keepdim=True)
-    return shifted / (1e-7 + shifted.amax(dim=(-2, -1), keepdim=True))
+    return minmax(fused)[:, 0]

@@ -18,58 +18,20 @@ from collections import Counter
 
 from camlang import __version__
 from camlang.ir import Node, postorder
-from camlang.ops import OPS
+from camlang.ops import OPS, SYMBOL_OF, OpSpec
 
-#: op -> expression template over `{0}`, `{1}`, ... (operands) and `{attr}` names.
-TEMPLATES: dict[str, str] = {
-    "add": "{0} + {1}",
-    "sub": "{0} - {1}",
-    "mul": "{0} * {1}",
-    "div": "{0} / {1}",
-    "neg": "-{0}",
-    "eq": "({0} == {1}).to(x.dtype)",
-    "ne": "({0} != {1}).to(x.dtype)",
-    "lt": "({0} < {1}).to(x.dtype)",
-    "le": "({0} <= {1}).to(x.dtype)",
-    "gt": "({0} > {1}).to(x.dtype)",
-    "ge": "({0} >= {1}).to(x.dtype)",
-    "relu": "torch.relu({0})",
-    "abs": "torch.abs({0})",
-    "sign": "torch.sign({0})",
-    "exp": "torch.exp({0})",
-    "log": "torch.log({0})",
-    "sqrt": "torch.sqrt({0})",
-    "pow": "torch.pow({0}, {1})",
-    "min": "torch.minimum({0}, {1})",
-    "max": "torch.maximum({0}, {1})",
-    "where": "torch.where({0} != 0, {1}, {2})",
-    "sum_c": "{0}.sum(dim=1, keepdim=True)",
-    "mean_c": "{0}.mean(dim=1, keepdim=True)",
-    "max_c": "{0}.amax(dim=1, keepdim=True)",
-    "sum_hw": "{0}.sum(dim=(2, 3), keepdim=True)",
-    "mean_hw": "{0}.mean(dim=(2, 3), keepdim=True)",
-    "max_hw": "{0}.amax(dim=(2, 3), keepdim=True)",
-    "min_hw": "{0}.amin(dim=(2, 3), keepdim=True)",
-    "sum": "{0}.sum(dim=(1, 2, 3), keepdim=True)",
-    "mean": "{0}.mean(dim=(1, 2, 3), keepdim=True)",
-    "softmax_c": "torch.softmax({0}, dim=1)",
-    "pc1": "_first_component({0})",
-    "minmax": "_minmax({0})",
-    "upsample": "F.interpolate({0}, size=x.shape[-2:], mode=\"bilinear\", align_corners=False)",
-}
+#: Names in generated code that a shared subterm's local may not take.
+_RESERVED = {"x", "targets", "cam", "self", "torch", "F", "nn"}
 
-TERMINAL_NAMES: dict[str, str] = {
-    "A": "activations",
-    "G": "gradients",
-    "S": "score",
-    "P": "probability",
-    "S_masked": "masked_scores",
-    "S_ablated": "ablated_scores",
-    "X": "x",
-    "GX": "input_gradients",
-}
 
-_PRECEDENCE = {"add": 2, "sub": 2, "mul": 3, "div": 3, "neg": 4}
+def _source_precedence(spec: OpSpec) -> int:
+    """An infix or prefix template binds by the row's precedence; calls and parenthesised forms are atoms."""
+    bare = (f"{{0}} {spec.symbol} {{1}}", "-{0}")
+    return spec.precedence if spec.precedence is not None and spec.template in bare else 9
+
+
+def _is_comparison(op: str) -> bool:
+    return op in SYMBOL_OF and OPS[op].precedence == 1
 
 
 class NoSourceLowering(Exception):
@@ -92,7 +54,7 @@ def class_name(cam_name: str) -> str:
 def generate(cam_name: str, node: Node, source_text: str) -> str:
     """Readable Python source of an `nn.Module` computing the normalized map of `node`."""
     for n in postorder([node]):
-        if OPS[n.op].category not in ("terminal", "constant") and n.op not in TEMPLATES:
+        if OPS[n.op].category not in ("terminal", "constant") and OPS[n.op].template is None:
             raise NoSourceLowering(n.op)
     needs = {n.op for n in postorder([node]) if OPS[n.op].category == "terminal"}
     body = _expression_lines(node)
@@ -118,40 +80,68 @@ def generate(cam_name: str, node: Node, source_text: str) -> str:
     ).rstrip() + "\n"
 
 
+def expression_source(node: Node) -> str:
+    """The helpers generated modules define, then the statements that compute `cam` from the
+    terminals' locals (named by each terminal row's `source_name`; the input batch is `x`).
+
+    This is the body of a generated module's `forward` without capture and normalization, so
+    tests can run each op's template on given terminal values.
+    """
+    for n in postorder([node]):
+        if OPS[n.op].category not in ("terminal", "constant") and OPS[n.op].template is None:
+            raise NoSourceLowering(n.op)
+    helpers = [_MINMAX, _FIRST_COMPONENT]
+    return "\n\n".join(h.strip("\n") for h in helpers) + "\n\n" + "\n".join(_expression_lines(node)) + "\n"
+
+
 def _expression_lines(root: Node) -> list[str]:
     order = list(postorder([root]))
     uses: Counter[int] = Counter(a.nid for n in order for a in n.args)
     names: dict[int, str] = {}
     text: dict[int, tuple[str, int]] = {}
     lines: list[str] = []
-    taken: set[str] = set(TERMINAL_NAMES.values()) | {"x", "targets", "cam", "self", "torch", "F", "nn"}
+    taken: set[str] = {r.source_name for r in OPS.values() if r.source_name} | _RESERVED
+    # Constants and infix arithmetic on them print as Python numbers; a call needs a tensor.
+    number: dict[int, bool] = {}
+    for n in order:
+        infix = bool(n.args) and _source_precedence(OPS[n.op]) != 9
+        number[n.nid] = n.op == "const" or (infix and all(number[a.nid] for a in n.args))
     for n in order:
         spec = OPS[n.op]
         if spec.category == "terminal":
-            text[n.nid] = (TERMINAL_NAMES[n.op], 9)
+            assert spec.source_name is not None, f"terminal {n.op} has no name in generated modules"
+            text[n.nid] = (spec.source_name, 9)
             continue
         if n.op == "const":
             v = float(n.attr("value"))
             literal = repr(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
             text[n.nid] = (literal if v >= 0 else f"({literal})", 9)
             continue
-        prec = _PRECEDENCE.get(n.op, 9)
+        prec = _source_precedence(spec)
         operands = []
         for i, a in enumerate(n.args):
             t, p = text[a.nid]
             right = i == 1 and n.op in ("sub", "div")
             if p < prec or (right and p == prec) or (n.op == "neg" and p < 9):
                 t = f"({t})"
+            # torch.where takes a Python number for one of its two values
+            scalar_ok = n.op == "where" and i > 0 and not all(number[v.nid] for v in n.args[1:])
+            if prec == 9 and number[a.nid] and not scalar_ok:
+                t = f"x.new_full((1, 1, 1, 1), {t})"
             operands.append(t)
-        if n.op == "where" and n.args[0].op in _COMPARISONS:
+        if n.op == "where" and _is_comparison(n.args[0].op):
             cond = n.args[0]
-            operands[0] = f"{text[cond.args[0].nid][0]} {_COMPARISONS[cond.op]} {text[cond.args[1].nid][0]}"
+            left = text[cond.args[0].nid][0]
+            if number[cond.args[0].nid] and number[cond.args[1].nid]:
+                left = f"x.new_full((1, 1, 1, 1), {left})"
+            operands[0] = f"{left} {SYMBOL_OF[cond.op]} {text[cond.args[1].nid][0]}"
             expr = f"torch.where({operands[0]}, {operands[1]}, {operands[2]})"
         elif n.op == "pow" and n.args[1].op == "const" and float(n.args[1].attr("value")).is_integer():
             expr = f"{operands[0]} ** {int(n.args[1].attr('value'))}"
             prec = 5
         else:
-            expr = TEMPLATES[n.op].format(*operands, **n.attr_dict)
+            assert spec.template is not None
+            expr = spec.template.format(*operands, **n.attr_dict)
         if n is root:
             lines.append(f"cam = {expr}")
         elif uses[n.nid] > 1 or (n.size >= 5 and not _only_feeds_where(n, order)):
@@ -166,12 +156,9 @@ def _expression_lines(root: Node) -> list[str]:
     return lines
 
 
-_COMPARISONS = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-
-
 def _only_feeds_where(n: Node, order: list[Node]) -> bool:
     """A comparison used only as a `where` condition is inlined into the `torch.where` call."""
-    return n.op in _COMPARISONS and all(u.op == "where" and u.args[0] is n for u in order if n in u.args)
+    return _is_comparison(n.op) and all(u.op == "where" and u.args[0] is n for u in order if n in u.args)
 
 
 def _nice_name(n: Node) -> str:

@@ -17,15 +17,6 @@ from camlang.ops import BINARY_SYMBOLS, FUNCTIONS, SYMBOL_OF, TERMINALS
 from camlang.source import Span
 
 _CONTEXT_WORDS = {"cam": "a cam", "metric": "a metric"}
-_OTHER_CONTEXT_HINT = {
-    ("MASK", "cam"): "MASK is the ground truth; it is only available in metrics",
-    ("L", "cam"): "L is the CAM itself; it is only available in metrics",
-    ("A", "metric"): "metrics see the CAM as L; A and G belong to cam expressions",
-    ("G", "metric"): "metrics see the CAM as L; A and G belong to cam expressions",
-    ("GX", "metric"): "GX belongs to cam expressions",
-    ("S_masked", "metric"): "S_masked belongs to cam expressions",
-    ("S_ablated", "metric"): "S_ablated belongs to cam expressions",
-}
 
 
 class ExpressionLowering(CheckerBase):
@@ -68,7 +59,7 @@ class ExpressionLowering(CheckerBase):
         if spec is not None:
             if ctx not in spec.contexts:
                 self.bag.error("E302", f"`{name}` cannot be used in {_CONTEXT_WORDS[ctx]}", expr.span,
-                               _OTHER_CONTEXT_HINT.get((name, ctx)))  # fmt: skip
+                               spec.context_hint)  # fmt: skip
                 raise Reported
             return self.program.builder.make(name, (), {}, expr.span)
         if ctx == "cam" and name in self.program.cams and self.program.cams[name].node is not None:

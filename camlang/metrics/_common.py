@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from camlang.calls import CallCounter as CallCounter  # re-exported for older imports
 from camlang.errors import CamlangError
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
@@ -18,23 +19,6 @@ ModelFn = Callable[[torch.Tensor], torch.Tensor]
 
 CamFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """`cam_fn(x [N, C, H, W], targets [N]) -> maps [N, H, W]`."""
-
-
-@dataclass
-class CallCounter:
-    """Counts model calls and the number of images they evaluated.
-
-    Pass one instance to several metrics to total their cost; each metric also reports its own
-    image count in its result.
-    """
-
-    calls: int = 0
-    images: int = 0
-
-    def add(self, images: int) -> None:
-        """Record one model call on `images` images."""
-        self.calls += 1
-        self.images += images
 
 
 def check_images(x: torch.Tensor, name: str = "x") -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from camlang.errors import CamlangError
@@ -20,23 +19,6 @@ def parse_mlp_arch(arch: str) -> list[int] | None:
     if m is None:
         return None
     return [int(s) for s in m.group(1).replace(" ", "").split(",") if s]
-
-
-def _remap_linear_keys(sd: Mapping[str, torch.Tensor], model: nn.Sequential) -> dict[str, torch.Tensor]:
-    """Map the i-th (weight, bias) pair of `sd` (by numeric module index) to the i-th Linear."""
-    targets = [name for name, m in model.named_children() if isinstance(m, nn.Linear)]
-    groups: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in sd.items():
-        prefix, _, leaf = key.rpartition(".")
-        groups.setdefault(prefix, {})[leaf] = value
-
-    def order(prefix: str) -> tuple[int, ...]:
-        return tuple(int(n) for n in re.findall(r"\d+", prefix)) or (0,)
-
-    sources = sorted(groups, key=order)
-    if len(sources) != len(targets) or any(set(groups[s]) - {"weight", "bias"} for s in sources):
-        return dict(sd)
-    return {f"{t}.{leaf}": v for s, t in zip(sources, targets) for leaf, v in groups[s].items()}
 
 
 def build_mlp(sizes: Sequence[int], weights: str | os.PathLike[str] | None = None) -> nn.Sequential:
@@ -56,8 +38,8 @@ def build_mlp(sizes: Sequence[int], weights: str | os.PathLike[str] | None = Non
             layers.append(nn.ReLU())
     model = nn.Sequential(*layers)
     if weights is not None:
-        from camlang.models.checkpoint import load_state_dict_file, load_state_dict_into
+        from camlang.models.state_dict import load_state_dict_file, load_state_dict_into, remap_linear_keys
 
         sd = load_state_dict_file(weights)
-        load_state_dict_into(model, _remap_linear_keys(sd, model), f"mlp({sizes})", weights)
+        load_state_dict_into(model, remap_linear_keys(sd, model), f"mlp({sizes})", weights)
     return model.eval()

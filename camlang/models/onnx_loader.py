@@ -19,7 +19,7 @@ def load_onnx(path: str | os.PathLike[str]) -> LoadedModel:
     The input size and class count are read from the graph's declared shapes when they are
     static (`[N, C, H, W]` with H == W; `[N, K]` outputs).
     """
-    from camlang.models.checkpoint import check_file
+    from camlang.models.state_dict import check_file
 
     p = check_file(path, "onnx model")
     try:

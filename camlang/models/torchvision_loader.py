@@ -133,7 +133,7 @@ def load_torchvision(
     in the local torch hub cache (no downloads), or a path to a state_dict file (loaded with
     `weights_only=True`; `num_classes` defaults to what the file's classifier says).
     """
-    from camlang.models.checkpoint import infer_num_classes, load_state_dict_file, load_state_dict_into
+    from camlang.models.state_dict import infer_num_classes, load_state_dict_file, load_state_dict_into
 
     key = _check_name(name)
     input_size, norm, categories = torchvision_info(key)

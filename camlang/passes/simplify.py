@@ -23,29 +23,16 @@ def _is_const(n: Node, value: float | None = None) -> bool:
 
 
 def nonnegative(n: Node) -> bool:
-    """A conservative syntactic check that a node's values are >= 0 (or NaN)."""
-    if n.op in ("relu", "abs", "exp", "sqrt", "softmax_c", "minmax"):
+    """A conservative syntactic check that a node's values are >= 0 (or NaN), from each row's `sign`."""
+    sign = OPS[n.op].sign
+    if sign == "nonneg":
         return True
+    if sign == "keeps":
+        return all(nonnegative(a) for a in n.args)
     if n.op == "const":
         return bool(n.attr("value") >= 0)
-    if n.op in ("add", "mul", "max", "min", "div"):
-        return all(nonnegative(a) for a in n.args)
-    if n.op in (
-        "sum_c",
-        "mean_c",
-        "max_c",
-        "sum_hw",
-        "mean_hw",
-        "max_hw",
-        "min_hw",
-        "sum",
-        "mean",
-        "upsample",
-    ):
-        return nonnegative(n.args[0])
-    if n.op == "pow" and _is_const(n.args[1]) and float(n.args[1].attr("value")) % 2 == 0:
-        return True
-    return n.op in ("eq", "ne", "lt", "le", "gt", "ge")
+    # x ** p for an even integer constant p
+    return n.op == "pow" and _is_const(n.args[1]) and float(n.args[1].attr("value")) % 2 == 0
 
 
 def _fold(b: Builder, n: Node) -> Node | None:

@@ -26,7 +26,8 @@ from camlang.repl.commands import load_file
 from camlang.repl.completer import CamCompleter
 from camlang.repl.keys import build_key_bindings
 from camlang.repl.lexer import CamLexer
-from camlang.repl.session import Result, Session
+from camlang.repl.results import Result
+from camlang.repl.session import Session
 from camlang.repl.style import STYLE
 from camlang.repl.toolbar import make_toolbar
 from camlang.repl.validator import CamValidator

@@ -10,14 +10,18 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camlang.diagnostics import Diagnostic
 from camlang.errors import CamlangError
 from camlang.parser import parse_with_recovery
 from camlang.passes.simplify import simplify
 from camlang.repl import show
-from camlang.repl.session import Result, ResultKind, Session, Typed
+from camlang.repl.results import Result, ResultKind, Typed
 from camlang.source import SourceFile
+
+if TYPE_CHECKING:
+    from camlang.repl.session import Session
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,62 +15,27 @@ import io
 import traceback
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from rich.console import Console
 
 from camlang import __version__
 from camlang import syntax as s
 from camlang.check import Checker
-from camlang.diagnostics import CompileError, Diagnostic, render
+from camlang.diagnostics import CompileError, Diagnostic
 from camlang.errors import CamlangError
 from camlang.ir import Node
 from camlang.parser import parse_with_recovery
 from camlang.pretty import pretty_stmt
 from camlang.program import Program
+from camlang.repl.results import Result, Typed
 from camlang.report import RunReport
 from camlang.run import RunOptions, RunState
 from camlang.source import NO_SPAN, SourceFile, Span
 
-ResultKind = Literal["empty", "ok", "value", "heatmap", "error", "internal", "interrupted", "exit"]
-
 #: What a bare expression is wrapped in to parse it (its diagnostics are shifted back).
 _WRAP = "cam _ = "
-
-
-@dataclass
-class Result:
-    """What one input produced: its kind, text to print, diagnostics and optional heatmap."""
-
-    kind: ResultKind
-    output: str = ""
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    image_path: Path | None = None
-    preview: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.kind not in ("error", "internal")
-
-    def render(self, color: bool = False) -> str:
-        """Diagnostics, then the text, then the preview: everything the user should see."""
-        parts = [render(d, color) for d in self.diagnostics]
-        if self.output:
-            parts.append(self.output)
-        if self.preview:
-            parts.append(self.preview)
-        return "\n".join(parts)
-
-
-@dataclass
-class Typed:
-    """A bare expression lowered to IR, with the context it checked in ("cam" or "metric")."""
-
-    node: Node
-    context: str
-    text: str
 
 
 class Session:

@@ -21,19 +21,18 @@ from camlang.errors import CamlangError
 from camlang.ir import Node, postorder, to_text
 from camlang.ops import OPS
 from camlang.program import MetricDef
+from camlang.repl.results import Result, Typed
 from camlang.report.ansi import ansi_preview
 from camlang.report.colormap import overlay_rgb
 
 if TYPE_CHECKING:
-    from camlang.repl.session import Result, Session, Typed
+    from camlang.repl.session import Session
 
 #: Heatmap PNGs are scaled up to at least this many pixels on their long side.
 PNG_SIZE = 256
 
 
 def _result(kind: str, output: str, **extra: Any) -> Result:
-    from camlang.repl.session import Result
-
     return Result(kind, output, **extra)  # type: ignore[arg-type]
 
 

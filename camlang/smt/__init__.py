@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from camlang.backends.z3_lower import Z3_OPS
 from camlang.errors import CamlangError
 from camlang.smt.check import Progress, Setup, run_naive, run_query
 from camlang.smt.inputs import (
@@ -34,7 +35,6 @@ from camlang.smt.network import extract_relu_net
 from camlang.smt.query import GradientConstraint, Query
 from camlang.smt.verdict import Verdict
 from camlang.smt.vnnlib import VnnlibProperty, load_vnnlib, parse_vnnlib
-from camlang.smt.z3_ops import Z3_OPS
 
 __all__ = [
     "Verdict",

@@ -1,4 +1,4 @@
-"""z3 encodings of a `Query`, built from the rows of `camlang.smt.z3_ops.Z3_OPS`.
+"""z3 encodings of a `Query`, built from the rows of `camlang.backends.z3_lower.Z3_OPS`.
 
 * `encode_reference` — the canonical ReLU network with the bounds: stable ReLUs are fixed, every
   remaining pre-activation gets its interval, and one disjunct is asked at a time.
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import z3
 
+from camlang.backends.z3_lower import Z3_OPS, real
 from camlang.smt.bounds import NetBounds
 from camlang.smt.network import Affine, LayerList, MaxPool, Relu, ReluNet
 from camlang.smt.query import Query
-from camlang.smt.z3_ops import Z3_OPS, real
 
 __all__ = ["EncodingTimeout", "Z3Problem", "encode_reference", "encode_naive", "solve_z3"]
 

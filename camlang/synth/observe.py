@@ -21,25 +21,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from camlang.backends.normalize import minmax
 from camlang.backends.torch_eager import TorchContext, evaluate, normalize_maps
 from camlang.ir import Node, postorder
 from camlang.metrics._common import pixel_ranks
+from camlang.ops import OPS
 
 #: Relative tolerance of value matches for intermediate terms (rounding noise only).
 VALUE_RTOL = 1e-4
 #: Absolute tolerance of normalized-map matches (maps are in [0, 1]).
 MAP_ATOL = 1e-4
 
-#: Metric ops that read a map only through its pixel ranking (argument position of the map).
-RANKING_OPS: dict[str, int] = {
-    "deletion_auc": 0,
-    "insertion_auc": 0,
-    "argmax": 0,
-    "pointing": 0,
-    "sufficient_fraction": 0,
-    "mask_top": 1,
-    "keep_top": 1,
-}
 
 
 def depends_only_on_ranking(metric: Node) -> bool:
@@ -50,7 +42,7 @@ def depends_only_on_ranking(metric: Node) -> bool:
     """
     for n in postorder([metric]):
         for i, a in enumerate(n.args):
-            if a.op == "L" and RANKING_OPS.get(n.op) != i:
+            if a.op == "L" and OPS[n.op].ranking_arg != i:
                 return False
     return metric.op != "L"
 
@@ -63,12 +55,6 @@ def all_ranking_only(metrics: list[Node]) -> bool:
 def as_map(value: torch.Tensor, batch: int) -> torch.Tensor:
     """A cam value `[B|1, 1, h, w]` as `[B, 1, h, w]`."""
     return value.expand(batch, 1, value.shape[-2], value.shape[-1]) if value.shape[0] != batch else value
-
-
-def layer_minmax(raw: torch.Tensor) -> torch.Tensor:
-    """Per-image min-max at layer resolution, as the first step of `normalize_maps`."""
-    shifted = raw - raw.amin(dim=(-2, -1), keepdim=True)
-    return shifted / (1e-7 + shifted.amax(dim=(-2, -1), keepdim=True))
 
 
 def invalid_reason(raw: torch.Tensor) -> str | None:
@@ -194,7 +180,7 @@ class Observer:
         if invalid_reason(raw) is not None:
             self._forget(node)
             return "invalid"
-        maps = layer_minmax(raw.double()).float()
+        maps = minmax(raw.double()).float()
         key = self._maps.key(nonterminal, maps)
         match = self._maps.find(key, maps, 0.0, MAP_ATOL)
         if match is not None:
@@ -217,8 +203,8 @@ class Observer:
 
     def equal_on_probe(self, a: Node, b: Node) -> bool:
         """Do two complete CAMs give the same normalized maps on the probe batch?"""
-        ma = layer_minmax(self.raw_map(a).double())
-        mb = layer_minmax(self.raw_map(b).double())
+        ma = minmax(self.raw_map(a).double())
+        mb = minmax(self.raw_map(b).double())
         if not (torch.isfinite(ma).all() and torch.isfinite(mb).all()):
             return False
         return bool(torch.allclose(ma, mb, rtol=0.0, atol=MAP_ATOL))

@@ -25,9 +25,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from camlang.backends import reference
-from camlang.backends.z3_lower import Bound, NoSMTEncoding, lower_one, symbolic_terminals
+from camlang.backends import reference, sympy_kernels
+from camlang.backends.normalize import minmax
+from camlang.backends.z3_lower import Bound, NoSMTEncoding, cam_terminals, lower_one, symbolic_terminals
 from camlang.ir import Builder, Node, postorder, to_text
+from camlang.ops import OPS, TERMINALS
 from camlang.passes.simplify import nonnegative, simplify
 
 Status = Literal["equivalent", "not_equivalent", "unknown", "holds", "violated"]
@@ -53,32 +55,6 @@ class EquivalenceVerdict:
         return {"equivalent": "holds", "not_equivalent": "violated"}.get(self.status, self.status)
 
 
-_RATIONAL_OPS = frozenset(
-    {
-        "A",
-        "G",
-        "S",
-        "P",
-        "S_masked",
-        "S_ablated",
-        "X",
-        "GX",
-        "const",
-        "add",
-        "sub",
-        "mul",
-        "div",
-        "neg",
-        "sum_c",
-        "mean_c",
-        "sum_hw",
-        "mean_hw",
-        "sum",
-        "mean",
-    }
-)
-
-
 def _instance(bound: Bound, rng: np.random.Generator, kind: str) -> dict[str, np.ndarray]:
     """Random terminals in the reference layout `[1, c, h, w]`."""
     b = bound
@@ -91,16 +67,8 @@ def _instance(bound: Bound, rng: np.random.Generator, kind: str) -> dict[str, np
             x = rng.integers(-3, 4, size=(1,) + shape).astype(float)
         return x
 
-    t = {
-        "A": draw(b.channels, b.height, b.width),
-        "G": draw(b.channels, b.height, b.width),
-        "S": draw(1, 1, 1),
-        "P": np.abs(draw(1, 1, 1)) % 1.0,
-        "S_masked": draw(b.channels, 1, 1),
-        "S_ablated": draw(b.channels, 1, 1),
-        "X": draw(b.input_channels, b.input_height, b.input_width),
-        "GX": draw(b.input_channels, b.input_height, b.input_width),
-    }
+    t = {name: draw(*b.shape(TERMINALS[name].ty)) for name in cam_terminals()}
+    t["P"] = np.abs(t["P"]) % 1.0  # a probability
     if kind == "mixed":
         t["A"] = np.abs(t["A"])  # activations after a ReLU
     return t
@@ -115,8 +83,7 @@ def _raw(node: Node, terms: dict[str, np.ndarray], bound: Bound) -> np.ndarray:
 
 def _normalized(raw: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
-        shifted = raw - raw.min(axis=(-2, -1), keepdims=True)
-        return shifted / (1e-7 + shifted.max(axis=(-2, -1), keepdims=True))
+        return minmax(raw)
 
 
 def _maps_differ(a: np.ndarray, b: np.ndarray) -> bool:
@@ -197,7 +164,7 @@ def _symbolic_equal(
     scale = "raw maps equal" if ratio == 1 else f"raw maps differ by the positive factor {ratio}"
     where = f"on a symbolic instance {bound.describe()}"
     ops = {n.op for n in postorder([a, b])}
-    if ops <= _RATIONAL_OPS:
+    if all(OPS[op].rational for op in ops):
         try:
             if _sympy_equal(a, b, ratio, bound):
                 return EquivalenceVerdict("equivalent", "sympy normal form", f"{scale} {where}")
@@ -213,7 +180,7 @@ def _sympy_equal(a: Node, b: Node, ratio: Fraction, bound: Bound) -> bool:
     import sympy
 
     syms = _sympy_terminals(bound)
-    va, vb = _sympy_lower(a, syms), _sympy_lower(b, syms)
+    va, vb = sympy_kernels.lower(a, syms), sympy_kernels.lower(b, syms)
     va, vb = np.broadcast_arrays(va, vb)
     r = sympy.Rational(ratio.numerator, ratio.denominator)
     return all(sympy.cancel(sympy.together(x - r * y)) == 0 for x, y in zip(va.reshape(-1), vb.reshape(-1)))
@@ -225,60 +192,20 @@ def _sympy_terminals(bound: Bound) -> dict[str, np.ndarray]:
     return symbolic_terminals(bound, symbol=lambda name: sympy.Symbol(name, real=True))
 
 
-def _sympy_lower(root: Node, syms: dict[str, np.ndarray]) -> np.ndarray:
-    import sympy
-
-    vals: dict[int, np.ndarray] = {}
-    axes = {
-        "sum_c": (0,),
-        "mean_c": (0,),
-        "sum_hw": (1, 2),
-        "mean_hw": (1, 2),
-        "sum": (0, 1, 2),
-        "mean": (0, 1, 2),
-    }
-    for n in postorder([root]):
-        x = [vals[c.nid] for c in n.args]
-        if n.op in syms:
-            v = syms[n.op]
-        elif n.op == "const":
-            v = np.array([[[sympy.nsimplify(n.attr("value"), rational=True)]]], dtype=object)
-        elif n.op in ("add", "sub", "mul", "div"):
-            p, q = np.broadcast_arrays(x[0], x[1])
-            f = {
-                "add": lambda s, t: s + t,
-                "sub": lambda s, t: s - t,
-                "mul": lambda s, t: s * t,
-                "div": lambda s, t: s / t,
-            }[n.op]
-            v = np.frompyfunc(f, 2, 1)(p, q)
-        elif n.op == "neg":
-            v = np.frompyfunc(lambda s: -s, 1, 1)(x[0])
-        elif n.op in axes:
-            ax = axes[n.op]
-            v = np.frompyfunc(lambda s, t: s + t, 2, 1).reduce(x[0], axis=ax, keepdims=True)  # type: ignore[call-overload]
-            if n.op.startswith("mean"):
-                count = sympy.Integer(int(np.prod([x[0].shape[i] for i in ax])))
-                v = np.frompyfunc(lambda s, c=count: s / c, 1, 1)(v)
-        else:
-            raise ValueError(n.op)
-        vals[n.nid] = np.asarray(v, dtype=object)
-    return vals[root.nid]
-
-
 def _z3_equal(
     a: Node, b: Node, ratio: Fraction, bound: Bound, used: set[str], timeout_s: float, scale: str, where: str
 ) -> EquivalenceVerdict:
     import z3
 
-    terms = symbolic_terminals(bound)
+    ctx = z3.Context()
+    terms = symbolic_terminals(bound, ctx=ctx)
     try:
-        za, zb = lower_one(a, terms), lower_one(b, terms)
+        za, zb = lower_one(a, terms, ctx), lower_one(b, terms, ctx)
     except NoSMTEncoding as err:
         return EquivalenceVerdict("unknown", "z3", f"equal on random inputs; no proof: {err}")
     za, zb = np.broadcast_arrays(za, zb)
-    r = z3.RealVal(f"{ratio.numerator}/{ratio.denominator}")
-    solver = z3.Solver()
+    r = z3.RealVal(f"{ratio.numerator}/{ratio.denominator}", ctx)
+    solver = z3.Solver(ctx=ctx)
     solver.set("timeout", max(1, int(timeout_s * 1000)))
     solver.add(z3.Or([x != r * y for x, y in zip(za.reshape(-1), zb.reshape(-1))]))
     res = solver.check()
@@ -370,9 +297,10 @@ def _range_check(
                 f"the raw map is not {want} on these inputs (reference evaluator)",
                 _as_counterexample(terms, used),
             )
-    sym = symbolic_terminals(bound)
+    ctx = z3.Context()
+    sym = symbolic_terminals(bound, ctx=ctx)
     try:
-        zv = lower_one(node, sym)
+        zv = lower_one(node, sym, ctx)
     except NoSMTEncoding as err:
         return EquivalenceVerdict("unknown", "z3", f"{want} on random inputs; no proof: {err}")
     conds = []
@@ -381,7 +309,7 @@ def _range_check(
             conds.append(e < lo)
         if hi is not None:
             conds.append(e > hi)
-    solver = z3.Solver()
+    solver = z3.Solver(ctx=ctx)
     solver.set("timeout", max(1, int((deadline - time.monotonic()) * 1000)))
     solver.add(z3.Or(conds))
     res = solver.check()

@@ -142,14 +142,15 @@ def test_rule_is_proved_by_z3(rule: str, parts: tuple[Recipe, Recipe, Recipe]) -
     if made is None:
         return
     b, root, out = made
-    terminals = symbolic_terminals(Bound(channels=2, height=1, width=2))
+    ctx = z3.Context()
+    terminals = symbolic_terminals(Bound(channels=2, height=1, width=2), ctx=ctx)
     try:
-        values = lower([root, out], terminals)
+        values = lower([root, out], terminals, ctx)
     except NoSMTEncoding:  # pragma: no cover - every op used here has an encoding
         pytest.fail("exact ops must have a z3 encoding")
     before, after = np.broadcast_arrays(values[root.nid], values[out.nid])
-    solver = z3.Solver()
-    solver.add(z3.Or([z3.simplify(before[i] != after[i]) for i in np.ndindex(before.shape)] or [False]))
+    solver = z3.Solver(ctx=ctx)
+    solver.add(z3.Or([z3.simplify(before[i] != after[i]) for i in np.ndindex(before.shape)] or [z3.BoolVal(False, ctx)]))
     assert solver.check() == z3.unsat, (rule, solver.model() if solver.check() == z3.sat else None)
 
 

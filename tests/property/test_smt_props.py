@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from camlang.backends.z3_lower import Z3_OPS, real
 from camlang.smt import check_robust, check_saliency_robust
 from camlang.smt.bounds import ACTIVE, INACTIVE, compute_bounds, gradient_bounds, spec_bounds
 from camlang.smt.gradfix import fix_phases_by_gradient
 from camlang.smt.network import extract_layers, to_relu_net
 from camlang.smt.query import GradientConstraint
-from camlang.smt.z3_ops import Z3_OPS, real
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -80,7 +80,7 @@ def _assert_parity(name: str, ours: torch.Tensor, theirs: np.ndarray, raw: torch
 
 
 def raw_projection(activations: torch.Tensor) -> torch.Tensor:
-    from camlang.ops import pc1_torch
+    from camlang.backends.torch_kernels import pc1_torch
 
     return pc1_torch(activations)
 

@@ -1,0 +1,126 @@
+"""The torch kernels of the op table: one entry per op, `kernel(ctx, operands, attrs) -> tensor`.
+
+The op table (`camlang.ops`) names this module in its kernel registry and loads it the first
+time a torch kernel is asked for, so the front end never imports torch. Values use the keep-dims
+layout `[N, c, h, w]`. Whole saliency methods register from `camlang.methods.kernels`; metric
+ops call the metric runtime context (`camlang.evaluation.MetricContext`) explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from camlang.backends.normalize import minmax
+
+TorchFn = Callable[[Any, tuple[torch.Tensor, ...], dict[str, Any]], torch.Tensor]
+
+
+def _unary(f: Callable[[torch.Tensor], torch.Tensor]) -> TorchFn:
+    return lambda ctx, a, k: f(a[0])
+
+
+def _binary(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> TorchFn:
+    return lambda ctx, a, k: f(a[0], a[1])
+
+
+def _terminal(name: str) -> TorchFn:
+    return lambda ctx, a, k: ctx.terminal(name)
+
+
+def pc1_torch(x: torch.Tensor) -> torch.Tensor:
+    """First principal component projection of `[N, C, H, W]` over channels -> `[N, 1, H, W]`.
+
+    Sign convention (SVD is defined up to sign): the component's channel loading is oriented
+    so that its largest-magnitude entry is positive. pytorch-grad-cam leaves the sign to
+    numpy's SVD; parity tests compare against both orientations.
+    """
+    n, c, h, w = x.shape
+    flat = x.reshape(n, c, h * w).transpose(1, 2)
+    centered = flat - flat.mean(dim=1, keepdim=True)
+    if centered.device.type == "cpu" and not centered.requires_grad:
+        # torch's batched CPU SVD can be ~50x slower than LAPACK through numpy when threads
+        # contend; the result is the same decomposition.
+        vh = torch.from_numpy(np.linalg.svd(centered.numpy(), full_matrices=False)[2])
+    else:
+        _, _, vh = torch.linalg.svd(centered, full_matrices=False)
+    v = vh[:, 0, :]
+    pivot = v.gather(1, v.abs().argmax(dim=1, keepdim=True))
+    v = v * torch.where(pivot < 0, -1.0, 1.0).to(v.dtype)
+    proj = (centered @ v.unsqueeze(-1)).squeeze(-1)
+    return proj.reshape(n, 1, h, w)
+
+
+def _const(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
+    return torch.tensor(float(k["value"]), dtype=ctx.dtype, device=ctx.device).reshape(1, 1, 1, 1)
+
+
+def _compare(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> TorchFn:
+    return lambda ctx, a, k: f(a[0], a[1]).to(a[0].dtype)
+
+
+TORCH: dict[str, TorchFn] = {
+    **{t: _terminal(t) for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "L", "MASK")},
+    "const": _const,
+    "add": _binary(torch.add),
+    "sub": _binary(torch.sub),
+    "mul": _binary(torch.mul),
+    "div": _binary(torch.div),
+    "neg": _unary(torch.neg),
+    "eq": _compare(torch.eq),
+    "ne": _compare(torch.ne),
+    "lt": _compare(torch.lt),
+    "le": _compare(torch.le),
+    "gt": _compare(torch.gt),
+    "ge": _compare(torch.ge),
+    "relu": _unary(torch.relu),
+    "abs": _unary(torch.abs),
+    "sign": _unary(torch.sign),
+    "exp": _unary(torch.exp),
+    "log": _unary(torch.log),
+    "sqrt": _unary(torch.sqrt),
+    "pow": _binary(torch.pow),
+    "min": _binary(torch.minimum),
+    "max": _binary(torch.maximum),
+    "where": lambda ctx, a, k: torch.where(a[0] != 0, a[1], a[2]),
+    "sum_c": lambda ctx, a, k: a[0].sum(1, keepdim=True),
+    "mean_c": lambda ctx, a, k: a[0].mean(1, keepdim=True),
+    "max_c": lambda ctx, a, k: a[0].amax(1, keepdim=True),
+    "sum_hw": lambda ctx, a, k: a[0].sum((2, 3), keepdim=True),
+    "mean_hw": lambda ctx, a, k: a[0].mean((2, 3), keepdim=True),
+    "max_hw": lambda ctx, a, k: a[0].amax((2, 3), keepdim=True),
+    "min_hw": lambda ctx, a, k: a[0].amin((2, 3), keepdim=True),
+    "sum": lambda ctx, a, k: a[0].sum((1, 2, 3), keepdim=True),
+    "mean": lambda ctx, a, k: a[0].mean((1, 2, 3), keepdim=True),
+    "softmax_c": lambda ctx, a, k: torch.softmax(a[0], dim=1),
+    "pc1": lambda ctx, a, k: pc1_torch(a[0]),
+    "minmax": lambda ctx, a, k: minmax(a[0]),
+    "upsample": lambda ctx, a, k: ctx.upsample(a[0]),
+    # metric language: the metric runtime context computes these (camlang.evaluation)
+    "P_at": lambda ctx, a, k: ctx.op_P_at(*a, **k),
+    "S_at": lambda ctx, a, k: ctx.op_S_at(*a, **k),
+    "L_at": lambda ctx, a, k: ctx.op_L_at(*a, **k),
+    "ref": lambda ctx, a, k: ctx.op_ref(*a, **k),
+    "argmax": lambda ctx, a, k: ctx.op_argmax(*a, **k),
+    "inside": lambda ctx, a, k: ctx.op_inside(*a, **k),
+    "blur": lambda ctx, a, k: ctx.op_blur(*a, **k),
+    "noise": lambda ctx, a, k: ctx.op_noise(*a, **k),
+    "hflip": lambda ctx, a, k: ctx.op_hflip(*a, **k),
+    "shift": lambda ctx, a, k: ctx.op_shift(*a, **k),
+    "mask_top": lambda ctx, a, k: ctx.op_mask_top(*a, **k),
+    "keep_top": lambda ctx, a, k: ctx.op_keep_top(*a, **k),
+    "deletion_auc": lambda ctx, a, k: ctx.op_deletion_auc(*a, **k),
+    "insertion_auc": lambda ctx, a, k: ctx.op_insertion_auc(*a, **k),
+    "sufficient_fraction": lambda ctx, a, k: ctx.op_sufficient_fraction(*a, **k),
+    "road": lambda ctx, a, k: ctx.op_road(*a, **k),
+    "pointing": lambda ctx, a, k: ctx.op_pointing(*a, **k),
+    "energy_inside": lambda ctx, a, k: ctx.op_energy_inside(*a, **k),
+    "iou": lambda ctx, a, k: ctx.op_iou(*a, **k),
+    "gini": lambda ctx, a, k: ctx.op_gini(*a, **k),
+    "entropy": lambda ctx, a, k: ctx.op_entropy(*a, **k),
+    "max_sensitivity": lambda ctx, a, k: ctx.op_max_sensitivity(*a, **k),
+    "direction_accuracy": lambda ctx, a, k: ctx.op_direction_accuracy(*a, **k),
+}
