@@ -67,7 +67,7 @@ def test_layout_inverses_restore_the_layer_output() -> None:
     hwc = torch.randn(2, 3, 3, 6)
     torch.testing.assert_close(LayerLayout("bhwc").from_chw(LayerLayout("bhwc").to_chw(hwc), hwc), hwc)
     custom = reshape_transform(lambda x: x[:, 1:, :].reshape(x.shape[0], 4, 4, x.shape[2]).permute(0, 3, 1, 2))
-    torch.testing.assert_close(custom.from_chw(custom.to_chw(t), t[:1]), t[:1])
+    torch.testing.assert_close(custom.from_chw(custom.to_chw(t[:1]), t[:1]), t[:1])
 
 
 def _vit_reshape(tensor: torch.Tensor, height: int = 4, width: int = 4) -> torch.Tensor:
@@ -81,10 +81,16 @@ def _swin_reshape(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.transpose(2, 3).transpose(1, 2)
 
 
+def _random_head(model: torch.nn.Module) -> torch.nn.Module:
+    # torchvision initialises a ViT's classification head to zeros: every logit and gradient would be 0
+    torch.nn.init.normal_(model.heads.head.weight, std=0.05)  # type: ignore[union-attr, arg-type]
+    return model.eval()
+
+
 @pytest.fixture(scope="module")
 def vit() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torchvision.models.vit_b_16(weights=None, image_size=64).eval()
+    return _random_head(torchvision.models.vit_b_16(weights=None, image_size=64))
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +137,8 @@ def test_swin_t_parity_with_reshape_transform(swin: torch.nn.Module) -> None:
 
 def _tiny_vit() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16,
-                                                mlp_dim=32, num_classes=10).eval()  # fmt: skip
+    return _random_head(torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
+                                                             hidden_dim=16, mlp_dim=32, num_classes=10))  # fmt: skip
 
 
 def _tiny_swin() -> torch.nn.Module:
