@@ -7,8 +7,11 @@
 2. Sufficient fraction on 8 images: the batched search (`sufficient_fraction`, pixel-exact)
    vs the one-pixel-at-a-time procedure (`sufficient_fraction_linear`, step 1): forward
    passes (target >= 50x fewer) and times.
+3. Every metric camlang and Quantus 0.6.0 both define, on the same maps, model and images:
+   per-image agreement, time ratio and definition differences (`bench_quantus.py`; needs the
+   `bench` extra).
 
-Run: python benchmarks/bench_metrics.py
+Run: python benchmarks/bench_metrics.py  (only part 3: python benchmarks/bench_quantus.py)
 """
 
 from __future__ import annotations
@@ -134,3 +137,6 @@ if __name__ == "__main__":
     torch.set_num_threads(2)
     bench_confidence()
     bench_sufficiency()
+    from bench_quantus import main as bench_quantus  # benchmarks/ is on sys.path when run as a script
+
+    bench_quantus()

@@ -61,7 +61,7 @@ synthesize best from gradient_weights {{ model = m data = tr objective = {args.o
     raced, full = outcomes["racing"][0], outcomes["exhaustive"][0]
     ratio = full.search_forward_passes / max(1, raced.search_forward_passes)
     same = raced.source_text == full.source_text
-    ci = full.stats.get("train_ci_winner")
+    ci = full.stats.train_ci_winner if full.stats is not None else None
     score = raced.result.candidates[0].train_score
     within = ci is not None and ci[0] - 1e-9 <= score <= ci[1] + 1e-9
     print(

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from camlang import syntax as s
+from camlang.calls import CallCounter
+from camlang.distributed import shard_batches
 from camlang.engine import CamEngine
 from camlang.errors import CamlangError
-from camlang.evaluation import Evaluator, metric_needs_mask, referenced_cams
-from camlang.metrics._common import CallCounter
+from camlang.evaluation import Evaluator, metric_needs_mask, metric_settings, referenced_cams
 from camlang.program import IndexRef, PropertyDef, Ref
 from camlang.progress import make_progress
 from camlang.report import CheckResult, EvalResult, MetricInfo, Stat, Visuals
-from camlang.report.model import stat_of
 
 if TYPE_CHECKING:
-    from camlang.run import RunState
+    from camlang.runstate import RunState
 
 
 def _forward_error(err: Exception, model: str, data: str, x: torch.Tensor) -> CamlangError:
@@ -29,8 +31,14 @@ def _forward_error(err: Exception, model: str, data: str, x: torch.Tensor) -> Ca
     )
 
 
-def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
-    """Evaluate cams with metrics on a model and data; returns the report section."""
+def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
+    """Evaluate cams with metrics on a model and data; returns the report section (on rank 0).
+
+    The data's batches are sharded over the workers (`camlang.distributed.shard_batches`); each
+    finished batch goes into the run's cache at once. Rank 0 gathers the per-image values and
+    computes the table exactly as one process would. When the run stops early (Ctrl-C, a lost
+    worker), `state.unfinished` receives the section for the images that finished.
+    """
     program = state.program
     model_name, data_name = act.model.name, act.data.name
     live = state.model(model_name, data_name)
@@ -57,69 +65,199 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult:
                                hint="drop them from this evaluate, or give the data masks")  # fmt: skip
     counter = CallCounter()
     engine = CamEngine(live.module, live.target_layers, nodes, chunk_size=max(64, state.options.batch_size),
-                       layout=live.layout, fuse=live.fuse)  # fmt: skip
+                       seed=state.options.seed, layout=live.layout, fuse=live.fuse)  # fmt: skip
     evaluator = Evaluator(live, engine, chunk_size=256, counter=counter, seed=state.options.seed)
-    sums: dict[str, dict[str, list[torch.Tensor]]] = {c: {m: [] for m in metrics} for c in cams}
-    nan_maps: dict[str, int] = {c: 0 for c in cams}
-    shown: dict[str, list[torch.Tensor]] = {c: [] for c in cams}
-    raw_shown: list[torch.Tensor] = []
-    masks_shown: list[torch.Tensor] = []
-    labels_shown: list[Any] = []
-    preds_shown: list[Any] = []
-    want = state.options.grid_images
-    layouts_used: list[Any] = []
+    dist = state.dist
+    section = state.cache.section("evaluate", _evaluate_key(state, cams, metrics, model_name, data_name))
+    cached = _images_from(section.units()) if state.options.resume else {}
+    want = min(state.options.grid_images, len(ds))
     class_names = describe.get("class_names") or live.loaded.class_names
     device = live.device
-    with make_progress(state.console) as progress:
-        task = progress.add_task(f"evaluate on {data_name}", total=len(ds))
-        for batch in ds.batches(state.options.batch_size):
-            x = batch.x.to(device)
+    done: dict[int, _ImageRow] = {}
+    shown: dict[int, _Shown] = {}
+    shards = shard_batches(len(ds), state.options.batch_size, dist.rank, dist.world_size)
+    scale = dist.world_size  # rank 0 shows its own share, scaled to the whole data set
+    info = _EvalInfo(act, cams, metrics, live, describe, data_name, model_name, len(ds))
+    try:
+        with make_progress(state.console, enabled=state.is_main) as progress:
+            task = progress.add_task(f"evaluate on {data_name}", total=len(ds))
+            for shard in shards:
+                positions = list(range(shard.start, shard.stop))
+                batch_indices = ds.indices(positions)
+                if all(i in cached for i in batch_indices):
+                    done.update({i: cached[i] for i in batch_indices})
+                    progress.update(task, advance=shard.size * scale)
+                    continue
+                batch = ds.get(positions)
+                x = batch.x.to(device)
+                try:
+                    cam_batch = engine(x, None, counter=counter, indices=batch.indices)
+                except CamlangError:
+                    raise
+                except RuntimeError as err:
+                    raise _forward_error(err, model_name, data_name, x) from None
+                masks = batch.masks.to(device) if batch.masks is not None else None
+                values = evaluator.score(cams, cam_batch, x, masks, metrics, indices=batch.indices)
+                rows = _rows(batch.indices.tolist(), cams, list(metrics), values.values, cam_batch.maps)
+                section.append([[i, r.values, r.nan] for i, r in rows.items()])
+                done.update(rows)
+                for j, position in enumerate(positions):
+                    if position < want:
+                        label = None if batch.labels is None else _names([int(batch.labels[j])], class_names)[0]
+                        shown[position] = _Shown(
+                            batch.raw[j], {c: cam_batch.maps[c][j].detach().cpu() for c in cams},
+                            None if batch.masks is None else batch.masks[j], label,
+                            _names([int(cam_batch.targets[j])], class_names)[0],
+                        )  # fmt: skip
+                progress.update(task, advance=len(batch) * scale)
+        parts = dist.gather((done, shown, counter.images))
+    except BaseException:
+        if state.is_main:
             try:
-                cam_batch = engine(x, None, counter=counter)
-            except CamlangError:
-                raise
-            except RuntimeError as err:
-                raise _forward_error(err, model_name, data_name, x) from None
-            layouts_used = cam_batch.layouts
-            masks = batch.masks.to(device) if batch.masks is not None else None
-            values = evaluator.score(cams, cam_batch, x, masks, metrics)
-            for k, cam in enumerate(cams):
-                nan_maps[cam] += int(torch.isnan(cam_batch.maps[cam]).flatten(1).any(1).sum())
-                for m in metrics:
-                    sums[cam][m].append(values.values[m][k])
-            take = max(0, want - len(raw_shown))
-            if take:
-                raw_shown.extend(batch.raw[:take])
-                for cam in cams:
-                    shown[cam].extend(cam_batch.maps[cam][:take].detach().cpu())
-                if batch.masks is not None:
-                    masks_shown.extend(batch.masks[:take])
-                if batch.labels is not None:
-                    labels_shown.extend(_names(batch.labels[:take].tolist(), class_names))
-                preds_shown.extend(_names(cam_batch.targets[:take].tolist(), class_names))
-            progress.update(task, advance=len(batch))
-    table = {cam: {m: _stat(torch.cat(v)) for m, v in per.items()} for cam, per in sums.items()}
-    for cam, count in nan_maps.items():
-        if count:
-            state.warnings.append(f"cam `{cam}` produced NaN maps on {count} image(s); its metrics count them as NaN")
-    visuals = None
-    if raw_shown:
-        visuals = Visuals(
-            torch.stack(raw_shown),
-            {c: torch.stack(v) for c, v in shown.items()},
-            torch.stack(masks_shown) if len(masks_shown) == len(raw_shown) else None,
-            labels_shown or None,
-            preds_shown or None,
+                finished = _images_from(section.units(this_run_only=not state.options.resume)) | done
+                state.unfinished = _eval_result(state, info, ds, finished, shown, counter.images, engine)
+            except Exception as err:  # noqa: BLE001 - the error that stopped the run matters more
+                state.warn(f"could not summarise the finished images of this evaluate: {err}")
+        raise
+    if parts is None:
+        return None
+    rows_all: dict[int, _ImageRow] = {}
+    for part_rows, part_shown, _ in parts:
+        rows_all.update(part_rows)
+        shown.update(part_shown)
+    forward_images = sum(p[2] for p in parts)
+    return _eval_result(state, info, ds, rows_all, shown, forward_images, engine)
+
+
+@dataclass(frozen=True)
+class _ImageRow:
+    """One image's results: `values[cam][metric]`, and which cams gave a NaN map."""
+
+    values: dict[str, dict[str, float]]
+    nan: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What the report's heatmap grid shows of one image."""
+
+    raw: torch.Tensor
+    maps: dict[str, torch.Tensor]
+    mask: torch.Tensor | None
+    label: Any
+    prediction: Any
+
+
+@dataclass(frozen=True)
+class _EvalInfo:
+    act: s.Evaluate
+    cams: list[str]
+    metrics: dict[str, Any]
+    live: Any
+    describe: dict[str, Any]
+    data_name: str
+    model_name: str
+    count: int
+
+
+def _evaluate_key(state: RunState, cams: list[str], metrics: dict[str, Any], model: str, data: str) -> dict[str, Any]:
+    """Everything an evaluate's per-image values depend on (names a cached section)."""
+    program = state.program
+    return {
+        "cams": {c: state.cam_node(c)[1] for c in cams},
+        "metrics": {m: d.source_text for m, d in metrics.items()},
+        "model": [model, program.models[model].kind, repr(program.models[model].args), program.models[model].layer],
+        "data": [data, program.datas[data].kind, repr(program.datas[data].args)],
+        "seed": state.options.seed,
+        "batch_size": state.options.batch_size,
+        "device": state.options.device.split(":")[0],
+    }
+
+
+def _rows(indices: list[int], cams: list[str], metrics: list[str], values: dict[str, torch.Tensor],
+          maps: dict[str, torch.Tensor]) -> dict[int, _ImageRow]:  # fmt: skip
+    nan = {c: torch.isnan(maps[c]).flatten(1).any(1).tolist() for c in cams}
+    out: dict[int, _ImageRow] = {}
+    for b, index in enumerate(indices):
+        out[index] = _ImageRow(
+            {c: {m: float(values[m][k, b]) for m in metrics} for k, c in enumerate(cams)},
+            {c: bool(nan[c][b]) for c in cams},
         )
-    infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text)
-             for n, m in metrics.items()]  # fmt: skip
-    model_info = live.describe() | {"forward_images": counter.images}
-    if layouts_used:
-        model_info["layout"] = "; ".join(dict.fromkeys(lay.describe() for lay in layouts_used))
-    data_info = {"name": data_name} | {k: v for k, v in describe.items() if k != "class_names"}
-    definitions = {c: program.cams[c].source_text for c in cams if c in program.cams}
-    return EvalResult(f"evaluate {', '.join(cams)} on {model_name}, {data_name}", model_info, data_info, cams, infos,
-                      table, visuals, definitions)  # fmt: skip
+    return out
+
+
+def _images_from(units: Any) -> dict[int, _ImageRow]:
+    out: dict[int, _ImageRow] = {}
+    for unit in units:
+        for index, values, nan in unit or []:
+            out[int(index)] = _ImageRow(values, nan)
+    return out
+
+
+def _eval_result(state: RunState, info: _EvalInfo, ds: Any, rows: dict[int, _ImageRow], shown: dict[int, _Shown],
+                 forward_images: int, engine: CamEngine) -> EvalResult:  # fmt: skip
+    """The report section from per-image rows, in data set order, as one process computes it."""
+    order = ds.indices(range(len(ds)))
+    present = [i for i in order if i in rows]
+    table = {
+        cam: {m: _stat(torch.tensor([rows[i].values[cam][m] for i in present], dtype=torch.float32))
+              for m in info.metrics}
+        for cam in info.cams
+    }  # fmt: skip
+    for cam in info.cams:
+        count = sum(1 for i in present if rows[i].nan.get(cam))
+        if count:
+            state.warn(f"cam `{cam}` produced NaN maps on {count} image(s); its metrics count them as NaN")
+    want = min(state.options.grid_images, len(ds))
+    missing = [p for p in range(want) if p not in shown]
+    if missing and len(present) == len(order):  # resumed from the cache: draw the grid's images again
+        shown.update(_show(ds, missing, info, engine))
+    visuals = None
+    grid = [shown[p] for p in range(want) if p in shown]
+    if grid:
+        visuals = Visuals(
+            torch.stack([g.raw for g in grid]),
+            {c: torch.stack([g.maps[c] for g in grid]) for c in info.cams},
+            torch.stack([g.mask for g in grid]) if all(g.mask is not None for g in grid) else None,  # type: ignore[misc]
+            [g.label for g in grid] if all(g.label is not None for g in grid) else None,
+            [g.prediction for g in grid],
+        )
+    input_size = _input_size(ds, grid)
+    infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text,
+                        metric_settings(m.node, input_size)) for n, m in info.metrics.items()]  # fmt: skip
+    model_info = info.live.describe() | {"forward_images": forward_images}
+    if engine.layouts:
+        model_info["layout"] = "; ".join(dict.fromkeys(lay.describe() for lay in engine.layouts))
+    data_info = {"name": info.data_name} | {k: v for k, v in info.describe.items() if k != "class_names"}
+    title = f"evaluate {', '.join(info.cams)} on {info.model_name}, {info.data_name}"
+    if len(present) < len(order):
+        data_info["evaluated"] = f"{len(present):,} of {len(order):,} images"
+        state.warn(f"{title}: stopped after {len(present):,} of {len(order):,} images; the table covers those")
+    definitions = {c: state.program.cams[c].source_text for c in info.cams if c in state.program.cams}
+    return EvalResult(title, model_info, data_info, info.cams, infos, table, visuals, definitions)
+
+
+def _input_size(ds: Any, grid: list[_Shown]) -> tuple[int, int]:
+    """The model input's (H, W), which size-relative metric settings (pointing tolerance) depend on."""
+    if grid:
+        return int(grid[0].raw.shape[-2]), int(grid[0].raw.shape[-1])
+    if len(ds):
+        x = ds.get([0]).x
+        return int(x.shape[-2]), int(x.shape[-1])
+    return 0, 0
+
+
+def _show(ds: Any, positions: list[int], info: _EvalInfo, engine: CamEngine) -> dict[int, _Shown]:
+    batch = ds.get(positions)
+    class_names = info.describe.get("class_names") or info.live.loaded.class_names
+    got = engine(batch.x.to(info.live.device), None, indices=batch.indices)
+    out = {}
+    for j, position in enumerate(positions):
+        label = None if batch.labels is None else _names([int(batch.labels[j])], class_names)[0]
+        out[position] = _Shown(batch.raw[j], {c: got.maps[c][j].detach().cpu() for c in info.cams},
+                               None if batch.masks is None else batch.masks[j], label,
+                               _names([int(got.targets[j])], class_names)[0])  # fmt: skip
+    return out
 
 
 def _names(indices: list[int], class_names: Any) -> list[Any]:
@@ -129,10 +267,73 @@ def _names(indices: list[int], class_names: Any) -> list[Any]:
 
 
 def _stat(values: torch.Tensor) -> Stat:
-    return stat_of(values.double())  # mean, std and a 95% bootstrap CI of the mean
+    v = values.double()
+    finite = v[torch.isfinite(v)]
+    n = int(v.numel())
+    nan_count = n - int(finite.numel())
+    if finite.numel() == 0:
+        return Stat(math.nan, math.nan, n, nan_count)
+    std = float(finite.std(unbiased=False)) if finite.numel() > 1 else 0.0
+    return Stat(float(finite.mean()), std, n, nan_count)
 
 
 # ---- checks -------------------------------------------------------------------------
+
+
+def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
+    """Decide properties, spread over the workers (property i on rank i mod N); rank 0 gets the rows.
+
+    Each verdict goes into the run's cache as soon as it is found; `--resume` skips the cached ones.
+    Cams the properties name are resolved first on every rank, so a synthesis they need runs on all.
+    When the run stops early, `state.unfinished` receives the rows that finished.
+    """
+    dist = state.dist
+    for name in names:
+        for value in state.program.properties[name].args.values():
+            if isinstance(value, Ref) and (value.name in state.program.cams or value.name in state.program.synths):
+                state.cam_node(value.name)
+    section = state.cache.section("check", [_property_key(state, n) for n in names])
+    cached = {u["property"]: u for u in section.units()} if state.options.resume else {}
+    mine: dict[str, CheckResult] = {}
+    try:
+        for position, name in enumerate(names):
+            if position % dist.world_size != dist.rank:
+                continue
+            if name in cached:
+                mine[name] = _check_row(cached[name])
+                continue
+            mine[name] = run_check(state, name)
+            section.append(_check_dict(mine[name]))
+        parts = dist.gather(mine)
+    except BaseException:
+        if state.is_main:
+            found = {u["property"]: _check_row(u) for u in section.units(this_run_only=not state.options.resume)}
+            found |= mine
+            state.unfinished = [found[n] for n in names if n in found]
+        raise
+    if parts is None:
+        return None
+    merged: dict[str, CheckResult] = {}
+    for part in parts:
+        merged.update(part)
+    return [merged[n] for n in names]
+
+
+def _property_key(state: RunState, name: str) -> list[Any]:
+    pdef = state.program.properties[name]
+    return [name, pdef.kind, repr(sorted(pdef.args.items(), key=lambda kv: kv[0]))]
+
+
+def _check_dict(row: CheckResult) -> dict[str, Any]:
+    import dataclasses
+
+    out = dataclasses.asdict(row)
+    out["replay"] = None if row.replay is None else dict(row.replay)
+    return out
+
+
+def _check_row(unit: dict[str, Any]) -> CheckResult:
+    return CheckResult(**unit)
 
 
 def run_check(state: RunState, name: str) -> CheckResult:
@@ -154,9 +355,9 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
     from camlang import smt
 
     module = state.model(pdef.args["model"].name).module
-    timeout = float(pdef.args.get("timeout", 120.0))
+    timeout = _seconds(pdef.args.get("timeout", 120.0))
     backend = pdef.args.get("backend", "auto")
-    with make_progress(state.console) as progress:
+    with make_progress(state.console, enabled=state.is_main) as progress:
         task = progress.add_task(f"check {name}", total=None)
 
         def report_progress(done: int, total: int, message: str = "") -> None:
@@ -179,6 +380,13 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
                                            backend=backend, progress=report_progress)  # fmt: skip
     return CheckResult(name, pdef.kind, verdict.status, verdict.backend, verdict.seconds, verdict.reason,
                        verdict.decided_by_bounds, verdict.counterexample, verdict.replay)  # fmt: skip
+
+
+def _seconds(value: Any) -> float:
+    """A property's timeout in seconds (a number, or a duration such as "30s" or "2m")."""
+    from camlang.signatures import parse_duration
+
+    return float(parse_duration(value))
 
 
 def _user_path(pdef: PropertyDef, value: str) -> str:
@@ -225,7 +433,7 @@ def _check_cam_property(state: RunState, pdef: PropertyDef, started: float) -> C
     from camlang import synth
 
     builder = state.program.builder
-    timeout = float(pdef.args.get("timeout", 30.0))
+    timeout = _seconds(pdef.args.get("timeout", 30.0))
     if pdef.kind == "equivalent":
         a, _ = state.cam_node(pdef.args["a"].name)
         b, _ = state.cam_node(pdef.args["b"].name)

@@ -5,6 +5,8 @@
     cam = prog.cam("gradcampp", model="shapes")          # an nn.Module
     maps = cam(images, targets=None)                      # [B, H, W] in [0, 1]
     cam2 = camlang.CAM("relu(sum_c(mean_hw(G) * A))", model=my_model, target_layer=my_model.layer4)
+    guard = prog.monitor("guard")                         # a fitted concept monitor
+    out = guard(images)                                   # out.flags, out.scores per image
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from camlang.ir import Node
 from camlang.layout import LayerLayout
 from camlang.notebook import OverlayGrid, RunResult, overlay_batch
 from camlang.program import Program
-from camlang.runtime import LiveModel, load_data, load_model
+from camlang.runstate import Workspace
+from camlang.runtime import LiveModel
 
 
 class CAMModule(nn.Module):
@@ -77,7 +80,7 @@ class LoadedProgram:
     def __init__(self, program: Program, device: str = "cpu") -> None:
         self.program = program
         self.device = device
-        self._models: dict[str, LiveModel] = {}
+        self._workspace = Workspace(program, device)
 
     def model(self, name: str | None = None) -> LiveModel:
         """The live model `name` (the only declared model when None)."""
@@ -86,17 +89,11 @@ class LoadedProgram:
                 raise CamlangError("say which model: " + ", ".join(self.program.models) if self.program.models
                                    else "the program declares no model")  # fmt: skip
             name = next(iter(self.program.models))
-        if name not in self.program.models:
-            raise CamlangError(f"unknown model `{name}`", hint=f"declared: {', '.join(self.program.models) or 'none'}")
-        if name not in self._models:
-            self._models[name] = load_model(self.program.models[name], self.device)
-        return self._models[name]
+        return self._workspace.model(name)
 
     def data(self, name: str) -> Any:
-        """The dataset `name` (lazy)."""
-        if name not in self.program.datas:
-            raise CamlangError(f"unknown data `{name}`", hint=f"declared: {', '.join(self.program.datas) or 'none'}")
-        return load_data(self.program.datas[name])
+        """The dataset `name` (lazy; loaded once)."""
+        return self._workspace.data(name)
 
     def cam(self, name: str, model: str | None = None, *, chunk_size: int = 64) -> CAMModule:
         """The cam `name` on `model`, as an `nn.Module`."""
@@ -124,7 +121,17 @@ class LoadedProgram:
         out_dir = Path(out) if out is not None else Path("camlang-out") / Path(self.program.main.name).stem
         console = Console(file=io.StringIO()) if quiet else Console()
         report, status = run_program(self.program, RunOptions(out_dir, self.device, batch_size, seed), console)
+        assert report is not None, "a single-process run always has a report"
         return RunResult(report, out_dir, status)
+
+    def monitor(self, name: str, detector: str = "monitor") -> Any:
+        """The concept monitor `name`, fitted and calibrated: `monitor(images)` gives per-image flags and scores.
+
+        `detector` is "monitor", "msp", "energy" or "monitor+msp" (all calibrated the same way).
+        """
+        from camlang.concepts.deploy import deployed_monitor
+
+        return deployed_monitor(self, name, detector)
 
 
 def load(path: str | Path, device: str = "cpu") -> LoadedProgram:

@@ -41,7 +41,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             status = EXIT_USER
             continue
         summary = program.summary()
-        plural = {"data": "data", "property": "properties", "synthesize": "syntheses"}
+        plural = {"data": "data", "property": "properties", "synthesize": "syntheses", "concepts": "concepts"}
         parts = [f"{len(v)} {k if len(v) == 1 else plural.get(k, k + 's')}" for k, v in summary.items()]
         print(f"{name}: ok ({', '.join(parts) or 'no declarations'}; {len(program.actions)} actions)")
         if args.verbose:
@@ -77,6 +77,8 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Execute a file's actions and write the report."""
+    if args.workers is not None and args.workers > 1:
+        return _launch(args)
     from camlang.run import run_file
 
     return run_file(
@@ -86,7 +88,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         resume=args.resume,
+        threads=args.threads,
+        collective_timeout=args.collective_timeout,
     )
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """`--workers N`: the same command on N local workers, through torch's elastic launcher."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise CamlangError("--workers cannot be used inside torchrun (the launcher already started the workers)",
+                           hint="drop --workers, or run without torchrun")  # fmt: skip
+    from camlang.check import check_file
+    from camlang.distributed.launch import launch_workers
+
+    program = check_file(args.file)  # report errors once, here, instead of once per worker
+    if program.has_errors:
+        raise CompileError(program.diagnostics)
+    out = Path(args.out) if args.out is not None else Path("camlang-out") / Path(args.file).stem
+    worker = [args.file, "--out", str(out), "--device", args.device, "--batch-size", str(args.batch_size),
+              "--seed", str(args.seed), "--collective-timeout", str(args.collective_timeout)]  # fmt: skip
+    if args.resume:
+        worker.append("--resume")
+    if args.threads:
+        worker += ["--threads", str(args.threads)]
+    return launch_workers(args.workers, worker, out)
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -126,7 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="resume interrupted synthesis from its cache")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its cache")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run on N local processes (torch's elastic launcher, as torchrun does)")
+    p.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="intra-op threads per worker (default: cores / workers on this machine)")
+    p.add_argument("--collective-timeout", type=float, default=1800.0, metavar="S",
+                   help="seconds a worker waits for the others before the run fails (default 1800)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="export a cam as a standalone nn.Module source file")

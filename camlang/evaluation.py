@@ -23,6 +23,7 @@ from camlang.engine import CamBatch, CamEngine
 from camlang.errors import CamlangError
 from camlang.ir import Node, postorder
 from camlang.program import MetricDef
+from camlang.rng import image_generators, per_image_normal, per_image_uniform
 from camlang.runtime import LiveModel
 
 
@@ -32,6 +33,29 @@ class MetricValues:
 
     values: dict[str, torch.Tensor]
     cams: list[str]
+
+
+POINTING_TOLERANCE_SHARE = 15 / 224
+"""Zhang et al.'s 15-pixel tolerance on 224-pixel images, as a share of the shorter image side."""
+
+
+def pointing_tolerance(tolerance: float | None, input_size: tuple[int, int]) -> float:
+    """The pointing game tolerance in pixels: as given, or 15/224 of the shorter side when None."""
+    if tolerance is None:
+        return POINTING_TOLERANCE_SHARE * min(input_size)
+    return float(tolerance)
+
+
+def metric_settings(node: Node, input_size: tuple[int, int]) -> dict[str, str]:
+    """Settings a metric resolves from the data (shown in the report), e.g. the pointing tolerance."""
+    out: dict[str, str] = {}
+    for n in postorder([node]):
+        if n.op == "pointing":
+            given = n.attr("tolerance")
+            px = pointing_tolerance(given, input_size)
+            rule = "as given" if given is not None else f"15/224 of the {min(input_size)}-px shorter side"
+            out["pointing tolerance"] = f"{px:.3g} px ({rule})"
+    return out
 
 
 def metric_needs_mask(node: Node) -> bool:
@@ -61,11 +85,15 @@ class Evaluator:
         return out[0] if isinstance(out, tuple | list) else out
 
     def score(self, cams: list[str], cam_batch: CamBatch, x: torch.Tensor, masks: torch.Tensor | None,
-              metrics: Mapping[str, MetricDef]) -> MetricValues:  # fmt: skip
-        """Evaluate `metrics` for `cams` on one batch whose maps are in `cam_batch`."""
+              metrics: Mapping[str, MetricDef], indices: torch.Tensor | None = None) -> MetricValues:  # fmt: skip
+        """Evaluate `metrics` for `cams` on one batch whose maps are in `cam_batch`.
+
+        `indices` [B] are the images' dataset indices (`Batch.indices`): every random draw is keyed
+        to them and the seed, so values do not depend on batching (None: positions in this batch).
+        """
         b = x.shape[0]
         k = len(cams)
-        ctx = MetricContext(self, cams, cam_batch, x, masks)
+        ctx = MetricContext(self, cams, cam_batch, x, masks, indices)
         for name, mdef in metrics.items():
             if masks is None and metric_needs_mask(mdef.node):
                 raise CamlangError(f"metric `{name}` reads MASK, but this data has no ground-truth masks",
@@ -77,7 +105,8 @@ class Evaluator:
         values = evaluate([m.node for m in metrics.values()], ctx)
         out: dict[str, torch.Tensor] = {}
         for name, mdef in metrics.items():
-            value = values[mdef.node.nid].detach().reshape(-1)
+            # curve metrics may return their AUCs on another device than the batch (CPU vs CUDA)
+            value = values[mdef.node.nid].detach().reshape(-1).to(ctx.bad.device)
             if value.numel() == 1:
                 value = value.expand(k * b)
             # A row whose map was NaN (or infinite) scores NaN, whatever the primitive did with the
@@ -91,11 +120,14 @@ class MetricContext:
     """Terminal values and `op_*` implementations of the metric language for one stacked batch."""
 
     def __init__(self, ev: Evaluator, cams: list[str], cam_batch: CamBatch, x: torch.Tensor,
-                 masks: torch.Tensor | None) -> None:  # fmt: skip
+                 masks: torch.Tensor | None, indices: torch.Tensor | None = None) -> None:  # fmt: skip
         self.ev = ev
         self.cams = cams
         self.k = len(cams)
         self.b = x.shape[0]
+        self.indices = torch.arange(self.b) if indices is None else torch.as_tensor(indices).reshape(-1).cpu()
+        if self.indices.shape[0] != self.b:
+            raise CamlangError(f"indices must give one dataset index per image ({self.b}), got {self.indices.shape[0]}")
         self.cam_batch = cam_batch
         self.dtype = x.dtype
         self.device = x.device
@@ -119,7 +151,7 @@ class MetricContext:
         }
         if masks is not None:
             self.terms["MASK"] = self._tile(masks.to(x.dtype))[:, None]
-        self._generators: dict[int, torch.Generator] = {}
+        self._sensitivity_memo: dict[tuple[float, int], dict[str, torch.Tensor]] = {}
 
     def _tile(self, t: torch.Tensor) -> torch.Tensor:
         return t.repeat(self.k, *([1] * (t.dim() - 1)))
@@ -166,12 +198,12 @@ class MetricContext:
     def op_L_at(self, image: torch.Tensor) -> torch.Tensor:
         engine = self.ev.engine
         if self._is_tiled(image):
-            got = engine(image[: self.b], self.targets[: self.b], counter=self.ev.counter)
+            got = engine(image[: self.b], self.targets[: self.b], counter=self.ev.counter, indices=self.indices)
             return torch.cat([got.maps[c] for c in self.cams])[:, None]
         rows = []
         for i, cam in enumerate(self.cams):
             part = image[i * self.b : (i + 1) * self.b]
-            rows.append(engine(part, self.targets[: self.b], counter=self.ev.counter).maps[cam])
+            rows.append(engine(part, self.targets[: self.b], counter=self.ev.counter, indices=self.indices).maps[cam])
         return torch.cat(rows)[:, None]
 
     def op_ref(self, cam: str) -> torch.Tensor:
@@ -191,9 +223,9 @@ class MetricContext:
         return M.blur(x, sigma)
 
     def op_noise(self, x: torch.Tensor, std: float, seed: int) -> torch.Tensor:
-        gen = torch.Generator(device="cpu").manual_seed(self.ev.seed * 1_000_003 + seed)
-        draw = torch.randn(x[: self.b].shape, generator=gen).to(x.device, x.dtype) * std
-        return x + self._tile(draw)
+        # Keyed per image (run seed, dataset index, `seed`); every cam's row of an image gets the same draw.
+        draw = per_image_normal(self.ev.seed, self.indices, "noise", x.shape[1:], seed, dtype=x.dtype)
+        return x + (std * draw.to(x.device)).repeat(x.shape[0] // self.b, *([1] * (x.dim() - 1)))
 
     def op_hflip(self, x: torch.Tensor) -> torch.Tensor:
         return M.hflip(x)
@@ -231,23 +263,25 @@ class MetricContext:
                                   chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
         return r.fraction.to(self.dtype)[:, None, None, None]
 
-    def op_road(self, map: torch.Tensor, mode: str) -> torch.Tensor:
+    def op_road(self, map: torch.Tensor, mode: str, tie_rule: str = "rank") -> torch.Tensor:
         map = self._clean(map)
-        gen = torch.Generator().manual_seed(self.ev.seed)
+        opts: dict[str, Any] = dict(chunk_size=self.ev.chunk_size, counter=self.ev.counter, tie_rule=tie_rule,
+                                    seed=self.ev.seed, indices=self.indices.repeat(self.k))  # fmt: skip
+        if tie_rule not in M.TIE_RULES:
+            raise CamlangError(f'road tie_rule must be "rank" or "threshold", got "{tie_rule}"')
         if mode == "combined":
-            r = M.road_combined(self.ev.model_fn, self._x(), map[:, 0], self.targets, generator=gen,
-                                chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+            r = M.road_combined(self.ev.model_fn, self._x(), map[:, 0], self.targets, **opts)
         elif mode in ("morf", "lerf"):
-            r = M.road(self.ev.model_fn, self._x(), map[:, 0], self.targets, mode=mode, generator=gen,  # type: ignore[arg-type]
-                       chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+            r = M.road(self.ev.model_fn, self._x(), map[:, 0], self.targets, mode=mode, **opts)  # type: ignore[arg-type]
         else:
             raise CamlangError(f'road mode must be "morf", "lerf" or "combined", got "{mode}"')
         return r.score.to(self.dtype)[:, None, None, None]
 
     # ---- localisation and complexity
-    def op_pointing(self, map: torch.Tensor, mask: torch.Tensor, tolerance: float) -> torch.Tensor:
+    def op_pointing(self, map: torch.Tensor, mask: torch.Tensor, tolerance: float | None = None) -> torch.Tensor:
         map = self._clean(map)
-        return M.pointing_game(map[:, 0], mask[:, 0] > 0.5, tolerance).to(self.dtype)[:, None, None, None]
+        px = pointing_tolerance(tolerance, (int(map.shape[-2]), int(map.shape[-1])))
+        return M.pointing_game(map[:, 0], mask[:, 0] > 0.5, px).to(self.dtype)[:, None, None, None]
 
     def op_energy_inside(self, map: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         map = self._clean(map)
@@ -267,19 +301,46 @@ class MetricContext:
         map = self._clean(map)
         return M.entropy(map[:, 0]).to(self.dtype)[:, None, None, None]
 
-    def op_max_sensitivity(self, std: float, samples: int) -> torch.Tensor:
+    def _sensitivities(self, radius: float, samples: int, norm: str) -> torch.Tensor:
+        """`[samples, K*B]` map changes under uniform L-infinity noise (as `M.sensitivity_samples`).
+
+        Every sensitivity metric with the same radius and samples shares one set of draws and CAM calls.
+        """
+        if norm not in ("fro", "relative", "mean_abs"):
+            raise CamlangError(f'sensitivity norm must be "fro", "relative" or "mean_abs", got "{norm}"')
+        if samples < 1 or radius < 0:
+            raise CamlangError(f"sensitivity needs samples >= 1 and radius >= 0, got {samples} and {radius}")
+        key = (radius, samples)
+        if key not in self._sensitivity_memo:
+            self._sensitivity_memo[key] = self._sensitivity_draws(radius, samples)
+        return self._sensitivity_memo[key][norm]
+
+    def _sensitivity_draws(self, radius: float, samples: int) -> dict[str, torch.Tensor]:
         base = self.terminal("L")
-        worst = torch.zeros(self.k * self.b, 1, 1, 1, dtype=self.dtype, device=self.device)
+        base_norm = base.flatten(1).norm(dim=1)
+        x = self._x()
+        out: dict[str, list[torch.Tensor]] = {"fro": [], "relative": [], "mean_abs": []}
         for s in range(samples):
-            moved = self.op_L_at(self.op_noise(self._x(), std, 7919 + s))
-            worst = torch.maximum(worst, (moved - base).abs().mean((1, 2, 3), keepdim=True))
-        return worst
+            u = per_image_uniform(self.ev.seed, self.indices, "sensitivity", x.shape[1:], s, dtype=x.dtype)
+            moved = self.op_L_at(x + self._tile(radius * (2 * u.to(x.device) - 1)))
+            diff = (moved - base).flatten(1)
+            size = diff.norm(dim=1)
+            out["fro"].append(size)
+            out["relative"].append(torch.where(size == 0, torch.zeros_like(size), size / base_norm))
+            out["mean_abs"].append(diff.abs().mean(1))
+        return {name: torch.stack(v) for name, v in out.items()}
+
+    def op_max_sensitivity(self, radius: float, samples: int, norm: str = "fro") -> torch.Tensor:
+        return self._sensitivities(radius, samples, norm).amax(0).to(self.dtype)[:, None, None, None]
+
+    def op_avg_sensitivity(self, radius: float, samples: int, norm: str = "fro") -> torch.Tensor:
+        return self._sensitivities(radius, samples, norm).mean(0).to(self.dtype)[:, None, None, None]
 
     def op_direction_accuracy(self, map: torch.Tensor, fraction: float, pixels: int) -> torch.Tensor:
         map = self._clean(map)
         from camlang.methods import direction_accuracy
 
-        gen = torch.Generator().manual_seed(self.ev.seed)
+        gens = image_generators(self.ev.seed, self.indices.repeat(self.k), "direction_accuracy")
         acc = direction_accuracy(self.ev.live.module, self._x(), self.targets, map[:, 0], fraction=fraction,
-                                 pixels=pixels, generator=gen)  # fmt: skip
+                                 pixels=pixels, generator=gens)  # fmt: skip
         return torch.as_tensor(acc, dtype=self.dtype, device=self.device).reshape(-1, 1, 1, 1)

@@ -366,6 +366,18 @@ class _Builder(Transformer):  # type: ignore[type-arg]
     def export_stmt(self, meta: Any, c: _Children) -> s.Export:
         return s.Export(self._id(c[0]), self._str(c[1]), _span(self.src, meta))
 
+    def concepts_decl(self, meta: Any, c: _Children) -> s.ConceptsDecl:
+        return s.ConceptsDecl(self._id(c[0]), c[1], _span(self.src, meta))
+
+    def monitor_decl(self, meta: Any, c: _Children) -> s.MonitorDecl:
+        return s.MonitorDecl(self._id(c[0]), c[1], _span(self.src, meta))
+
+    def heatmaps_stmt(self, meta: Any, c: _Children) -> s.Heatmaps:
+        return s.Heatmaps(self._id(c[0]), self._id(c[1]), self._id(c[2]), _span(self.src, meta))
+
+    def monitor_stmt(self, meta: Any, c: _Children) -> s.Watch:
+        return s.Watch(self._id(c[0]), self._id(c[1]), _span(self.src, meta))
+
     def name_list(self, meta: Any, c: _Children) -> tuple[s.Ident, ...]:
         return tuple(self._id(t) for t in c if t is not None)
 

@@ -102,6 +102,14 @@ def pretty_stmt(stmt: s.Stmt) -> str:
             return "check " + ", ".join(p.name for p in props)
         case s.Export(cam=c, path=p):
             return f"export {c.name} to {_string(p.value)}"
+        case s.ConceptsDecl(name=n, source=src):
+            return f"concepts {n.name} = {pretty_expr(src)}"
+        case s.MonitorDecl(name=n, source=src):
+            return f"monitor {n.name} = {pretty_expr(src)}"
+        case s.Heatmaps(concepts=c, model=m, data=d):
+            return f"heatmaps {c.name} on {m.name}, {d.name}"
+        case s.Watch(monitor=m, data=d):
+            return f"monitor {m.name} on {d.name}"
         case _:
             assert_never(stmt)
 

@@ -114,6 +114,27 @@ class PropertyDef:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ConceptSetDef:
+    """`concepts NAME = source(args)`."""
+
+    name: str
+    kind: str
+    args: dict[str, Any]
+    base_dir: Path
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorDef:
+    """`monitor NAME = concept_monitor(args)`."""
+
+    name: str
+    kind: str
+    args: dict[str, Any]
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
 @dataclass
 class Program:
     """Everything a driver needs, after names are resolved and types inferred."""
@@ -127,6 +148,8 @@ class Program:
     grammars: dict[str, GrammarDef] = field(default_factory=dict)
     synths: dict[str, SynthDef] = field(default_factory=dict)
     properties: dict[str, PropertyDef] = field(default_factory=dict)
+    concept_sets: dict[str, ConceptSetDef] = field(default_factory=dict)
+    monitors: dict[str, MonitorDef] = field(default_factory=dict)
     actions: list[s.Action] = field(default_factory=list)
     files: list[SourceFile] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -151,6 +174,8 @@ class Program:
             "grammar": self.grammars,
             "synthesize": self.synths,
             "property": self.properties,
+            "concepts": self.concept_sets,
+            "monitor": self.monitors,
         }
 
     def summary(self) -> dict[str, list[str]]:

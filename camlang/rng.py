@@ -17,7 +17,14 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["image_seed", "image_generator", "per_image_normal", "per_image_uniform", "per_image_randint"]
+__all__ = [
+    "image_generator",
+    "image_generators",
+    "image_seed",
+    "per_image_normal",
+    "per_image_randint",
+    "per_image_uniform",
+]
 
 
 def image_seed(run_seed: int, image_index: int, op: str, *salt: int | str) -> int:
@@ -30,6 +37,17 @@ def image_seed(run_seed: int, image_index: int, op: str, *salt: int | str) -> in
 def image_generator(run_seed: int, image_index: int, op: str, *salt: int | str) -> torch.Generator:
     """A fresh CPU generator for one image and one op (see `image_seed`)."""
     return torch.Generator(device="cpu").manual_seed(image_seed(run_seed, image_index, op, *salt))
+
+
+def image_generators(
+    run_seed: int, indices: torch.Tensor | Sequence[int], op: str, *salt: int | str
+) -> list[torch.Generator]:
+    """One fresh generator per image (see `image_generator`), in the order of `indices`.
+
+    A method that draws several times per image (rounds, samples) keeps drawing from its image's
+    generator, so the k-th draw of an image is the same whatever else shares its batch.
+    """
+    return [image_generator(run_seed, i, op, *salt) for i in _indices(indices)]
 
 
 def _indices(indices: torch.Tensor | Sequence[int]) -> list[int]:

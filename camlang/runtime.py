@@ -158,7 +158,7 @@ def load_data(ddef: DataDef) -> Dataset:
     ds: Dataset
     try:
         if ddef.kind == "synthetic_shapes":
-            ds = synthetic_shapes(a["count"], a["size"], a["seed"], a.get("classes"))
+            ds = synthetic_shapes(a["count"], a["size"], a["seed"], a.get("classes"), a.get("shortcut", 0.0))
         elif ddef.kind == "images":
             folder = _path(a, "folder", ddef.base_dir, "image folder", ddef.span)
             assert folder is not None
@@ -167,8 +167,9 @@ def load_data(ddef: DataDef) -> Dataset:
             labels = a.get("labels")
             if isinstance(labels, str):
                 labels = _path(a, "labels", ddef.base_dir, "labels CSV", ddef.span)
+            concepts = _path(a, "concepts", ddef.base_dir, "concepts CSV", ddef.span)
             ds = images(folder, a["size"], _normalize(a["normalize"]), labels=labels, masks=masks, boxes=boxes,
-                        channels=a["channels"])  # fmt: skip
+                        channels=a["channels"], concepts=concepts)  # fmt: skip
         elif ddef.kind == "mnist":
             path = _path(a, "path", ddef.base_dir, "MNIST folder", ddef.span)
             assert path is not None

@@ -160,6 +160,8 @@ DATA_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("size", ("int",), 64, "image side in pixels", check=_POSITIVE),
         Arg("seed", ("int",), 0, "generator seed"),
         Arg("classes", ("list", "none"), None, "subset of class names"),
+        Arg("shortcut", ("number",), 0.0, "probability that a shape takes its class's colour family",
+            check=AtLeast(0, hint="a probability between 0 and 1")),
     )
     + _DATA_COMMON,
     "images": (
@@ -170,6 +172,7 @@ DATA_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("masks", ("string", "none"), None, "a folder of ground-truth masks", is_path=True),
         Arg("boxes", ("string", "none"), None, "a CSV of bounding boxes", is_path=True),
         Arg("channels", ("int",), 3, "1 or 3"),
+        Arg("concepts", ("string", "none"), None, "a CSV of 0/1 concept annotations per file", is_path=True),
     )
     + _DATA_COMMON,
     "mnist": (
@@ -226,6 +229,45 @@ PROPERTY_KINDS: dict[str, tuple[Arg, ...]] = {
     ),
 }
 
+#: Sources of `concepts NAME = ...` declarations (see camlang/concepts/).
+CONCEPT_SOURCES: dict[str, tuple[Arg, ...]] = {
+    "annotations": (
+        Arg("data", ("data",), doc="data whose images carry concept annotations"),
+        Arg("concepts", ("list", "none"), None, "concept names (default: all annotated)"),
+    ),
+    "probes": (
+        Arg("model", ("model",)),
+        Arg("data", ("data",), doc="annotated images to fit the probes on"),
+        Arg("heldout", ("data",), doc="annotated images to score the probes on"),
+        Arg("layer", ("string",), "penultimate", 'a layer path or "penultimate"'),
+        Arg("concepts", ("list", "none"), None, "concept names (default: all annotated)"),
+    ),
+    "clip": (
+        Arg("weights", ("string",), doc="a local open_clip weights file (never downloaded; checked by check/concepts.py)"),
+        Arg("arch", ("string",), "ViT-B-32", "open_clip architecture name"),
+        Arg("prompts", ("list",), doc="one text prompt per concept"),
+        Arg("concepts", ("list", "none"), None, "concept names (default: the prompts)"),
+        Arg("model", ("model",)),
+        Arg("align", ("data",), doc="held-out images to fit the feature aligner on"),
+    ),
+}
+
+#: Kinds of `monitor NAME = ...` declarations.
+MONITOR_KINDS: dict[str, tuple[Arg, ...]] = {
+    "concept_monitor": (
+        Arg("concepts", ("concepts",)),
+        Arg("model", ("model",)),
+        Arg("fit", ("data",), doc="labelled images to build the heatmaps on (where the model errs)"),
+        Arg("calibrate", ("data",), doc="labelled validation images to set the threshold on"),
+        Arg("fpr", ("number",), 0.05, "false-positive rate on correct validation images",
+            check=AtLeast(0, strict=True)),
+        Arg("pgd_eps", ("number", "none"), None, "also test on L-inf PGD examples of this radius",
+            check=AtLeast(0, strict=True)),
+        Arg("pgd_steps", ("int",), 10, "PGD steps", check=AtLeast(1)),
+        Arg("seed", ("int",), 0, "PGD random start seed"),
+    ),
+}
+
 SYNTH_SETTINGS: dict[str, Arg] = {
     a.name: a
     for a in (
@@ -240,6 +282,8 @@ SYNTH_SETTINGS: dict[str, Arg] = {
         Arg("seed", ("int",), 0),
         Arg("strategy", ("string",), "racing", "racing or exhaustive", check=Choices(("racing", "exhaustive"))),
         Arg("probe", ("int",), 16, "probe batch size for observational equivalence"),
+        Arg("race_first", ("int",), 4, "training images of the first racing round", check=AtLeast(1)),
+        Arg("finalists", ("int",), 5, "race leaders re-scored on every training image", check=AtLeast(1)),
     )
 }
 SYNTH_REQUIRED = ("model", "data", "objective")

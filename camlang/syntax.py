@@ -218,8 +218,48 @@ class Export:
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
-Decl: TypeAlias = Import | ModelDecl | DataDecl | CamDecl | MetricDecl | GrammarDecl | SynthDecl | PropertyDecl
-Action: TypeAlias = Evaluate | Check | Export
+@dataclass(frozen=True, slots=True)
+class ConceptsDecl:
+    """`concepts NAME = source(...)`: a named concept set (annotations, probes or clip)."""
+
+    name: Ident
+    source: Call
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorDecl:
+    """`monitor NAME = concept_monitor(...)`: a runtime monitor over a concept set."""
+
+    name: Ident
+    source: Call
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Heatmaps:
+    """`heatmaps CONCEPTS on MODEL, DATA`: semantic and differential heatmaps and fault localisation."""
+
+    concepts: Ident
+    model: Ident
+    data: Ident
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """`monitor NAME on DATA`: evaluate a monitor against MSP and energy on DATA (and PGD examples)."""
+
+    monitor: Ident
+    data: Ident
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+Decl: TypeAlias = (
+    Import | ModelDecl | DataDecl | CamDecl | MetricDecl | GrammarDecl | SynthDecl | PropertyDecl
+    | ConceptsDecl | MonitorDecl
+)  # fmt: skip
+Action: TypeAlias = Evaluate | Check | Export | Heatmaps | Watch
 Stmt: TypeAlias = Decl | Action
 
 

@@ -23,7 +23,7 @@ class TorchContext:
     def __init__(self, terminals: dict[str, torch.Tensor], input_size: tuple[int, int],
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
                  model: torch.nn.Module | None = None, targets: torch.Tensor | None = None,
-                 seed: int = 0) -> None:  # fmt: skip
+                 seed: int = 0, indices: torch.Tensor | None = None) -> None:  # fmt: skip
         self.terminals = terminals
         self.input_size = input_size
         self.dtype = dtype
@@ -31,6 +31,7 @@ class TorchContext:
         self.model = model
         self.targets = targets
         self.seed = seed
+        self.indices = indices  # each image's dataset index (None: its position in this batch)
 
     def terminal(self, name: str) -> torch.Tensor:
         try:
@@ -51,9 +52,13 @@ class TorchContext:
             raise KeyError("this method needs the model; evaluate it through CamEngine")
         return self.model, self.terminals["X"], self.targets
 
-    def generator(self) -> torch.Generator:
-        """A fresh generator seeded with this evaluation's seed."""
-        return torch.Generator().manual_seed(self.seed)
+    def generator(self, op: str) -> list[torch.Generator]:
+        """One generator per image keyed to (seed, dataset index, op): maps do not depend on batching."""
+        from camlang.rng import image_generators
+
+        batch = self.terminals["X"].shape[0]
+        indices = self.indices if self.indices is not None else torch.arange(batch)
+        return image_generators(self.seed, indices, op)
 
 
 def evaluate(roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:

@@ -122,5 +122,6 @@ TORCH: dict[str, TorchFn] = {
     "gini": lambda ctx, a, k: ctx.op_gini(*a, **k),
     "entropy": lambda ctx, a, k: ctx.op_entropy(*a, **k),
     "max_sensitivity": lambda ctx, a, k: ctx.op_max_sensitivity(*a, **k),
+    "avg_sensitivity": lambda ctx, a, k: ctx.op_avg_sensitivity(*a, **k),
     "direction_accuracy": lambda ctx, a, k: ctx.op_direction_accuracy(*a, **k),
 }

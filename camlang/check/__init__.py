@@ -16,6 +16,7 @@ from pathlib import Path
 from camlang import syntax as s
 from camlang.axes import AxisError
 from camlang.check.base import suggest
+from camlang.check.concepts import ConceptChecks
 from camlang.check.declarations import DeclarationChecks
 from camlang.check.imports import ImportChecks
 from camlang.check.lower import ExpressionLowering
@@ -26,7 +27,7 @@ from camlang.source import NO_SPAN, SourceFile
 __all__ = ["Checker", "check_file", "check_text", "suggest"]
 
 
-class Checker(ImportChecks, DeclarationChecks, ExpressionLowering):
+class Checker(ImportChecks, DeclarationChecks, ExpressionLowering, ConceptChecks):
     """Checks modules into one `Program`. The REPL keeps one and feeds it statements."""
 
     def check_source(self, source: SourceFile, *, is_main: bool = True) -> None:
@@ -74,6 +75,13 @@ class Checker(ImportChecks, DeclarationChecks, ExpressionLowering):
                 self._property(stmt, base)
             case s.Evaluate() | s.Check() | s.Export():
                 if self._action(stmt) and is_main:
+                    self.program.actions.append(stmt)
+            case s.ConceptsDecl():
+                self._concepts(stmt, base)
+            case s.MonitorDecl():
+                self._monitor(stmt, base)
+            case s.Heatmaps() | s.Watch():
+                if self._concept_action(stmt) and is_main:
                     self.program.actions.append(stmt)
             case _:
                 raise AssertionError(f"unhandled statement {stmt!r}")

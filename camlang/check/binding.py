@@ -152,7 +152,7 @@ def kinds_text(kinds: tuple[str, ...]) -> str:
     """`a string or none`: the kinds an argument accepts, in words."""
     words = {"string": "a string", "int": "an integer", "number": "a number", "bool": "true or false",
              "list": "a list", "none": "none", "model": "a model name", "cam": "a cam name",
-             "data": "a data name", "metric": "a metric name",
+             "data": "a data name", "metric": "a metric name", "concepts": "a concept set name",
              "point": 'a list of numbers, data[i] or vnnlib("file")', "any": "a value"}  # fmt: skip
     return " or ".join(words.get(k, k) for k in kinds)
 

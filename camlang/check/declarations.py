@@ -283,7 +283,7 @@ class DeclarationChecks(CheckerBase):
         value = literal_value(expr)
         kinds = arg.kinds
         if isinstance(value, Ref):
-            for k in ("model", "cam", "data", "metric"):
+            for k in ("model", "cam", "data", "metric", "concepts"):
                 if k in kinds:
                     return value if self._expect(s.Ident(value.name, expr.span), (k,)) else BAD
             if "point" in kinds:

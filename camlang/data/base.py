@@ -36,6 +36,7 @@ class Batch:
     - `names`: one display name per image (a relative file name or `shapes/000017`).
     - `indices`: `LongTensor [B]`, each image's index in the *original* dataset (before any
       `limit`/`shuffle`/`split`), so results can be traced back to an image.
+    - `concepts`: float `[B, K]` 0/1 concept annotations (columns `Dataset.concept_names`), or None.
     """
 
     x: torch.Tensor
@@ -44,6 +45,7 @@ class Batch:
     masks: torch.Tensor | None
     names: list[str]
     indices: torch.Tensor
+    concepts: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -119,6 +121,8 @@ class Dataset:
     class_names: list[str] | None
     has_labels: bool
     has_masks: bool
+    #: Names of the annotated concepts (the columns of `Batch.concepts`), or None.
+    concept_names: list[str] | None = None
 
     def __init__(self, count: int) -> None:
         self._order = torch.arange(count, dtype=torch.long)
@@ -165,6 +169,10 @@ class Dataset:
             )
         idx = torch.where(idx < 0, idx + n, idx)
         return self._load(self._order[idx])
+
+    def indices(self, positions: Sequence[int] | range) -> list[int]:
+        """The original-dataset indices (`Batch.indices`) of these positions, without loading images."""
+        return self._order[torch.as_tensor(list(positions), dtype=torch.long)].tolist()
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         """Yield consecutive batches of at most `batch_size` images; each is loaded on demand."""

@@ -143,6 +143,24 @@ def _box_table(path: str | os.PathLike[str]) -> dict[str, list[tuple[float, floa
     return table
 
 
+def _concept_table(path: str | os.PathLike[str]) -> tuple[list[str], dict[str, list[float]]]:
+    """Parse a `filename,concept1,concept2,...` header and one row of 0/1 values per file."""
+    rows = _read_csv(path, "concepts")
+    header = rows[0]
+    if len(header) < 2 or any(_is_number(h) for h in header[1:]):
+        raise CamlangError(f"concepts file {str(path)!r} needs a header row: filename,<concept>,<concept>,...")
+    names = header[1:]
+    if len(set(names)) != len(names) or any(not n for n in names):
+        raise CamlangError(f"concepts file {str(path)!r}: concept names in the header must be distinct and non-empty")
+    table: dict[str, list[float]] = {}
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header) or any(v not in ("0", "1") for v in row[1:]):
+            raise CamlangError(f"concepts file {str(path)!r}: row {i} {row!r} is not a filename and "
+                               f"{len(names)} values of 0 or 1")  # fmt: skip
+        table[row[0]] = [float(v) for v in row[1:]]
+    return names, table
+
+
 class ImageFolderDataset(Dataset):
     """Images in a folder, loaded lazily with PIL. Build with `images(...)`."""
 
@@ -157,6 +175,7 @@ class ImageFolderDataset(Dataset):
         masks: str | os.PathLike[str] | None,
         boxes: str | os.PathLike[str] | None,
         channels: int,
+        concepts: str | os.PathLike[str] | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise CamlangError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
@@ -186,6 +205,18 @@ class ImageFolderDataset(Dataset):
                 )
             self._boxes = found  # type: ignore[assignment]
         self.has_masks = masks is not None or boxes is not None
+        self._concepts: torch.Tensor | None = None
+        if concepts is not None:
+            names, ctable = _concept_table(concepts)
+            crows = [_lookup(ctable, e.name) for e in entries]  # type: ignore[arg-type]
+            missing = [e.name for e, r in zip(entries, crows) if r is None]
+            if missing:
+                raise CamlangError(
+                    f"{len(missing)} image(s) have no row in {str(concepts)!r} (first: {_first_few(missing)})",
+                    hint="add a filename,0,1,... row for each image",
+                )
+            self.concept_names = names
+            self._concepts = torch.tensor(crows, dtype=torch.float32)
         self.name = str(folder)
         super().__init__(len(entries))
         self.warnings = warnings
@@ -348,6 +379,7 @@ class ImageFolderDataset(Dataset):
             masks=mask_t,
             names=[e.name for e in entries],
             indices=base_indices.clone(),
+            concepts=None if self._concepts is None else self._concepts[base_indices],
         )
 
 
@@ -359,6 +391,7 @@ def images(
     masks: str | os.PathLike[str] | None = None,
     boxes: str | os.PathLike[str] | None = None,
     channels: int = 3,
+    concepts: str | os.PathLike[str] | None = None,
 ) -> ImageFolderDataset:
     """Images from a folder, resized to `size` x `size` (bilinear, antialiased) and normalized.
 
@@ -370,5 +403,7 @@ def images(
       binarised; `boxes`: a CSV of `filename,x0,y0,x1,y1` in original pixels, rescaled to `size`.
     - `normalize`: "imagenet", "cifar", "none" or a `(mean, std)` pair.
     - `channels`: 3 (RGB) or 1 (grey); `size=None` keeps the native size when all images share it.
+    - `concepts`: a CSV with a `filename,<concept>,...` header and one row of 0/1 values per image
+      (the annotations of `concepts NAME = annotations(...)` and of concept probes).
     """
-    return ImageFolderDataset(folder, size, normalize, labels, masks, boxes, channels)
+    return ImageFolderDataset(folder, size, normalize, labels, masks, boxes, channels, concepts)

@@ -5,6 +5,17 @@ textured, noisy background, and with probability 1/2 a distractor that is not a 
 (a ring segment, a thin line or a small blob) drawn underneath the target. Image `i` of seed `s`
 depends only on `(s, i)`: its random parameters come from `numpy.random.default_rng([s, i])`,
 so it is the same whatever the batch size, view or count. Rendering is vectorised over a batch.
+
+Every image also carries concept attributes that are true by construction (`SHAPE_CONCEPTS`):
+the target's colour family, its size, its quadrant, the distractor and its kind, and whether
+the background texture is strong.
+
+The shortcut variant (`shortcut=p`) ties colour to class: with probability `p` an image's
+target takes its class's colour family (`SHORTCUT_FAMILY`). The choice and the new hue come
+from a second generator, `default_rng([s, i, 1])`, so shape, position, background and
+distractor stay exactly those of the plain image with the same seed and index; `shortcut=0`
+is the plain dataset, bit for bit (and the "shifted" split, where colour is independent of
+the class).
 """
 
 from __future__ import annotations
@@ -24,6 +35,26 @@ SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
 
 _DISTRACTOR_ARC, _DISTRACTOR_LINE, _DISTRACTOR_BLOB = 0, 1, 2
 
+#: Colour families by hue: family `k` covers hues within 1/12 of `k/6` (red at hue 0).
+COLOUR_FAMILIES: tuple[str, ...] = ("red", "yellow", "green", "cyan", "blue", "magenta")
+#: The colour family each class takes in the shortcut variant (circle red, square green, ...).
+SHORTCUT_FAMILY: dict[str, str] = {"circle": "red", "square": "green", "triangle": "blue", "cross": "yellow"}
+#: Concept attributes of every shapes image, in column order of `Batch.concepts`.
+SHAPE_CONCEPTS: tuple[str, ...] = (
+    *COLOUR_FAMILIES,
+    "small", "large",
+    "top_left", "top_right", "bottom_left", "bottom_right",
+    "distractor", "arc_distractor", "line_distractor", "blob_distractor",
+    "strong_texture",
+)  # fmt: skip
+#: Shapes whose radius is below this fraction of the image size are "small", the rest "large".
+_SMALL_RADIUS = 0.225
+#: Background waves whose two amplitudes add up to more than this are a "strong texture".
+_STRONG_TEXTURE = 0.085
+#: In the shortcut variant, hues stay within this distance of the family centre (families are
+#: 1/6 wide), so that a shortcut colour is never on the border between two families.
+_SHORTCUT_HUE_SPREAD = 1.0 / 18.0
+
 
 @dataclass(frozen=True)
 class _Params:
@@ -35,6 +66,7 @@ class _Params:
     radius: np.ndarray
     theta: np.ndarray
     colour: np.ndarray  # [B, 3]
+    hue: np.ndarray  # in [0, 1): the target colour's hue
     bg_base: np.ndarray  # [B, 3]
     bg_wave: np.ndarray  # [B, 6]: amplitude, fx, fy, phase, amplitude2, phase2
     noise: np.ndarray  # [B, 3, H, W] standard normal, scaled by noise_std
@@ -56,8 +88,14 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> list[float]:
     return [v - v * s * max(0.0, min(kk, 4.0 - kk, 1.0)) for kk in k]
 
 
-def _sample_params(seed: int, indices: Sequence[int], size: int, label_pool: Sequence[int]) -> _Params:
-    """Draw every random parameter of the images with these indices, one generator per image."""
+def _sample_params(
+    seed: int, indices: Sequence[int], size: int, label_pool: Sequence[int], shortcut: float = 0.0
+) -> _Params:
+    """Draw every random parameter of the images with these indices, one generator per image.
+
+    With `shortcut > 0`, a second generator per image decides whether the target takes its
+    class's colour family; every other draw is the same as for the plain dataset.
+    """
     cols: dict[str, list] = {f: [] for f in _Params.__dataclass_fields__}
     for i in indices:
         rng = np.random.default_rng([seed, int(i)])
@@ -69,7 +107,14 @@ def _sample_params(seed: int, indices: Sequence[int], size: int, label_pool: Seq
         cols["cx"].append(rng.uniform(margin, size - margin))
         cols["cy"].append(rng.uniform(margin, size - margin))
         cols["theta"].append(rng.uniform(0.0, 2.0 * math.pi))
-        cols["colour"].append(_hsv_to_rgb(rng.random(), rng.uniform(0.65, 1.0), rng.uniform(0.8, 1.0)))
+        hue, sat, val = rng.random(), rng.uniform(0.65, 1.0), rng.uniform(0.8, 1.0)
+        if shortcut > 0.0:
+            tie = np.random.default_rng([seed, int(i), 1])
+            if tie.random() < shortcut:
+                family = COLOUR_FAMILIES.index(SHORTCUT_FAMILY[SHAPE_CLASSES[label]])
+                hue = (family / 6.0 + tie.uniform(-_SHORTCUT_HUE_SPREAD, _SHORTCUT_HUE_SPREAD)) % 1.0
+        cols["hue"].append(hue)
+        cols["colour"].append(_hsv_to_rgb(hue, sat, val))
         grey = rng.uniform(0.2, 0.45)
         cols["bg_base"].append([grey + t for t in rng.uniform(-0.05, 0.05, size=3)])
         cols["bg_wave"].append(
@@ -109,6 +154,21 @@ def _sample_params(seed: int, indices: Sequence[int], size: int, label_pool: Seq
         arrays["colour"] = arrays["bg_base"] = arrays["d_colour"] = np.zeros((0, 3))
         arrays["bg_wave"] = np.zeros((0, 6))
     return _Params(**arrays)
+
+
+def concept_attributes(p: _Params, size: int) -> torch.Tensor:
+    """Float `[B, len(SHAPE_CONCEPTS)]` 0/1 matrix of each image's concepts, true by construction."""
+    n = len(p.label)
+    family = np.floor(np.asarray(p.hue, dtype=np.float64) * 6.0 + 0.5).astype(np.int64) % 6
+    colour = np.eye(6, dtype=bool)[family].reshape(n, 6)
+    small = np.asarray(p.radius) < _SMALL_RADIUS * size
+    top, left = np.asarray(p.cy) < size / 2, np.asarray(p.cx) < size / 2
+    has_d = np.asarray(p.has_distractor, dtype=bool)
+    kinds = np.stack([has_d & (np.asarray(p.d_kind) == k) for k in range(3)], axis=1).reshape(n, 3)
+    texture = np.asarray(p.bg_wave).reshape(n, 6)[:, [0, 4]].sum(axis=1) > _STRONG_TEXTURE
+    columns = [colour, small[:, None], ~small[:, None], (top & left)[:, None], (top & ~left)[:, None],
+               (~top & left)[:, None], (~top & ~left)[:, None], has_d[:, None], kinds, texture[:, None]]  # fmt: skip
+    return torch.as_tensor(np.concatenate(columns, axis=1), dtype=torch.float32)
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -156,13 +216,29 @@ def _distractor_masks(p: _Params, ys: torch.Tensor, xs: torch.Tensor) -> torch.T
 
 
 def render_shapes(
-    seed: int, indices: Sequence[int], size: int, label_pool: Sequence[int] = (0, 1, 2, 3)
+    seed: int,
+    indices: Sequence[int],
+    size: int,
+    label_pool: Sequence[int] = (0, 1, 2, 3),
+    shortcut: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render images `indices` of the shapes dataset with `seed`.
 
     Returns `(raw [B,3,H,W] in [0,1], labels [B], masks [B,H,W] bool)`.
     """
-    p = _sample_params(seed, indices, size, label_pool)
+    raw, labels, masks, _ = render_shapes_with_concepts(seed, indices, size, label_pool, shortcut)
+    return raw, labels, masks
+
+
+def render_shapes_with_concepts(
+    seed: int,
+    indices: Sequence[int],
+    size: int,
+    label_pool: Sequence[int] = (0, 1, 2, 3),
+    shortcut: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`render_shapes` plus the concept matrix `[B, len(SHAPE_CONCEPTS)]` (see `concept_attributes`)."""
+    p = _sample_params(seed, indices, size, label_pool, shortcut)
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     ys, xs = coords.view(1, -1, 1), coords.view(1, 1, -1)
     amp, fx, fy, phase, amp2, phase2 = (_t(p.bg_wave[:, j]) for j in range(6))
@@ -176,7 +252,20 @@ def render_shapes(
     target = _target_masks(p, ys, xs)
     colour = torch.as_tensor(p.colour, dtype=torch.float32).view(-1, 3, 1, 1)
     img = torch.where(target.unsqueeze(1), colour, img).clamp_(0.0, 1.0)
-    return img, torch.as_tensor(p.label, dtype=torch.long), target
+    return img, torch.as_tensor(p.label, dtype=torch.long), target, concept_attributes(p, size)
+
+
+def distractor_masks(
+    seed: int, indices: Sequence[int], size: int, label_pool: Sequence[int] = (0, 1, 2, 3), shortcut: float = 0.0
+) -> torch.Tensor:
+    """Bool `[B, H, W]`: the visible distractor pixels of these images (the target is drawn on top).
+
+    The concept mask of "distractor" for concept maps (as Network Dissection scores units).
+    """
+    p = _sample_params(seed, indices, size, label_pool, shortcut)
+    coords = torch.arange(size, dtype=torch.float32) + 0.5
+    ys, xs = coords.view(1, -1, 1), coords.view(1, 1, -1)
+    return _distractor_masks(p, ys, xs) & ~_target_masks(p, ys, xs)
 
 
 class ShapesDataset(Dataset):
@@ -184,10 +273,14 @@ class ShapesDataset(Dataset):
 
     kind = "shapes"
 
-    def __init__(self, count: int, size: int, seed: int, classes: Sequence[str] | None) -> None:
+    def __init__(
+        self, count: int, size: int, seed: int, classes: Sequence[str] | None, shortcut: float = 0.0
+    ) -> None:
         super().__init__(count)
         self.size = size
         self.seed = seed
+        self.shortcut = shortcut
+        self.concept_names = list(SHAPE_CONCEPTS)
         self.channels = 3
         self.normalization = NORMALIZATION_PRESETS["none"]
         self.class_names = list(SHAPE_CLASSES)
@@ -196,17 +289,30 @@ class ShapesDataset(Dataset):
         self.has_labels = True
         self.has_masks = True
         self.name = f"shapes(count={count}, size={size}, seed={seed})"
+        if shortcut > 0.0:
+            self.name = f"shapes(count={count}, size={size}, seed={seed}, shortcut={shortcut:g})"
 
     def describe(self) -> dict[str, object]:
         """The common summary plus the seed and which classes are generated."""
         info = super().describe()
         info["seed"] = self.seed
         info["classes_present"] = list(self.classes_present)
+        info["concepts"] = list(SHAPE_CONCEPTS)
+        if self.shortcut > 0.0:
+            info["shortcut"] = self.shortcut
         return info
+
+    def distractor_masks(self, indices: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """Distractor masks `[B, H, W]` of the images at these positions of this view."""
+        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        base = [int(i) for i in self._order[idx]]
+        return distractor_masks(self.seed, base, self.size, self._label_pool, self.shortcut)
 
     def _load(self, base_indices: torch.Tensor) -> Batch:
         idx = [int(i) for i in base_indices]
-        raw, labels, masks = render_shapes(self.seed, idx, self.size, self._label_pool)
+        raw, labels, masks, concepts = render_shapes_with_concepts(
+            self.seed, idx, self.size, self._label_pool, self.shortcut
+        )
         return Batch(
             x=raw.clone(),
             raw=raw,
@@ -214,17 +320,24 @@ class ShapesDataset(Dataset):
             masks=masks,
             names=[f"shapes/{i:06d}" for i in idx],
             indices=base_indices.clone(),
+            concepts=concepts,
         )
 
 
 def synthetic_shapes(
-    count: int, size: int = 64, seed: int = 0, classes: Sequence[str] | None = None
+    count: int,
+    size: int = 64,
+    seed: int = 0,
+    classes: Sequence[str] | None = None,
+    shortcut: float = 0.0,
 ) -> ShapesDataset:
     """The embedded default dataset: `count` shape images of `size` x `size`, fixed by `seed`.
 
     `classes` restricts which shapes are generated (by name); labels stay indices into the full
     `SHAPE_CLASSES` list so that a model trained on all shapes scores a subset correctly.
     Images are RGB in [0, 1] and are not normalized; masks are exactly the target's pixels.
+    `shortcut` in [0, 1] is the probability that a target takes its class's colour family
+    (`SHORTCUT_FAMILY`); 0 (the default) keeps colour independent of the class.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise CamlangError(f"shapes count must be a positive integer, got {count!r}")
@@ -244,4 +357,9 @@ def synthetic_shapes(
         if not classes:
             raise CamlangError("shapes classes must name at least one class", hint=", ".join(SHAPE_CLASSES))
         classes = list(dict.fromkeys(classes))
-    return ShapesDataset(count, size, seed, classes)
+    if isinstance(shortcut, bool) or not isinstance(shortcut, int | float) or not 0.0 <= shortcut <= 1.0:
+        raise CamlangError(
+            f"shapes shortcut must be a probability between 0 and 1, got {shortcut!r}",
+            hint="e.g. shortcut = 0.95 ties each class to its colour family in 95% of the images",
+        )
+    return ShapesDataset(count, size, seed, classes, float(shortcut))

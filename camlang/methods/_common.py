@@ -107,13 +107,42 @@ def fill_value(fill: float | Tensor, x: Tensor, method: str) -> Tensor:
     )
 
 
-def randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Standard normal noise shaped like `x`, drawn from `generator` (on the generator's device)."""
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+Generators = torch.Generator | Sequence[torch.Generator] | None
+"""A method's randomness: one generator per image (a list, batch-independent: see `camlang.rng`),
+or one generator (or None, torch's global one) shared by all images in batch order."""
 
 
-def rand(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """Uniform [0, 1) float32 numbers drawn from `generator`, moved to `device`."""
-    gen_device = generator.device if generator is not None else device
-    return torch.rand(tuple(shape), generator=generator, device=gen_device).to(device)
+def per_image_generators(generator: Generators, batch: int, method: str) -> list[torch.Generator | None]:
+    """`generator` as one entry per image (a shared generator repeated)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return [generator] * batch
+    gens: list[torch.Generator | None] = list(generator)
+    if len(gens) != batch or not all(isinstance(g, torch.Generator) for g in gens):
+        raise CamlangError(
+            f"{method}: `generator` must be one torch.Generator or a list of one per image ({batch}), "
+            f"got {len(gens)} item(s)",
+            hint="camlang.rng.image_generators(seed, indices, op) makes one per image",
+        )
+    return gens
+
+
+def randn_rows(
+    shape: Sequence[int], gens: Sequence[torch.Generator | None], image: Tensor, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """`[len(image), *shape]` standard normal draws, row r from `gens[image[r]]`, rows in order."""
+    rows = [_randn(shape, gens[int(i)], dtype) for i in image.tolist()]
+    return torch.stack([r.to(device) for r in rows])
+
+
+def rand_rows(shape: Sequence[int], gens: Sequence[torch.Generator | None], device: torch.device) -> Tensor:
+    """`[len(gens), *shape]` uniform [0, 1) float32 draws, row b from `gens[b]`."""
+    rows = []
+    for gen in gens:
+        gen_device = gen.device if gen is not None else device
+        rows.append(torch.rand(tuple(shape), generator=gen, device=gen_device).to(device))
+    return torch.stack(rows)
+
+
+def _randn(shape: Sequence[int], gen: torch.Generator | None, dtype: torch.dtype) -> Tensor:
+    device = gen.device if gen is not None else torch.device("cpu")
+    return torch.randn(tuple(shape), generator=gen, device=device, dtype=dtype)

@@ -27,11 +27,13 @@ from torch import Tensor, nn
 
 from camlang.errors import CamlangError
 from camlang.methods._common import (
+    Generators,
     Progress,
     batched_logits,
     check_images,
     check_positive_int,
     fill_value,
+    per_image_generators,
     resolve_targets,
 )
 
@@ -129,7 +131,7 @@ def _square_masks(
     device = torch.device("cpu") if generator is None else generator.device
     side_min = max(1, round(sizes[0] * min(height, width)))
     side_max = max(side_min, round(sizes[1] * min(height, width)))
-    u = torch.rand((count, patches, 4), generator=generator, device=device)
+    u = torch.rand((count, patches, 4), generator=generator, device=device)  # one image's generator
     side = (side_min + u[..., 0] * (side_max - side_min + 1)).floor().clamp(max=side_max)
     top = (u[..., 1] * (height + side - 1)).floor() - side + 1
     left = (u[..., 2] * (width + side - 1)).floor() - side + 1
@@ -155,7 +157,7 @@ def deepcover(
     fill: float | Tensor = 0.0,
     round_size: int = 100,
     chunk_size: int = 64,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     progress: Progress | None = None,
 ) -> DeepCoverResult:
     """DeepCover SFL ranking of each image's pixels, `[B, H, W]` scores (higher = more important).
@@ -165,8 +167,10 @@ def deepcover(
     every pixel has been masked at least once, every image has both a failing and a passing
     mutant and at least `min_tests` mutants were run, or `max_tests` is reached (pixels still
     never masked then have ef = ep = 0; an image without failing mutants gets an all-zero map,
-    which `.failing` shows). Mutants of all
-    images are batched, `chunk_size` images per model call.
+    which `.failing` shows). Each image stops on its own criterion, so its map does not depend
+    on the other images of the batch; with one generator per image (`camlang.rng`) it does not
+    depend on the batch at all. Mutants of all active images are batched, `chunk_size` images
+    per model call.
     """
     method = "deepcover"
     x = check_images(x, method).detach()
@@ -182,33 +186,40 @@ def deepcover(
     fill_t = fill_value(fill, x, method)
     t = resolve_targets(targets, batched_logits(module, x, chunk_size, method), method)
     forward_passes = batch
+    gens = per_image_generators(generator, batch, method)
     ef = torch.zeros(batch, height, width, dtype=torch.long, device=x.device)
     ep = torch.zeros_like(ef)
     failing = torch.zeros(batch, dtype=torch.long, device=x.device)
-    tests = 0
-    while tests < max_tests:
-        n = min(round_size, max_tests - tests)
-        masks = _square_masks(batch * n, height, width, sizes, patches, generator).to(x.device)
-        masks = masks.reshape(n, batch, height, width)  # mutant i of image b is masks[i, b]
-        mutants = torch.where(masks[:, :, None], fill_t, x[None]).reshape(n * batch, *x.shape[1:])
-        labels = batched_logits(module, mutants, chunk_size, method).argmax(dim=1).reshape(n, batch)
-        forward_passes += n * batch
-        fails = labels != t[None]  # [n, B]
-        ef += (masks & fails[..., None, None]).sum(dim=0)
-        ep += (masks & ~fails[..., None, None]).sum(dim=0)
-        failing += fails.sum(dim=0)
-        tests += n
+    tests = torch.zeros(batch, dtype=torch.long, device=x.device)
+    # Active images have all run the same number of rounds, so they share one test count `done`.
+    active = torch.ones(batch, dtype=torch.bool, device=x.device)
+    done = 0
+    while bool(active.any()) and done < max_tests:
+        n = min(round_size, max_tests - done)
+        imgs = active.nonzero().squeeze(1)
+        masks = torch.stack(
+            [_square_masks(n, height, width, sizes, patches, gens[int(b)]) for b in imgs.tolist()], dim=1
+        ).to(x.device)  # mutant i of active image j is masks[i, j]
+        mutants = torch.where(masks[:, :, None], fill_t, x[imgs][None]).reshape(n * len(imgs), *x.shape[1:])
+        labels = batched_logits(module, mutants, chunk_size, method).argmax(dim=1).reshape(n, len(imgs))
+        forward_passes += n * len(imgs)
+        fails = labels != t[imgs][None]  # [n, active]
+        ef[imgs] += (masks & fails[..., None, None]).sum(dim=0)
+        ep[imgs] += (masks & ~fails[..., None, None]).sum(dim=0)
+        failing[imgs] += fails.sum(dim=0)
+        done += n
+        tests[imgs] = done
         if progress is not None:
-            progress(tests, max_tests)
+            progress(done, max_tests)
         # SFL ranks nothing for an image whose mutants all pass (or all fail): keep going then.
-        informative = bool(((failing > 0) & (failing < tests)).all())
-        if tests >= min_tests and informative and bool(((ef + ep) > 0).all()):
-            break
+        informative = (failing[imgs] > 0) & (failing[imgs] < done)
+        covered = ((ef[imgs] + ep[imgs]) > 0).flatten(1).all(dim=1)
+        if done >= min_tests:
+            active[imgs] = ~(informative & covered)
     passing = tests - failing
     counts = SflCounts(ep=ep, ef=ef, np=passing[:, None, None] - ep, nf=failing[:, None, None] - ef)
     scores = sfl_score(measure, counts.ep, counts.ef, counts.np, counts.nf).to(x.dtype)
-    tests_t = torch.full((batch,), tests, dtype=torch.long, device=x.device)
-    return DeepCoverResult(scores, counts, tests_t, failing, forward_passes)
+    return DeepCoverResult(scores, counts, tests, failing, forward_passes)
 
 
 def deepcover_map(
@@ -216,7 +227,7 @@ def deepcover_map(
     x: Tensor,
     targets: Targets = None,
     measure: str = "ochiai",
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     **options: object,
 ) -> Tensor:
     """`deepcover(...).map`: the SFL score map `[B, H, W]`; `options` are `deepcover`'s keywords."""

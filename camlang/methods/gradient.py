@@ -14,10 +14,12 @@ from torch import Tensor, nn
 
 from camlang.errors import CamlangError
 from camlang.methods._common import (
+    Generators,
     check_images,
     check_logits,
     check_positive_int,
-    randn_like,
+    per_image_generators,
+    randn_rows,
     resolve_targets,
 )
 
@@ -65,7 +67,7 @@ def smoothgrad(
     targets: Targets = None,
     samples: int = 25,
     noise: float = 0.15,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     *,
     chunk_size: int = 32,
 ) -> Tensor:
@@ -75,6 +77,9 @@ def smoothgrad(
     `noise * (x.max() - x.min())` computed per image, as in the paper's "noise level". The
     targets default to the predicted class of the clean image, so every copy explains the same
     class. Copies of all images are pushed through the model in chunks of `chunk_size` images.
+
+    `generator` is one generator per image (image b's copies draw from `generator[b]` in sample
+    order, so a map does not depend on the batch or the chunk size) or one shared generator.
     """
     method = "smoothgrad"
     x = check_images(x, method).detach()
@@ -83,6 +88,7 @@ def smoothgrad(
     if not isinstance(noise, int | float) or noise < 0:
         raise CamlangError(f"{method}: `noise` must be a non-negative number, got {noise!r}")
     batch = x.shape[0]
+    gens = per_image_generators(generator, batch, method)
     with torch.no_grad():
         t = resolve_targets(targets, check_logits(module(x), batch, method), method)
     span = (x.flatten(1).amax(dim=1) - x.flatten(1).amin(dim=1)).reshape(batch, 1, 1, 1)
@@ -94,7 +100,7 @@ def smoothgrad(
         rows = torch.arange(start, min(start + chunk_size, total), device=x.device)
         image = rows % batch
         base = x[image]
-        noisy = base + randn_like(base, generator) * sigma[image]
+        noisy = base + randn_rows(base.shape[1:], gens, image, x.dtype, x.device) * sigma[image]
         grad, _ = _gradient_and_targets(module, noisy, t[image], method)
         acc.index_add_(0, image, grad.abs().amax(dim=1))
     return acc / samples

@@ -22,7 +22,7 @@ from camlang.methods.xmage import xmage_map
 def _smoothgrad(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     model, x, t = ctx.method_inputs()
     with torch.enable_grad():
-        return smoothgrad(model, x, t, samples=k["samples"], noise=k["noise"], generator=ctx.generator())[:, None]
+        return smoothgrad(model, x, t, samples=k["samples"], noise=k["noise"], generator=ctx.generator("smoothgrad"))[:, None]
 
 
 def _xmage(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
@@ -36,7 +36,7 @@ def _deepcover(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torc
     tests = k["tests"]
     with torch.enable_grad():
         result = deepcover(model, x, t, k["measure"], min_tests=tests, max_tests=max(tests, 10 * tests),
-                           generator=ctx.generator())  # fmt: skip
+                           generator=ctx.generator("deepcover"))  # fmt: skip
     return result.map.to(x.dtype)[:, None]
 
 

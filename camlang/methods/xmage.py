@@ -25,11 +25,13 @@ from torch import Tensor, nn
 
 from camlang.errors import CamlangError
 from camlang.methods._common import (
+    Generators,
     batched_logits,
     check_images,
     check_logits,
     check_positive_int,
-    rand,
+    per_image_generators,
+    rand_rows,
     resolve_targets,
 )
 from camlang.methods._piecewise import PatternTape
@@ -155,7 +157,7 @@ def direction_accuracy(
     signed_map: Tensor,
     fraction: float = 0.01,
     pixels: int = 64,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     *,
     chunk_size: int = 64,
     tol: float = 1e-9,
@@ -163,7 +165,8 @@ def direction_accuracy(
 ) -> Tensor:
     """Per-image share of pixel perturbations whose score change has the sign the map predicts, `[B]`.
 
-    For each image, `pixels` positions are sampled without replacement (from `generator`). Each
+    For each image, `pixels` positions are sampled without replacement (from `generator`: one
+    per image, or one shared in batch order). Each
     is perturbed twice, all channels of the pixel scaled by `1 + fraction` and by
     `1 - fraction`, and the target logit's change is compared with the prediction
     `+sign(map)` (for the increase) and `-sign(map)` (for the decrease). A change with
@@ -207,7 +210,8 @@ def direction_accuracy(
     t = resolve_targets(targets, base, method)
     f0 = base.gather(1, t[:, None]).squeeze(1)
     count = min(pixels, height * width)
-    chosen = rand((batch, height * width), generator, x.device).argsort(dim=1)[:, :count]  # [B, P]
+    gens = per_image_generators(generator, batch, method)
+    chosen = rand_rows((height * width,), gens, x.device).argsort(dim=1)[:, :count]  # [B, P]
     # Row r of the perturbed batch: image r // (2P), pixel (r // 2) % P, sign + for even r.
     total = batch * count * 2
     rows = torch.arange(total, device=x.device)

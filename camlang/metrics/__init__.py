@@ -25,8 +25,23 @@ from camlang.metrics.localisation import (
     iou_at,
     pointing_game,
 )
-from camlang.metrics.road import RoadResult, impute, removal_mask, road, road_combined
-from camlang.metrics.robustness import equivariance_flip, equivariance_shift, max_sensitivity, stability
+from camlang.metrics.road import (
+    TIE_RULES,
+    RoadResult,
+    impute,
+    removal_mask,
+    removed_count,
+    road,
+    road_combined,
+)
+from camlang.metrics.robustness import (
+    avg_sensitivity,
+    equivariance_flip,
+    equivariance_shift,
+    max_sensitivity,
+    sensitivity_samples,
+    stability,
+)
 from camlang.metrics.sufficiency import SufficiencyResult, sufficient_fraction, sufficient_fraction_linear
 from camlang.metrics.transforms import (
     blur,
@@ -45,9 +60,11 @@ __all__ = [
     "ConfidenceResult",
     "CurveResult",
     "RoadResult",
+    "TIE_RULES",
     "SufficiencyResult",
     "argmax_points",
     "average_drop",
+    "avg_sensitivity",
     "blur",
     "boxes_to_masks",
     "confidence_change",
@@ -71,8 +88,10 @@ __all__ = [
     "pixel_ranks",
     "pointing_game",
     "removal_mask",
+    "removed_count",
     "road",
     "road_combined",
+    "sensitivity_samples",
     "shift",
     "shift_valid_mask",
     "sparsity",

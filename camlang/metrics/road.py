@@ -1,11 +1,15 @@
-"""ROAD: RemOve And Debias (Rong et al. 2022), computed as pytorch-grad-cam computes it.
+"""ROAD: RemOve And Debias (Rong et al. 2022), with pytorch-grad-cam's percentiles and imputer.
 
-For each percentile `p` (default 10, 20, ..., 90):
+For each percentile `p` (default 10, 20, ..., 90), `100 - p` percent of the pixels are removed:
 
-- MoRF (most relevant first): `t = numpy.percentile(L, p)`; the pixels with `L >= t` are
-  removed, so about the top `100 - p` percent go. LeRF (least relevant first): the same on
-  `1 - L`, so the pixels with `1 - L >= percentile(1 - L, p)` go (about the bottom `100 - p`
-  percent).
+- `tie_rule="rank"` (default): exactly `k = floor((100 - p) * H * W / 100)` pixels go. MoRF (most
+  relevant first) removes the top k of `pixel_ranks(L)`, the order deletion and insertion use
+  (decreasing saliency, ties: smaller row-major index first); LeRF (least relevant first) the
+  top k of `pixel_ranks(-L)` (increasing saliency, same tie-break).
+- `tie_rule="threshold"` (pytorch-grad-cam's rule): MoRF removes the pixels with
+  `L >= numpy.percentile(L, p)`, LeRF those with `1 - L >= numpy.percentile(1 - L, p)`. Tied
+  values at the threshold all go, so a map with many equal values (Grad-CAM's exact zeros)
+  loses more than `100 - p` percent, up to the whole image.
 - Removed pixels are imputed by the noisy linear imputer: each removed pixel equals the weighted
   mean of its in-image 8-neighbours (weight 1/6 for the 4 direct ones, 1/12 for diagonals,
   renormalised at the border), a sparse linear system over the removed pixels with the kept
@@ -18,11 +22,13 @@ For each percentile `p` (default 10, 20, ..., 90):
 MoRF: lower (more negative) is better. LeRF: higher (closer to 0) is better.
 `road_combined = (LeRF - MoRF) / 2`, higher is better.
 
-Noise and comparability: the noise is drawn from `generator` (a fresh one seeded 0 when None)
-as one `randn(C, n_removed)` per imputed image, in the order candidate, percentile, image
-(`road_combined` does LeRF first, then MoRF). pytorch-grad-cam draws `randn_like` from torch's
-global generator in the same order, so `torch.manual_seed(s)` there and a generator seeded `s`
-here give the same noise, and the two agree to float rounding.
+Noise: by default image b's noise for (mode, percentile) comes from its own generator keyed to
+(`seed`, `indices[b]`, mode, percentile) (`camlang.rng`), so scores do not depend on batching; all
+candidate maps of an image share it. For parity with pytorch-grad-cam pass one `generator`: the
+noise is then drawn as one `randn(C, n_removed)` per imputed image in the order candidate,
+percentile, image (`road_combined` does LeRF first, then MoRF), the order pytorch-grad-cam draws
+`randn_like` from torch's global generator, so `torch.manual_seed(s)` there and a generator
+seeded `s` here agree to float rounding (with `tie_rule="threshold"`).
 
 Edge cases pytorch-grad-cam does not handle: nothing removed leaves the image as is (no noise
 drawn); everything removed (a constant map) has no boundary values, so the imputed pixels are 0
@@ -31,9 +37,10 @@ plus noise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse
@@ -50,10 +57,12 @@ from camlang.metrics._common import (
     check_maps,
     check_targets,
     drop_candidates,
+    pixel_ranks,
     run_model,
     run_model_stream,
     with_candidates,
 )
+from camlang.rng import image_generator
 
 # (row offset, column offset, weight) of the neighbours in the imputation average.
 NEIGHBOUR_WEIGHTS: tuple[tuple[int, int, float], ...] = (
@@ -68,6 +77,8 @@ NEIGHBOUR_WEIGHTS: tuple[tuple[int, int, float], ...] = (
 )
 
 DEFAULT_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+TIE_RULES = ("rank", "threshold")
+TieRule = Literal["rank", "threshold"]
 
 
 @dataclass(frozen=True)
@@ -79,11 +90,22 @@ class RoadResult:
     images: int
 
 
-def removal_mask(cam: torch.Tensor, percentile: float, mode: Literal["morf", "lerf"]) -> np.ndarray:
+def removal_mask(
+    cam: torch.Tensor, percentile: float, mode: Literal["morf", "lerf"], tie_rule: TieRule = "rank"
+) -> np.ndarray:
     """Bool [H, W] numpy array of the pixels ROAD removes from a float32 map `cam` [H, W]."""
-    ranked = cam if mode == "morf" else 1 - cam
-    threshold = np.percentile(ranked.numpy(), percentile)
-    return (~(ranked < threshold)).numpy()
+    if tie_rule == "threshold":
+        ranked = cam if mode == "morf" else 1 - cam
+        threshold = np.percentile(ranked.numpy(), percentile)
+        return (~(ranked < threshold)).numpy()
+    k = removed_count(cam.numel(), percentile)
+    ranks = pixel_ranks(cam if mode == "morf" else -cam)
+    return (ranks < k).numpy()
+
+
+def removed_count(n_pixels: int, percentile: float) -> int:
+    """Pixels the rank rule removes at `percentile`: `floor((100 - p) * n / 100)`."""
+    return int(math.floor((100 - percentile) * n_pixels / 100 + 1e-9))
 
 
 def impute(
@@ -153,10 +175,15 @@ def road(
     score: Literal["logit", "probability"] = "logit",
     chunk_size: int = 256,
     counter: CallCounter | None = None,
+    *,
+    tie_rule: TieRule = "rank",
+    seed: int = 0,
+    indices: torch.Tensor | Sequence[int] | None = None,
 ) -> RoadResult:
     """ROAD score change for MoRF or LeRF removal, averaged over `percentiles` (see module doc).
 
-    `x` [B, C, H, W], `L` [B, H, W] or [M, B, H, W], `targets` [B].
+    `x` [B, C, H, W], `L` [B, H, W] or [M, B, H, W], `targets` [B]; `indices` [B] the images'
+    dataset indices that key the noise (default: batch positions).
     """
     check_images(x)
     check_maps(L, x)
@@ -171,18 +198,28 @@ def road(
         raise CamlangError(f"ROAD percentiles must be a non-empty list of numbers in [0, 100], got {pcts}")
     if noise < 0:
         raise CamlangError(f"ROAD noise must be >= 0, got {noise}")
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    if tie_rule not in TIE_RULES:
+        raise CamlangError(f'ROAD tie_rule must be "rank" or "threshold", got {tie_rule!r}')
     L4, had_m = with_candidates(L)
     m_count, b_count = L4.shape[:2]
+    idx = torch.arange(b_count) if indices is None else torch.as_tensor(indices).reshape(-1)
+    if idx.shape[0] != b_count:
+        raise CamlangError(f"ROAD indices must give one dataset index per image ({b_count}), got {idx.shape[0]}")
     x_cpu = x.detach().cpu()
     maps = L4.detach().cpu().float()
     local = CallCounter()
+
+    def noise_source(b: int, p: float) -> torch.Generator:
+        if generator is not None:
+            return generator
+        return image_generator(seed, int(idx[b]), "road", mode, repr(float(p)))
 
     def imputed() -> Iterator[torch.Tensor]:
         for m in range(m_count):
             for p in pcts:
                 for b in range(b_count):
-                    img = impute(x_cpu[b], removal_mask(maps[m, b], p, mode), noise, gen)
+                    removed = removal_mask(maps[m, b], p, mode, tie_rule)
+                    img = impute(x_cpu[b], removed, noise, noise_source(b, p))
                     yield img.unsqueeze(0).to(x.device, x.dtype)
 
     base = _score(run_model(model_fn, x, chunk_size, local), targets, score)
@@ -211,16 +248,17 @@ def road_combined(
     score: Literal["logit", "probability"] = "logit",
     chunk_size: int = 256,
     counter: CallCounter | None = None,
+    *,
+    tie_rule: TieRule = "rank",
+    seed: int = 0,
+    indices: torch.Tensor | Sequence[int] | None = None,
 ) -> RoadResult:
     """`(LeRF - MoRF) / 2` as pytorch-grad-cam's ROADCombined (LeRF noise drawn first). Higher is better."""
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
     args = (model_fn, x, L, targets, percentiles)
-    lerf = road(
-        *args, mode="lerf", noise=noise, generator=gen, score=score, chunk_size=chunk_size, counter=counter
-    )
-    morf = road(
-        *args, mode="morf", noise=noise, generator=gen, score=score, chunk_size=chunk_size, counter=counter
-    )
+    opts: dict[str, Any] = dict(noise=noise, generator=generator, score=score, chunk_size=chunk_size,
+                                counter=counter, tie_rule=tie_rule, seed=seed, indices=indices)  # fmt: skip
+    lerf = road(*args, mode="lerf", **opts)
+    morf = road(*args, mode="morf", **opts)
     return RoadResult(
         score=(lerf.score - morf.score) / 2,
         per_percentile=(lerf.per_percentile - morf.per_percentile) / 2,

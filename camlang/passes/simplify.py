@@ -86,6 +86,9 @@ RULES: tuple[Rule, ...] = (
          lambda b, n: n.args[0] if n.op in ("max", "min") and n.args[0] is n.args[1] else None),
     Rule("where_same", "where(c, x, x) -> x",
          lambda b, n: n.args[1] if n.op == "where" and n.args[1] is n.args[2] else None),
+    Rule("sub_sub", "x - (x - y) -> y",  # what grammars build from `S - s` with s = S - S_masked
+         lambda b, n: n.args[1].args[1] if n.op == "sub" and n.args[1].op == "sub" and n.args[1].args[0] is n.args[0]
+         else None, approx=True),
     Rule("commute", "x + y -> y + x (canonical operand order)",
          lambda b, n: _swap(b, n) if n.op in COMMUTATIVE else None),
 )  # fmt: skip

@@ -294,6 +294,12 @@ def _metrics(s: Session, a: str) -> Result:
     return _listing(s, "metric", None)
 
 
+def _concepts(s: Session, a: str) -> Result:
+    from camlang.concepts.terminal import list_concept_sources
+
+    return _ok(list_concept_sources(s.program))
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -304,6 +310,7 @@ COMMANDS: dict[str, Command] = {
         Command("data", ":data", "list the data sets (* = current)", _data),
         Command("cams", ":cams", "list the cams (* = the one metric expressions read as L)", _cams),
         Command("metrics", ":metrics", "list the metrics", _metrics),
+        Command("concepts", ":concepts", "list the concept sources and monitors", _concepts),
         Command("use", ":use model|data|cam NAME", "select the current model, data or cam", _use),
         Command("image", ":image N", "select image N of the current data", _image),
         Command("type", ":type EXPR", "the type of an expression (nothing is evaluated)", _type),

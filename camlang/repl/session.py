@@ -31,7 +31,7 @@ from camlang.pretty import pretty_stmt
 from camlang.program import Program
 from camlang.repl.results import Result, Typed
 from camlang.report import RunReport
-from camlang.run import RunOptions, RunState
+from camlang.runstate import RunOptions, RunState
 from camlang.source import NO_SPAN, SourceFile, Span
 
 #: What a bare expression is wrapped in to parse it (its diagnostics are shifted back).
@@ -107,13 +107,13 @@ class Session:
         """The current model, layer, data and image, for the toolbar."""
         model = self.current_model or "-"
         layer = "-"
-        if self.current_model in self.state.models:
+        if self.current_model is not None and self.current_model in self.state.models:
             layer = self.state.models[self.current_model].layer_path or "-"
         elif self.current_model in self.program.models:
             layer = self.program.models[self.current_model].layer or "(default)"
         data = self.current_data or "-"
         image = str(self.image)
-        if self.current_data in self.state.datasets:
+        if self.current_data is not None and self.current_data in self.state.datasets:
             image = f"{self.image}/{len(self.state.datasets[self.current_data])}"
         return {"model": model, "layer": layer, "data": data, "image": image, "cam": self.current_cam or "-"}
 
@@ -221,7 +221,9 @@ class Session:
 
         match action:
             case s.Evaluate():
-                return self._rich(eval_table(run_evaluate(self.state, action)))
+                result = run_evaluate(self.state, action)
+                assert result is not None  # one process: this is rank 0
+                return self._rich(eval_table(result))
             case s.Check():
                 results = [run_check(self.state, p.name) for p in action.properties]
                 return self._rich(checks_table(results))
@@ -230,6 +232,12 @@ class Session:
                 if not target.is_absolute():
                     target = self.out_dir / target
                 return self.export(action.cam.name, target)
+            case s.Heatmaps() | s.Watch():
+                from camlang.concepts.run_hook import run_concept_action
+                from camlang.concepts.terminal import render_heatmaps
+
+                heat = run_concept_action(self.state, action)
+                return render_heatmaps(heat) if heat is not None else f"report: {self.out_dir / 'concepts'}"
         return ""
 
     def export(self, name: str, target: Path) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from camlang.report.model import CheckResult, EvalResult, RunReport, SynthResult
+from camlang.report.model import CheckResult, EvalResult, MetricInfo, RunReport, SynthResult
 from camlang.report.ranking import direction_arrow, fmt_number, fmt_stat, rank_table, rank_values
 from camlang.report.schema import SCHEMA_VERSION
 
@@ -99,9 +99,9 @@ def _evaluation(ev: EvalResult, idx: int, pngs: Mapping[str, Any]) -> str:
         "best in bold; NaN ranks last.</p>"
     )
     out.append(f"<table><tr><th>cam</th>{head}</tr>{''.join(rows)}</table>")
-    descs = [m for m in ev.metrics if m.description]
+    descs = [m for m in ev.metrics if m.description or m.settings]
     if descs:
-        items = "".join(f"<li><b>{escape(m.name)}</b>: {escape(m.description)}</li>" for m in descs)
+        items = "".join(f"<li><b>{escape(m.name)}</b>: {escape(m.description)}{_settings(m)}</li>" for m in descs)
         out.append(f"<ul class='muted'>{items}</ul>")
     charts = pngs.get("charts", {})
     if charts:
@@ -229,6 +229,8 @@ def render_html(
         parts.append(
             '<p class="banner">partial (interrupted): the run was stopped; results below are incomplete.</p>'
         )
+    if report.failure:
+        parts.append(f'<p class="banner">{escape(report.failure)}</p>')
     parts.append(
         _meta_table(
             [
@@ -237,6 +239,7 @@ def render_html(
                 ("created", report.created),
                 ("seed", report.seed),
                 ("device", report.device),
+                ("workers", report.world_size),
                 ("status", "partial (interrupted)" if report.partial else "complete"),
             ]
         )
@@ -269,3 +272,7 @@ def render_html(
     )
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _settings(m: MetricInfo) -> str:
+    return "".join(f" <i>({escape(k)}: {escape(v)})</i>" for k, v in m.settings.items())

@@ -83,11 +83,15 @@ def stat_of(values: ArrayLike, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPL
 
 @dataclass(frozen=True, slots=True)
 class MetricInfo:
-    """A metric column: its name, whether lower or higher is better, and a one-line description."""
+    """A metric column: its name, whether lower or higher is better, and a one-line description.
+
+    `settings` are values the metric resolved from the data, e.g. the pointing game tolerance.
+    """
 
     name: str
     direction: Direction
     description: str = ""
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -206,6 +210,7 @@ class SynthResult:
     partial: bool = False
     comparison: Mapping[str, Interval] = field(default_factory=dict)
     visuals: Visuals | None = None
+    verdict: str | None = None  # one sentence: better / equal / worse than the best stdlib CAM
 
 
 @dataclass(frozen=True)
@@ -257,3 +262,7 @@ class RunReport:
     syntheses: Sequence[SynthResult] = ()
     checks: Sequence[CheckResult] = ()
     exports: Sequence[Export] = ()
+    #: Processes the run used (`camlang run --workers N`, torchrun); results do not depend on it.
+    world_size: int = 1
+    #: Why a partial run stopped when a worker failed or was lost (which rank, what error).
+    failure: str | None = None

@@ -49,7 +49,8 @@ def jsonable(value: Any) -> Any:
 
 
 def _metric(m: MetricInfo) -> dict[str, Any]:
-    return {"name": m.name, "direction": m.direction, "description": m.description}
+    out = {"name": m.name, "direction": m.direction, "description": m.description}
+    return out | ({"settings": dict(m.settings)} if m.settings else {})
 
 
 def _evaluation(ev: EvalResult, images: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,6 +132,7 @@ def _synthesis(sy: SynthResult, images: Mapping[str, Any]) -> dict[str, Any]:
             }
             for name, iv in sy.comparison.items()
         },
+        "verdict": sy.verdict,
         "images": jsonable(images),
     }
 
@@ -166,6 +168,8 @@ def report_to_dict(
         "seed": None if report.seed is None else int(report.seed),
         "device": report.device,
         "partial": bool(report.partial),
+        "world_size": int(report.world_size),
+        "failure": report.failure,
         "warnings": [str(w) for w in report.warnings],
         "evaluations": [_evaluation(ev, img) for ev, img in zip(report.evaluations, ev_imgs, strict=True)],
         "syntheses": [_synthesis(sy, img) for sy, img in zip(report.syntheses, sy_imgs, strict=True)],

@@ -142,6 +142,8 @@ def print_summary(report: RunReport, console: Console) -> None:
         print_full_width(console, synth_table(sy))
         if sy.comparison:
             print_full_width(console, comparison_table(sy))
+        if sy.verdict:
+            console.print(Text(f"{sy.name}: {sy.verdict}"))
     if report.checks:
         print_full_width(console, checks_table(list(report.checks)))
     for ex in report.exports:

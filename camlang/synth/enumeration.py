@@ -197,6 +197,19 @@ def compile_grammar(program: Program, grammar: GrammarDef) -> dict[str, tuple[Al
     return out
 
 
+def constant_nonterminals(alts: dict[str, tuple[Alternative, ...]]) -> frozenset[str]:
+    """Nonterminals whose alternatives are all numbers: numeric-constant holes with a grid.
+
+    `t -> 0.5 | 1 | 2` makes `t` a constant hole; selection on the training split picks its
+    value like any other choice, and the synthesis reports what it picked.
+    """
+    return frozenset(
+        nt
+        for nt, options in alts.items()
+        if options and all(isinstance(a.template, Fixed) and a.template.node.op == "const" for a in options)
+    )
+
+
 def min_sizes(alts: dict[str, tuple[Alternative, ...]]) -> dict[str, float]:
     """The smallest derivation size of each nonterminal (inf when it derives nothing finite)."""
     inf = float("inf")
@@ -278,6 +291,9 @@ class Enumerator:
         self.seen: dict[str, set[int]] = {nt: set() for nt in self.alts}
         self.sizes: dict[int, int] = {}  # derivation size of every start term built (first seen)
         self.stats = EnumStats()
+        self.constant_holes = constant_nonterminals(self.alts)
+        # (nonterminal, node id) -> the constant-hole values its kept derivation chose, in order
+        self.constants: dict[tuple[str, int], tuple[tuple[str, float], ...]] = {}
 
     def terms(self, nonterminal: str) -> Iterator[tuple[int, Node]]:
         """Kept terms of a nonterminal, with their sizes, smallest first."""
@@ -342,6 +358,17 @@ class Enumerator:
             return
         self.stats.bump(self.stats.kept, nt)
         self.bank[nt].setdefault(size, []).append(node)
+        chosen: tuple[tuple[str, float], ...] = ()
+        for hole, child in zip(alt.holes, children):
+            chosen += self.constants.get((hole, child.nid), ())
+        if nt in self.constant_holes:
+            chosen += ((nt, float(node.attr("value"))),)
+        if chosen:
+            self.constants[(nt, node.nid)] = chosen
+
+    def constants_of(self, node: Node) -> tuple[tuple[str, float], ...]:
+        """The numeric-constant holes a kept start term chose, as (nonterminal, value) pairs."""
+        return self.constants.get((self.start, node.nid), ())
 
 
 def _compositions(total: int, minimums: list[float]) -> Iterator[tuple[int, ...]]:

@@ -7,6 +7,12 @@ batch of images, then eliminates each candidate whose paired difference to the c
 scored on twice as many images, until one is left or every image is used. All candidates of a
 round are scored in one call, so the metric's model calls are batched across candidates.
 Exhaustive mode scores every candidate on every image.
+
+Anchors (the last `anchors` rows, e.g. the best-known stdlib CAMs) are scored with the
+candidates on the same images, so the paired elimination also compares against them, but they
+are never eliminated by a candidate, never halved away and never count as survivors: a candidate
+confidently worse than a stdlib CAM stops early, and `keep` contenders always stay in the race.
+After the first round only the best anchor races on (the paired reference for the rest).
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ def race(
     min_images: int = 4,
     chunk: int = 64,
     halve: bool = True,
+    anchors: int = 0,
+    keep: int = 1,
 ) -> RaceResult:
     """Successive doubling with paired elimination (see the module docs).
 
@@ -92,6 +100,7 @@ def race(
     remove more. The final winner is still compared against the exhaustive reference in tests.
     """
     res = RaceResult(torch.full((n_cands, n_images), math.nan), list(range(n_cands)))
+    contenders = n_cands - anchors
     done = 0
     n = min(n_images, max(1, first))
     try:
@@ -101,10 +110,13 @@ def race(
                 cands = res.alive[start : start + chunk]
                 _fill(res.scores, cands, new, score(cands, new))
             done = n
-            _eliminate(res, n, z, min_images)
+            before = [c for c in res.alive if c < contenders]
+            _eliminate(res, n, z, min_images, contenders)
+            _best_anchor_only(res, n, contenders)
             if halve and n < n_images:
-                _halve(res, n)
-            if n >= n_images or len(res.alive) <= 1:
+                _halve(res, n, contenders)
+            _restore(res, before, n, max(1, keep), contenders)
+            if n >= n_images or sum(c < contenders for c in res.alive) <= 1:
                 break
             n = min(n_images, 2 * n)
     except StopSearch as stop:
@@ -114,21 +126,50 @@ def race(
     return res
 
 
-def _halve(res: RaceResult, n: int) -> None:
-    if len(res.alive) <= 2:
+def _best_anchor_only(res: RaceResult, n: int, contenders: int) -> None:
+    """After a round, keep racing against the best anchor only (the paired reference)."""
+    anchors = [c for c in res.alive if c >= contenders]
+    if len(anchors) <= 1:
         return
-    keep_n = max(2, math.ceil(len(res.alive) / 2))
-    alive = torch.tensor(res.alive)
-    means = res.scores[alive, :n].mean(1)
+    means = res.scores[torch.tensor(anchors), :n].mean(1)
+    best = anchors[int(means.argmax())]
+    for c in anchors:
+        if c != best:
+            res.eliminated_at[c] = n
+    res.alive = [c for c in res.alive if c < contenders or c == best]
+
+
+def _restore(res: RaceResult, before: list[int], n: int, keep: int, contenders: int) -> None:
+    """Bring back the best contenders eliminated this round until `keep` are alive."""
+    alive = [c for c in res.alive if c < contenders]
+    if len(alive) >= min(keep, len(before)):
+        return
+    gone = [c for c in before if c not in alive]
+    means = res.scores[torch.tensor(gone), :n].mean(1)
     order = torch.argsort(means, descending=True, stable=True).tolist()
-    kept = {res.alive[i] for i in order[:keep_n]}
-    for c in res.alive:
+    back = {gone[i] for i in order[: keep - len(alive)]}
+    for c in back:
+        res.eliminated_at.pop(c, None)
+    res.alive = sorted(set(res.alive) | back)
+
+
+def _halve(res: RaceResult, n: int, contenders: int | None = None) -> None:
+    limit = len(res.alive) if contenders is None else contenders
+    racing = [c for c in res.alive if c < limit]
+    if len(racing) <= 2:
+        return
+    keep_n = max(2, math.ceil(len(racing) / 2))
+    means = res.scores[torch.tensor(racing), :n].mean(1)
+    order = torch.argsort(means, descending=True, stable=True).tolist()
+    kept = {racing[i] for i in order[:keep_n]}
+    for c in racing:
         if c not in kept:
             res.eliminated_at[c] = n
-    res.alive = [c for c in res.alive if c in kept]
+    res.alive = [c for c in res.alive if c in kept or c >= limit]
 
 
-def _eliminate(res: RaceResult, n: int, z: float, min_images: int) -> None:
+def _eliminate(res: RaceResult, n: int, z: float, min_images: int, contenders: int | None = None) -> None:
+    limit = len(res.scores) if contenders is None else contenders
     if n < min_images or len(res.alive) <= 1:
         return
     alive = torch.tensor(res.alive)
@@ -142,7 +183,7 @@ def _eliminate(res: RaceResult, n: int, z: float, min_images: int) -> None:
     out = (upper < 0) & ~(d.abs().amax(1) == 0)
     keep = []
     for i, c in enumerate(res.alive):
-        if bool(out[i]):
+        if bool(out[i]) and c < limit:
             res.eliminated_at[c] = n
         else:
             keep.append(c)

@@ -46,6 +46,7 @@ def test_valid_program_has_no_diagnostics_and_fills_the_program() -> None:
         "size": 32,
         "seed": 0,
         "classes": None,
+        "shortcut": 0.0,
         "limit": None,
         "shuffle": None,
         "split": None,

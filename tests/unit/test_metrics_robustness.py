@@ -1,4 +1,4 @@
-"""Stability, max-sensitivity and equivariance against loops, with simple deterministic cam_fns."""
+"""Stability, max/avg-sensitivity (Yeh et al. 2019) and equivariance against loops, with simple cam_fns."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from camlang.errors import CamlangError
-from camlang.metrics import CallCounter, equivariance_flip, equivariance_shift, max_sensitivity, stability
+from camlang.metrics import (
+    CallCounter,
+    avg_sensitivity,
+    equivariance_flip,
+    equivariance_shift,
+    max_sensitivity,
+    stability,
+)
+from camlang.rng import image_generator
 
 
 def pointwise_cam(x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -27,34 +35,57 @@ def setup():
     return torch.randn(3, 3, 12, 10, generator=g), torch.tensor([0, 1, 2])
 
 
-def test_stability_and_max_sensitivity_match_loops(setup) -> None:
+def test_stability_and_sensitivity_match_loops(setup) -> None:
+    """Reference loops over images and draws, with each draw made from its image's own generator."""
     x, t = setup
+    indices = [5, 9, 2]
     counter = CallCounter()
-    got = stability(
-        pointwise_cam, x, t, std=0.1, generator=torch.Generator().manual_seed(4), samples=3, counter=counter
-    )
+    got = stability(pointwise_cam, x, t, std=0.1, seed=4, samples=3, indices=indices, counter=counter)
     assert counter.images == 3 * 4
-    g = torch.Generator().manual_seed(4)
-    eps = torch.randn((3, *x.shape), generator=g)
     for b in range(3):
         base = pointwise_cam(x[b : b + 1], t[b : b + 1])[0]
         vals = []
         for s in range(3):
-            noisy = pointwise_cam(x[b : b + 1] + 0.1 * eps[s, b : b + 1], t[b : b + 1])[0]
+            eps = torch.randn(x.shape[1:], generator=image_generator(4, indices[b], "noise", s))
+            noisy = pointwise_cam(x[b : b + 1] + 0.1 * eps, t[b : b + 1])[0]
             vals.append(float((noisy - base).abs().mean()))
         assert abs(float(got[b]) - sum(vals) / 3) < 1e-6
-    for norm in ("fro", "mean_abs"):
-        sens = max_sensitivity(positional_cam, x, t, radius=0.05, samples=4, norm=norm, chunk_size=5)
-        g = torch.Generator().manual_seed(0)  # the default generator
-        u = torch.rand((4, *x.shape), generator=g)
+    for norm in ("fro", "relative", "mean_abs"):
+        sens = max_sensitivity(positional_cam, x, t, radius=0.05, samples=4, seed=3, norm=norm, indices=indices,
+                               chunk_size=5)  # fmt: skip
+        avg = avg_sensitivity(positional_cam, x, t, radius=0.05, samples=4, seed=3, norm=norm, indices=indices)
         for b in range(3):
             base = positional_cam(x[b : b + 1], t[b : b + 1])[0]
-            best = 0.0
+            sizes = []
             for s in range(4):
-                d = positional_cam(x[b : b + 1] + 0.05 * (2 * u[s, b : b + 1] - 1), t[b : b + 1])[0] - base
-                size = float(d.norm()) if norm == "fro" else float(d.abs().mean())
-                best = max(best, size)
-            assert abs(float(sens[b]) - best) < 1e-6
+                u = torch.rand(x.shape[1:], generator=image_generator(3, indices[b], "sensitivity", s))
+                assert float((0.05 * (2 * u - 1)).abs().max()) <= 0.05  # inside the L-inf ball
+                d = positional_cam(x[b : b + 1] + 0.05 * (2 * u - 1), t[b : b + 1])[0] - base
+                size = {"fro": float(d.norm()), "relative": float(d.norm() / base.norm()),
+                        "mean_abs": float(d.abs().mean())}[norm]  # fmt: skip
+                sizes.append(size)
+            assert abs(float(sens[b]) - max(sizes)) < 1e-6
+            assert abs(float(avg[b]) - sum(sizes) / 4) < 1e-6
+        assert (avg <= sens + 1e-7).all() and (avg < sens).any()
+
+
+def test_random_metrics_do_not_depend_on_the_batch(setup) -> None:
+    """An image's value is the same alone, in its batch, or in any other batch."""
+    x, t = setup
+    indices = torch.tensor([11, 3, 7])
+    runs = {
+        "stability": lambda xs, ts, ix: stability(pointwise_cam, xs, ts, std=0.2, samples=2, seed=1, indices=ix),
+        "max": lambda xs, ts, ix: max_sensitivity(positional_cam, xs, ts, radius=0.1, samples=3, seed=1, indices=ix),
+        "avg": lambda xs, ts, ix: avg_sensitivity(positional_cam, xs, ts, radius=0.1, samples=3, seed=1, indices=ix),
+    }
+    for name, run in runs.items():
+        whole = run(x, t, indices)
+        alone = torch.cat([run(x[b : b + 1], t[b : b + 1], indices[b : b + 1]) for b in range(3)])
+        order = torch.tensor([2, 0, 1])
+        shuffled = run(x[order], t[order], indices[order])
+        assert torch.allclose(whole, alone, atol=1e-6), name
+        assert torch.allclose(whole[order], shuffled, atol=1e-6), name
+        assert not torch.allclose(whole, run(x, t, indices + 100), atol=1e-6), name  # the index is the key
 
 
 def test_equivariance(setup) -> None:

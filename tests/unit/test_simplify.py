@@ -47,6 +47,7 @@ EXAMPLES = {
     "abs_neg": ("abs(-A)", "abs(A)"),
     "idem": ("max(A, A)", "A"),
     "where_same": ("where(G, A, A)", "A"),
+    "sub_sub": ("A - (A - G)", "G"),
     "commute": ("(G + A) * (A + G)", "(G + A) * (G + A)"),  # operands ordered by build order
 }
 

@@ -102,7 +102,7 @@ def test_racing_matches_exhaustive_with_fewer_passes(live: LiveModel) -> None:
             c for c in full.result.candidates if c.expression == raced.result.candidates[0].expression
         ]
         assert racing_in_full and abs(racing_in_full[0].train_score - win.train_score) < 0.02
-    assert full.result.counts.fully_evaluated >= full.stats["candidates"]
+    assert full.result.counts.fully_evaluated >= full.stats.candidates
 
 
 @pytest.mark.parametrize("objective", ["deletion", "average_drop", "pointing_game"])
@@ -114,12 +114,12 @@ def test_honest_report_against_every_stdlib_cam(live: LiveModel, objective: str)
     for iv in res.comparison.values():
         assert iv.ci_low <= iv.mean + 1e-9 and iv.mean <= iv.ci_high + 1e-9
     sign = 1 if prog.metrics[objective].direction == "maximize" else -1
-    winner = out.stats["train_scores_winner"]
-    for name, score in out.stats["stdlib_train"].items():
+    winner = out.stats.train_scores_winner
+    for name, score in out.stats.stdlib_train.items():
         assert sign * winner >= sign * score - 1e-9, name
     # At this global-average-pooled layer HiResCAM and XGrad-CAM give Grad-CAM's map, so the
     # enumerator may keep only the first of them; the rest are covered by its comparison.
-    contained = set(out.stats["contained_stdlib"])
+    contained = set(out.stats.contained_stdlib)
     assert {"gradcam", "layercam"} <= contained
     assert contained & {"hirescam", "xgradcam", "gradcam"}
     assert res.visuals is not None and "best" in res.visuals.maps

@@ -1,0 +1,171 @@
+"""1 vs 2 workers: wall time of `camlang run` on three workloads, with the ratio, and a check that
+the results agree (per-metric means to 1e-6, synthesis winner and table, check verdicts).
+
+Workloads:
+1. evaluate: Score-CAM (plus Grad-CAM) on the demo CNN with deletion and average drop;
+0. startup: one tiny evaluate, to measure the fixed cost S(W) of starting W workers;
+2. synthesis: `gradient_weights` on the demo CNN (see docs/scaling.md: synthesis runs on every
+   worker, so no speed-up is expected until candidate scoring is sharded);
+3. checks: the 30 mnistfc saliency-robustness properties (skipped, with a message, without
+   ../shared/data/mnistfc).
+
+Both runs of a workload are the same command (`python -m camlang run FILE --workers N`), so the
+ratio includes start-up (importing torch, loading the model) for each worker. Targets on a 2-core
+machine: >= 1.7x on the checks, >= 1.3x on evaluate and synthesis. The machine's load average is
+printed next to each measurement, because other jobs share it.
+
+Usage: python benchmarks/bench_distributed.py [--images 96] [--check-timeout 10] [--only evaluate,synthesis,checks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnistfc"
+TARGETS = {"startup": 0.0, "evaluate": 1.3, "synthesis": 1.3, "checks": 1.7}
+
+HEADER = f"""import "stdlib/cams.cam"
+import "stdlib/metrics.cam"
+import "stdlib/grammars.cam"
+model shapes = checkpoint("{ROOT}/models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"
+"""
+
+
+def evaluate_program(images: int) -> str:
+    return HEADER + (
+        f"data test = synthetic_shapes(count = {images}, size = 64, seed = 1)\n"
+        "evaluate [scorecam, gradcam] on shapes, test with [deletion, average_drop]\n"
+    )
+
+
+def startup_program() -> str:
+    """Start-up only: import, load the model, one tiny evaluate (the cost model's fixed term S)."""
+    return HEADER + "data one = synthetic_shapes(count = 1, size = 64, seed = 1)\nevaluate [gradcam] on shapes, one with [sparsity]\n"
+
+
+def synthesis_program(images: int) -> str:
+    return HEADER + (
+        f"data train = synthetic_shapes(count = {images}, size = 64, seed = 0)\n"
+        f"data test = synthetic_shapes(count = {images}, size = 64, seed = 1)\n"
+        "synthesize best from gradient_weights {\n  model = shapes\n  data = train\n  holdout = test\n"
+        "  objective = deletion\n  max_size = 5\n}\n"
+    )
+
+
+def checks_program(timeout: float) -> str | None:
+    onnx_path = MNIST / "mnist-net_256x2.onnx"
+    if not onnx_path.is_file():
+        return None
+    props = sorted(MNIST.glob("prop_*.vnnlib"), key=lambda p: (p.stem.split("_")[2], int(p.stem.split("_")[1])))
+    lines = [f'model net = onnx("{onnx_path}")']
+    names = []
+    for p in props[:30]:
+        eps = float(p.stem.split("_")[2])
+        name = "p_" + p.stem.replace(".", "_")
+        names.append(name)
+        lines.append(
+            f'property {name} = saliency_robust(net, at = vnnlib("{p}"), eps = {eps}, delta = 0.001, '
+            f"box = [0, 1], timeout = {timeout})"
+        )
+    lines.append("check " + ", ".join(names))
+    return "\n".join(lines) + "\n"
+
+
+def run(program: Path, out: Path, workers: int) -> tuple[float, dict[str, Any]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--workers", str(workers)]
+    start = time.perf_counter()
+    got = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if got.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({got.returncode}):\n{got.stderr[-3000:]}")
+    return seconds, json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def _near(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=1e-6)
+
+
+def agreement(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """'same results', or what differs."""
+    problems = []
+    for ea, eb in zip(a["evaluations"], b["evaluations"], strict=True):
+        for cam, row in ea["table"].items():
+            for metric, cell in row.items():
+                if not _near(cell["mean"], eb["table"][cam][metric]["mean"]) or cell["n"] != eb["table"][cam][metric]["n"]:
+                    problems.append(f"{cam}/{metric}")
+    for sa, sb in zip(a["syntheses"], b["syntheses"], strict=True):
+        if [c["expression"] for c in sa["candidates"]] != [c["expression"] for c in sb["candidates"]]:
+            problems.append(f"synthesis {sa['name']} candidates")
+        for ca, cb in zip(sa["candidates"], sb["candidates"], strict=False):
+            if not all(_near(ca["holdout"][k], cb["holdout"][k]) for k in ("mean", "ci_low", "ci_high")):
+                problems.append(f"synthesis {sa['name']} CI of {ca['expression']}")
+    if [c["status"] for c in a["checks"]] != [c["status"] for c in b["checks"]]:
+        problems.append("check verdicts")
+    return "same results" if not problems else "DIFFERENT: " + ", ".join(problems)
+
+
+def cost_model(measured: dict[str, tuple[float, float]]) -> None:
+    """docs/scaling.md's model T(W) = S(W) + work / W, checked on the evaluate workload."""
+    if "startup" not in measured or "evaluate" not in measured:
+        return
+    (s1, s2), (e1, e2) = measured["startup"], measured["evaluate"]
+    predicted = s2 + (e1 - s1) / 2
+    print(f"cost model: S(1) = {s1:.1f} s, S(2) = {s2:.1f} s, evaluate work = {e1 - s1:.1f} s on 1 worker; "
+          f"predicted 2-worker evaluate {predicted:.1f} s, measured {e2:.1f} s ({100 * (e2 - predicted) / predicted:+.0f}%)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="1 vs 2 workers benchmark")
+    ap.add_argument("--images", type=int, default=96, help="images for evaluate (synthesis uses half)")
+    ap.add_argument("--check-timeout", type=float, default=10.0, help="seconds per mnistfc property")
+    ap.add_argument("--only", default="startup,evaluate,synthesis,checks")
+    args = ap.parse_args()
+    wanted = args.only.split(",")
+    print(f"machine: {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.1f} "
+          "(other jobs share this machine: ratios are only meaningful when the load is low)")  # fmt: skip
+    programs = {
+        "startup": startup_program(),
+        "evaluate": evaluate_program(args.images),
+        "synthesis": synthesis_program(max(8, args.images // 2)),
+        "checks": checks_program(args.check_timeout),
+    }
+    print(f"{'workload':<10} {'1 worker s':>11} {'2 workers s':>12} {'ratio':>6} {'target':>7}  {'load':>9}  results")
+    measured: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in wanted:
+            text = programs[name]
+            if text is None:
+                print(f"{name:<10} skipped: {MNIST} not found (the mnistfc network and VNN-LIB files)")
+                continue
+            program = Path(tmp) / f"{name}.cam"
+            program.write_text(text, encoding="utf-8")
+            load0 = os.getloadavg()[0]
+            one, rep1 = run(program, Path(tmp) / f"{name}-1", 1)
+            two, rep2 = run(program, Path(tmp) / f"{name}-2", 2)
+            load1 = os.getloadavg()[0]
+            ratio = one / two
+            measured[name] = (one, two)
+            verdict = "met" if ratio >= TARGETS[name] else "MISSED"
+            if name == "startup":
+                verdict = "none (fixed cost)"
+            print(f"{name:<10} {one:>11.1f} {two:>12.1f} {ratio:>5.2f}x {TARGETS[name]:>6.1f}x  "
+                  f"{load0:>4.1f}-{load1:<4.1f}  {agreement(rep1, rep2)}; target {verdict}", flush=True)  # fmt: skip
+    cost_model(measured)
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,100 @@
+"""The `heatmaps` and `monitor ... on` actions of a run (see `camlang.run`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from camlang import syntax as s
+from camlang.concepts.adversarial import pgd_linf
+from camlang.concepts.build import ConceptRuntime
+from camlang.concepts.features import Features, forward_with_features
+from camlang.concepts.heatmaps import SemanticHeatmaps, semantic_heatmaps, top_cells
+from camlang.concepts.localise import fit_localiser, localise
+from camlang.concepts.monitor import DETECTORS
+from camlang.concepts.report import ConceptReport
+from camlang.concepts.roc import DetectorResult, evaluate_detector
+from camlang.errors import CamlangError
+
+
+def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Any) -> SemanticHeatmaps | None:
+    """Semantic and differential heatmaps of a concept set on a model and data, and localisation."""
+    source = runtime.source(act.concepts.name)
+    feats = runtime.features_of(act.model.name, act.data.name)
+    classes = runtime.class_names(act.model.name, act.data.name)
+    scores = source.scores(feats)
+    labels = feats.labels
+    if labels is None:
+        raise CamlangError(f"data `{act.data.name}` has no labels, so correct and incorrect images cannot be told apart",
+                           hint="semantic heatmaps need labelled images", code="E823")  # fmt: skip
+    heat = semantic_heatmaps(scores, labels, feats.predictions, source.names, classes)
+    correct = feats.correct
+    loc = None
+    if bool(correct.any()) and bool((~correct).any()):
+        loc = localise(fit_localiser(heat, scores, labels, correct), scores, labels, feats.predictions)
+    extra = {"concepts": act.concepts.name, "model": act.model.name, "data": act.data.name,
+             "source": source.describe(), "accuracy": float(correct.float().mean())}  # fmt: skip
+    title = f"{act.concepts.name} on {act.model.name}, {act.data.name}"
+    report.add_heatmaps(title, heat, loc, extra)
+    console.print(f"[bold]heatmaps[/] {title}: accuracy {extra['accuracy']:.1%}")
+    for c in range(len(classes)):
+        for cell in top_cells(heat, c, 1):
+            console.print(f"  {cell.sentence()}")
+    if loc is not None:
+        console.print(f"  localisation: {loc.encoder_share():.1%} of {loc.errors} errors in the encoder")
+    return heat
+
+
+def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, console: Any) -> None:
+    """Evaluate a monitor against MSP and energy on misclassifications of DATA (and PGD examples)."""
+    monitor = runtime.monitor(act.monitor.name)
+    mdef = runtime.state.program.monitors[act.monitor.name]
+    model = mdef.args["model"].name
+    feats = runtime.features_of(model, act.data.name)
+    results: dict[str, list[DetectorResult]] = {}
+    wrong = ~feats.correct
+    scores = monitor.detector_scores(feats)
+    results[f"misclassified in {act.data.name}"] = [evaluate_detector(d, scores[d], wrong, monitor.thresholds[d])
+                                                    for d in DETECTORS]  # fmt: skip
+    eps = mdef.args.get("pgd_eps")
+    if eps is not None:
+        adv = _pgd_features(runtime, model, act.data.name, feats, float(eps), mdef.args)
+        if adv is not None:
+            both, positive = adv
+            adv_scores = monitor.detector_scores(both)
+            results[f"PGD eps={eps:g} on {act.data.name}"] = [
+                evaluate_detector(d, adv_scores[d], positive, monitor.thresholds[d]) for d in DETECTORS]  # fmt: skip
+    title = f"{act.monitor.name} on {act.data.name}"
+    report.add_monitor(title, results, {"monitor": act.monitor.name, "data": act.data.name, "fpr": monitor.fpr})
+    for test, rows in results.items():
+        console.print(f"[bold]monitor[/] {act.monitor.name}, {test}: " + ", ".join(
+            f"{r.detector} AUROC {r.auroc:.3f} TPR@5% {r.tpr_at_5_fpr:.2f}" for r in rows))  # fmt: skip
+
+
+def _pgd_features(runtime: ConceptRuntime, model: str, data: str, clean: Features, eps: float,
+                  args: dict[str, Any]) -> tuple[Features, torch.Tensor] | None:  # fmt: skip
+    """Clean correct images (negatives) and successful PGD examples of them (positives)."""
+    live = runtime.state.model(model, data)
+    ds = runtime.state.data(data)
+    keep = torch.nonzero(clean.correct).flatten()
+    if len(keep) == 0:
+        return None
+    batch = ds.get(keep)
+    mean, std = ds.normalization
+    lo = ((0 - torch.tensor(mean)) / torch.tensor(std)).view(1, -1, 1, 1)
+    hi = ((1 - torch.tensor(mean)) / torch.tensor(std)).view(1, -1, 1, 1)
+    gen = torch.Generator().manual_seed(int(args["seed"]))
+    parts = []
+    for start in range(0, len(keep), 128):
+        x, y = batch.x[start : start + 128], batch.labels[start : start + 128]
+        x_adv = pgd_linf(live.module, x, y, eps=eps, steps=int(args["pgd_steps"]), lower=lo, upper=hi, generator=gen)
+        parts.append(forward_with_features(live.module, x_adv, runtime.layers_of(model)))
+    logits = torch.cat([p[0] for p in parts])
+    pooled = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
+    fooled = logits.argmax(1) != batch.labels
+    sub = clean.subset(keep)
+    both = Features(torch.cat([sub.logits, logits[fooled]]),
+                    {k: torch.cat([sub.pooled[k], pooled[k][fooled]]) for k in pooled}, None, None, ())  # fmt: skip
+    positive = torch.cat([torch.zeros(len(keep), dtype=torch.bool), torch.ones(int(fooled.sum()), dtype=torch.bool)])
+    return both, positive

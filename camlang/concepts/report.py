@@ -1,0 +1,122 @@
+"""The concepts part of a run's report: labelled PNG heatmap matrices, sentences, tables, ROC curves.
+
+Written into `<out>/concepts/` (PNG files, `concepts.json`, `concepts.md`), next to the
+main report, so that it does not change the main report's schema.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from camlang.concepts.heatmaps import SemanticHeatmaps, top_cells  # noqa: E402
+from camlang.concepts.localise import Localisation  # noqa: E402
+from camlang.concepts.roc import DetectorResult  # noqa: E402
+
+
+@dataclass
+class ConceptReport:
+    """Accumulates the concept sections of one run and rewrites the files after each action."""
+
+    out_dir: Path
+    sections: list[dict[str, Any]] = field(default_factory=list)
+    markdown: list[str] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        return self.out_dir / "concepts"
+
+    def _save(self, fig: Any, name: str) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fig.savefig(self.folder / name, dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        return name
+
+    def add_heatmaps(self, title: str, heat: SemanticHeatmaps, loc: Localisation | None, extra: dict[str, Any]) -> None:
+        """Per class: correct, incorrect and differential matrices, top cells as sentences; localisation."""
+        stem = _slug(title)
+        classes: list[dict[str, Any]] = []
+        lines = [f"## Semantic heatmaps: {title}", ""]
+        for c, name in enumerate(heat.classes):
+            png = self._save(_matrices(heat, c), f"{stem}-{_slug(name)}.png")
+            cells = top_cells(heat, c, 3)
+            classes.append({"class": name, "correct": int(heat.n_correct[c]), "incorrect": int(heat.n_incorrect[c]),
+                            "png": png, "top_cells": [cell.sentence() for cell in cells]})  # fmt: skip
+            lines += [f"### {name} ({int(heat.n_correct[c])} correct, {int(heat.n_incorrect[c])} incorrect)", "",
+                      f"![{name}]({png})", ""] + [f"- {cell.sentence()}" for cell in cells] + [""]  # fmt: skip
+        section: dict[str, Any] = {"kind": "heatmaps", "title": title, "classes": classes, **extra}
+        if loc is not None:
+            rows = loc.table()
+            section["localisation"] = rows
+            lines += ["### Fault localisation", "", "| class | errors | encoder | head |", "|---|---|---|---|"]
+            lines += [f"| {r['class']} | {r['errors']} | {r['encoder']} | {r['head']} |" for r in rows]
+            lines += ["", f"{loc.encoder_share():.1%} of {loc.errors} errors localised to the encoder.", ""]
+        self.sections.append(section)
+        self.markdown += lines
+        self.write()
+
+    def add_monitor(self, title: str, results: dict[str, list[DetectorResult]], extra: dict[str, Any]) -> None:
+        """ROC curves and a table of every detector on every test set."""
+        stem = _slug(title)
+        lines = [f"## Monitor: {title}", "", "| test set | detector | AUROC | TPR@5%FPR | calibrated TPR | calibrated FPR |",
+                 "|---|---|---|---|---|---|"]  # fmt: skip
+        section: dict[str, Any] = {"kind": "monitor", "title": title, "tests": {}, **extra}
+        for test, rows in results.items():
+            fig, ax = plt.subplots(figsize=(4, 4))
+            for r in rows:
+                ax.plot(r.roc[0], r.roc[1], label=f"{r.detector} (AUROC {r.auroc:.2f})")
+            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+            ax.set_xlabel("false-positive rate")
+            ax.set_ylabel("true-positive rate")
+            ax.set_title(f"{title}: {test}")
+            ax.legend(fontsize=7)
+            png = self._save(fig, f"{stem}-{_slug(test)}-roc.png")
+            section["tests"][test] = {"roc_png": png, "detectors": [
+                {"detector": r.detector, "auroc": _num(r.auroc), "tpr_at_5_fpr": r.tpr_at_5_fpr,
+                 "threshold": _num(r.threshold), "calibrated_tpr": r.calibrated_tpr, "calibrated_fpr": r.calibrated_fpr,
+                 "positives": r.positives, "negatives": r.negatives} for r in rows]}  # fmt: skip
+            lines += [f"| {test} | {r.detector} | {r.auroc:.3f} | {r.tpr_at_5_fpr:.3f} | {r.calibrated_tpr:.3f} | "
+                      f"{r.calibrated_fpr:.3f} |" for r in rows]  # fmt: skip
+            lines.append(f"\n![ROC {test}]({png})\n")
+        self.sections.append(section)
+        self.markdown += lines + [""]
+        self.write()
+
+    def write(self) -> None:
+        """(Re)write concepts.json and concepts.md."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "concepts.json").write_text(json.dumps({"sections": self.sections}, indent=2), encoding="utf-8")
+        (self.folder / "concepts.md").write_text("# Concepts\n\n" + "\n".join(self.markdown), encoding="utf-8")
+
+
+def _matrices(heat: SemanticHeatmaps, c: int) -> Any:
+    k = len(heat.concepts)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * (2 + 0.35 * k), 2 + 0.35 * k))
+    panels = [("correct", heat.correct[c], "viridis", (0, 1)), ("incorrect", heat.incorrect[c], "viridis", (0, 1)),
+              ("differential (correct - incorrect)", heat.differential[c], "coolwarm", (-1, 1))]  # fmt: skip
+    for ax, (label, mat, cmap, (lo, hi)) in zip(axes, panels):
+        ax.imshow(torch.nan_to_num(mat, nan=0.0).numpy(), cmap=cmap, vmin=lo, vmax=hi)
+        ax.set_xticks(range(k), heat.concepts, rotation=90, fontsize=7)
+        ax.set_yticks(range(k), heat.concepts, fontsize=7)
+        ax.set_title(f"{heat.classes[c]}: {label}", fontsize=8)
+        ax.set_xlabel("c_j")
+        ax.set_ylabel("c_i (cell: P[c_i > c_j])")
+    fig.tight_layout()
+    return fig
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-") or "x"
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) or math.isinf(x) else x

@@ -1,0 +1,257 @@
+"""The state of one run: what is loaded and what has been produced, behind a small interface.
+
+Three drivers share it: `camlang run` (`camlang.run`), the REPL (`camlang.repl.session`) and the
+Python API (`camlang.api.LoadedProgram`).
+
+- `Workspace` loads a program's models and data sets on first use and keeps them. It is the one
+  place that turns declarations into live objects for a run (the API uses it alone).
+- `RunState` adds what a run produces: synthesized cams, the report built so far, warnings, and
+  the run's place in a distributed job (`camlang.distributed.Dist`) and its result cache
+  (`camlang.runcache.RunCache`).
+
+Actions (`camlang.actions`) read and extend a `RunState` only through its methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from camlang.errors import CamlangError
+from camlang.ir import Node, postorder
+from camlang.program import CamDef, Program
+from camlang.report import RunReport
+from camlang.runtime import LiveModel, load_data, load_model
+
+__all__ = ["RunOptions", "RunState", "Workspace"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings of one run (from the command line, the REPL or the API)."""
+
+    out_dir: Path
+    device: str = "cpu"
+    batch_size: int = 32
+    seed: int = 0
+    resume: bool = False
+    grid_images: int = 8
+
+
+class Workspace:
+    """A program's models and data sets, each loaded the first time it is asked for."""
+
+    def __init__(self, program: Program, device: str = "cpu") -> None:
+        self.program = program
+        self.device = device
+        self._models: dict[str, LiveModel] = {}
+        self._datasets: dict[str, Any] = {}
+        #: Notes for the report (a default layer chosen, data set warnings), in order.
+        self.warnings: list[str] = []
+
+    @property
+    def models(self) -> Mapping[str, LiveModel]:
+        """The models loaded so far, by name."""
+        return self._models
+
+    @property
+    def datasets(self) -> Mapping[str, Any]:
+        """The data sets loaded so far, by name."""
+        return self._datasets
+
+    def data(self, name: str) -> Any:
+        """The data set `name` (a lazy `camlang.data.Dataset`)."""
+        if name not in self._datasets:
+            if name not in self.program.datas:
+                raise CamlangError(
+                    f"unknown data `{name}`", hint=f"declared: {', '.join(self.program.datas) or 'none'}"
+                )
+            ds = load_data(self.program.datas[name])
+            self._datasets[name] = ds
+            self.warnings.extend(f"data `{name}`: {w}" for w in getattr(ds, "warnings", []))
+        return self._datasets[name]
+
+    def model(self, name: str, data_name: str | None = None) -> LiveModel:
+        """The live model `name`; `data_name` gives an example image to find a default layer."""
+        if name not in self._models:
+            if name not in self.program.models:
+                raise CamlangError(
+                    f"unknown model `{name}`", hint=f"declared: {', '.join(self.program.models) or 'none'}"
+                )
+            example = self.data(data_name).get([0]).x if data_name is not None else None
+            live = load_model(self.program.models[name], self.device, example)
+            self._models[name] = live
+            if live.layer_chosen_by_default:
+                self.warnings.append(
+                    f"model `{name}`: no layer named, using the last spatial layer `{live.layer_path}`"
+                )
+        return self._models[name]
+
+
+@dataclass
+class RunState:
+    """What a run has loaded and produced so far (see the module docs)."""
+
+    program: Program
+    options: RunOptions
+    console: Console
+    report: RunReport | None = None
+    workspace: Workspace | None = None
+    dist: Any = None  # camlang.distributed.Dist; None means one process
+    cache: Any = None  # camlang.runcache.RunCache; None means no per-batch cache
+    synthesized: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    #: The finished part of the action that was running when the run stopped (for the report).
+    unfinished: Any = None
+    #: camlang.concepts: the fitted concept sources and monitors and their report, made on first use.
+    concepts: Any = None
+
+    def __post_init__(self) -> None:
+        if self.workspace is None:
+            self.workspace = Workspace(self.program, self.options.device)
+        if self.dist is None:
+            from camlang.distributed import Dist
+
+            self.dist = Dist.single(self.options.device)
+        if self.cache is None:
+            from camlang.runcache import RunCache
+
+            self.cache = RunCache(None, self.dist, resume=False)
+
+    # ---- loading
+    @property
+    def models(self) -> Mapping[str, LiveModel]:
+        assert self.workspace is not None
+        return self.workspace.models
+
+    @property
+    def datasets(self) -> Mapping[str, Any]:
+        assert self.workspace is not None
+        return self.workspace.datasets
+
+    def data(self, name: str) -> Any:
+        """The data set `name`, loaded on first use."""
+        assert self.workspace is not None
+        return self.workspace.data(name)
+
+    def model(self, name: str, data_name: str | None = None) -> LiveModel:
+        """The model `name`, loaded on first use (on this worker's device)."""
+        assert self.workspace is not None
+        return self.workspace.model(name, data_name)
+
+    @property
+    def is_main(self) -> bool:
+        """Does this process print progress and write the report (rank 0)?"""
+        return bool(self.dist.is_main)
+
+    # ---- results
+    @property
+    def warnings(self) -> list[str]:
+        """Every warning so far: loading notes first, then the run's own, without repeats."""
+        assert self.workspace is not None
+        return list(dict.fromkeys(self.workspace.warnings + self.notes))
+
+    def warn(self, text: str) -> None:
+        """Add a warning to the report."""
+        self.notes.append(text)
+
+    def add(self, **sections: Any) -> None:
+        """Append report sections: `add(evaluations=(r,))`, `add(checks=rows)`, ..."""
+        assert self.report is not None
+        changes: dict[str, Any] = {k: tuple(getattr(self.report, k)) + tuple(v) for k, v in sections.items()}
+        self.report = dataclasses.replace(self.report, **changes)
+
+    def update_report(self, **changes: Any) -> None:
+        """Replace report fields (`partial`, `warnings`, ...)."""
+        assert self.report is not None
+        self.report = dataclasses.replace(self.report, **changes)
+
+    # ---- cams
+    def cam_node(self, name: str) -> tuple[Node, str]:
+        """The IR and source text of a cam, running its synthesis first if needed."""
+        cdef = self.program.cams.get(name)
+        if cdef is not None and cdef.node is not None:
+            return cdef.node, cdef.source_text
+        if name in self.program.synths:
+            outcome = self.run_synthesis(name)
+            return outcome.node, outcome.source_text
+        raise CamlangError(f"unknown cam `{name}`")
+
+    def run_synthesis(self, name: str) -> Any:
+        """Run synthesis `name` once; returns its outcome (winner node, text, partial flag, ...).
+
+        With several workers, rank 0 runs it alone with every local core while the others wait,
+        then broadcasts the winner, which each rank re-interns in its own program builder
+        (docs/scaling.md). Only rank 0 adds the synthesis section to the report.
+        """
+        if name in self.synthesized:
+            return self.synthesized[name]
+        sdef = self.program.synths[name]
+        outcome: Any = self._synthesize(name) if self.is_main else None
+        if self.dist.distributed:
+            winner = self.dist.broadcast_after_work(
+                None if outcome is None else _Winner(outcome.node, outcome.source_text, outcome.partial)
+            )
+            if not self.is_main:
+                outcome = _Winner(_intern(self.program.builder, winner.node), winner.source_text, winner.partial)
+        self.synthesized[name] = outcome
+        self.program.cams[name] = CamDef(name, outcome.node, outcome.source_text, "synthesized", sdef.span, name)
+        if outcome.partial:
+            self.warn(f"synthesis `{name}` was interrupted: its result is the best found so far")
+        return outcome
+
+    def _synthesize(self, name: str) -> Any:
+        import torch
+
+        from camlang.progress import make_progress
+        from camlang.synth import synthesize
+
+        sdef = self.program.synths[name]
+        settings = sdef.settings
+        live = self.model(settings["model"].name, settings["data"].name)
+        train = self.data(settings["data"].name)
+        holdout = self.data(settings["holdout"].name) if settings.get("holdout") is not None else None
+        threads = torch.get_num_threads()
+        if self.dist.distributed and not self.dist.device.startswith("cuda"):
+            # the other local workers are idle meanwhile: use their cores too
+            torch.set_num_threads(threads * self.dist.local_world_size)
+        try:
+            with make_progress(self.console) as progress:
+                outcome = synthesize(
+                    self.program,
+                    sdef,
+                    live,
+                    train,
+                    holdout,
+                    batch_size=self.options.batch_size,
+                    seed=self.options.seed,
+                    cache_dir=self.options.out_dir / "cache",
+                    resume=self.options.resume,
+                    progress=progress,
+                )
+        finally:
+            torch.set_num_threads(threads)
+        self.add(syntheses=(outcome.result,))
+        return outcome
+
+
+@dataclass(frozen=True)
+class _Winner:
+    """What the other ranks need of a synthesis: the winner and whether the search was cut short."""
+
+    node: Node
+    source_text: str
+    partial: bool
+
+
+def _intern(builder: Any, node: Node) -> Node:
+    """`node` (built by another process's builder) rebuilt in `builder`."""
+    made: dict[int, Node] = {}
+    for n in postorder([node]):
+        made[n.nid] = builder.make(n.op, [made[a.nid] for a in n.args], n.attr_dict)
+    return made[node.nid]

@@ -1,0 +1,115 @@
+"""The holdout comparison: the winner against every stdlib CAM on images selection never saw.
+
+For the winner and the best stdlib CAM on the holdout, the per-image paired difference gets a
+bootstrap CI, and one sentence says whether the synthesized CAM is better, equal (it is a
+stdlib CAM, proved or probe-equal), worse, or not distinguishable on these images.
+
+The stdlib CAMs' holdout scores are cached in `cache_dir`, keyed by a digest of the model's
+outputs and the images (so the same model and data), the objective's text and the seed: every
+synthesis with the same model, data and objective reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from camlang.errors import CamlangError
+from camlang.report.model import Interval
+from camlang.synth.scoring import SplitData, bootstrap
+
+
+@dataclass(frozen=True, slots=True)
+class PairedComparison:
+    """The winner minus the best stdlib CAM per holdout image, oriented so positive is better."""
+
+    reference: str
+    images: int
+    difference: Interval
+    verdict: str
+    sentence: str
+
+
+def paired_comparison(
+    winner: torch.Tensor,
+    stdlib: dict[str, torch.Tensor],
+    sign: float,
+    seed: int,
+    equal_to: str | None,
+    metric: str,
+) -> PairedComparison | None:
+    """Compare per-image values (not oriented) of the winner with the best stdlib CAM.
+
+    `equal_to` names the stdlib CAM the winner is (proved or probe-equal), if any.
+    """
+    finite = {r: v for r, v in stdlib.items() if bool(torch.isfinite(v).any())}
+    if not finite or winner.numel() == 0:
+        return None
+    best = max(sorted(finite), key=lambda r: sign * float(finite[r].nanmean()))
+    diff = sign * (winner - finite[best])
+    iv = bootstrap(diff[None], seed)[0]
+    n = int(winner.numel())
+    what = f"{metric}, paired difference to `{best}` over {n} holdout images: {iv.mean:+.4g} [{iv.ci_low:+.4g}, {iv.ci_high:+.4g}], positive = better"
+    if equal_to is not None:
+        verdict = "equal"
+        sentence = f"Equal: the synthesized CAM is stdlib `{equal_to}`; against the best stdlib CAM: {what}."
+    elif iv.ci_low > 0:
+        verdict, sentence = "better", f"Better than the best stdlib CAM `{best}` ({what})."
+    elif iv.ci_high < 0:
+        verdict, sentence = "worse", f"Worse than the best stdlib CAM `{best}` ({what})."
+    else:
+        verdict = "inconclusive"
+        sentence = f"Not distinguishable from the best stdlib CAM `{best}`: the CI includes 0 ({what})."
+    return PairedComparison(best, n, iv, verdict, sentence)
+
+
+class StdlibScoreCache:
+    """Per-image holdout values of stdlib CAMs, shared by syntheses with the same key (JSON)."""
+
+    def __init__(
+        self, cache_dir: Path | None, data: SplitData, total: int, objective_text: str, seed: int, model: str
+    ) -> None:
+        # Rows are prefixes of one ordered data set: its first images, its model outputs and its
+        # length identify it, so a comparison on fewer images reuses a longer row.
+        h = hashlib.sha256()
+        h.update(f"{model}\n{objective_text}\n{seed}\n{total}".encode())
+        h.update(data.x[:16].contiguous().numpy().tobytes())
+        h.update(data.logits[:16].contiguous().numpy().round(3).tobytes())
+        self.digest = h.hexdigest()[:20]
+        self.path = None if cache_dir is None else Path(cache_dir) / f"stdlib-holdout-{self.digest}.json"
+        self.values: dict[str, list[float | None]] = {}
+        if self.path is not None and self.path.is_file():
+            try:
+                self.values = json.loads(self.path.read_text(encoding="utf-8"))["values"]
+            except (OSError, ValueError, KeyError) as err:
+                raise CamlangError(
+                    f"cannot read the stdlib score cache {self.path}: {err}", hint="delete the file"
+                ) from None
+
+    def get(self, cam_text: str, n: int) -> torch.Tensor | None:
+        """Values of a stdlib CAM (by its expression text) on the first `n` images, if cached."""
+        row = self.values.get(cam_text)
+        if row is None or len(row) < n:
+            return None
+        return torch.tensor([math.nan if v is None else v for v in row[:n]], dtype=torch.float32)
+
+    def put(self, cam_text: str, values: torch.Tensor) -> None:
+        """Store a stdlib CAM's values (a longer row replaces a shorter one)."""
+        row = [float(v) if math.isfinite(float(v)) else None for v in values.tolist()]
+        if len(row) >= len(self.values.get(cam_text, [])):
+            self.values[cam_text] = row
+
+    def save(self) -> None:
+        """Write the cache atomically (no-op without a cache folder)."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"digest": self.digest, "values": self.values}), encoding="utf-8")
+        os.replace(tmp, self.path)

@@ -1,0 +1,122 @@
+"""The limits of one synthesis (forward-pass budget, wall-clock time) and its progress lines.
+
+`time` bounds the whole synthesis. The search may only use what is left after a reserve for
+the final checks and the holdout comparison; the reserve is re-estimated from the measured cost
+of one (cam, image) evaluation as the search goes, so a slow metric leaves the search less time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from camlang.metrics._common import CallCounter
+from camlang.synth.racing import StopSearch
+
+#: Least seconds between two plain progress lines (when the output is not a terminal).
+PLAIN_INTERVAL_S = 5.0
+#: Share of `time` kept for the final checks and the comparison before their cost is measured.
+RESERVE_SHARE = 0.4
+#: Share of the search's time the enumeration may use (the rest is for racing).
+ENUMERATION_SHARE = 0.4
+
+
+class Limits:
+    """Raises `StopSearch` from `check()` once the budget or the search's share of time is spent."""
+
+    def __init__(self, counter: CallCounter, budget: int | None, seconds: float | None) -> None:
+        self.counter = counter
+        self.budget = budget
+        self.started = time.monotonic()
+        self.seconds = seconds
+        self.end = None if seconds is None else self.started + seconds
+        # Until a scoring call measured the cost of a (cam, image) pair, keep a share of the
+        # time for the final checks and the holdout comparison.
+        self.reserve = 0.0 if seconds is None else RESERVE_SHARE * seconds
+        self.enumeration_end: float | None = None
+
+    def start_enumeration(self) -> None:
+        """Enumeration may use at most `ENUMERATION_SHARE` of the time left for the search."""
+        if self.end is not None:
+            search_left = max(0.0, self.end - self.reserve - time.monotonic())
+            self.enumeration_end = time.monotonic() + ENUMERATION_SHARE * search_left
+
+    def remaining(self) -> float:
+        """Seconds left of the whole synthesis (inf without a time limit)."""
+        return float("inf") if self.end is None else self.end - time.monotonic()
+
+    def check(self) -> None:
+        """Stop the search when the budget is used or the time left is only the reserve."""
+        if self.budget is not None and self.counter.images >= self.budget:
+            raise StopSearch(f"budget of {self.budget} forward passes reached")
+        now = time.monotonic()
+        if self.end is not None and now + self.reserve >= self.end:
+            raise StopSearch("time limit reached")
+        if self.enumeration_end is not None and now >= self.enumeration_end:
+            raise StopSearch("the enumeration's share of the time limit reached")
+
+
+class PairClock:
+    """The measured cost of scoring one (cam, image) pair: seconds and forward passes."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.pairs = 0
+        self.passes = 0
+
+    def add(self, seconds: float, pairs: int, passes: int) -> None:
+        """Record one scoring call."""
+        self.seconds += seconds
+        self.pairs += pairs
+        self.passes += passes
+
+    def per_pair(self, fallback: float = 0.0) -> float:
+        """Seconds per pair (`fallback` before anything was measured)."""
+        return self.seconds / self.pairs if self.pairs else fallback
+
+    def passes_per_pair(self) -> float:
+        """Forward passes per pair."""
+        return self.passes / self.pairs if self.pairs else 0.0
+
+
+class ProgressLog:
+    """Progress of a synthesis: a rich task when drawing to a terminal, else plain lines.
+
+    Plain lines go to `echo` (or the progress display's console) at most one every
+    `PLAIN_INTERVAL_S` seconds; `say` prints a line at once (estimates, phase changes).
+    """
+
+    def __init__(self, name: str, progress: Any, echo: Callable[[str], None] | None, total: int) -> None:
+        self.name = name
+        self.progress = progress
+        self.live = progress is not None and not getattr(progress, "disable", False)
+        self.task = progress.add_task(f"synthesize {name}", total=total) if self.live else None
+        if echo is None and progress is not None and not self.live:
+            echo = progress.console.print
+        self.echo = echo
+        self.last = -float("inf")
+        self.started = time.monotonic()
+
+    def update(self, text: str, completed: int | None = None) -> None:
+        """Show the current state (rate-limited when plain)."""
+        if self.live:
+            self.progress.update(self.task, description=f"{self.name}: {text}", completed=completed)
+            return
+        now = time.monotonic()
+        if self.echo is not None and now - self.last >= PLAIN_INTERVAL_S:
+            self.last = now
+            self.echo(f"synthesize {self.name} [{now - self.started:.0f}s]: {text}")
+
+    def say(self, text: str) -> None:
+        """Print one line now (above the live display, or plain)."""
+        line = f"synthesize {self.name} [{time.monotonic() - self.started:.0f}s]: {text}"
+        if self.live:
+            self.progress.console.print(line)
+        elif self.echo is not None:
+            self.echo(line)
+
+    def finish(self, total: int) -> None:
+        """Mark the task complete."""
+        if self.live:
+            self.progress.update(self.task, completed=total)

@@ -1,0 +1,162 @@
+"""A split's captured terminals and the objective's values of CAM nodes on its images.
+
+Every image is captured once (forward + partial backward, plus the score terminals when
+something reads them); a candidate's maps are then evaluated from the captured terminals, so
+the only other model calls are the objective metric's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from camlang.backends.torch_eager import TorchContext, evaluate, normalize_maps
+from camlang.capture import capture
+from camlang.data import Dataset
+from camlang.engine import CamBatch, CamEngine
+from camlang.errors import CamlangError
+from camlang.evaluation import Evaluator, referenced_cams
+from camlang.ir import Node
+from camlang.metrics._common import CallCounter
+from camlang.program import MetricDef
+from camlang.report.model import Interval
+from camlang.runtime import LiveModel
+from camlang.synth.observe import as_map
+from camlang.synth.racing import StopSearch
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """A split's images, masks and captured terminals (keep-dims layout), all on the CPU."""
+
+    x: torch.Tensor
+    raw: torch.Tensor
+    masks: torch.Tensor | None
+    logits: torch.Tensor
+    targets: torch.Tensor
+    terminals: dict[str, torch.Tensor]
+    labels: list[int]
+
+    @property
+    def count(self) -> int:
+        """Number of images."""
+        return int(self.x.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Input resolution (H, W)."""
+        return int(self.x.shape[-2]), int(self.x.shape[-1])
+
+    def terminals_of(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        """The captured terminals of images `idx` (batch-independent terminals as they are)."""
+        i = torch.tensor(idx)
+        return {k: v[i] if v.shape[0] == self.count else v for k, v in self.terminals.items()}
+
+
+def capture_split(
+    live: LiveModel,
+    ds: Dataset,
+    needs: set[str],
+    batch_size: int,
+    counter: CallCounter,
+    before_batch: Callable[[], None] | None = None,
+    limit: int | None = None,
+    keep_partial: bool = False,
+) -> SplitData:
+    """Capture the terminals `needs` of (the first `limit`) images of `ds`.
+
+    `before_batch` runs before every batch (the limits check: it may raise `StopSearch`). With
+    `keep_partial`, a stop after the first batch keeps the images captured so far (a prefix).
+    """
+    parts: list[dict[str, torch.Tensor]] = []
+    xs, raws, masks, logits, targets = [], [], [], [], []
+    labels: list[int] = []
+    view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
+    for batch in view.batches(batch_size):
+        if before_batch is not None:
+            try:
+                before_batch()
+            except StopSearch:
+                if not (keep_partial and parts):
+                    raise
+                break
+        x = batch.x.to(live.device)
+        cap = capture(live.module, live.layer, x, needs, None, counter=counter)
+        parts.append({k: v.detach().cpu() for k, v in cap.terminals.items()})
+        xs.append(batch.x)
+        raws.append(batch.raw)
+        if batch.masks is not None:
+            masks.append(batch.masks)
+        logits.append(cap.logits.detach().cpu())
+        targets.append(cap.targets.cpu())
+        labels.extend(int(t) for t in cap.targets)
+    terms = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return SplitData(
+        torch.cat(xs),
+        torch.cat(raws),
+        torch.cat(masks) if masks else None,
+        torch.cat(logits),
+        torch.cat(targets),
+        terms,
+        labels,
+    )
+
+
+class Scorer:
+    """Objective values of CAM nodes on images of a split, batched across cams."""
+
+    def __init__(
+        self,
+        live: LiveModel,
+        data: SplitData,
+        objective: MetricDef,
+        refs: dict[str, Node],
+        counter: CallCounter,
+        seed: int,
+    ) -> None:
+        self.live, self.data, self.objective, self.refs = live, data, objective, refs
+        self.counter, self.seed = counter, seed
+        self.size = data.size
+
+    def maps(self, nodes: list[Node], idx: list[int]) -> list[torch.Tensor]:
+        """Normalized maps `[len(idx), H, W]` of each node."""
+        ctx = TorchContext(self.data.terminals_of(idx), self.size)
+        with torch.no_grad():
+            vals = evaluate(nodes, ctx)
+        return [normalize_maps(as_map(vals[n.nid], len(idx)), self.size) for n in nodes]
+
+    def __call__(self, nodes: list[Node], idx: list[int]) -> torch.Tensor:
+        """Metric values `[len(nodes), len(idx)]` (not oriented)."""
+        names = [f"c{i}" for i in range(len(nodes))]
+        ref_names = sorted(referenced_cams([self.objective.node]))
+        missing = [r for r in ref_names if r not in self.refs]
+        if missing:
+            raise CamlangError(f"the objective reads ref({missing[0]}), which is not a known cam")
+        all_nodes = nodes + [self.refs[r] for r in ref_names]
+        device = self.live.device
+        maps = [m.to(device) for m in self.maps(all_nodes, idx)]
+        by_name = dict(zip(names + ref_names, maps))
+        i = torch.tensor(idx)
+        logits, targets = self.data.logits[i].to(device), self.data.targets[i].to(device)
+        batch = CamBatch(by_name, {}, logits, targets, self.counter)
+        engine = CamEngine(self.live.module, self.live.layer, dict(zip(names, nodes)))
+        ev = Evaluator(self.live, engine, counter=self.counter, seed=self.seed)
+        masks = self.data.masks[i].to(device) if self.data.masks is not None else None
+        x = self.data.x[i].to(device)
+        # Positions in this split key the metrics' random draws: stable however candidates are batched.
+        out = ev.score(names, batch, x, masks, {self.objective.name: self.objective}, indices=i)
+        return out.values[self.objective.name].cpu()
+
+
+def bootstrap(values: torch.Tensor, seed: int, draws: int = 1000) -> list[Interval]:
+    """Mean and 95% percentile bootstrap CI over images, per row of `values [K, N]` (paired draws)."""
+    k, n = values.shape
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, n, (draws, n), generator=gen)
+    means = values[:, idx].nanmean(-1)  # [K, draws]
+    lo = torch.nanquantile(means, 0.025, dim=1)
+    hi = torch.nanquantile(means, 0.975, dim=1)
+    m = values.nanmean(1)
+    return [Interval(float(m[j]), float(lo[j]), float(hi[j])) for j in range(k)]

@@ -1,0 +1,228 @@
+"""`camlang run` on several processes (gloo, localhost): same numbers as one process, failures end
+every worker with a partial report, and torchrun works like `--workers`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camlang.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+PROGRAM = f"""
+import "stdlib/cams.cam"
+import "stdlib/metrics.cam"
+import "stdlib/grammars.cam"
+model shapes = checkpoint("{ROOT}/models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"
+model bandit = mlp([5, 6, 6, 2], weights = "{ROOT}/models/banditnet.pt")
+data train = synthetic_shapes(count = 8, size = 64, seed = 0)
+data test = synthetic_shapes(count = 10, size = 64, seed = 1)
+synthesize best from gradient_weights {{
+  model = shapes
+  data = train
+  holdout = test
+  objective = energy_pointing_game
+  max_size = 3
+}}
+property same = equivalent(gradcam, hirescam)
+property robust_bandit = saliency_robust(bandit, at = [1, 1, 0, 1, 1], eps = 1.0, delta = 0.75)
+property nonneg = nonnegative(gradcam)
+evaluate [gradcam, gradcampp, best] on shapes, test with [average_drop, energy_pointing_game, stability]
+check same, robust_bandit, nonneg
+"""
+
+
+def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dist") / "small.cam"
+    path.write_text(PROGRAM, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_worker(program: Path) -> Path:
+    out = program.parent / "one"
+    assert main(["run", str(program), "--out", str(out), "--batch-size", "4"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_workers(program: Path) -> Path:
+    out = program.parent / "two"
+    got = _run([sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--batch-size", "4",
+                "--workers", "2"])  # fmt: skip
+    assert got.returncode == 0, got.stderr[-3000:]
+    return out
+
+
+def _report(out: Path) -> dict[str, Any]:
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def _per_image(out: Path) -> dict[int, Any]:
+    """Per-image metric values from the run's evaluate cache (all ranks' files)."""
+    rows: dict[int, Any] = {}
+    for path in (out / "cache").glob("evaluate-*-rank*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            for index, values, _nan in json.loads(line)["unit"]:
+                rows[index] = values
+    return rows
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=0, abs_tol=1e-6)
+
+
+def _assert_same_results(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for ea, eb in zip(a["evaluations"], b["evaluations"], strict=True):
+        assert ea["cams"] == eb["cams"]
+        for cam, row in ea["table"].items():
+            for metric, cell in row.items():
+                other = eb["table"][cam][metric]
+                assert cell["n"] == other["n"] and cell["nan_count"] == other["nan_count"]
+                assert _close(cell["mean"], other["mean"]), (cam, metric, cell, other)
+                assert _close(cell["std"], other["std"]), (cam, metric, cell, other)
+                assert cell["rank"] == other["rank"]
+        assert ea["model"]["forward_images"] == eb["model"]["forward_images"]
+    for sa, sb in zip(a["syntheses"], b["syntheses"], strict=True):
+        assert [c["expression"] for c in sa["candidates"]] == [c["expression"] for c in sb["candidates"]]
+        for ca, cb in zip(sa["candidates"], sb["candidates"], strict=True):
+            assert _close(ca["train_score"], cb["train_score"])
+            for key in ("mean", "ci_low", "ci_high"):
+                assert _close(ca["holdout"][key], cb["holdout"][key])
+    assert [(c["property"], c["status"]) for c in a["checks"]] == [(c["property"], c["status"]) for c in b["checks"]]
+
+
+def test_two_workers_give_the_numbers_of_one(one_worker: Path, two_workers: Path) -> None:
+    a, b = _report(one_worker), _report(two_workers)
+    assert (a["world_size"], b["world_size"]) == (1, 2)
+    assert not a["partial"] and not b["partial"]
+    assert len(a["evaluations"]) == 1 and len(a["syntheses"]) == 1 and len(a["checks"]) == 3
+    _assert_same_results(a, b)
+    rows_a, rows_b = _per_image(one_worker), _per_image(two_workers)
+    assert sorted(rows_a) == sorted(rows_b) == list(range(10))
+    for index, values in rows_a.items():
+        for cam, per in values.items():
+            for metric, v in per.items():
+                assert _close(v, rows_b[index][cam][metric]), (index, cam, metric)
+    # both ranks really worked: each wrote its own share of the batches
+    assert len(list((two_workers / "cache").glob("evaluate-*-rank1.jsonl"))) == 1
+
+
+def test_torchrun_works_like_workers(program: Path, two_workers: Path) -> None:
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    out = program.parent / "torchrun"
+    got = _run([torchrun, "--nproc-per-node", "2", "-m", "camlang", "run", str(program), "--out", str(out),
+                "--batch-size", "4"])  # fmt: skip
+    assert got.returncode == 0, got.stderr[-3000:]
+    doc = _report(out)
+    assert doc["world_size"] == 2
+    _assert_same_results(_report(two_workers), doc)
+
+
+KILL_PROGRAM = f"""
+import "stdlib/cams.cam"
+import "stdlib/metrics.cam"
+model shapes = checkpoint("{ROOT}/models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"
+data test = synthetic_shapes(count = 400, size = 64, seed = 1)
+evaluate [gradcam, scorecam] on shapes, test with [deletion]
+"""
+
+
+def _workers_of(out: Path, launcher: int) -> dict[int, int]:
+    """Live worker processes of the run writing to `out`, by rank (from /proc)."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == launcher:
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            if str(out).encode() not in cmd:
+                continue
+            env = dict(kv.split(b"=", 1) for kv in (entry / "environ").read_bytes().split(b"\0") if b"=" in kv)
+            found[int(env.get(b"RANK", b"-1"))] = int(entry.name)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
+def test_killed_worker_ends_the_run_with_a_partial_report(tmp_path: Path) -> None:
+    program = tmp_path / "kill.cam"
+    program.write_text(KILL_PROGRAM, encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "camlang", "run", str(program), "--out", str(out),
+                             "--batch-size", "2", "--workers", "2"], env=ENV, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            shard = list((out / "cache").glob("evaluate-*-rank1.jsonl")) if (out / "cache").is_dir() else []
+            if shard and shard[0].read_text(encoding="utf-8").count("\n") >= 2:
+                break
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        workers = _workers_of(out, proc.pid)
+        assert set(workers) == {0, 1}, workers
+        os.kill(workers[1], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, None)
+    assert "rank 1" in stderr, stderr[-3000:]
+    doc = _report(out)
+    assert doc["partial"] is True
+    assert "rank 1" in (doc["failure"] or "")
+    evaluated = doc["evaluations"][0]["data"]["evaluated"]
+    done = int(evaluated.split(" of ")[0].replace(",", ""))
+    assert 4 <= done < 400 and evaluated.endswith("of 400 images")
+    assert doc["evaluations"][0]["table"]["gradcam"]["deletion"]["n"] == done
+    assert _workers_of(out, proc.pid) == {}, "a worker was left running"
+
+
+def test_worker_error_is_named_in_the_partial_report(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(8):
+        Image.new("RGB", (64, 64), (30 * i, 100, 200)).save(folder / f"img{i}.png")
+    whole = (folder / "img3.png").read_bytes()
+    (folder / "img2.png").write_bytes(whole[: len(whole) // 2])  # truncated: fails when decoded, in batch 1
+    program = tmp_path / "bad.cam"
+    program.write_text(
+        'import "stdlib/cams.cam"\nimport "stdlib/metrics.cam"\n'
+        f'model shapes = checkpoint("{ROOT}/models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"\n'
+        'data d = images("imgs", size = 64)\nevaluate [gradcam] on shapes, d with [sparsity]\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    got = _run([sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--batch-size", "2",
+                "--workers", "2"])  # fmt: skip
+    assert got.returncode not in (0, 130)
+    assert "rank 1" in got.stderr and "img2.png" in got.stderr, got.stderr[-3000:]
+    doc = _report(out)
+    assert doc["partial"] is True and doc["world_size"] == 2
+    assert doc["failure"].startswith("rank 1 failed") and "img2.png" in doc["failure"]
+    # whatever rank 0 finished before it was stopped (batches 0 and 2, unless stopped sooner) is kept
+    if doc["evaluations"]:
+        assert doc["evaluations"][0]["data"]["evaluated"] in ("2 of 8 images", "4 of 8 images")
