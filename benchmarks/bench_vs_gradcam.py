@@ -5,6 +5,8 @@
 (a) one Grad-CAM on ResNet-50, batch 8, 224x224, CPU           target >= 2x
 (b) six gradient CAMs at once vs six pytorch-grad-cam calls     target >= 8x
 (c) Score-CAM on ResNet-18 at equal batch size                  target >= 1x
+(d) the drop-in (camlang.compat.grad_cam.GradCAM), same call      target >= 1x
+(e) the drop-in, two layers with aug_smooth                      target >= 1x
 Models use weights=None (no downloads); timings are the median of --repeats runs after a warm-up.
 Both libraries also have their maps compared, so a fast wrong answer cannot pass unnoticed.
 """
@@ -89,6 +91,20 @@ def main() -> None:
     diff = float(np.abs(ours_s.numpy() - theirs_s).max())  # type: ignore[union-attr]
     rows.append((f"(c) Score-CAM, ResNet-18, batch {args.score_batch}, {args.score_size}px, 16 per call",
                  t_theirs, t_ours, 1.0, diff))  # fmt: skip
+
+    # (d), (e) the drop-in: the same pytorch-grad-cam call with only the import changed
+    from camlang.compat import grad_cam as compat
+
+    drop = compat.GradCAM(r50, target_layers=[r50.layer4])
+    t_ours, ours_d = timed(lambda: drop(x, targets=targets), args.repeats)
+    t_theirs, theirs_d = timed(lambda: peer(x, targets=targets), args.repeats)
+    rows.append(("(d) drop-in GradCAM, ResNet-50", t_theirs, t_ours, 1.0, float(np.abs(ours_d - theirs_d).max())))
+    two = [r50.layer3, r50.layer4]
+    drop2, peer2 = compat.GradCAM(r50, target_layers=two), GradCAM(r50, target_layers=two)
+    t_ours, ours_e = timed(lambda: drop2(x, targets=targets, aug_smooth=True), max(1, args.repeats - 1))
+    t_theirs, theirs_e = timed(lambda: peer2(x, targets=targets, aug_smooth=True), max(1, args.repeats - 1))
+    rows.append(("(e) drop-in GradCAM, 2 layers, aug_smooth", t_theirs, t_ours, 1.0,
+                 float(np.abs(ours_e - theirs_e).max())))  # fmt: skip
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'case':58} {'grad-cam s':>10} {'camlang s':>10} {'ratio':>7} {'target':>7} {'max |diff|':>11}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["CAM", "CAMModule", "LoadedProgram", "load", "__version__"]
+__all__ = ["CAM", "CAMModule", "LayerLayout", "LoadedProgram", "load", "tokens", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,4 +17,8 @@ def __getattr__(name: str) -> Any:
         from camlang import api
 
         return getattr(api, name)
+    if name in ("tokens", "LayerLayout"):
+        from camlang import layout
+
+        return getattr(layout, name)
     raise AttributeError(f"module 'camlang' has no attribute {name!r}")

@@ -64,8 +64,8 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                                f"`{data_name}` has no ground-truth masks", code="E502",
                                hint="drop them from this evaluate, or give the data masks")  # fmt: skip
     counter = CallCounter()
-    engine = CamEngine(live.module, live.layer, nodes, chunk_size=max(64, state.options.batch_size),
-                       seed=state.options.seed)  # fmt: skip
+    engine = CamEngine(live.module, live.target_layers, nodes, chunk_size=max(64, state.options.batch_size),
+                       seed=state.options.seed, layout=live.layout, fuse=live.fuse)  # fmt: skip
     evaluator = Evaluator(live, engine, chunk_size=256, counter=counter, seed=state.options.seed)
     dist = state.dist
     section = state.cache.section("evaluate", _evaluate_key(state, cams, metrics, model_name, data_name))
@@ -226,12 +226,15 @@ def _eval_result(state: RunState, info: _EvalInfo, ds: Any, rows: dict[int, _Ima
     infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text,
                         metric_settings(m.node, input_size)) for n, m in info.metrics.items()]  # fmt: skip
     model_info = info.live.describe() | {"forward_images": forward_images}
+    if engine.layouts:
+        model_info["layout"] = "; ".join(dict.fromkeys(lay.describe() for lay in engine.layouts))
     data_info = {"name": info.data_name} | {k: v for k, v in info.describe.items() if k != "class_names"}
     title = f"evaluate {', '.join(info.cams)} on {info.model_name}, {info.data_name}"
     if len(present) < len(order):
         data_info["evaluated"] = f"{len(present):,} of {len(order):,} images"
         state.warn(f"{title}: stopped after {len(present):,} of {len(order):,} images; the table covers those")
-    return EvalResult(title, model_info, data_info, info.cams, infos, table, visuals)
+    definitions = {c: state.program.cams[c].source_text for c in info.cams if c in state.program.cams}
+    return EvalResult(title, model_info, data_info, info.cams, infos, table, visuals, definitions)
 
 
 def _input_size(ds: Any, grid: list[_Shown]) -> tuple[int, int]:

@@ -11,18 +11,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from camlang.capture import Targets
+from camlang.capture import LayoutArg, Targets
 from camlang.check import check_file, check_text
 from camlang.diagnostics import CompileError
 from camlang.engine import CamEngine
 from camlang.errors import CamlangError
 from camlang.ir import Node
+from camlang.layout import LayerLayout
+from camlang.notebook import OverlayGrid, RunResult, overlay_batch
 from camlang.program import Program
 from camlang.runstate import Workspace
 from camlang.runtime import LiveModel
@@ -35,16 +39,39 @@ class CAMModule(nn.Module):
     With `differentiable=True` the maps keep their autograd graph.
     """
 
-    def __init__(self, model: nn.Module, target_layer: nn.Module | None, node: Node, name: str = "cam", *,
-                 chunk_size: int = 64) -> None:  # fmt: skip
+    def __init__(self, model: nn.Module, target_layer: nn.Module | Sequence[nn.Module] | None, node: Node,
+                 name: str = "cam", *, chunk_size: int = 64, layout: LayoutArg = None,
+                 fuse: str = "mean") -> None:  # fmt: skip
         super().__init__()
         self.model = model
         self.name = name
         self.node = node
-        self._engine = CamEngine(model, target_layer, {name: node}, chunk_size=chunk_size)
+        self._engine = CamEngine(model, target_layer, {name: node}, chunk_size=chunk_size, layout=layout, fuse=fuse)
+        self.layouts: list[LayerLayout] = []
 
     def forward(self, x: torch.Tensor, targets: Targets = None, differentiable: bool = False) -> torch.Tensor:
-        return self._engine(x, targets, differentiable=differentiable).maps[self.name]
+        out = self._engine(x, targets, differentiable=differentiable)
+        self.layouts = out.layouts
+        return out.maps[self.name]
+
+    def layout_report(self) -> list[str]:
+        """How each target layer's output was laid out as [C, H, W] in the last call."""
+        return [layout.describe() for layout in self.layouts]
+
+    @staticmethod
+    def overlay(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.5) -> np.ndarray:
+        """Jet heatmaps of `maps` [B, H, W] blended onto `images` [B, 3, H, W] in [0, 1]: uint8 [B, H, W, 3]."""
+        return overlay_batch(images, maps, alpha)
+
+    def show(self, images: torch.Tensor, targets: Targets = None, *, raw: torch.Tensor | None = None,
+             alpha: float = 0.5) -> OverlayGrid:  # fmt: skip
+        """Compute the maps of `images` and return them overlaid on the images (shown inline in Jupyter).
+
+        `raw` gives the images in [0, 1] for display when `images` are normalized model inputs.
+        """
+        maps = self.forward(images, targets).detach().cpu()
+        shown = raw if raw is not None else images
+        return OverlayGrid(overlay_batch(shown.detach().cpu(), maps, alpha), self.name)
 
 
 class LoadedProgram:
@@ -76,7 +103,26 @@ class LoadedProgram:
                 raise CamlangError(f"`{name}` is synthesized: run the file first (camlang run)")
             raise CamlangError(f"unknown cam `{name}`", hint=f"declared: {', '.join(sorted(self.program.cams))}")
         live = self.model(model)
-        return CAMModule(live.module, live.layer, cdef.node, name, chunk_size=chunk_size)
+        return CAMModule(live.module, live.target_layers, cdef.node, name, chunk_size=chunk_size, layout=live.layout,
+                         fuse=live.fuse)  # fmt: skip
+
+    def run(self, out: str | Path | None = None, *, batch_size: int = 32, seed: int = 0,
+            quiet: bool = True) -> RunResult:  # fmt: skip
+        """Run the program as `camlang run` does; the result shows its metrics and heatmaps in Jupyter.
+
+        The report is written to `out` (default: camlang-out/<file stem>). `quiet` hides progress bars.
+        """
+        import io
+
+        from rich.console import Console
+
+        from camlang.run import RunOptions, run_program
+
+        out_dir = Path(out) if out is not None else Path("camlang-out") / Path(self.program.main.name).stem
+        console = Console(file=io.StringIO()) if quiet else Console()
+        report, status = run_program(self.program, RunOptions(out_dir, self.device, batch_size, seed), console)
+        assert report is not None, "a single-process run always has a report"
+        return RunResult(report, out_dir, status)
 
     def monitor(self, name: str, detector: str = "monitor") -> Any:
         """The concept monitor `name`, fitted and calibrated: `monitor(images)` gives per-image flags and scores.
@@ -96,12 +142,16 @@ def load(path: str | Path, device: str = "cpu") -> LoadedProgram:
     return LoadedProgram(program, device)
 
 
-def CAM(expression: str, model: nn.Module, target_layer: nn.Module | None = None, *,  # noqa: N802
-        chunk_size: int = 64) -> CAMModule:  # fmt: skip
-    """A CAM from an expression over `A`, `G`, ... (stdlib cam names may be used inside)."""
+def CAM(expression: str, model: nn.Module, target_layer: nn.Module | Sequence[nn.Module] | None = None, *,  # noqa: N802
+        chunk_size: int = 64, layout: LayoutArg = None, fuse: str = "mean") -> CAMModule:  # fmt: skip
+    """A CAM from an expression over `A`, `G`, ... (stdlib cam names may be used inside).
+
+    `target_layer` may be a list: the maps of all layers are fused with `fuse` ("mean" or "max").
+    `layout` says how a layer's output becomes [C, H, W] (None: recognised; see `camlang.tokens`).
+    """
     program = check_text(f'import "stdlib/cams.cam"\ncam expression = {expression}\n', "<expression>", None)
     if program.has_errors:
         raise CompileError([d for d in program.diagnostics if d.is_error])
     node = program.cams["expression"].node
     assert node is not None
-    return CAMModule(model.eval(), target_layer, node, "expression", chunk_size=chunk_size)
+    return CAMModule(model.eval(), target_layer, node, "expression", chunk_size=chunk_size, layout=layout, fuse=fuse)

@@ -17,7 +17,7 @@ Nothing keeps a reference to graphs or hooks after a call returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from torch import nn
 
 from camlang.calls import CallCounter
 from camlang.errors import CamlangError
+from camlang.layout import LayerLayout, as_layout, infer_layout
 from camlang.ops import TERMINALS
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
@@ -34,14 +35,29 @@ Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
 LAYER_TERMINALS = frozenset(name for name, row in TERMINALS.items() if row.reads_layer)
 
 
+Scorer = Callable[[Any, torch.Tensor], torch.Tensor]
+"""A custom objective: `(model output for some rows, image index of each row) -> score per row`."""
+
+
 @dataclass
 class Captured:
-    """The terminal values of one batch, in the keep-dims layout `[B, c, h, w]`."""
+    """The terminal values of one batch, in the keep-dims layout `[B, c, h, w]`.
+
+    `terminals` holds the shared terminals and those of the first target layer; `per_layer` holds
+    the layer terminals (A, G, S_masked, S_ablated) of every target layer, with the layout used.
+    """
 
     logits: torch.Tensor
     targets: torch.Tensor
     terminals: dict[str, torch.Tensor]
     counter: CallCounter = field(default_factory=CallCounter)
+    per_layer: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    layouts: list[LayerLayout] = field(default_factory=list)
+
+    def layer_terminals(self, index: int) -> dict[str, torch.Tensor]:
+        """Every terminal as seen from target layer `index` (shared ones included)."""
+        shared = {k: v for k, v in self.terminals.items() if k not in LAYER_TERMINALS}
+        return {**shared, **self.per_layer[index]} if self.per_layer else dict(self.terminals)
 
 
 def resolve_targets(targets: Targets, logits: torch.Tensor) -> torch.Tensor:
@@ -69,13 +85,42 @@ def _check_logits(out: Any) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise CamlangError(f"the model's output has shape {shape}; camlang needs class scores [batch, classes]",
-                           hint="wrap the model so that it returns logits")  # fmt: skip
+                           hint="wrap the model so that it returns logits, or give a score function "
+                                "(camlang.compat.grad_cam targets such as SemanticSegmentationTarget)")  # fmt: skip
     return out
+
+
+def class_scorer(targets: torch.Tensor) -> Scorer:
+    """The default objective: the logit of each image's target class."""
+
+    def score(out: Any, rows: torch.Tensor) -> torch.Tensor:
+        return _check_logits(out).gather(1, targets[rows][:, None])[:, 0]
+
+    return score
+
+
+def _as_layers(layer: nn.Module | Sequence[nn.Module] | None) -> list[nn.Module]:
+    if layer is None:
+        return []
+    if isinstance(layer, nn.Module):
+        return [layer]
+    return list(layer)
+
+
+def _as_layouts(layout: LayoutArg, count: int) -> list[LayerLayout]:
+    if layout is None or isinstance(layout, LayerLayout | str):
+        return [as_layout(layout)] * count
+    if len(layout) != count:
+        raise CamlangError(f"got {len(layout)} layouts for {count} target layers", hint="give one layout per layer")
+    return [as_layout(v) for v in layout]
+
+
+LayoutArg = LayerLayout | str | None | Sequence[LayerLayout | str | None]
 
 
 def capture(
     model: nn.Module,
-    layer: nn.Module | None,
+    layer: nn.Module | Sequence[nn.Module] | None,
     x: torch.Tensor,
     needs: set[str],
     targets: Targets = None,
@@ -83,31 +128,46 @@ def capture(
     chunk_size: int = 64,
     differentiable: bool = False,
     counter: CallCounter | None = None,
+    layout: LayoutArg = None,
+    scorer: Scorer | None = None,
 ) -> Captured:
-    """Compute every terminal in `needs` for the batch `x` with as few model passes as possible."""
+    """Compute every terminal in `needs` for the batch `x` with as few model passes as possible.
+
+    `layer` may be several layers: one forward and one backward serve all of them. `layout` says
+    how each layer's output maps to `[B, C, H, W]` (None: recognise it). `scorer` replaces the
+    target-class logit by a custom objective on the model's output; `targets` is then ignored.
+    """
     counter = counter or CallCounter()
     needs = set(needs)
-    if needs & LAYER_TERMINALS and layer is None:
+    layers = _as_layers(layer)
+    if needs & LAYER_TERMINALS and not layers:
         raise CamlangError("this CAM reads the target layer (A or G), but the model has no target layer",
                            hint='name one with `at "layer.path"`')  # fmt: skip
+    layouts = _as_layouts(layout, len(layers))
+    input_size = (int(x.shape[-2]), int(x.shape[-1]))
     want_g = "G" in needs
     want_gx = "GX" in needs
-    state: dict[str, torch.Tensor] = {}
+    raw: dict[int, torch.Tensor] = {}
+    resolved: dict[int, LayerLayout] = {}
 
-    def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            raise CamlangError(f"the target layer's output has shape {shape}; a CAM needs [batch, C, H, W]",
-                               hint="choose a convolutional layer with spatial output")  # fmt: skip
-        if want_g and not (want_gx or differentiable):
-            leaf = output.detach().requires_grad_(True)
-            torch.set_grad_enabled(True)
-            state["A"] = leaf
-            return leaf
-        state["A"] = output
-        return output
+    def make_hook(index: int) -> Callable[[nn.Module, Any, Any], Any]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+            if not isinstance(output, torch.Tensor):
+                raise CamlangError(f"the target layer's output is a {type(output).__name__}; a CAM needs a tensor",
+                                   hint="choose a layer whose output is one tensor")  # fmt: skip
+            resolved[index] = infer_layout(layouts[index], tuple(output.shape), input_size)
+            if want_g and not (want_gx or differentiable) and not torch.is_grad_enabled():
+                # The first target layer reached starts the graph: nothing before it is recorded.
+                leaf = output.detach().requires_grad_(True)
+                torch.set_grad_enabled(True)
+                raw[index] = leaf
+                return leaf
+            raw[index] = output
+            return output
 
-    handle = layer.register_forward_hook(hook) if layer is not None else None
+        return hook
+
+    handles = [lay.register_forward_hook(make_hook(i)) for i, lay in enumerate(layers)]
     grad_from_input = want_gx or differentiable
     if differentiable and x.requires_grad:
         xin = x  # keep the caller's graph: maps stay differentiable with respect to x
@@ -115,44 +175,77 @@ def capture(
         xin = x.detach().requires_grad_(True)
     else:
         xin = x
+    rows = torch.arange(x.shape[0], device=x.device)
     try:
         with torch.set_grad_enabled(grad_from_input):
-            logits = _check_logits(model(xin))
+            output = model(xin)
             counter.add(x.shape[0])
-            tgt = resolve_targets(targets, logits)
-            score = logits.gather(1, tgt[:, None])[:, 0]
-            grads: dict[str, torch.Tensor] = {}
-            wrt = ([state["A"]] if want_g else []) + ([xin] if want_gx else [])
+            if scorer is None:
+                logits = _check_logits(output)
+                tgt = resolve_targets(targets, logits)
+                score_rows = class_scorer(tgt)
+            else:
+                logits, tgt, score_rows = _custom_objective(output, x.shape[0], scorer)
+            score = score_rows(output, rows)
+            grads: dict[str, Any] = {}
+            missing = [i for i in range(len(layers)) if i not in raw]
+            if missing and needs & LAYER_TERMINALS:
+                raise CamlangError(f"target layer {missing[0]} was not reached by the model's forward pass",
+                                   hint="choose a layer that the model's forward() calls")  # fmt: skip
+            layer_wrt = [raw[i] for i in range(len(layers))] if want_g else []
+            wrt = layer_wrt + ([xin] if want_gx else [])
             if wrt:
-                got = torch.autograd.grad(score.sum(), wrt, create_graph=differentiable)
-                grads = dict(zip((["G"] if want_g else []) + (["GX"] if want_gx else []), got))
+                got = torch.autograd.grad(score.sum(), wrt, create_graph=differentiable, allow_unused=True)
+                grads = {"G": list(got[: len(layer_wrt)]), "GX": got[-1] if want_gx else None}
     finally:
-        if handle is not None:
+        for handle in handles:
             handle.remove()
     keep: Callable[[torch.Tensor], torch.Tensor] = (lambda t: t) if differentiable else (lambda t: t.detach())
-    terms: dict[str, torch.Tensor] = {}
-    if layer is not None and "A" in state:
-        terms["A"] = keep(state["A"])
-    if "G" in grads:
-        terms["G"] = keep(grads["G"])
-    if "GX" in grads:
+    per_layer: list[dict[str, torch.Tensor]] = []
+    for i, lay in enumerate(layers):
+        if i not in raw:
+            per_layer.append({})
+            continue
+        lt = resolved[i]
+        terms_i = {"A": keep(lt.to_chw(raw[i]))}
+        if want_g:
+            g = grads["G"][i]
+            terms_i["G"] = keep(lt.to_chw(g if g is not None else torch.zeros_like(raw[i])))
+        if "S_masked" in needs:
+            terms_i["S_masked"] = masked_scores(model, x, terms_i["A"].detach(), score_rows, chunk_size,
+                                                counter)[:, :, None, None]  # fmt: skip
+        if "S_ablated" in needs:
+            ablated = ablated_scores(model, lay, x, raw[i].detach(), lt, score_rows, chunk_size, counter)
+            terms_i["S_ablated"] = ablated[:, :, None, None]
+        per_layer.append(terms_i)
+    terms: dict[str, torch.Tensor] = dict(per_layer[0]) if per_layer else {}
+    if grads.get("GX") is not None:
         terms["GX"] = keep(grads["GX"])
     terms["S"] = keep(score)[:, None, None, None]
-    terms["P"] = keep(torch.softmax(logits, dim=1).gather(1, tgt[:, None]))[:, :, None, None]
+    if logits.dim() == 2 and (tgt >= 0).all():
+        terms["P"] = keep(torch.softmax(logits, dim=1).gather(1, tgt[:, None]))[:, :, None, None]
     terms["X"] = x if differentiable else x.detach()
-    if "S_masked" in needs:
-        terms["S_masked"] = masked_scores(model, x, terms["A"].detach(), tgt, chunk_size, counter)[:, :, None, None]
-    if "S_ablated" in needs:
-        assert layer is not None
-        ablated = ablated_scores(model, layer, x, terms["A"].detach(), tgt, chunk_size, counter)
-        terms["S_ablated"] = ablated[:, :, None, None]
-    return Captured(keep(logits), tgt, terms, counter)
+    layouts_used = [resolved.get(i, layouts[i]) for i in range(len(layers))]
+    return Captured(keep(logits), tgt, terms, counter, per_layer, layouts_used)
+
+
+def _custom_objective(output: Any, batch: int, scorer: Scorer) -> tuple[torch.Tensor, torch.Tensor, Scorer]:
+    """Logits (when the output is [B, K]), targets (-1 unless a class), and the scorer, for a custom objective."""
+    first = output[0] if isinstance(output, tuple | list) else output
+    logits = first if isinstance(first, torch.Tensor) and first.dim() == 2 else torch.zeros(batch, 0)
+    tgt = torch.full((batch,), -1, dtype=torch.long, device=logits.device)
+    return logits, tgt, scorer
 
 
 @torch.no_grad()
-def masked_scores(model: nn.Module, x: torch.Tensor, a: torch.Tensor, targets: torch.Tensor,
+def masked_scores(model: nn.Module, x: torch.Tensor, a: torch.Tensor, score_rows: Scorer | torch.Tensor,
                   chunk_size: int, counter: CallCounter) -> torch.Tensor:  # fmt: skip
-    """Score-CAM's channel scores: target logit on `x * minmax(upsample(A_c))`, `[B, C]`."""
+    """Score-CAM's channel scores: the objective on `x * minmax(upsample(A_c))`, `[B, C]`.
+
+    `score_rows` is a scorer, or a `[B]` tensor of target classes (the logit is the score).
+    """
+    if isinstance(score_rows, torch.Tensor):
+        score_rows = class_scorer(score_rows)
     b, c = a.shape[:2]
     up = F.interpolate(a, size=x.shape[-2:], mode="bilinear", align_corners=True)
     flat = up.reshape(b, c, -1)
@@ -166,47 +259,59 @@ def masked_scores(model: nn.Module, x: torch.Tensor, a: torch.Tensor, targets: t
         bi = torch.tensor([p[0] for p in chunk], device=x.device)
         ci = torch.tensor([p[1] for p in chunk], device=x.device)
         inputs = x[bi] * masks[bi, ci][:, None]
-        logits = _check_logits(model(inputs))
+        scores = score_rows(model(inputs), bi)
         counter.add(len(chunk))
-        out[bi, ci] = logits.gather(1, targets[bi][:, None])[:, 0].to(out.dtype)
+        out[bi, ci] = scores.to(out.dtype)
     return out
 
 
 @torch.no_grad()
-def ablated_scores(model: nn.Module, layer: nn.Module, x: torch.Tensor, a: torch.Tensor, targets: torch.Tensor,
-                   chunk_size: int, counter: CallCounter) -> torch.Tensor:  # fmt: skip
-    """Ablation-CAM's channel scores: target logit with channel `c` of `A` zeroed, `[B, C]`."""
-    b, c = a.shape[:2]
+def ablated_scores(model: nn.Module, layer: nn.Module, x: torch.Tensor, a: torch.Tensor, layout: LayerLayout,
+                   score_rows: Scorer | torch.Tensor, chunk_size: int = 64,
+                   counter: CallCounter | None = None) -> torch.Tensor:  # fmt: skip
+    """Ablation-CAM's channel scores: the objective with channel `c` of `A` zeroed, `[B, C]`.
+
+    `a` is the layer's output in its own layout (`layout` maps it to `[B, C, H, W]` and back);
+    `score_rows` is a scorer, or a `[B]` tensor of target classes.
+    """
+    if isinstance(score_rows, torch.Tensor):
+        score_rows = class_scorer(score_rows)
+    counter = counter or CallCounter()
+    chw = layout.to_chw(a)
+    b, c = chw.shape[:2]
     out = torch.empty(b, c, dtype=x.dtype, device=x.device)
     expand_ok = True
     for i in range(b):
+        row = torch.tensor([i], device=x.device)
         for start in range(0, c, chunk_size):
             chans = torch.arange(start, min(c, start + chunk_size), device=x.device)
-            ablated = a[i : i + 1].repeat(len(chans), 1, 1, 1)
-            ablated[torch.arange(len(chans)), chans] = 0
-            logits = None
+            ablated_chw = chw[i : i + 1].repeat(len(chans), 1, 1, 1)
+            ablated_chw[torch.arange(len(chans)), chans] = 0
+            ablated = layout.from_chw(ablated_chw, a[i : i + 1]).contiguous()
+            output = None
             if expand_ok:
                 try:
-                    logits = _run_with_layer_output(model, layer, x[i : i + 1], ablated)
+                    output = _run_with_layer_output(model, layer, x[i : i + 1], ablated)
                     counter.add(len(chans))
                 except RuntimeError:
                     expand_ok = False  # later layers read tensors from before the layer
-            if logits is None:
-                logits = _run_with_layer_output(model, layer, x[i : i + 1].repeat(len(chans), 1, 1, 1), ablated)
+            if output is None:
+                output = _run_with_layer_output(model, layer, x[i : i + 1].repeat(len(chans), 1, 1, 1), ablated)
                 counter.add(len(chans))
-            out[i, chans] = logits[:, int(targets[i])].to(out.dtype)
+            out[i, chans] = score_rows(output, row.expand(len(chans))).to(out.dtype)
     return out
 
 
-def _run_with_layer_output(model: nn.Module, layer: nn.Module, x: torch.Tensor, replacement: torch.Tensor) -> torch.Tensor:
+def _run_with_layer_output(model: nn.Module, layer: nn.Module, x: torch.Tensor, replacement: torch.Tensor) -> Any:
     def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
         return replacement
 
     handle = layer.register_forward_hook(hook)
     try:
-        logits = _check_logits(model(x))
+        output = model(x)
     finally:
         handle.remove()
-    if logits.shape[0] != replacement.shape[0]:
+    first = output[0] if isinstance(output, tuple | list) else output
+    if isinstance(first, torch.Tensor) and first.shape[0] != replacement.shape[0]:
         raise RuntimeError("batch size changed")
-    return logits
+    return output

@@ -317,12 +317,17 @@ class _Builder(Transformer):  # type: ignore[type-arg]
     def import_stmt(self, meta: Any, c: _Children) -> s.Import:
         return s.Import(self._str(c[0]), _span(self.src, meta))
 
-    def at_clause(self, meta: Any, c: _Children) -> s.String:
-        return self._str(c[0])
+    def layer_list(self, meta: Any, c: _Children) -> tuple[s.String, ...]:
+        return tuple(self._str(t) for t in c)
+
+    def at_clause(self, meta: Any, c: _Children) -> tuple[tuple[s.String, ...], tuple[s.Call, ...]]:
+        return c[0], tuple(c[1:])
 
     def model_decl(self, meta: Any, c: _Children) -> s.ModelDecl:
-        layer = c[2] if len(c) > 2 else None
-        return s.ModelDecl(self._id(c[0]), c[1], layer, _span(self.src, meta))
+        if len(c) <= 2:
+            return s.ModelDecl(self._id(c[0]), c[1], None, _span(self.src, meta))
+        layers, options = c[2]
+        return s.ModelDecl(self._id(c[0]), c[1], layers[0], _span(self.src, meta), layers[1:], options)
 
     def data_decl(self, meta: Any, c: _Children) -> s.DataDecl:
         return s.DataDecl(self._id(c[0]), c[1], _span(self.src, meta))

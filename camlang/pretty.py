@@ -68,8 +68,12 @@ def pretty_stmt(stmt: s.Stmt) -> str:
     match stmt:
         case s.Import(path=p):
             return f"import {_string(p.value)}"
-        case s.ModelDecl(name=n, source=src, layer=layer):
-            at = f" at {_string(layer.value)}" if layer is not None else ""
+        case s.ModelDecl(name=n, source=src, layer=layer, more_layers=more, options=options):
+            at = ""
+            if layer is not None:
+                paths = [_string(p.value) for p in (layer, *more)]
+                at = f" at {paths[0]}" if not more else f" at [{', '.join(paths)}]"
+                at += "".join(f" {pretty_expr(o)}" for o in options)
             return f"model {n.name} = {pretty_expr(src)}{at}"
         case s.DataDecl(name=n, source=src):
             return f"data {n.name} = {pretty_expr(src)}"

@@ -12,6 +12,7 @@ from typing import Any
 from camlang import syntax as s
 from camlang.diagnostics import Diagnostic
 from camlang.ir import Builder, Node
+from camlang.layout import LayerLayout
 from camlang.source import NO_SPAN, SourceFile, Span
 
 
@@ -42,6 +43,9 @@ class ModelDef:
     layer: str | None
     base_dir: Path
     span: Span = field(default=NO_SPAN, compare=False)
+    more_layers: tuple[str, ...] = ()  # further target layers; their CAMs are fused with `fuse`
+    layout: LayerLayout | None = None  # from `tokens(...)`, `channels_last()`, `channels_first()`
+    fuse: str = "mean"
 
 
 @dataclass(frozen=True, slots=True)

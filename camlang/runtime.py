@@ -6,7 +6,7 @@ Paths in declarations resolve with `camlang.paths.resolve_user_path`. Every fail
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from torch import nn
 
 from camlang.data import Dataset, idx, images, mnist, synthetic_shapes
 from camlang.errors import CamlangError
+from camlang.layout import LayerLayout
 from camlang.models import (
     LoadedModel,
     build_mlp,
@@ -37,10 +38,20 @@ class LiveModel:
     layer_path: str | None
     layer_chosen_by_default: bool
     device: torch.device
+    more_layers: list[nn.Module] = field(default_factory=list)
+    layout: LayerLayout | None = None
+    fuse: str = "mean"
 
     @property
     def module(self) -> nn.Module:
         return self.loaded.module
+
+    @property
+    def target_layers(self) -> nn.Module | list[nn.Module] | None:
+        """The target layer, or every target layer when the model names several (fused with `fuse`)."""
+        if self.layer is None or not self.more_layers:
+            return self.layer
+        return [self.layer, *self.more_layers]
 
     def describe(self) -> dict[str, Any]:
         """What the report shows about the model, preprocessing included."""
@@ -85,6 +96,11 @@ def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torc
             path = _path(args, "path", mdef.base_dir, "checkpoint", mdef.span)
             assert path is not None
             loaded = load_checkpoint(path, args.get("arch"), args.get("num_classes"))
+        elif mdef.kind == "timm":
+            from camlang.models.timm_loader import load_timm
+
+            weights = _path(args, "weights", mdef.base_dir, "weights file", mdef.span)
+            loaded = load_timm(args["name"], weights, args.get("num_classes"))
         elif mdef.kind == "onnx":
             path = _path(args, "path", mdef.base_dir, "ONNX file", mdef.span)
             assert path is not None
@@ -107,6 +123,10 @@ def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torc
     layer_path = mdef.layer
     chosen = False
     layer: nn.Module | None = None
+    layout = mdef.layout
+    if layer_path is None and loaded.default_layer is not None:
+        layer_path, chosen = loaded.default_layer, True
+        layout = layout or loaded.default_layout
     if layer_path is not None:
         try:
             layer = resolve_layer(loaded.module, layer_path)
@@ -120,7 +140,16 @@ def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torc
             chosen = True
         except CamlangError:
             layer_path, layer = None, None
-    return LiveModel(mdef.name, loaded, layer, layer_path, chosen, dev)
+    more: list[nn.Module] = []
+    for path in mdef.more_layers:
+        try:
+            more.append(resolve_layer(loaded.module, path))
+        except CamlangError as err:
+            err.span = mdef.span
+            raise
+    if more:
+        layer_path = ", ".join([str(layer_path), *mdef.more_layers]) + f" (fused: {mdef.fuse})"
+    return LiveModel(mdef.name, loaded, layer, layer_path, chosen, dev, more, layout, mdef.fuse)
 
 
 def load_data(ddef: DataDef) -> Dataset:

@@ -132,6 +132,11 @@ MODEL_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("arch", ("string", "none"), None, "architecture name (torchvision, shapes_cnn, cifar_resnet20, ...)"),
     )
     + _MODEL_COMMON,
+    "timm": (
+        Arg("name", ("string",), doc="a timm architecture (needs camlang[timm])"),
+        Arg("weights", ("string", "none"), None, "a local weights file (.pth, .pt, .bin or .safetensors)", is_path=True),
+    )
+    + _MODEL_COMMON,
     "onnx": (Arg("path", ("string",), doc="an ONNX file (needs camlang[onnx])", is_path=True),) + _MODEL_COMMON,
     "mlp": (
         Arg("sizes", ("list",), doc="layer widths, e.g. [5, 6, 6, 2]",

@@ -123,6 +123,9 @@ class ModelDecl:
     source: Call
     layer: String | None = None
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    # `at ["a", "b"] tokens(prefix = 1) fuse("max")`: layers after the first, then layer options
+    more_layers: tuple[String, ...] = ()
+    options: tuple[Call, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

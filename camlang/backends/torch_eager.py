@@ -86,7 +86,26 @@ def normalize_maps(raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tens
     `raw` is `[B, 1, h, w]`; returns `[B, H_in, W_in]` in [0, 1]. A constant map gives zeros;
     NaN stays NaN (the report shows it as such).
     """
+    return minmax(scale_to_input(raw, input_size))[:, 0]
+
+
+def scale_to_input(raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
+    """Min-max at layer resolution, then bilinear upsampling: `[B, 1, h, w] -> [B, 1, H_in, W_in]`.
+
+    This is one layer's share of a multi-layer CAM, before the layers are fused and scaled again.
+    """
     x = minmax(raw)
     if tuple(x.shape[-2:]) != tuple(input_size):
         x = F.interpolate(x, size=input_size, mode="bilinear", align_corners=False)
-    return minmax(x)[:, 0]
+    return x
+
+
+def fuse_maps(per_layer: list[torch.Tensor], input_size: tuple[int, int], how: str = "mean") -> torch.Tensor:
+    """Several layers' raw maps `[B, 1, h_i, w_i]` fused into normalized `[B, H_in, W_in]` maps.
+
+    Each layer is scaled and upsampled alone, then the layers are averaged (`mean`, as
+    pytorch-grad-cam does) or maxed (`max`, as the LayerCAM authors recommend) and scaled again.
+    """
+    scaled = torch.stack([scale_to_input(r, input_size).clamp_min(0) for r in per_layer])
+    fused = scaled.mean(dim=0) if how == "mean" else scaled.amax(dim=0)
+    return minmax(fused)[:, 0]

@@ -14,6 +14,7 @@ from typing import Any
 from camlang import syntax as s
 from camlang.check.base import CheckerBase, suggest
 from camlang.check.binding import BAD, bind_call, describe, kind_ok, kinds_text, literal_value
+from camlang.check.layer_options import layer_options
 from camlang.ir import Node
 from camlang.ops import FUNCTIONS, OPS, TERMINALS
 from camlang.paths import resolve_user_path
@@ -58,7 +59,12 @@ class DeclarationChecks(CheckerBase):
             self.bag.error("E202", message, stmt.source.span, hint)
             return
         layer = stmt.layer.value if stmt.layer is not None else None
-        self.program.models[stmt.name.name] = ModelDef(stmt.name.name, kind, args, layer, base, stmt.span)
+        options = layer_options(stmt.options, self.bag)
+        if options is None:
+            return
+        layout, fuse = options
+        self.program.models[stmt.name.name] = ModelDef(stmt.name.name, kind, args, layer, base, stmt.span,
+                                                       tuple(p.value for p in stmt.more_layers), layout, fuse)  # fmt: skip
 
     def _data(self, stmt: s.DataDecl, base: Path) -> None:
         kind = stmt.source.func.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -27,3 +28,6 @@ class LoadedModel:
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     num_classes: int | None = None
     class_names: list[str] | None = None
+    # a loader's own choice of CAM layer (and its layout), used when the .cam file names none
+    default_layer: str | None = None
+    default_layout: Any = None

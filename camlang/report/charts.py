@@ -74,16 +74,17 @@ def _bars(
 
 
 def metric_chart(result: EvalResult, metric: MetricInfo) -> bytes:
-    """PNG bytes of a bar chart of every CAM's mean ± std on `metric`, the best bar highlighted."""
+    """PNG bytes of every CAM's mean on `metric` with its 95% bootstrap CI, the best bar highlighted."""
     ranks = rank_metric(result, metric)
     stats = [result.table.get(c, {}).get(metric.name) for c in result.cams]
     means = [s.mean if s is not None else math.nan for s in stats]
-    stds = [s.std if s is not None and math.isfinite(s.mean) else 0.0 for s in stats]
+    low = [s.mean - s.ci_low if s is not None and math.isfinite(s.mean) else math.nan for s in stats]
+    high = [s.ci_high - s.mean if s is not None and math.isfinite(s.mean) else math.nan for s in stats]
     fig, ax = _figure(len(result.cams))
-    _bars(ax, list(result.cams), means, stds, stds, [ranks[c].best for c in result.cams])
+    _bars(ax, list(result.cams), means, low, high, [ranks[c].best for c in result.cams])
     better = "lower" if metric.direction == "minimize" else "higher"
     arrow = "↓" if metric.direction == "minimize" else "↑"
-    fig.suptitle(f"{metric.name}  ({arrow} {better} is better)", fontsize=11)
+    fig.suptitle(f"{metric.name}  ({arrow} {better} is better; bars: 95% bootstrap CI of the mean)", fontsize=10)
     return _save(fig)
 
 

@@ -77,6 +77,7 @@ def _evaluation(ev: EvalResult, idx: int, pngs: Mapping[str, Any]) -> str:
         )
     out.append('<div class="charts"><div><h3>model</h3>' + _meta_table(model_rows) + "</div>")
     out.append("<div><h3>data</h3>" + _meta_table(list(ev.data.items())) + "</div></div>")
+    out.append(_definitions(ev))
     ranks = rank_table(ev)
     head = "".join(
         f'<th title="{escape(m.description)}">{escape(m.name)} {direction_arrow(m.direction)}</th>'
@@ -94,7 +95,7 @@ def _evaluation(ev: EvalResult, idx: int, pngs: Mapping[str, Any]) -> str:
         rows.append(f"<tr><th>{escape(cam)}</th>{''.join(cells)}</tr>")
     out.append("<h3>metrics</h3>")
     out.append(
-        '<p class="muted">mean ± std over images; #rank per metric (↓ lower is better, ↑ higher is better); '
+        '<p class="muted">mean ± std over images (charts: 95% bootstrap CI of the mean); #rank per metric (↓ lower is better, ↑ higher is better); '
         "best in bold; NaN ranks last.</p>"
     )
     out.append(f"<table><tr><th>cam</th>{head}</tr>{''.join(rows)}</table>")
@@ -111,6 +112,16 @@ def _evaluation(ev: EvalResult, idx: int, pngs: Mapping[str, Any]) -> str:
         out.append("<h3>heatmaps</h3>" + _img(pngs["grid"], f"{ev.name}: heatmap grid", "grid"))
     out.append("</section>")
     return "\n".join(out)
+
+
+def _definitions(ev: EvalResult) -> str:
+    """A collapsible block with what each evaluated cam computes."""
+    known = [c for c in ev.cams if c in ev.definitions]
+    if not known:
+        return ""
+    rows = "".join(f"<tr><th>{escape(c)}</th><td><code>{escape(ev.definitions[c])}</code></td></tr>" for c in known)
+    return (f'<details class="definitions"><summary>cam definitions ({len(known)})</summary>'
+            f"<table><tr><th>cam</th><th>definition</th></tr>{rows}</table></details>")  # fmt: skip
 
 
 def _synthesis(sy: SynthResult, idx: int, pngs: Mapping[str, Any]) -> str:

@@ -41,17 +41,44 @@ def to_numpy(value: ArrayLike) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Stat:
-    """One metric for one CAM: mean and std over the finite values of `n` images."""
+    """One metric for one CAM: mean and std over the finite values of `n` images.
+
+    `ci_low`/`ci_high` bound a 95% percentile-bootstrap confidence interval of the mean (NaN
+    when unknown). Resampled means stay within the values' range, so a bounded metric's interval
+    never leaves its bounds, unlike mean ± std.
+    """
 
     mean: float
     std: float
     n: int
     nan_count: int = 0
+    ci_low: float = math.nan
+    ci_high: float = math.nan
 
     @property
     def is_nan(self) -> bool:
         """True when the mean is not a finite number (it then ranks last)."""
         return not math.isfinite(self.mean)
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def stat_of(values: ArrayLike, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> Stat:
+    """The `Stat` of per-image values: mean, std and a 95% bootstrap CI over the finite ones."""
+    v = to_numpy(values).astype(np.float64).reshape(-1)
+    finite = v[np.isfinite(v)]
+    n, nan_count = int(v.size), int(v.size - finite.size)
+    if finite.size == 0:
+        return Stat(math.nan, math.nan, n, nan_count)
+    mean = float(finite.mean())
+    std = float(finite.std()) if finite.size > 1 else 0.0
+    if finite.size == 1:
+        return Stat(mean, std, n, nan_count, mean, mean)
+    rng = np.random.default_rng(seed)
+    means = finite[rng.integers(0, finite.size, size=(resamples, finite.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Stat(mean, std, n, nan_count, float(low), float(high))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +142,7 @@ class EvalResult:
     `model` keys: name, source, layer, layer_chosen_by_default (bool), input_size,
     preprocessing ({"mean": [...], "std": [...]}). `data` keys: name, kind, count, preprocessing.
     Extra keys are kept and shown. `table[cam][metric]` may miss entries (shown as "-").
+    `definitions[cam]` is what the cam computes: its expression, or its method and parameters.
     """
 
     name: str
@@ -124,6 +152,7 @@ class EvalResult:
     metrics: Sequence[MetricInfo]
     table: Mapping[str, Mapping[str, Stat]]
     visuals: Visuals | None = None
+    definitions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,19 +72,19 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
     n = n_images
     table = {
         "gradcam": {
-            "pointing_game": Stat(1.0, 0.0, n),
-            "deletion_auc": Stat(0.21, 0.05, n),
-            "insertion_auc": Stat(0.74, 0.08, n),
+            "pointing_game": Stat(1.0, 0.0, n, 0, 1.0, 1.0),
+            "deletion_auc": Stat(0.21, 0.05, n, 0, 0.18, 0.24),
+            "insertion_auc": Stat(0.74, 0.08, n, 0, 0.69, 0.79),
         },
         "gradcam++": {
-            "pointing_game": Stat(0.75, 0.43, n),
-            "deletion_auc": Stat(0.21, 0.04, n),
-            "insertion_auc": Stat(0.70, 0.1, n),
+            "pointing_game": Stat(0.75, 0.43, n, 0, 0.5, 1.0),
+            "deletion_auc": Stat(0.21, 0.04, n, 0, 0.19, 0.23),
+            "insertion_auc": Stat(0.70, 0.1, n, 0, 0.64, 0.76),
         },
         "eigencam": {
             "pointing_game": Stat(math.nan, math.nan, n, nan_count=n),
-            "deletion_auc": Stat(0.35, 0.07, n, nan_count=1),
-            "insertion_auc": Stat(0.41, 0.12, n, nan_count=1),
+            "deletion_auc": Stat(0.35, 0.07, n, 1, 0.31, 0.39),
+            "insertion_auc": Stat(0.41, 0.12, n, 1, 0.34, 0.48),
         },
     }
     model = {
@@ -96,7 +96,11 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
         "preprocessing": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
     }
     data = {"name": "shapes", "kind": "synthetic", "count": n, "preprocessing": "none"}
-    ev1 = EvalResult("evaluate #1", model, data, list(maps), metrics, table, visuals)
+    definitions = {"gradcam": "relu(sum_c(mean_hw(G) * A))",
+                   "gradcam++": "relu(sum_c(sum_hw(where(G != 0, pow(G, 2) / (2 * pow(G, 2) + sum_hw(A) * pow(G, 3) + 1e-6), 0)"
+                                " * relu(G)) * A))",
+                   "eigencam": "relu(pc1(A))"}  # fmt: skip
+    ev1 = EvalResult("evaluate #1", model, data, list(maps), metrics, table, visuals, definitions)
     ev2 = EvalResult(
         "evaluate #2",
         {**model, "layer": "features.0", "layer_chosen_by_default": False},

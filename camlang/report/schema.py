@@ -66,6 +66,8 @@ def _evaluation(ev: EvalResult, images: Mapping[str, Any]) -> dict[str, Any]:
             row[m.name] = {
                 "mean": jsonable(stat.mean),
                 "std": jsonable(stat.std),
+                "ci_low": jsonable(stat.ci_low),
+                "ci_high": jsonable(stat.ci_high),
                 "n": int(stat.n),
                 "nan_count": int(stat.nan_count),
                 "rank": r.rank,
@@ -79,6 +81,7 @@ def _evaluation(ev: EvalResult, images: Mapping[str, Any]) -> dict[str, Any]:
         "model": jsonable(ev.model),
         "data": jsonable(ev.data),
         "cams": list(ev.cams),
+        "definitions": {cam: ev.definitions[cam] for cam in ev.cams if cam in ev.definitions},
         "metrics": [_metric(m) for m in ev.metrics],
         "table": table,
         "ranking": ranking,

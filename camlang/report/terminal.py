@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -115,22 +116,36 @@ def checks_table(checks: list[CheckResult]) -> Table:
     return table
 
 
+def print_full_width(console: Console, table: Table) -> None:
+    """Print `table`; to a pipe or a file, at its natural width rather than cut to the console's 80 columns."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update_width(100_000), table).maximum
+    width = console.width
+    console.width = max(width, natural)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def print_summary(report: RunReport, console: Console) -> None:
     """Print the run's tables (evaluations, syntheses, checks), exports and warnings to `console`."""
     if report.partial:
         console.print(Text("partial (interrupted): results below are incomplete", style="bold white on red"))
     for ev in report.evaluations:
         # a "0.512 ± 0.03 #1" cell needs about 16 columns; drop the spread when they do not fit
-        compact = console.width < 24 + 17 * len(ev.metrics)
-        console.print(eval_table(ev, compact))
+        compact = console.is_terminal and console.width < 24 + 17 * len(ev.metrics)
+        print_full_width(console, eval_table(ev, compact))
     for sy in report.syntheses:
-        console.print(synth_table(sy))
+        print_full_width(console, synth_table(sy))
         if sy.comparison:
-            console.print(comparison_table(sy))
+            print_full_width(console, comparison_table(sy))
         if sy.verdict:
             console.print(Text(f"{sy.name}: {sy.verdict}"))
     if report.checks:
-        console.print(checks_table(list(report.checks)))
+        print_full_width(console, checks_table(list(report.checks)))
     for ex in report.exports:
         console.print(Text.assemble("exported ", (ex.cam, "bold"), f" -> {ex.path}"))
     for w in report.warnings:

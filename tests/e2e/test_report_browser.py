@@ -86,3 +86,61 @@ def test_screenshot_is_not_blank(report_dir: tuple[Path, int], tmp_path: Path) -
     assert len(np.unique(img.reshape(-1, 3)[::7], axis=0)) > 500
     orange = (np.abs(img - np.array([0xD9, 0x82, 0x2B])).sum(axis=-1) < 30).sum()
     assert orange > 1000, "the highlighted best bar of a metric chart is not visible"
+
+
+# ---- the quickstart's real report ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+JS_ERROR = re.compile(r"CONSOLE\(\d+\)\].*(Uncaught|Error)|Uncaught \w*Error")
+
+
+@pytest.fixture(scope="module")
+def quickstart_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart's report.html: the one .ci/run writes before the tests, or a fresh run."""
+    ci_report = ROOT / "camlang-out" / "ci-quickstart" / "report.html"
+    if ci_report.is_file():
+        return ci_report
+    from camlang.cli import main
+
+    out = tmp_path_factory.mktemp("quickstart-browser")
+    assert main(["run", str(ROOT / "examples" / "quickstart.cam"), "--out", str(out)]) == 0
+    return out / "report.html"
+
+
+def _logged_js_errors(page: Path, profile: Path) -> list[str]:
+    proc = _chromium(profile, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
+                     page.as_uri())  # fmt: skip
+    return [line for line in proc.stderr.splitlines() if JS_ERROR.search(line)]
+
+
+def test_quickstart_report_images_load_and_no_js_errors(quickstart_report: Path, tmp_path: Path) -> None:
+    html = quickstart_report.read_text(encoding="utf-8")
+    n_img = html.count("<img ")
+    check = quickstart_report.parent / "browser-check.html"  # same folder: relative image paths still resolve
+    check.write_text(html.replace("</body>", COUNT_IMAGES + "</body>"), encoding="utf-8")
+    try:
+        dom = _chromium(tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", check.as_uri()).stdout
+    finally:
+        check.unlink()
+    body = re.search(r'<body data-img-total="(\d+)" data-img-broken="(\d+)"', dom)
+    assert body is not None, "the load handler did not run: " + dom[:300]
+    assert int(body.group(1)) == n_img >= 3
+    assert int(body.group(2)) == 0, f"{body.group(2)} of {n_img} images did not load"
+    assert _logged_js_errors(quickstart_report, tmp_path / "profile2") == []
+
+
+def test_js_error_check_can_fail(tmp_path: Path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>undefined_function_x();</script></body></html>", encoding="utf-8")
+    errors = _logged_js_errors(page, tmp_path / "profile")
+    assert errors and "undefined_function_x" in " ".join(errors)
+
+
+def test_quickstart_report_screenshot(quickstart_report: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "quickstart.png"
+    _chromium(tmp_path / "profile", "--hide-scrollbars", "--window-size=1280,3000", f"--screenshot={shot}",
+              quickstart_report.as_uri())  # fmt: skip
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert img.shape[:2] == (3000, 1280)
+    assert img.std() > 20 and len(np.unique(img.reshape(-1, 3)[::7], axis=0)) > 500
+    assert "cam definitions" in quickstart_report.read_text(encoding="utf-8")
