@@ -1,11 +1,13 @@
 """The concepts part of a run's report: labelled PNG heatmap matrices, sentences, tables, ROC curves.
 
-Written into `<out>/concepts/` (PNG files, `concepts.json`, `concepts.md`), next to the
-main report, so that it does not change the main report's schema.
+Written into `<out>/concepts/` (PNG files, `concepts.json`, `concepts.md`); `main_sections()`
+gives the same sections, PNG bytes included, for the run's report.html and report.json.
 """
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -21,6 +23,10 @@ import torch  # noqa: E402
 from camlang.concepts.heatmaps import SemanticHeatmaps, top_cells  # noqa: E402
 from camlang.concepts.localise import Localisation  # noqa: E402
 from camlang.concepts.roc import DetectorResult  # noqa: E402
+from camlang.report.model import ConceptSection  # noqa: E402
+
+#: Where the concept PNGs lie, relative to the run's output folder.
+FOLDER = "concepts"
 
 
 @dataclass
@@ -30,16 +36,35 @@ class ConceptReport:
     out_dir: Path
     sections: list[dict[str, Any]] = field(default_factory=list)
     markdown: list[str] = field(default_factory=list)
+    #: PNG bytes by file name (relative to `folder`), kept for the main report's HTML.
+    pngs: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def folder(self) -> Path:
-        return self.out_dir / "concepts"
+        return self.out_dir / FOLDER
 
     def _save(self, fig: Any, name: str) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fig.savefig(self.folder / name, dpi=80, bbox_inches="tight")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
         plt.close(fig)
+        self.pngs[name] = buffer.getvalue()
+        (self.folder / name).write_bytes(self.pngs[name])
         return name
+
+    def main_sections(self) -> tuple[ConceptSection, ...]:
+        """The sections for the run's main report: PNG paths made relative to the output folder."""
+        out = []
+        for section in self.sections:
+            data = copy.deepcopy(section)
+            names = [c["png"] for c in data.get("classes", [])] + [t["roc_png"] for t in data.get("tests", {}).values()]
+            for c in data.get("classes", []):
+                c["png"] = f"{FOLDER}/{c['png']}"
+            for test in data.get("tests", {}).values():
+                test["roc_png"] = f"{FOLDER}/{test['roc_png']}"
+            images = {f"{FOLDER}/{name}": self.pngs[name] for name in names}
+            out.append(ConceptSection(data["kind"], data["title"], data, images))
+        return tuple(out)
 
     def add_heatmaps(self, title: str, heat: SemanticHeatmaps, loc: Localisation | None, extra: dict[str, Any]) -> None:
         """Per class: correct, incorrect and differential matrices, top cells as sentences; localisation."""

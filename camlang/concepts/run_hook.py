@@ -12,7 +12,8 @@ from camlang.concepts.report import ConceptReport
 
 
 def run_concept_action(state: Any, action: s.Heatmaps | s.Watch) -> SemanticHeatmaps | None:
-    """Run a `heatmaps` or `monitor ... on` action; its report goes to `<out>/concepts/`.
+    """Run a `heatmaps` or `monitor ... on` action; its report goes to `<out>/concepts/` and
+    into the run's main report (`state.report.concepts`), when the state has one.
 
     Returns the heatmaps of a `heatmaps` action (the REPL prints them as coloured matrices).
     """
@@ -21,9 +22,12 @@ def run_concept_action(state: Any, action: s.Heatmaps | s.Watch) -> SemanticHeat
     if state.concepts is None:
         state.concepts = (ConceptRuntime(state), ConceptReport(state.options.out_dir))
     runtime, report = state.concepts
+    heat = None
     match action:
         case s.Heatmaps():
-            return run_heatmaps(runtime, report, action, state.console)
+            heat = run_heatmaps(runtime, report, action, state.console)
         case s.Watch():
             run_watch(runtime, report, action, state.console)
-    return None
+    if getattr(state, "report", None) is not None:
+        state.update_report(concepts=report.main_sections())
+    return heat

@@ -10,6 +10,7 @@ from camlang.report.colormap import jet, overlay_rgb
 from camlang.report.model import (
     Candidate,
     CheckResult,
+    ConceptSection,
     EvalResult,
     Export,
     Interval,
@@ -29,6 +30,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Candidate",
     "CheckResult",
+    "ConceptSection",
     "EvalResult",
     "Export",
     "Interval",

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from camlang.report.model import CheckResult, EvalResult, MetricInfo, RunReport, SynthResult
+from camlang.report.model import CheckResult, ConceptSection, EvalResult, MetricInfo, RunReport, SynthResult
 from camlang.report.ranking import direction_arrow, fmt_number, fmt_stat, rank_table, rank_values
 from camlang.report.schema import SCHEMA_VERSION
 
@@ -248,6 +248,8 @@ def render_html(
     nav += [f'<a href="#synth-{i}">{escape(sy.name)}</a>' for i, sy in enumerate(report.syntheses)]
     if report.checks:
         nav.append('<a href="#checks">checks</a>')
+    if report.concepts:
+        nav.append('<a href="#concepts">concepts</a>')
     nav.append('<a href="#warnings">warnings</a>')
     parts.append("<nav>" + "".join(nav) + "</nav>")
     if report.warnings:
@@ -263,6 +265,8 @@ def render_html(
     )
     if report.checks:
         parts.append(_checks(report.checks))
+    if report.concepts:
+        parts.append(_concepts(report.concepts))
     if report.exports:
         items = "".join(f"<li>{escape(e.cam)}: <code>{escape(e.path)}</code></li>" for e in report.exports)
         parts.append(f'<section id="exports"><h2>exports</h2><ul>{items}</ul></section>')
@@ -276,3 +280,91 @@ def render_html(
 
 def _settings(m: MetricInfo) -> str:
     return "".join(f" <i>({escape(k)}: {escape(v)})</i>" for k, v in m.settings.items())
+
+
+def _concepts(sections: Sequence[ConceptSection]) -> str:
+    """Semantic and differential heatmaps, localisation tables, monitor tables and ROC curves."""
+    out = ['<section id="concepts"><h2>concepts</h2>']
+    for i, sec in enumerate(sections):
+        out.append(f'<div id="concepts-{i}"><h3>{escape(sec.kind)}: {escape(sec.title)}</h3>')
+        out.append(_concept_heatmaps(sec) if sec.kind == "heatmaps" else _concept_monitor(sec))
+        out.append("</div>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _concept_img(sec: ConceptSection, path: str, alt: str, cls: str = "") -> str:
+    png = sec.images.get(path)
+    if png is None:  # not kept in memory: link the file next to the report instead
+        return f'<p class="muted">{escape(alt)}: <code>{escape(path)}</code></p>'
+    return _img(png, alt, cls)
+
+
+def _concept_heatmaps(sec: ConceptSection) -> str:
+    d = sec.data
+    source = d.get("source")
+    probes = source.get("probes", []) if isinstance(source, Mapping) else []
+    if isinstance(source, Mapping):
+        source = {k: v for k, v in source.items() if k != "probes"}
+    meta = [(k, d[k]) for k in ("concepts", "model", "data", "accuracy") if k in d] + [("source", source)]
+    out = [_meta_table(meta), _probe_table(probes), '<p class="muted">per class: P[c_i &gt; c_j] over correctly and incorrectly '
+           "classified images, and their difference (correct - incorrect); the largest differential cells "
+           "are listed as sentences.</p>"]  # fmt: skip
+    for c in d.get("classes", []):
+        out.append(f"<h4>{escape(str(c['class']))} ({c['correct']} correct, {c['incorrect']} incorrect)</h4>")
+        out.append(_concept_img(sec, c["png"], f"{c['class']}: semantic and differential heatmaps", "grid"))
+        if c.get("top_cells"):
+            out.append("<ul>" + "".join(f"<li>{escape(str(s))}</li>" for s in c["top_cells"]) + "</ul>")
+    rows = d.get("localisation")
+    if rows:
+        body = "".join(
+            f"<tr><th>{escape(str(r['class']))}</th><td class='num'>{r['errors']}</td>"
+            f"<td class='num'>{r['encoder']}</td><td class='num'>{r['head']}</td>"
+            f"<td class='num'>{fmt_number(float(r['encoder_share']))}</td></tr>"
+            for r in rows
+        )
+        errors = sum(int(r["errors"]) for r in rows)
+        encoder = sum(int(r["encoder"]) for r in rows)
+        out.append("<h4>fault localisation</h4><table><tr><th>class</th><th>errors</th><th>encoder</th>"
+                   f"<th>head</th><th>encoder share</th></tr>{body}</table>"
+                   f"<p>{encoder} of {errors} errors localised to the encoder, {errors - encoder} to the head.</p>")  # fmt: skip
+    return "\n".join(out)
+
+
+def _probe_table(probes: Sequence[Mapping[str, Any]]) -> str:
+    """Each concept probe's held-out accuracy against chance."""
+    if not probes:
+        return ""
+    keys = ("accuracy", "balanced_accuracy", "chance", "positives", "heldout")
+    body = "".join(f"<tr><th>{escape(str(r.get('concept')))}</th>"
+                   + "".join(f"<td class='num'>{escape(_plain(r.get(k)))}</td>" for k in keys) + "</tr>"
+                   for r in probes)  # fmt: skip
+    head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in keys)
+    return f"<table><tr><th>probe (held-out)</th>{head}</tr>{body}</table>"
+
+
+def _concept_monitor(sec: ConceptSection) -> str:
+    d = sec.data
+    meta = [(k, d[k]) for k in ("monitor", "data", "fpr") if k in d]
+    out = [_meta_table(meta)]
+    for test, entry in d.get("tests", {}).items():
+        dets = entry.get("detectors", [])
+        best = max((x["auroc"] for x in dets if x.get("auroc") is not None), default=None)
+        body = "".join(
+            f"<tr><th>{escape(str(x['detector']))}</th>"
+            f"<td class='num{' best' if best is not None and x.get('auroc') == best else ''}'>"
+            f"{fmt_number(_num_or_nan(x.get('auroc')))}</td>"
+            + "".join(f"<td class='num'>{fmt_number(_num_or_nan(x.get(k)))}</td>"
+                      for k in ("tpr_at_5_fpr", "calibrated_tpr", "calibrated_fpr"))
+            + f"<td class='num'>{x.get('positives', '')}</td><td class='num'>{x.get('negatives', '')}</td></tr>"
+            for x in dets
+        )  # fmt: skip
+        out.append(f"<h4>{escape(str(test))}</h4><table><tr><th>detector</th><th>AUROC</th><th>TPR@5%FPR</th>"
+                   "<th>calibrated TPR</th><th>calibrated FPR</th><th>positives</th><th>negatives</th></tr>"
+                   f"{body}</table>")  # fmt: skip
+        out.append('<div class="charts">' + _concept_img(sec, entry["roc_png"], f"ROC: {test}") + "</div>")
+    return "\n".join(out)
+
+
+def _num_or_nan(x: Any) -> float:
+    return math.nan if x is None else float(x)

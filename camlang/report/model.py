@@ -248,6 +248,22 @@ class Export:
 
 
 @dataclass(frozen=True)
+class ConceptSection:
+    """One `heatmaps` or `monitor ... on` action (camlang.concepts), as the main report shows it.
+
+    `data` is JSON data (docs/report_schema.md, "Concepts"): for `kind == "heatmaps"` the per-class
+    matrices (`classes[i].png`), their top differential cells as sentences and the localisation
+    rows; for `kind == "monitor"` one entry per test set (`tests[name].roc_png`, `detectors`).
+    PNG paths in `data` are relative to the output folder; `images` maps each to its PNG bytes.
+    """
+
+    kind: Literal["heatmaps", "monitor"]
+    title: str
+    data: Mapping[str, Any]
+    images: Mapping[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunReport:
     """Everything one `camlang run` produced. `partial` is True when the run was interrupted."""
 
@@ -266,3 +282,5 @@ class RunReport:
     world_size: int = 1
     #: Why a partial run stopped when a worker failed or was lost (which rank, what error).
     failure: str | None = None
+    #: Concept heatmaps and monitors (`heatmaps`, `monitor ... on`), in run order.
+    concepts: Sequence[ConceptSection] = ()

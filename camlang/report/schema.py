@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from camlang.errors import CamlangError
-from camlang.report.model import CheckResult, EvalResult, MetricInfo, RunReport, SynthResult
+from camlang.report.model import CheckResult, ConceptSection, EvalResult, MetricInfo, RunReport, SynthResult
 from camlang.report.ranking import rank_table, rank_values
 
 SCHEMA_VERSION = 1
@@ -151,6 +151,10 @@ def _check(ch: CheckResult) -> dict[str, Any]:
     }
 
 
+def _concept(sec: ConceptSection) -> dict[str, Any]:
+    return {**jsonable(sec.data), "kind": sec.kind, "title": sec.title}
+
+
 def report_to_dict(
     report: RunReport,
     eval_images: Sequence[Mapping[str, Any]] | None = None,
@@ -175,6 +179,7 @@ def report_to_dict(
         "syntheses": [_synthesis(sy, img) for sy, img in zip(report.syntheses, sy_imgs, strict=True)],
         "checks": [_check(ch) for ch in report.checks],
         "exports": [{"cam": e.cam, "path": e.path} for e in report.exports],
+        "concepts": [_concept(sec) for sec in report.concepts],
         "summary": {
             "evaluations": len(report.evaluations),
             "syntheses": len(report.syntheses),
@@ -216,6 +221,9 @@ _COUNTS = (
     "seconds",
     "exhaustive_forward_passes",
 )
+_CONCEPT = {"heatmaps": ("kind", "title", "classes"), "monitor": ("kind", "title", "tests")}
+_CONCEPT_CLASS = ("class", "correct", "incorrect", "png", "top_cells")
+_DETECTOR = ("detector", "auroc", "tpr_at_5_fpr")
 _CHECK = (
     "property",
     "kind",
@@ -267,5 +275,21 @@ def validate_report_dict(doc: Any, source: str = "report.json") -> None:
             problems.append(
                 f"checks[{i}]: status must be holds, violated or unknown, got {ch.get('status')!r}"
             )
+    for i, sec in enumerate(doc.get("concepts", [])):  # optional: reports before concepts have none
+        _concept_problems(sec, f"concepts[{i}]", problems)
     if problems:
         raise CamlangError(f"{source} does not match report schema {SCHEMA_VERSION}: " + "; ".join(problems))
+
+
+def _concept_problems(sec: Any, where: str, problems: list[str]) -> None:
+    kind = sec.get("kind") if isinstance(sec, Mapping) else None
+    if kind not in _CONCEPT:
+        problems.append(f"{where}: kind must be 'heatmaps' or 'monitor', got {kind!r}")
+        return
+    _missing(sec, _CONCEPT[kind], where, problems)
+    for j, cls in enumerate(sec.get("classes") or []):
+        _missing(cls, _CONCEPT_CLASS, f"{where}.classes[{j}]", problems)
+    for name, test in (sec.get("tests") or {}).items():
+        _missing(test, ("roc_png", "detectors"), f"{where}.tests[{name!r}]", problems)
+        for j, det in enumerate(test.get("detectors") or [] if isinstance(test, Mapping) else []):
+            _missing(det, _DETECTOR, f"{where}.tests[{name!r}].detectors[{j}]", problems)

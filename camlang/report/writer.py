@@ -7,6 +7,8 @@ Layout of `out_dir`:
     images/01-evaluate-1-grid.png    heatmap grid per evaluation (when visuals were given)
     images/01-evaluate-1-<metric>.png  bar chart per metric
     images/s01-<synth>-grid.png      winner vs stdlib grid, s01-<synth>-comparison.png chart
+    concepts/*.png                   concept heatmap matrices and monitor ROC curves (camlang.concepts
+                                     writes them; written here only when missing)
 
 Files are written to a temporary name and renamed, so an interrupted write never leaves a
 truncated report.json behind.
@@ -117,6 +119,17 @@ def write_report(out_dir: Path, report: RunReport, grid_images: int = 8) -> Repo
             srel["chart"] = save(f"{stem}-comparison.png", spng["chart"])
         synth_rel.append(srel)
         synth_png.append(spng)
+
+    for sec in report.concepts:
+        for concept_rel, concept_png in sec.images.items():
+            path = out_dir / concept_rel
+            if not path.is_file():
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _write_bytes(path, concept_png)
+                except OSError as e:
+                    raise CamlangError(f"cannot write {path}: {e.strerror or e}", hint="check free disk space") from e
+                written.append(path)
 
     json_path, html_path = out_dir / "report.json", out_dir / "report.html"
     doc = report_to_dict(report, eval_rel, synth_rel)
