@@ -3,6 +3,7 @@ probe-layer mistake (which needs the model, so it is found at run time) is a cle
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from camlang.cli import main
 from camlang.data.shapes import COLOUR_FAMILIES, SHAPE_CLASSES
+from camlang.report import validate_report_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +49,20 @@ def test_example_writes_heatmaps_localisation_and_roc(concepts_out: tuple[Path, 
         assert [d["detector"] for d in test["detectors"]] == ["monitor", "msp", "energy", "monitor+msp"]
     md = (out / "concepts" / "concepts.md").read_text()
     assert "held" in md and "| class | errors | encoder | head |" in md and "AUROC" in md
+
+
+def test_example_report_html_and_json_show_the_concepts(concepts_out: tuple[Path, float]) -> None:
+    out, _ = concepts_out
+    doc = json.loads((out / "report.json").read_text())
+    validate_report_dict(doc)
+    side = json.loads((out / "concepts" / "concepts.json").read_text())["sections"]
+    assert [(s["kind"], s["title"]) for s in doc["concepts"]] == [(s["kind"], s["title"]) for s in side]
+    html = (out / "report.html").read_text()
+    assert '<section id="concepts">' in html and "fault localisation" in html and "TPR@5%FPR" in html
+    for section in doc["concepts"]:
+        for png in [c["png"] for c in section.get("classes", [])] + [t["roc_png"] for t in section.get("tests", {}).values()]:
+            data = (out / png).read_bytes()
+            assert base64.b64encode(data).decode("ascii") in html, png
 
 
 def test_probe_on_a_layer_without_spatial_or_vector_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
