@@ -307,3 +307,16 @@ def parse_duration(value: Any) -> float:
     if number <= 0:
         raise ValueError("a duration must be positive")
     return number
+
+
+# ---- concept names of the built-in data (read by the checker without importing the data layer) ----
+#: Colour families by hue: family `k` covers hues within 1/12 of `k/6` (red at hue 0).
+COLOUR_FAMILIES: tuple[str, ...] = ("red", "yellow", "green", "cyan", "blue", "magenta")
+#: Concept attributes of every shapes image, in column order of `Batch.concepts` (the data layer, `camlang.data.shapes`, renders them).
+SHAPE_CONCEPTS: tuple[str, ...] = (
+    *COLOUR_FAMILIES,
+    "small", "large",
+    "top_left", "top_right", "bottom_left", "bottom_right",
+    "distractor", "arc_distractor", "line_distractor", "blob_distractor",
+    "strong_texture",
+)  # fmt: skip

@@ -11,10 +11,9 @@ from pathlib import Path
 
 from camlang import syntax as s
 from camlang.check.base import CheckerBase, suggest
-from camlang.data.shapes import SHAPE_CONCEPTS
 from camlang.paths import resolve_user_path
 from camlang.program import ConceptSetDef, MonitorDef, Ref
-from camlang.signatures import CONCEPT_SOURCES, MONITOR_KINDS
+from camlang.signatures import CONCEPT_SOURCES, MONITOR_KINDS, SHAPE_CONCEPTS
 from camlang.source import Span
 
 CLIP_WEIGHTS_HINT = (

@@ -29,24 +29,15 @@ import torch
 
 from camlang.data.base import NORMALIZATION_PRESETS, Batch, Dataset
 from camlang.errors import CamlangError
+from camlang.signatures import COLOUR_FAMILIES, SHAPE_CONCEPTS
 
 #: Class names of the shapes dataset, in label order.
 SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
 
 _DISTRACTOR_ARC, _DISTRACTOR_LINE, _DISTRACTOR_BLOB = 0, 1, 2
 
-#: Colour families by hue: family `k` covers hues within 1/12 of `k/6` (red at hue 0).
-COLOUR_FAMILIES: tuple[str, ...] = ("red", "yellow", "green", "cyan", "blue", "magenta")
 #: The colour family each class takes in the shortcut variant (circle red, square green, ...).
 SHORTCUT_FAMILY: dict[str, str] = {"circle": "red", "square": "green", "triangle": "blue", "cross": "yellow"}
-#: Concept attributes of every shapes image, in column order of `Batch.concepts`.
-SHAPE_CONCEPTS: tuple[str, ...] = (
-    *COLOUR_FAMILIES,
-    "small", "large",
-    "top_left", "top_right", "bottom_left", "bottom_right",
-    "distractor", "arc_distractor", "line_distractor", "blob_distractor",
-    "strong_texture",
-)  # fmt: skip
 #: Shapes whose radius is below this fraction of the image size are "small", the rest "large".
 _SMALL_RADIUS = 0.225
 #: Background waves whose two amplitudes add up to more than this are a "strong texture".
