@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from camlang.backends.torch_eager import normalize_maps
-from camlang.check import check_file
 from camlang.data import synthetic_shapes
-from camlang.engine import CamEngine
+from camlang.execution.cam_engine import CamEngine
+from camlang.frontend.check import check_file
 from camlang.methods import (
     deepcover,
     direction_accuracy,

@@ -36,12 +36,12 @@ from pytorch_grad_cam.metrics.cam_mult_image import DropInConfidence, IncreaseIn
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
 from camlang import metrics as M
-from camlang.check import check_text
 from camlang.data import synthetic_shapes
-from camlang.engine import CamEngine
-from camlang.evaluation import Evaluator
+from camlang.execution.cam_engine import CamEngine
+from camlang.execution.declaration_loading import LiveModel
+from camlang.execution.metric_evaluation import Evaluator
+from camlang.frontend.check import check_text
 from camlang.models import DEMO_TARGET_LAYER, load_demo_model, resolve_layer
-from camlang.runtime import LiveModel
 
 PEERS = {
     "gradcam": GradCAM,

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from camlang.check import check_text
-from camlang.runtime import load_data, load_model
+from camlang.execution.declaration_loading import load_data, load_model
+from camlang.frontend.check import check_text
 from camlang.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def print_tables(rows: list[dict[str, object]], objectives: list[str]) -> None:
 
 
 def _seconds(text: str) -> float:
-    from camlang.signatures import parse_duration
+    from camlang.frontend.signatures import parse_duration
 
     return parse_duration(text)
 

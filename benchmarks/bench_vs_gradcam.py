@@ -21,11 +21,19 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torchvision
-from pytorch_grad_cam import GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
+from pytorch_grad_cam import (
+    GradCAM,
+    GradCAMElementWise,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from camlang.check import check_file
-from camlang.engine import CamEngine
+from camlang.execution.cam_engine import CamEngine
+from camlang.frontend.check import check_file
 from camlang.paths import stdlib_dir
 
 GRADIENT_CAMS = {

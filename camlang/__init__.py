@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name in ("tokens", "LayerLayout"):
-        from camlang import layout
+        from camlang.frontend import layer_layout as layout
 
         return getattr(layout, name)
     raise AttributeError(f"module 'camlang' has no attribute {name!r}")

@@ -19,17 +19,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from camlang.capture import LayoutArg, Targets
-from camlang.check import check_file, check_text
-from camlang.diagnostics import CompileError
-from camlang.engine import CamEngine
 from camlang.errors import CamlangError
-from camlang.ir import Node
-from camlang.layout import LayerLayout
+from camlang.execution.cam_engine import CamEngine
+from camlang.execution.capture import LayoutArg, Targets
+from camlang.execution.declaration_loading import LiveModel
+from camlang.execution.run_state import Workspace
+from camlang.frontend.check import check_file, check_text
+from camlang.frontend.diagnostics import CompileError
+from camlang.frontend.ir import Node
+from camlang.frontend.layer_layout import LayerLayout
+from camlang.frontend.program import Program
 from camlang.notebook import OverlayGrid, RunResult, overlay_batch
-from camlang.program import Program
-from camlang.runstate import Workspace
-from camlang.runtime import LiveModel
 
 
 class CAMModule(nn.Module):
@@ -116,7 +116,7 @@ class LoadedProgram:
 
         from rich.console import Console
 
-        from camlang.run import RunOptions, run_program
+        from camlang.execution.run_program import RunOptions, run_program
 
         out_dir = Path(out) if out is not None else Path("camlang-out") / Path(self.program.main.name).stem
         console = Console(file=io.StringIO()) if quiet else Console()

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from camlang import __version__
-from camlang.diagnostics import CompileError, Diagnostic, render, render_all
 from camlang.errors import CamlangError
+from camlang.frontend.diagnostics import CompileError, Diagnostic, render, render_all
 
 EXIT_OK, EXIT_USER, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -31,7 +31,7 @@ def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Parse and check files; load no model or data."""
-    from camlang.check import check_file
+    from camlang.frontend.check import check_file
 
     status = EXIT_OK
     for name in args.files:
@@ -52,8 +52,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_fmt(args: argparse.Namespace) -> int:
     """Rewrite files in canonical form (or, with --check, report which would change)."""
-    from camlang.parser import parse
-    from camlang.pretty import format_source
+    from camlang.frontend.parser import parse
+    from camlang.frontend.pretty import format_source
 
     status = EXIT_OK
     for name in args.files:
@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Execute a file's actions and write the report."""
     if args.workers is not None and args.workers > 1:
         return _launch(args)
-    from camlang.run import run_file
+    from camlang.execution.run_program import run_file
 
     return run_file(
         args.file,
@@ -98,8 +98,8 @@ def _launch(args: argparse.Namespace) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise CamlangError("--workers cannot be used inside torchrun (the launcher already started the workers)",
                            hint="drop --workers, or run without torchrun")  # fmt: skip
-    from camlang.check import check_file
     from camlang.distributed.launch import launch_workers
+    from camlang.frontend.check import check_file
 
     program = check_file(args.file)  # report errors once, here, instead of once per worker
     if program.has_errors:
@@ -116,7 +116,7 @@ def _launch(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Write a CAM as a standalone nn.Module source file."""
-    from camlang.export import export_cam_from_file
+    from camlang.execution.standalone_export import export_cam_from_file
 
     path = export_cam_from_file(args.file, args.cam, args.output)
     print(f"wrote {path}")
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_diagnostics(err.diagnostics)
         return EXIT_USER
     except CamlangError as err:
-        from camlang.source import NO_SPAN, Span
+        from camlang.frontend.source import NO_SPAN, Span
 
         span = err.span if isinstance(err.span, Span) else NO_SPAN
         diag = Diagnostic(err.code, err.message, span, hint=err.hint)

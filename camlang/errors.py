@@ -12,7 +12,7 @@ class CamlangError(Exception):
     """A user-facing error with a message, an optional hint and an optional code.
 
     `span` is filled in by the driver when the error can be tied to source text
-    (a `camlang.source.Span`); loaders raise it without one.
+    (a `camlang.frontend.source.Span`); loaders raise it without one.
     """
 
     def __init__(self, message: str, *, hint: str | None = None, code: str = "E900", span: object | None = None) -> None:

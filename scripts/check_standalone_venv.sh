@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 import torchvision
 
-from camlang.check import check_file
-from camlang.engine import CamEngine
-from camlang.export import write_module
+from camlang.frontend.check import check_file
+from camlang.execution.cam_engine import CamEngine
+from camlang.execution.standalone_export import write_module
 from camlang.paths import stdlib_dir
 
 work = Path(sys.argv[1])

@@ -225,7 +225,7 @@ MUTATIONS = (
 
 def check_case(text: str, name: str, path: Path) -> tuple[int, int]:
     """Parse and check one text; returns (errors, warnings). Raises AssertionError on a bad span."""
-    from camlang.check import check_text
+    from camlang.frontend.check import check_text
 
     program = check_text(text, name, path)
     n_err = n_warn = 0

@@ -2,7 +2,7 @@
 (`camlang.backends.reference_kernels`).
 
 It is slow and obviously correct, and it is the test oracle for every other backend and for
-the simplifier. Values use the `[N, c, h, w]` keep-dims layout (see `camlang.ops`).
+the simplifier. Values use the `[N, c, h, w]` keep-dims layout (see `camlang.frontend.op_table`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from camlang.ir import Node, postorder
-from camlang.ops import OPS
+from camlang.frontend.ir import Node, postorder
+from camlang.frontend.op_table import OPS
 
 
 class ReferenceContext:

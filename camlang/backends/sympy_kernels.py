@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import sympy
 
-from camlang.ir import Node, postorder
-from camlang.ops import OPS
+from camlang.frontend.ir import Node, postorder
+from camlang.frontend.op_table import OPS
 
 SympyFn = Callable[[tuple[np.ndarray, ...], dict[str, Any]], np.ndarray]
 

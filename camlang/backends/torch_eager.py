@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from camlang.backends.normalize import minmax
-from camlang.ir import Node, postorder
-from camlang.ops import OPS
+from camlang.frontend.ir import Node, postorder
+from camlang.frontend.op_table import OPS
 
 
 class TorchContext:
@@ -54,7 +54,7 @@ class TorchContext:
 
     def generator(self, op: str) -> list[torch.Generator]:
         """One generator per image keyed to (seed, dataset index, op): maps do not depend on batching."""
-        from camlang.rng import image_generators
+        from camlang.execution.per_image_rng import image_generators
 
         batch = self.terminals["X"].shape[0]
         indices = self.indices if self.indices is not None else torch.arange(batch)

@@ -3,7 +3,7 @@
 Two sets of rows share one module and one convention (every row takes the z3 context
 explicitly; nothing uses z3's global default context):
 
-- `CAM_Z3`: the expression language's ops (`camlang.ops` resolves a row's `z3` kernel here),
+- `CAM_Z3`: the expression language's ops (`camlang.frontend.op_table` resolves a row's `z3` kernel here),
   `kernel(ctx, operands, attrs)` on object arrays `[c, h, w]` of z3 terms for one image. Ops
   without an exact meaning in real arithmetic (exp, log, sqrt, non-integer pow) become
   uninterpreted functions, which keeps "equal" answers sound. `lower` walks an IR graph
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import z3
 
-from camlang.axes import Ty
-from camlang.ir import Node, postorder
-from camlang.ops import OPS, TERMINALS
+from camlang.frontend.ir import Node, postorder
+from camlang.frontend.op_table import OPS, TERMINALS
+from camlang.frontend.value_types import Ty
 
 __all__ = [
     "CAM_Z3",

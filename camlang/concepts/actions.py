@@ -1,4 +1,4 @@
-"""The `heatmaps` and `monitor ... on` actions of a run (see `camlang.run`)."""
+"""The `heatmaps` and `monitor ... on` actions of a run (see `camlang.execution.run_program`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 
-from camlang import syntax as s
 from camlang.concepts.adversarial import pgd_linf
 from camlang.concepts.build import ConceptRuntime
 from camlang.concepts.features import Features, forward_with_features
@@ -16,6 +15,7 @@ from camlang.concepts.monitor import DETECTORS
 from camlang.concepts.report import ConceptReport
 from camlang.concepts.roc import DetectorResult, evaluate_detector
 from camlang.errors import CamlangError
+from camlang.frontend import syntax as s
 
 
 def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Any) -> SemanticHeatmaps | None:

@@ -13,7 +13,7 @@ from camlang.concepts.features import PENULTIMATE, Features, extract_features
 from camlang.concepts.monitor import ConceptMonitor, fit_monitor
 from camlang.concepts.sources import ConceptSource, annotation_source, fit_probes, select_concepts
 from camlang.errors import CamlangError
-from camlang.program import ConceptSetDef, MonitorDef, Program
+from camlang.frontend.program import ConceptSetDef, MonitorDef, Program
 
 
 class _State(Protocol):

@@ -1,14 +1,14 @@
-"""The one entry point `camlang.run` calls for the concept actions."""
+"""The one entry point `camlang.execution.run_program` calls for the concept actions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from camlang import syntax as s
 from camlang.concepts.actions import run_heatmaps, run_watch
 from camlang.concepts.build import ConceptRuntime
 from camlang.concepts.heatmaps import SemanticHeatmaps
 from camlang.concepts.report import ConceptReport
+from camlang.frontend import syntax as s
 
 
 def run_concept_action(state: Any, action: s.Heatmaps | s.Watch) -> SemanticHeatmaps | None:

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from camlang.concepts.heatmaps import SemanticHeatmaps
-from camlang.program import Program
+from camlang.frontend.program import Program
 
 
 def _colour(value: float, signed: bool) -> str:

@@ -29,7 +29,7 @@ import torch
 
 from camlang.data.base import NORMALIZATION_PRESETS, Batch, Dataset
 from camlang.errors import CamlangError
-from camlang.signatures import COLOUR_FAMILIES, SHAPE_CONCEPTS
+from camlang.frontend.signatures import COLOUR_FAMILIES, SHAPE_CONCEPTS
 
 #: Class names of the shapes dataset, in label order.
 SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross")

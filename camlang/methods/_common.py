@@ -108,7 +108,7 @@ def fill_value(fill: float | Tensor, x: Tensor, method: str) -> Tensor:
 
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
-"""A method's randomness: one generator per image (a list, batch-independent: see `camlang.rng`),
+"""A method's randomness: one generator per image (a list, batch-independent: see `camlang.execution.per_image_rng`),
 or one generator (or None, torch's global one) shared by all images in batch order."""
 
 
@@ -121,7 +121,7 @@ def per_image_generators(generator: Generators, batch: int, method: str) -> list
         raise CamlangError(
             f"{method}: `generator` must be one torch.Generator or a list of one per image ({batch}), "
             f"got {len(gens)} item(s)",
-            hint="camlang.rng.image_generators(seed, indices, op) makes one per image",
+            hint="camlang.execution.per_image_rng.image_generators(seed, indices, op) makes one per image",
         )
     return gens
 

@@ -1,6 +1,6 @@
 """Torch kernels of the op table's whole-method rows (`smoothgrad`, `xmage`, `deepcover`, `extremal`).
 
-The op table's kernel registry (`camlang.ops.KERNEL_TABLES`) names this table, so the torch
+The op table's kernel registry (`camlang.frontend.op_table.KERNEL_TABLES`) names this table, so the torch
 back end runs these methods without importing `camlang.methods` itself: the runtime library
 depends on the op table, not the other way round. Each kernel reads the model, input and
 targets from the torch context and returns a `[B, 1, H_in, W_in]` map.

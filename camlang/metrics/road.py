@@ -23,7 +23,7 @@ MoRF: lower (more negative) is better. LeRF: higher (closer to 0) is better.
 `road_combined = (LeRF - MoRF) / 2`, higher is better.
 
 Noise: by default image b's noise for (mode, percentile) comes from its own generator keyed to
-(`seed`, `indices[b]`, mode, percentile) (`camlang.rng`), so scores do not depend on batching; all
+(`seed`, `indices[b]`, mode, percentile) (`camlang.execution.per_image_rng`), so scores do not depend on batching; all
 candidate maps of an image share it. For parity with pytorch-grad-cam pass one `generator`: the
 noise is then drawn as one `randn(C, n_removed)` per imputed image in the order candidate,
 percentile, image (`road_combined` does LeRF first, then MoRF), the order pytorch-grad-cam draws
@@ -48,6 +48,7 @@ import scipy.sparse.linalg
 import torch
 
 from camlang.errors import CamlangError
+from camlang.execution.per_image_rng import image_generator
 from camlang.metrics._common import (
     CallCounter,
     ModelFn,
@@ -62,7 +63,6 @@ from camlang.metrics._common import (
     run_model_stream,
     with_candidates,
 )
-from camlang.rng import image_generator
 
 # (row offset, column offset, weight) of the neighbours in the imputation average.
 NEIGHBOUR_WEIGHTS: tuple[tuple[int, int, float], ...] = (

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from camlang.errors import CamlangError
-from camlang.layout import LayerLayout
+from camlang.frontend.layer_layout import LayerLayout
 from camlang.models.checkpoint import load_state_dict_file
 from camlang.models.loaded import LoadedModel
 

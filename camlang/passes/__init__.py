@@ -1,1 +1,1 @@
-"""IR passes. Each keeps `camlang.ir.verify` true."""
+"""IR passes. Each keeps `camlang.frontend.ir.verify` true."""

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camlang.ir import Builder, Node, postorder
-from camlang.ops import COMMUTATIVE, OPS
+from camlang.frontend.ir import Builder, Node, postorder
+from camlang.frontend.op_table import COMMUTATIVE, OPS
 
 Rewrite = Callable[[Builder, Node], Node | None]
 

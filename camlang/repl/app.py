@@ -56,7 +56,7 @@ def show(result: Result, out: TextIO, color: bool) -> None:
     """Print a result: diagnostics with carets, text, then the heatmap preview (colour only)."""
     if result.kind == "empty":
         return
-    from camlang.diagnostics import render
+    from camlang.frontend.diagnostics import render
 
     parts = [render(d, color) for d in result.diagnostics]
     if result.output:
@@ -133,8 +133,8 @@ def run_repl(
 
 def session_error(session: Session, err: Exception) -> Result:
     """A `Result` for an exception raised outside `Session.execute` (e.g. loading the start file)."""
-    from camlang.diagnostics import CompileError
     from camlang.errors import CamlangError
+    from camlang.frontend.diagnostics import CompileError
 
     if isinstance(err, CompileError):
         return Result("error", diagnostics=list(err.diagnostics))

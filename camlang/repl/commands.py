@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from camlang.diagnostics import Diagnostic
 from camlang.errors import CamlangError
-from camlang.parser import parse_with_recovery
+from camlang.frontend.diagnostics import Diagnostic
+from camlang.frontend.parser import parse_with_recovery
+from camlang.frontend.source import SourceFile
 from camlang.passes.simplify import simplify
 from camlang.repl import show
 from camlang.repl.results import Result, ResultKind, Typed
-from camlang.source import SourceFile
 
 if TYPE_CHECKING:
     from camlang.repl.session import Session
@@ -40,7 +40,7 @@ def run_command(session: Session, text: str) -> Result:
     word = word.strip()
     cmd = COMMANDS.get(ALIASES.get(word, word))
     if cmd is None:
-        from camlang.check import suggest
+        from camlang.frontend.check import suggest
 
         hint = suggest(word, COMMANDS) or ":help lists the commands"
         raise CamlangError(f"unknown command `:{word}`", hint=hint)
@@ -161,7 +161,7 @@ def _use(session: Session, arg: str) -> Result:
         )
     kind, name = parts
     if session.names().get(name) != kind:
-        from camlang.check import suggest
+        from camlang.frontend.check import suggest
 
         pool = [n for n, k in session.names().items() if k == kind]
         raise CamlangError(
@@ -216,7 +216,7 @@ def _ir(session: Session, arg: str) -> Result:
 
 
 def _simplify(session: Session, arg: str) -> Result:
-    from camlang.ir import to_text
+    from camlang.frontend.ir import to_text
 
     typed = _typed(session, arg, ":simplify EXPR")
     if isinstance(typed, Result):

@@ -16,8 +16,8 @@ from pathlib import Path
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from camlang import syntax as s
-from camlang.ops import FUNCTIONS, TERMINALS
+from camlang.frontend import syntax as s
+from camlang.frontend.op_table import FUNCTIONS, TERMINALS
 from camlang.repl.session import Session
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*$")

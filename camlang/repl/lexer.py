@@ -1,4 +1,4 @@
-"""Syntax highlighting from the grammar's own lexer (`camlang.parser.lex`).
+"""Syntax highlighting from the grammar's own lexer (`camlang.frontend.parser.lex`).
 
 `highlight(text, names)` is a pure function from the input to `(style class, text)` fragments;
 `CamLexer` splits them into lines for prompt_toolkit.
@@ -13,9 +13,9 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.lexers import Lexer
 
-from camlang import syntax as s
-from camlang.ops import FUNCTIONS, TERMINALS
-from camlang.parser import lex
+from camlang.frontend import syntax as s
+from camlang.frontend.op_table import FUNCTIONS, TERMINALS
+from camlang.frontend.parser import lex
 
 Fragments = list[tuple[str, str]]
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from camlang.diagnostics import Diagnostic, render
-from camlang.ir import Node
+from camlang.frontend.diagnostics import Diagnostic, render
+from camlang.frontend.ir import Node
 
 ResultKind = Literal["empty", "ok", "value", "heatmap", "error", "internal", "interrupted", "exit"]
 

@@ -21,18 +21,18 @@ from typing import Any
 from rich.console import Console
 
 from camlang import __version__
-from camlang import syntax as s
-from camlang.check import Checker
-from camlang.diagnostics import CompileError, Diagnostic
 from camlang.errors import CamlangError
-from camlang.ir import Node
-from camlang.parser import parse_with_recovery
-from camlang.pretty import pretty_stmt
-from camlang.program import Program
+from camlang.execution.run_state import RunOptions, RunState
+from camlang.frontend import syntax as s
+from camlang.frontend.check import Checker
+from camlang.frontend.diagnostics import CompileError, Diagnostic
+from camlang.frontend.ir import Node
+from camlang.frontend.parser import parse_with_recovery
+from camlang.frontend.pretty import pretty_stmt
+from camlang.frontend.program import Program
+from camlang.frontend.source import NO_SPAN, SourceFile, Span
 from camlang.repl.results import Result, Typed
 from camlang.report import RunReport
-from camlang.runstate import RunOptions, RunState
-from camlang.source import NO_SPAN, SourceFile, Span
 
 #: What a bare expression is wrapped in to parse it (its diagnostics are shifted back).
 _WRAP = "cam _ = "
@@ -216,7 +216,7 @@ class Session:
 
     def run_action(self, action: s.Action) -> str:
         """`evaluate`, `check` or `export` typed at the prompt, as `camlang run` does them."""
-        from camlang.actions import run_check, run_evaluate
+        from camlang.execution.run_actions import run_check, run_evaluate
         from camlang.report.terminal import checks_table, eval_table
 
         match action:
@@ -242,7 +242,7 @@ class Session:
 
     def export(self, name: str, target: Path) -> str:
         """Write cam `name` as a standalone module (running its synthesis first if needed)."""
-        from camlang.export import write_module
+        from camlang.execution.standalone_export import write_module
 
         if name not in self.names() or self.names()[name] != "cam":
             raise CamlangError(f"no cam named `{name}`", hint="`:cams` lists them")

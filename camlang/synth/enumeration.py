@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
-from camlang import syntax as s
-from camlang.axes import AxisError
-from camlang.check.binding import BAD, STATIC_WORDS, bind_call, static_value
 from camlang.errors import CamlangError
-from camlang.ir import Builder, Node
-from camlang.ops import BINARY_SYMBOLS, COMMUTATIVE, FUNCTIONS, TERMINALS
-from camlang.program import GrammarDef, Program
+from camlang.frontend import syntax as s
+from camlang.frontend.check.binding import BAD, STATIC_WORDS, bind_call, static_value
+from camlang.frontend.ir import Builder, Node
+from camlang.frontend.op_table import BINARY_SYMBOLS, COMMUTATIVE, FUNCTIONS, TERMINALS
+from camlang.frontend.program import GrammarDef, Program
+from camlang.frontend.value_types import AxisError
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ class _Compiler:
         return Apply(op, args, tuple(sorted(attrs.items())))
 
     def _error(self, message: str, expr: s.Expr) -> CamlangError:
-        from camlang.pretty import pretty_expr
+        from camlang.frontend.pretty import pretty_expr
 
         return CamlangError(
             f"grammar `{self.grammar.name}`: {message} in `{pretty_expr(expr)}`",
@@ -184,7 +184,7 @@ _BIND_WORDS = {
 
 def compile_grammar(program: Program, grammar: GrammarDef) -> dict[str, tuple[Alternative, ...]]:
     """Every nonterminal's alternatives as templates (CamlangError for an alternative that can't be)."""
-    from camlang.pretty import pretty_expr
+    from camlang.frontend.pretty import pretty_expr
 
     out: dict[str, tuple[Alternative, ...]] = {}
     for nt, alts in grammar.productions.items():

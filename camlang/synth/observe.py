@@ -23,9 +23,9 @@ import torch
 
 from camlang.backends.normalize import minmax
 from camlang.backends.torch_eager import TorchContext, evaluate, normalize_maps
-from camlang.ir import Node, postorder
+from camlang.frontend.ir import Node, postorder
+from camlang.frontend.op_table import OPS
 from camlang.metrics._common import pixel_ranks
-from camlang.ops import OPS
 
 #: Relative tolerance of value matches for intermediate terms (rounding noise only).
 VALUE_RTOL = 1e-4

@@ -28,8 +28,8 @@ import numpy as np
 from camlang.backends import reference, sympy_kernels
 from camlang.backends.normalize import minmax
 from camlang.backends.z3_lower import Bound, NoSMTEncoding, cam_terminals, lower_one, symbolic_terminals
-from camlang.ir import Builder, Node, postorder, to_text
-from camlang.ops import OPS, TERMINALS
+from camlang.frontend.ir import Builder, Node, postorder, to_text
+from camlang.frontend.op_table import OPS, TERMINALS
 from camlang.passes.simplify import nonnegative, simplify
 
 Status = Literal["equivalent", "not_equivalent", "unknown", "holds", "violated"]

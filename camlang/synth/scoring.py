@@ -13,16 +13,16 @@ from dataclasses import dataclass
 import torch
 
 from camlang.backends.torch_eager import TorchContext, evaluate, normalize_maps
-from camlang.capture import capture
 from camlang.data import Dataset
-from camlang.engine import CamBatch, CamEngine
 from camlang.errors import CamlangError
-from camlang.evaluation import Evaluator, referenced_cams
-from camlang.ir import Node
+from camlang.execution.cam_engine import CamBatch, CamEngine
+from camlang.execution.capture import capture
+from camlang.execution.declaration_loading import LiveModel
+from camlang.execution.metric_evaluation import Evaluator, referenced_cams
+from camlang.frontend.ir import Node
+from camlang.frontend.program import MetricDef
 from camlang.metrics._common import CallCounter
-from camlang.program import MetricDef
 from camlang.report.model import Interval
-from camlang.runtime import LiveModel
 from camlang.synth.observe import as_map
 from camlang.synth.racing import StopSearch
 

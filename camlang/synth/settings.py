@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from camlang.errors import CamlangError
-from camlang.program import Ref, SynthDef
-from camlang.signatures import REQUIRED, SYNTH_SETTINGS
+from camlang.frontend.program import Ref, SynthDef
+from camlang.frontend.signatures import REQUIRED, SYNTH_SETTINGS
 
 
 def _default(key: str) -> Any:

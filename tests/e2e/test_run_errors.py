@@ -104,9 +104,9 @@ def test_nan_cam_is_reported_and_the_run_continues(
 
 def test_ctrl_c_keeps_the_finished_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    import camlang.actions
+    import camlang.execution.run_actions
 
-    real = camlang.actions.run_evaluate
+    real = camlang.execution.run_actions.run_evaluate
     calls: list[int] = []
 
     def interrupt_second(*args: object, **kwargs: object) -> object:
@@ -115,7 +115,7 @@ def test_ctrl_c_keeps_the_finished_evaluate(tmp_path: Path, capsys: pytest.Captu
             raise KeyboardInterrupt
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(camlang.actions, "run_evaluate", interrupt_second)
+    monkeypatch.setattr(camlang.execution.run_actions, "run_evaluate", interrupt_second)
     body = ("data d = synthetic_shapes(count = 4, size = 64, seed = 1)\n"
             "evaluate [gradcam] on shapes, d with [sparsity]\n"
             "evaluate [layercam] on shapes, d with [entropy]\n")  # fmt: skip

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from camlang.axes import AxisError
 from camlang.backends import reference, sympy_kernels, torch_eager, torch_source, z3_lower
-from camlang.ir import Builder, Node, postorder
-from camlang.ops import OPS, TERMINALS
+from camlang.frontend.ir import Builder, Node, postorder
+from camlang.frontend.op_table import OPS, TERMINALS
+from camlang.frontend.value_types import AxisError
 
 C, H, W, N = 2, 2, 3, 2
 CIN, HIN, WIN = 1, 4, 6
@@ -79,7 +79,7 @@ def _accepts(b: Builder, name: str, args: list[Node], arity: int) -> bool:
 
 
 def _accepts_any_completion(name: str, args: list[Node], arity: int) -> bool:
-    from camlang.axes import SCALAR
+    from camlang.frontend.value_types import SCALAR
 
     try:
         OPS[name].type_rule(tuple(a.ty for a in args) + (SCALAR,) * (arity - len(args)), {})

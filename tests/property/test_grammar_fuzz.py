@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
-from camlang.check import check_text
-from camlang.diagnostics import CODES, render
-from camlang.ir import verify
+from camlang.frontend.check import check_text
+from camlang.frontend.diagnostics import CODES, render
+from camlang.frontend.ir import verify
 from camlang.paths import grammar_path
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from camlang.axes import AxisError
-from camlang.check import check_text
-from camlang.ir import Builder, Node, postorder, verify
+from camlang.frontend.check import check_text
+from camlang.frontend.ir import Builder, Node, postorder, verify
+from camlang.frontend.value_types import AxisError
 
 UNARY = ["neg", "relu", "abs", "exp", "sqrt", "sign"]
 BINARY = ["add", "sub", "mul", "div", "min", "max", "lt", "eq", "pow"]

@@ -11,10 +11,10 @@ import z3
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from camlang.axes import AxisError
 from camlang.backends.reference import ReferenceContext, evaluate
 from camlang.backends.z3_lower import Bound, NoSMTEncoding, lower, symbolic_terminals
-from camlang.ir import Builder, Node
+from camlang.frontend.ir import Builder, Node
+from camlang.frontend.value_types import AxisError
 from camlang.passes.simplify import RULES, simplify
 
 LEAVES = ["A", "G", "S", "S_ablated"]

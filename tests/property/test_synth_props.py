@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from camlang.backends import reference
-from camlang.check import check_text
-from camlang.ir import Node, verify
+from camlang.frontend.check import check_text
+from camlang.frontend.ir import Node, verify
 from camlang.synth.enumeration import Enumerator
 from camlang.synth.observe import Observer
 from camlang.synth.proof import prove_equivalent

@@ -11,8 +11,8 @@ import torch
 
 import camlang
 from camlang.data import synthetic_shapes
-from camlang.diagnostics import CompileError
 from camlang.errors import CamlangError
+from camlang.frontend.diagnostics import CompileError
 
 ROOT = Path(__file__).resolve().parents[2]
 

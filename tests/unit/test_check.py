@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from camlang.axes import INPUT_MAP, LAYER_MAP, SCALAR
-from camlang.check import Checker, check_file, check_text, suggest
-from camlang.diagnostics import Diagnostic
 from camlang.errors import CamlangError
-from camlang.program import IndexRef, Program, Ref
-from camlang.source import SourceFile
+from camlang.frontend.check import Checker, check_file, check_text, suggest
+from camlang.frontend.diagnostics import Diagnostic
+from camlang.frontend.program import IndexRef, Program, Ref
+from camlang.frontend.source import SourceFile
+from camlang.frontend.value_types import INPUT_MAP, LAYER_MAP, SCALAR
 
 PRELUDE = """model m = checkpoint("m.pt", arch = "shapes_cnn") at "features.6"
 data d = synthetic_shapes(count = 8, size = 32)

@@ -105,12 +105,12 @@ def test_missing_file(command: str, tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_internal_error_exit_code(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import camlang.check
+    import camlang.frontend.check
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(camlang.check, "check_file", broken)
+    monkeypatch.setattr(camlang.frontend.check, "check_file", broken)
     monkeypatch.delenv("CAMLANG_DEBUG", raising=False)
     assert cli.main(["check", str(TOUR)]) == 2
     err = capsys.readouterr().err
@@ -121,12 +121,12 @@ def test_internal_error_exit_code(
 def test_internal_error_traceback_with_debug(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import camlang.check
+    import camlang.frontend.check
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(camlang.check, "check_file", broken)
+    monkeypatch.setattr(camlang.frontend.check, "check_file", broken)
     monkeypatch.setenv("CAMLANG_DEBUG", "1")
     assert cli.main(["check", str(TOUR)]) == 2
     assert "Traceback" in capsys.readouterr().err
@@ -135,12 +135,12 @@ def test_internal_error_traceback_with_debug(
 def test_keyboard_interrupt_exit_code(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import camlang.check
+    import camlang.frontend.check
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(camlang.check, "check_file", interrupted)
+    monkeypatch.setattr(camlang.frontend.check, "check_file", interrupted)
     assert cli.main(["check", str(TOUR)]) == 130
     assert "interrupted" in capsys.readouterr().err
 

@@ -116,8 +116,8 @@ def test_run_hook_puts_sections_into_the_state_report(tmp_path: Path, monkeypatc
     """`run_concept_action` hands the run state's report the concept sections after each action."""
     import dataclasses
 
-    from camlang import syntax as s
     from camlang.concepts import run_hook
+    from camlang.frontend import syntax as s
 
     concepts = _concept_report(tmp_path)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from camlang import syntax as s
-from camlang.parser import parse
-from camlang.pretty import pretty_module
+from camlang.frontend import syntax as s
+from camlang.frontend.parser import parse
+from camlang.frontend.pretty import pretty_module
 
 SOURCE = """
 concepts seen = probes(net, tr, ho, layer = "penultimate", concepts = ["red", "blue"])

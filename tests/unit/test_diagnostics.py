@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from camlang.diagnostics import CODES, CompileError, Diagnostic, DiagnosticBag, render, render_all
-from camlang.source import NO_SPAN, SourceFile, Span
+from camlang.frontend.diagnostics import CODES, CompileError, Diagnostic, DiagnosticBag, render, render_all
+from camlang.frontend.source import NO_SPAN, SourceFile, Span
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from camlang.check import check_file
-from camlang.diagnostics import render
+from camlang.frontend.check import check_file
+from camlang.frontend.diagnostics import render
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "diagnostics"
 FILES = sorted(GOLDEN.glob("*.cam"))

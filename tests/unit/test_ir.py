@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 
-from camlang import syntax as s
-from camlang.axes import LAYER_MAP, LAYER_TENSOR, SCALAR, AxisError
-from camlang.check import Checker, check_text
-from camlang.ir import Builder, IRError, Node, postorder, to_text, verify
-from camlang.parser import parse
-from camlang.program import Program
-from camlang.source import SourceFile, Span
+from camlang.frontend import syntax as s
+from camlang.frontend.check import Checker, check_text
+from camlang.frontend.ir import Builder, IRError, Node, postorder, to_text, verify
+from camlang.frontend.parser import parse
+from camlang.frontend.program import Program
+from camlang.frontend.source import SourceFile, Span
+from camlang.frontend.value_types import LAYER_MAP, LAYER_TENSOR, SCALAR, AxisError
 
 
 def test_interning_returns_the_same_node() -> None:

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import camlang
-from camlang.check import check_text
-from camlang.layout import LayerLayout
-from camlang.parser import parse
-from camlang.pretty import pretty_module
+from camlang.frontend.check import check_text
+from camlang.frontend.layer_layout import LayerLayout
+from camlang.frontend.parser import parse
+from camlang.frontend.pretty import pretty_module
 
 SOURCE = """\
 model vit = torchvision("vit_b_16") at "encoder.layers[-1].ln_1" tokens(prefix = 1, grid = [14, 14])

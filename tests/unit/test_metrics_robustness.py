@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from camlang.errors import CamlangError
+from camlang.execution.per_image_rng import image_generator
 from camlang.metrics import (
     CallCounter,
     avg_sensitivity,
@@ -14,7 +15,6 @@ from camlang.metrics import (
     max_sensitivity,
     stability,
 )
-from camlang.rng import image_generator
 
 
 def pointwise_cam(x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from camlang.axes import AxisError
 from camlang.backends import reference, sympy_kernels, torch_eager, torch_source, z3_lower
-from camlang.ir import Builder, Node
-from camlang.ops import KERNEL_TABLES, OPS, TERMINALS, kernels
+from camlang.frontend.ir import Builder, Node
+from camlang.frontend.op_table import KERNEL_TABLES, OPS, TERMINALS, kernels
+from camlang.frontend.value_types import AxisError
 
 BOUND = z3_lower.Bound(2, 2, 3, 1, 4, 6)
 INPUT = (BOUND.input_height, BOUND.input_width)

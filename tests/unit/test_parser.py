@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from camlang import syntax as s
-from camlang.diagnostics import CompileError
-from camlang.parser import lex, parse, parse_with_recovery
-from camlang.source import SourceFile
+from camlang.frontend import syntax as s
+from camlang.frontend.diagnostics import CompileError
+from camlang.frontend.parser import lex, parse, parse_with_recovery
+from camlang.frontend.source import SourceFile
 
 #: lark's internal names must never reach a user.
 LARK_NAMES = re.compile(

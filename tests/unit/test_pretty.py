@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from camlang import syntax as s
-from camlang.parser import parse
-from camlang.pretty import format_source, pretty_expr, pretty_module
+from camlang.frontend import syntax as s
+from camlang.frontend.parser import parse
+from camlang.frontend.pretty import format_source, pretty_expr, pretty_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "examples").glob("*.cam")) + sorted((ROOT / "stdlib").glob("*.cam"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from camlang.check import check_file
+from camlang.frontend.check import check_file
 from camlang.models import ShapesCNN
 from camlang.repl.session import Session, is_incomplete, starts_with_statement, syntax_diagnostics
 

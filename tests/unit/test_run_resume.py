@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from camlang.check import check_text
 from camlang.distributed import Dist, shard_batches
-from camlang.evaluation import Evaluator
+from camlang.execution.metric_evaluation import Evaluator
+from camlang.execution.run_cache import RunCache
+from camlang.execution.run_program import RunOptions, run_program
+from camlang.frontend.check import check_text
 from camlang.progress import PlainProgress, make_progress
-from camlang.run import RunOptions, run_program
-from camlang.runcache import RunCache
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from camlang import syntax as s
-from camlang.check import Checker
-from camlang.ir import Builder, Node, postorder, to_text, verify
-from camlang.parser import parse
+from camlang.frontend import syntax as s
+from camlang.frontend.check import Checker
+from camlang.frontend.ir import Builder, Node, postorder, to_text, verify
+from camlang.frontend.parser import parse
+from camlang.frontend.program import Program
+from camlang.frontend.source import SourceFile
 from camlang.passes.simplify import RULES, nonnegative, simplify
-from camlang.program import Program
-from camlang.source import SourceFile
 
 
 def lower(text: str, program: Program | None = None) -> tuple[Builder, Node]:

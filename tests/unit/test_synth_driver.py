@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from camlang.check import check_text
 from camlang.data import synthetic_shapes
+from camlang.execution.declaration_loading import LiveModel
+from camlang.frontend.check import check_text
+from camlang.frontend.program import Program
 from camlang.models import DEMO_CHECKPOINT, LoadedModel, ShapesCNN, load_demo_model
-from camlang.program import Program
-from camlang.runtime import LiveModel
 from camlang.synth import SynthOutcome, prove_equivalent, synthesize
 
 PRELUDE = """import "stdlib/cams.cam"

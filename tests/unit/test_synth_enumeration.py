@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from camlang.capture import capture
-from camlang.check import check_text
 from camlang.data import synthetic_shapes
-from camlang.ir import verify
+from camlang.execution.capture import capture
+from camlang.frontend.check import check_text
+from camlang.frontend.ir import verify
+from camlang.frontend.program import Program
 from camlang.models import ShapesCNN
-from camlang.program import Program
 from camlang.synth.enumeration import Enumerator
 from camlang.synth.observe import Observer, all_ranking_only, depends_only_on_ranking
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from camlang.backends import reference
-from camlang.check import check_text
+from camlang.frontend.check import check_text
 from camlang.synth import prove_bounded, prove_equivalent, prove_nonnegative
 
 SRC = """import "stdlib/cams.cam"

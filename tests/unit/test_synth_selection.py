@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from camlang.check import check_text
 from camlang.data import synthetic_shapes
+from camlang.execution.declaration_loading import LiveModel
+from camlang.frontend.check import check_text
+from camlang.frontend.program import Program
 from camlang.models import DEMO_CHECKPOINT, LoadedModel, ShapesCNN, load_demo_model
-from camlang.program import Program
-from camlang.runtime import LiveModel
 from camlang.synth import SynthOutcome, default_reference_cams, prove_equivalent, synthesize
 from camlang.synth.compare import StdlibScoreCache, paired_comparison
 from camlang.synth.limits import ProgressLog

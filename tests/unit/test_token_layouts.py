@@ -11,10 +11,10 @@ import torchvision
 
 import camlang
 from camlang.backends.torch_eager import normalize_maps, scale_to_input
-from camlang.check import check_file
-from camlang.engine import CamEngine
 from camlang.errors import CamlangError
-from camlang.layout import LayerLayout, as_layout, infer_layout, reshape_transform, tokens
+from camlang.execution.cam_engine import CamEngine
+from camlang.frontend.check import check_file
+from camlang.frontend.layer_layout import LayerLayout, as_layout, infer_layout, reshape_transform, tokens
 from camlang.paths import stdlib_dir
 
 STDLIB_CAMS = {n: c.node for n, c in check_file(stdlib_dir() / "cams.cam").cams.items()}

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from camlang.backends.torch_source import generate, load_generated
-from camlang.check import check_file
-from camlang.engine import CamEngine
+from camlang.execution.cam_engine import CamEngine
+from camlang.frontend.check import check_file
 from camlang.paths import stdlib_dir
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "modules"

@@ -11,9 +11,9 @@ import pytest
 import torch
 import torchvision
 
-from camlang.check import check_file
-from camlang.engine import CamEngine
-from camlang.ir import Node
+from camlang.execution.cam_engine import CamEngine
+from camlang.frontend.check import check_file
+from camlang.frontend.ir import Node
 from camlang.paths import stdlib_dir
 
 gradcam_lib = pytest.importorskip("pytorch_grad_cam", reason="grad-cam (pytorch-grad-cam) is a test dependency")

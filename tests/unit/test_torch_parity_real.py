@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from camlang.check import check_file
-from camlang.engine import CamEngine
+from camlang.execution.cam_engine import CamEngine
+from camlang.frontend.check import check_file
 from camlang.paths import stdlib_dir
 from tests.conftest import shared_data
 

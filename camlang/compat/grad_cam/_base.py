@@ -17,15 +17,15 @@ import torch
 from torch import nn
 
 from camlang.backends.torch_eager import TorchContext, evaluate, fuse_maps, normalize_maps, terminals_used
-from camlang.capture import Scorer, capture
-from camlang.check import check_text
 from camlang.compat.grad_cam.utils.model_targets import ClassifierOutputTarget
-from camlang.diagnostics import CompileError
-from camlang.engine import CamEngine
 from camlang.errors import CamlangError
-from camlang.ir import Node
-from camlang.layout import LayerLayout
-from camlang.layout import reshape_transform as layout_from_transform
+from camlang.execution.cam_engine import CamEngine
+from camlang.execution.capture import Scorer, capture
+from camlang.frontend.check import check_text
+from camlang.frontend.diagnostics import CompileError
+from camlang.frontend.ir import Node
+from camlang.frontend.layer_layout import LayerLayout
+from camlang.frontend.layer_layout import reshape_transform as layout_from_transform
 
 _FLIPS = (False, True)
 _FACTORS = (0.9, 1.0, 1.1)  # pytorch-grad-cam's aug_smooth: horizontal flip x brightness factors

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from camlang.source import NO_SPAN, Span
+from camlang.frontend.source import NO_SPAN, Span
 
 Severity = Literal["error", "warning", "note"]
 

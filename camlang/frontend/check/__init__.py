@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from camlang import syntax as s
-from camlang.axes import AxisError
-from camlang.check.base import suggest
-from camlang.check.concepts import ConceptChecks
-from camlang.check.declarations import DeclarationChecks
-from camlang.check.imports import ImportChecks
-from camlang.check.lower import ExpressionLowering
-from camlang.parser import parse_with_recovery
-from camlang.program import Program
-from camlang.source import NO_SPAN, SourceFile
+from camlang.frontend import syntax as s
+from camlang.frontend.check.base import suggest
+from camlang.frontend.check.concepts import ConceptChecks
+from camlang.frontend.check.declarations import DeclarationChecks
+from camlang.frontend.check.imports import ImportChecks
+from camlang.frontend.check.lower import ExpressionLowering
+from camlang.frontend.parser import parse_with_recovery
+from camlang.frontend.program import Program
+from camlang.frontend.source import NO_SPAN, SourceFile
+from camlang.frontend.value_types import AxisError
 
 __all__ = ["Checker", "check_file", "check_text", "suggest"]
 

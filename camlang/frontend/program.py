@@ -1,6 +1,6 @@
 """The checked program: resolved declarations, lowered expressions and actions.
 
-`camlang.check` builds a `Program` from parsed modules; drivers (run, synth, repl, cli) read it.
+`camlang.frontend.check` builds a `Program` from parsed modules; drivers (run, synth, repl, cli) read it.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from camlang import syntax as s
-from camlang.diagnostics import Diagnostic
-from camlang.ir import Builder, Node
-from camlang.layout import LayerLayout
-from camlang.source import NO_SPAN, SourceFile, Span
+from camlang.frontend import syntax as s
+from camlang.frontend.diagnostics import Diagnostic
+from camlang.frontend.ir import Builder, Node
+from camlang.frontend.layer_layout import LayerLayout
+from camlang.frontend.source import NO_SPAN, SourceFile, Span
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,15 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from camlang import syntax as s
-from camlang.check.base import CheckerBase, suggest
-from camlang.check.binding import BAD, bind_call, describe, kind_ok, kinds_text, literal_value
-from camlang.check.layer_options import layer_options
-from camlang.ir import Node
-from camlang.ops import FUNCTIONS, OPS, TERMINALS
-from camlang.paths import resolve_user_path
-from camlang.pretty import pretty_expr
-from camlang.program import (
+from camlang.frontend import syntax as s
+from camlang.frontend.check.base import CheckerBase, suggest
+from camlang.frontend.check.binding import BAD, bind_call, describe, kind_ok, kinds_text, literal_value
+from camlang.frontend.check.layer_options import layer_options
+from camlang.frontend.ir import Node
+from camlang.frontend.op_table import FUNCTIONS, OPS, TERMINALS
+from camlang.frontend.pretty import pretty_expr
+from camlang.frontend.program import (
     CamDef,
     DataDef,
     GrammarDef,
@@ -30,7 +29,7 @@ from camlang.program import (
     Ref,
     SynthDef,
 )
-from camlang.signatures import (
+from camlang.frontend.signatures import (
     DATA_SOURCES,
     MODEL_SOURCES,
     PROPERTY_KINDS,
@@ -40,7 +39,8 @@ from camlang.signatures import (
     Arg,
     Problem,
 )
-from camlang.source import SourceFile, Span
+from camlang.frontend.source import SourceFile, Span
+from camlang.paths import resolve_user_path
 
 
 class DeclarationChecks(CheckerBase):

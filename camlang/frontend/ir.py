@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from camlang.axes import AxisError, Ty
-from camlang.ops import OPS, REQUIRED
-from camlang.source import Span
+from camlang.frontend.op_table import OPS, REQUIRED
+from camlang.frontend.source import Span
+from camlang.frontend.value_types import AxisError, Ty
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -160,7 +160,7 @@ def verify(builder: Builder, roots: Iterable[Node]) -> None:
 
 def to_text(node: Node) -> str:
     """The expression as camlang source (infix where the op has a symbol)."""
-    from camlang.ops import SYMBOL_OF
+    from camlang.frontend.op_table import SYMBOL_OF
 
     def go(n: Node, parent_prec: int) -> str:
         if n.op == "const":

@@ -25,7 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from camlang.axes import (
+from camlang.frontend.signatures import REQUIRED
+from camlang.frontend.value_types import (
     CHANNEL_VECTOR,
     IMAGE,
     INPUT_AXES,
@@ -39,7 +40,6 @@ from camlang.axes import (
     Ty,
     union,
 )
-from camlang.signatures import REQUIRED
 
 Context = Literal["cam", "metric"]
 ParamKind = Literal["tensor", "number", "int", "string", "value", "cam"]
@@ -277,7 +277,7 @@ def _reduction(name: str, rule: TypeRule, reduces: tuple[int, ...], template: st
 
 def _metric_op(name: str, params: tuple[Param, ...], rule: TypeRule, doc: str, model: bool = True,
                ranking_arg: int | None = None) -> OpSpec:  # fmt: skip
-    """A metric-language op, computed by the metric runtime context (`camlang.evaluation`)."""
+    """A metric-language op, computed by the metric runtime context (`camlang.execution.metric_evaluation`)."""
     return OpSpec(name, params, rule, doc, frozenset({"metric"}), "metric", None, model, ranking_arg=ranking_arg)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from camlang.backends.torch_source import NoSourceLowering, generate
-from camlang.check import check_file
-from camlang.diagnostics import CompileError
 from camlang.errors import CamlangError
-from camlang.ir import Node
+from camlang.frontend.check import check_file
+from camlang.frontend.diagnostics import CompileError
+from camlang.frontend.ir import Node
 
 
 def write_module(name: str, node: Node, source_text: str, path: str | Path) -> Path:

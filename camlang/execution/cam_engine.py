@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from camlang.backends.torch_eager import TorchContext, evaluate, fuse_maps, normalize_maps, terminals_used
-from camlang.capture import CallCounter, LayoutArg, Scorer, Targets, capture
 from camlang.errors import CamlangError
-from camlang.ir import Node
-from camlang.layout import LayerLayout
+from camlang.execution.capture import CallCounter, LayoutArg, Scorer, Targets, capture
+from camlang.frontend.ir import Node
+from camlang.frontend.layer_layout import LayerLayout
 
 FUSIONS = ("mean", "max")
 

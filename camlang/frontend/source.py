@@ -1,7 +1,7 @@
 """Source files and spans.
 
 A `Span` is a half-open character range `[start, end)` in one `SourceFile`. Spans never
-take part in AST equality (`field(compare=False)` in `camlang.syntax`).
+take part in AST equality (`field(compare=False)` in `camlang.frontend.syntax`).
 """
 
 from __future__ import annotations

@@ -6,12 +6,12 @@ import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
-from camlang import syntax as s
-from camlang.diagnostics import DiagnosticBag
-from camlang.ir import Node
-from camlang.ops import TERMINALS
-from camlang.program import Program
-from camlang.source import SourceFile
+from camlang.frontend import syntax as s
+from camlang.frontend.diagnostics import DiagnosticBag
+from camlang.frontend.ir import Node
+from camlang.frontend.op_table import TERMINALS
+from camlang.frontend.program import Program
+from camlang.frontend.source import SourceFile
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:

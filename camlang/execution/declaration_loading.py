@@ -14,7 +14,8 @@ from torch import nn
 
 from camlang.data import Dataset, idx, images, mnist, synthetic_shapes
 from camlang.errors import CamlangError
-from camlang.layout import LayerLayout
+from camlang.frontend.layer_layout import LayerLayout
+from camlang.frontend.program import DataDef, ModelDef
 from camlang.models import (
     LoadedModel,
     build_mlp,
@@ -25,7 +26,6 @@ from camlang.models import (
     resolve_layer,
 )
 from camlang.paths import resolve_user_path
-from camlang.program import DataDef, ModelDef
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The typed AST: frozen, slotted dataclasses whose spans do not take part in equality.
 
-The parser (`camlang.parser`) is the only producer of these nodes from text; the
-pretty-printer (`camlang.pretty`) turns them back into canonical source.
+The parser (`camlang.frontend.parser`) is the only producer of these nodes from text; the
+pretty-printer (`camlang.frontend.pretty`) turns them back into canonical source.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from camlang.frontend.source import NO_SPAN, Span
 from camlang.paths import grammar_path
-from camlang.source import NO_SPAN, Span
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from camlang import syntax as s
-from camlang.program import IndexRef, Ref
-from camlang.signatures import REQUIRED
-from camlang.source import Span
+from camlang.frontend import syntax as s
+from camlang.frontend.program import IndexRef, Ref
+from camlang.frontend.signatures import REQUIRED
+from camlang.frontend.source import Span
 
 ProblemKind = Literal["too_many", "unknown", "twice", "missing"]
 

@@ -1,4 +1,4 @@
-"""Parse camlang source into the AST (`camlang.syntax`).
+"""Parse camlang source into the AST (`camlang.frontend.syntax`).
 
 This is the only module that sees lark `Tree`s. Syntax errors become `Diagnostic`s at the
 offending token, phrased in user terms ("expected an expression after `=`"). After an error
@@ -20,10 +20,10 @@ from typing import Any
 import lark
 from lark import Token, Transformer, v_args
 
-from camlang import syntax as s
-from camlang.diagnostics import CompileError, Diagnostic
+from camlang.frontend import syntax as s
+from camlang.frontend.diagnostics import CompileError, Diagnostic
+from camlang.frontend.source import SourceFile, Span
 from camlang.paths import grammar_path
-from camlang.source import SourceFile, Span
 
 #: How lark's terminal names read to a user.
 _TERMINAL_WORDS: dict[str, str] = {
@@ -299,7 +299,7 @@ _Children = list[Any]
 
 @v_args(meta=True)
 class _Builder(Transformer):  # type: ignore[type-arg]
-    """Tree -> AST. Purely structural: semantic checks happen in `camlang.check`."""
+    """Tree -> AST. Purely structural: semantic checks happen in `camlang.frontend.check`."""
 
     def __init__(self, source: SourceFile) -> None:
         super().__init__()

@@ -10,10 +10,10 @@
 
 from __future__ import annotations
 
-from camlang import syntax as s
-from camlang.check.binding import BAD, literal_value
-from camlang.diagnostics import DiagnosticBag
-from camlang.layout import LayerLayout
+from camlang.frontend import syntax as s
+from camlang.frontend.check.binding import BAD, literal_value
+from camlang.frontend.diagnostics import DiagnosticBag
+from camlang.frontend.layer_layout import LayerLayout
 
 OPTIONS = ("tokens", "channels_last", "channels_first", "fuse")
 _EXAMPLE = 'at "encoder.layers[-1].ln_1" tokens(prefix = 1, grid = 14)'

@@ -1,15 +1,15 @@
 """The state of one run: what is loaded and what has been produced, behind a small interface.
 
-Three drivers share it: `camlang run` (`camlang.run`), the REPL (`camlang.repl.session`) and the
+Three drivers share it: `camlang run` (`camlang.execution.run_program`), the REPL (`camlang.repl.session`) and the
 Python API (`camlang.api.LoadedProgram`).
 
 - `Workspace` loads a program's models and data sets on first use and keeps them. It is the one
   place that turns declarations into live objects for a run (the API uses it alone).
 - `RunState` adds what a run produces: synthesized cams, the report built so far, warnings, and
   the run's place in a distributed job (`camlang.distributed.Dist`) and its result cache
-  (`camlang.runcache.RunCache`).
+  (`camlang.execution.run_cache.RunCache`).
 
-Actions (`camlang.actions`) read and extend a `RunState` only through its methods.
+Actions (`camlang.execution.run_actions`) read and extend a `RunState` only through its methods.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Any
 from rich.console import Console
 
 from camlang.errors import CamlangError
-from camlang.ir import Node, postorder
-from camlang.program import CamDef, Program
+from camlang.execution.declaration_loading import LiveModel, load_data, load_model
+from camlang.frontend.ir import Node, postorder
+from camlang.frontend.program import CamDef, Program
 from camlang.report import RunReport
-from camlang.runtime import LiveModel, load_data, load_model
 
 __all__ = ["RunOptions", "RunState", "Workspace"]
 
@@ -103,7 +103,7 @@ class RunState:
     report: RunReport | None = None
     workspace: Workspace | None = None
     dist: Any = None  # camlang.distributed.Dist; None means one process
-    cache: Any = None  # camlang.runcache.RunCache; None means no per-batch cache
+    cache: Any = None  # camlang.execution.run_cache.RunCache; None means no per-batch cache
     synthesized: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     #: The finished part of the action that was running when the run stopped (for the report).
@@ -119,7 +119,7 @@ class RunState:
 
             self.dist = Dist.single(self.options.device)
         if self.cache is None:
-            from camlang.runcache import RunCache
+            from camlang.execution.run_cache import RunCache
 
             self.cache = RunCache(None, self.dist, resume=False)
 

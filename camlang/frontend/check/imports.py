@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from camlang import syntax as s
-from camlang.check.base import CheckerBase
+from camlang.frontend import syntax as s
+from camlang.frontend.check.base import CheckerBase
+from camlang.frontend.source import SourceFile
 from camlang.paths import stdlib_root
-from camlang.source import SourceFile
 
 
 class ImportChecks(CheckerBase):

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from camlang.calls import CallCounter
 from camlang.errors import CamlangError
-from camlang.layout import LayerLayout, as_layout, infer_layout
-from camlang.ops import TERMINALS
+from camlang.execution.call_counter import CallCounter
+from camlang.frontend.layer_layout import LayerLayout, as_layout, infer_layout
+from camlang.frontend.op_table import TERMINALS
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
 #: Terminals computed at the target layer (their types carry a layer axis).

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from camlang import syntax as s
-from camlang.axes import AxisError
-from camlang.check.base import CheckerBase, Reported, suggest
-from camlang.check.binding import BAD, STATIC_WORDS, bind_call, describe, static_value
-from camlang.ir import Node
-from camlang.ops import BINARY_SYMBOLS, FUNCTIONS, SYMBOL_OF, TERMINALS
-from camlang.source import Span
+from camlang.frontend import syntax as s
+from camlang.frontend.check.base import CheckerBase, Reported, suggest
+from camlang.frontend.check.binding import BAD, STATIC_WORDS, bind_call, describe, static_value
+from camlang.frontend.ir import Node
+from camlang.frontend.op_table import BINARY_SYMBOLS, FUNCTIONS, SYMBOL_OF, TERMINALS
+from camlang.frontend.source import Span
+from camlang.frontend.value_types import AxisError
 
 _CONTEXT_WORDS = {"cam": "a cam", "metric": "a metric"}
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from camlang import syntax as s
-from camlang.check.base import CheckerBase, suggest
+from camlang.frontend import syntax as s
+from camlang.frontend.check.base import CheckerBase, suggest
+from camlang.frontend.program import ConceptSetDef, MonitorDef, Ref
+from camlang.frontend.signatures import CONCEPT_SOURCES, MONITOR_KINDS, SHAPE_CONCEPTS
+from camlang.frontend.source import Span
 from camlang.paths import resolve_user_path
-from camlang.program import ConceptSetDef, MonitorDef, Ref
-from camlang.signatures import CONCEPT_SOURCES, MONITOR_KINDS, SHAPE_CONCEPTS
-from camlang.source import Span
 
 CLIP_WEIGHTS_HINT = (
     "camlang never downloads weights; save an open_clip model's state_dict to that path on a machine "

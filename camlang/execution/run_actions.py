@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from camlang import syntax as s
-from camlang.calls import CallCounter
 from camlang.distributed import shard_batches
-from camlang.engine import CamEngine
 from camlang.errors import CamlangError
-from camlang.evaluation import Evaluator, metric_needs_mask, metric_settings, referenced_cams
-from camlang.program import IndexRef, PropertyDef, Ref
+from camlang.execution.call_counter import CallCounter
+from camlang.execution.cam_engine import CamEngine
+from camlang.execution.metric_evaluation import Evaluator, metric_needs_mask, metric_settings, referenced_cams
+from camlang.frontend import syntax as s
+from camlang.frontend.program import IndexRef, PropertyDef, Ref
 from camlang.progress import make_progress
 from camlang.report import CheckResult, EvalResult, MetricInfo, Stat, Visuals
 
 if TYPE_CHECKING:
-    from camlang.runstate import RunState
+    from camlang.execution.run_state import RunState
 
 
 def _forward_error(err: Exception, model: str, data: str, x: torch.Tensor) -> CamlangError:
@@ -49,7 +49,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
     for ref in referenced_cams([m.node for m in metrics.values()]):
         nodes.setdefault(ref, state.cam_node(ref)[0])
     from camlang.backends.torch_eager import terminals_used
-    from camlang.capture import LAYER_TERMINALS
+    from camlang.execution.capture import LAYER_TERMINALS
 
     if live.layer is None and terminals_used(nodes.values()) & LAYER_TERMINALS:
         raise CamlangError(f"model `{model_name}` has no layer with spatial output ([batch, C, H, W]), so CAMs that "
@@ -384,7 +384,7 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
 
 def _seconds(value: Any) -> float:
     """A property's timeout in seconds (a number, or a duration such as "30s" or "2m")."""
-    from camlang.signatures import parse_duration
+    from camlang.frontend.signatures import parse_duration
 
     return float(parse_duration(value))
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import assert_never
 
-from camlang import syntax as s
-from camlang.ops import PRECEDENCE_OF_SYMBOL
+from camlang.frontend import syntax as s
+from camlang.frontend.op_table import PRECEDENCE_OF_SYMBOL
 
 _PREC = PRECEDENCE_OF_SYMBOL
 
