@@ -53,8 +53,15 @@ class _Rendered(Dataset):
 
     def _load(self, base_indices: torch.Tensor) -> Batch:
         b = self._batch
-        return Batch(b.x[base_indices], b.raw[base_indices], b.labels[base_indices], None, [],
-                     base_indices, b.concepts[base_indices])  # fmt: skip
+        return Batch(
+            b.x[base_indices],
+            b.raw[base_indices],
+            b.labels[base_indices],
+            None,
+            [],
+            base_indices,
+            b.concepts[base_indices],
+        )
 
 
 def per_image_rows(model: torch.nn.Module, batch: Batch, probes) -> list[tuple[list[float], int, int]]:  # noqa: ANN001
@@ -62,7 +69,9 @@ def per_image_rows(model: torch.nn.Module, batch: Batch, probes) -> list[tuple[l
     rows = []
     for n in range(len(batch)):
         logits, pooled = forward_with_features(model, batch.x[n : n + 1], [PENULTIMATE])
-        rows.append((probes.logits(pooled[PENULTIMATE])[0].tolist(), int(batch.labels[n]), int(logits.argmax(1))))
+        rows.append(
+            (probes.logits(pooled[PENULTIMATE])[0].tolist(), int(batch.labels[n]), int(logits.argmax(1)))
+        )
     return rows
 
 
@@ -91,9 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # both sides on one core: a fair, quiet comparison on a shared box
     model = load_checkpoint(ROOT / "models" / "shortcut_cnn.pt", "shapes_cnn").module.eval()
     cols = [SHAPE_CONCEPTS.index(c) for c in CONCEPTS]
-    probes = fit_probes(extract_features(model, synthetic_shapes(400, seed=30), [PENULTIMATE]),
-                        extract_features(model, synthetic_shapes(200, seed=31), [PENULTIMATE]),
-                        PENULTIMATE, CONCEPTS, cols)  # fmt: skip
+    probes = fit_probes(
+        extract_features(model, synthetic_shapes(400, seed=30), [PENULTIMATE]),
+        extract_features(model, synthetic_shapes(200, seed=31), [PENULTIMATE]),
+        PENULTIMATE,
+        CONCEPTS,
+        cols,
+    )
     # Chunks of 1,000 images, the two sides interleaved, so that load from other work on a shared
     # machine falls on both alike; rendering is outside the timed regions.
     render = batched = loop = 0.0
@@ -111,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         rows += per_image_rows(model, batch, probes)
         loop += time.perf_counter() - started
     print(f"rendered {args.count} images in {render:.1f} s (not timed below)")
-    feats = Features(torch.cat([f.logits for f in parts]), {PENULTIMATE: torch.cat([f.pooled[PENULTIMATE] for f in parts])},
-                     torch.cat([f.labels for f in parts]), None, ())  # fmt: skip
+    feats = Features(
+        torch.cat([f.logits for f in parts]),
+        {PENULTIMATE: torch.cat([f.pooled[PENULTIMATE] for f in parts])},
+        torch.cat([f.labels for f in parts]),
+        None,
+        (),
+    )
     started = time.perf_counter()
     heat = semantic_heatmaps(probes.scores(feats), feats.labels, feats.predictions, CONCEPTS, SHAPE_CLASSES)
     batched += time.perf_counter() - started
@@ -121,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     loop += time.perf_counter() - started
 
     same = torch.allclose(torch.nan_to_num(heat.correct), correct, atol=1e-5) and torch.allclose(
-        torch.nan_to_num(heat.incorrect), incorrect, atol=1e-5)  # fmt: skip
+        torch.nan_to_num(heat.incorrect), incorrect, atol=1e-5
+    )
 
     scores = probes.scores(feats)
     started = time.perf_counter()
@@ -132,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     step_loop = time.perf_counter() - started
 
     ratio, step_ratio = loop / batched, step_loop / step_batched
-    print(f"semantic heatmaps of {len(SHAPE_CLASSES)} classes x {len(CONCEPTS)} concepts on {args.count} images")
+    print(
+        f"semantic heatmaps of {len(SHAPE_CLASSES)} classes x {len(CONCEPTS)} concepts on {args.count} images"
+    )
     print(f"  end to end, camlang (batched, one shared forward pass): {batched:8.3f} s")
     print(f"  end to end, per-image loop:                             {loop:8.3f} s")
     print(f"  ratio: {ratio:.1f}x; heatmaps identical: {same}")

@@ -50,7 +50,10 @@ def evaluate_program(images: int) -> str:
 
 def startup_program() -> str:
     """Start-up only: import, load the model, one tiny evaluate (the cost model's fixed term S)."""
-    return HEADER + "data one = synthetic_shapes(count = 1, size = 64, seed = 1)\nevaluate [gradcam] on shapes, one with [sparsity]\n"
+    return (
+        HEADER
+        + "data one = synthetic_shapes(count = 1, size = 64, seed = 1)\nevaluate [gradcam] on shapes, one with [sparsity]\n"
+    )
 
 
 def synthesis_program(images: int) -> str:
@@ -66,7 +69,9 @@ def checks_program(timeout: float) -> str | None:
     onnx_path = MNIST / "mnist-net_256x2.onnx"
     if not onnx_path.is_file():
         return None
-    props = sorted(MNIST.glob("prop_*.vnnlib"), key=lambda p: (p.stem.split("_")[2], int(p.stem.split("_")[1])))
+    props = sorted(
+        MNIST.glob("prop_*.vnnlib"), key=lambda p: (p.stem.split("_")[2], int(p.stem.split("_")[1]))
+    )
     lines = [f'model net = onnx("{onnx_path}")']
     names = []
     for p in props[:30]:
@@ -104,7 +109,10 @@ def agreement(a: dict[str, Any], b: dict[str, Any]) -> str:
     for ea, eb in zip(a["evaluations"], b["evaluations"], strict=True):
         for cam, row in ea["table"].items():
             for metric, cell in row.items():
-                if not _near(cell["mean"], eb["table"][cam][metric]["mean"]) or cell["n"] != eb["table"][cam][metric]["n"]:
+                if (
+                    not _near(cell["mean"], eb["table"][cam][metric]["mean"])
+                    or cell["n"] != eb["table"][cam][metric]["n"]
+                ):
                     problems.append(f"{cam}/{metric}")
     for sa, sb in zip(a["syntheses"], b["syntheses"], strict=True):
         if [c["expression"] for c in sa["candidates"]] != [c["expression"] for c in sb["candidates"]]:
@@ -123,8 +131,10 @@ def cost_model(measured: dict[str, tuple[float, float]]) -> None:
         return
     (s1, s2), (e1, e2) = measured["startup"], measured["evaluate"]
     predicted = s2 + (e1 - s1) / 2
-    print(f"cost model: S(1) = {s1:.1f} s, S(2) = {s2:.1f} s, evaluate work = {e1 - s1:.1f} s on 1 worker; "
-          f"predicted 2-worker evaluate {predicted:.1f} s, measured {e2:.1f} s ({100 * (e2 - predicted) / predicted:+.0f}%)")
+    print(
+        f"cost model: S(1) = {s1:.1f} s, S(2) = {s2:.1f} s, evaluate work = {e1 - s1:.1f} s on 1 worker; "
+        f"predicted 2-worker evaluate {predicted:.1f} s, measured {e2:.1f} s ({100 * (e2 - predicted) / predicted:+.0f}%)"
+    )
 
 
 def main() -> None:
@@ -134,15 +144,19 @@ def main() -> None:
     ap.add_argument("--only", default="startup,evaluate,synthesis,checks")
     args = ap.parse_args()
     wanted = args.only.split(",")
-    print(f"machine: {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.1f} "
-          "(other jobs share this machine: ratios are only meaningful when the load is low)")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.1f} "
+        "(other jobs share this machine: ratios are only meaningful when the load is low)"
+    )
     programs = {
         "startup": startup_program(),
         "evaluate": evaluate_program(args.images),
         "synthesis": synthesis_program(max(8, args.images // 2)),
         "checks": checks_program(args.check_timeout),
     }
-    print(f"{'workload':<10} {'1 worker s':>11} {'2 workers s':>12} {'ratio':>6} {'target':>7}  {'load':>9}  results")
+    print(
+        f"{'workload':<10} {'1 worker s':>11} {'2 workers s':>12} {'ratio':>6} {'target':>7}  {'load':>9}  results"
+    )
     measured: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in wanted:
@@ -161,11 +175,13 @@ def main() -> None:
             verdict = "met" if ratio >= TARGETS[name] else "MISSED"
             if name == "startup":
                 verdict = "none (fixed cost)"
-            print(f"{name:<10} {one:>11.1f} {two:>12.1f} {ratio:>5.2f}x {TARGETS[name]:>6.1f}x  "
-                  f"{load0:>4.1f}-{load1:<4.1f}  {agreement(rep1, rep2)}; target {verdict}", flush=True)  # fmt: skip
+            print(
+                f"{name:<10} {one:>11.1f} {two:>12.1f} {ratio:>5.2f}x {TARGETS[name]:>6.1f}x  "
+                f"{load0:>4.1f}-{load1:<4.1f}  {agreement(rep1, rep2)}; target {verdict}",
+                flush=True,
+            )
     cost_model(measured)
 
 
 if __name__ == "__main__":
     main()
-

@@ -79,8 +79,14 @@ def _timed(fn: Callable[[], torch.Tensor | tuple[torch.Tensor, int]]) -> tuple[f
     return elapsed, out, -1
 
 
-def method_rows(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor, t: torch.Tensor,
-                ex_steps: int, dc_tests: int) -> list[Row]:  # fmt: skip
+def method_rows(
+    model: torch.nn.Module,
+    layer: torch.nn.Module,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    ex_steps: int,
+    dc_tests: int,
+) -> list[Row]:
     """Run each method once on the batch; maps normalized like every cam."""
     size = (x.shape[-2], x.shape[-1])
     b = x.shape[0]
@@ -89,12 +95,18 @@ def method_rows(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor,
     specs: list[tuple[str, str, Callable[[], torch.Tensor | tuple[torch.Tensor, int]]]] = [
         ("gradient", "none", lambda: (vanilla_gradient(model, x, t), b)),
         ("gradcam", "target layer", lambda: (engine(x, t).maps["gradcam"], b)),
-        ("extremal", f"area 0.05, {ex_steps} steps, blur pyramid 8 levels, lr 0.01",
-         lambda: _extremal(model, x, t, ex_steps)),
-        ("deepcover", f"Tarantula, >= {dc_tests} mutants, 1-3 squares of 10-50%",
-         lambda: _deepcover(model, x, t, dc_tests, gen)),
+        (
+            "extremal",
+            f"area 0.05, {ex_steps} steps, blur pyramid 8 levels, lr 0.01",
+            lambda: _extremal(model, x, t, ex_steps),
+        ),
+        (
+            "deepcover",
+            f"Tarantula, >= {dc_tests} mutants, 1-3 squares of 10-50%",
+            lambda: _deepcover(model, x, t, dc_tests, gen),
+        ),
         ("xmage", "none (float64)", lambda: (xmage_map(model, x, t), 2 * b)),
-    ]  # fmt: skip
+    ]
     rows = []
     for name, params, fn in specs:
         with torch.enable_grad():
@@ -110,8 +122,9 @@ def _extremal(
     return r.map, r.forward_passes
 
 
-def _deepcover(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, tests: int,
-               gen: torch.Generator) -> tuple[torch.Tensor, int]:  # fmt: skip
+def _deepcover(
+    model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, tests: int, gen: torch.Generator
+) -> tuple[torch.Tensor, int]:
     r = deepcover(
         model,
         x,
@@ -184,8 +197,10 @@ def demo(args: argparse.Namespace) -> None:
 
     rows = method_rows(model, layer, x, t, args.extremal_steps, args.deepcover_tests)
     suff: dict[str, torch.Tensor] = {}
-    print(f"\ndemo CNN, {b} synthetic shapes at 64x64; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"\ndemo CNN, {b} synthetic shapes at 64x64; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     head = f"{'method':10} {'s/img no stop':>13} {'s/img stop':>10} {'fwd/img':>8} {'+stop fwd':>9} "
     print(head + f"{'suff. frac':>10} {'pointing':>8}  parameters")
     for row in rows:
@@ -195,8 +210,10 @@ def demo(args: argparse.Namespace) -> None:
         stop_s = time.perf_counter() - start
         suff[row.name] = sufficient_masks(row.maps, r.pixels)
         hit = float(pointing_game(row.maps, batch.masks, 15).float().mean())
-        print(f"{row.name:10} {row.map_s / b:13.4f} {(row.map_s + stop_s) / b:10.4f} {row.forwards / b:8.1f} "
-              f"{counter.images / b:9.1f} {float(r.fraction.mean()):10.4f} {hit:8.3f}  {row.params}")  # fmt: skip
+        print(
+            f"{row.name:10} {row.map_s / b:13.4f} {(row.map_s + stop_s) / b:10.4f} {row.forwards / b:8.1f} "
+            f"{counter.images / b:9.1f} {float(r.fraction.mean()):10.4f} {hit:8.3f}  {row.params}"
+        )
     print("\npairwise IoU of the minimal sufficient sets (mean over images)")
     names = list(suff)
     print(" " * 10 + "".join(f"{n:>10}" for n in names))
@@ -238,10 +255,14 @@ def vgg16(args: argparse.Namespace) -> None:
     ex_steps, dc_tests = args.vgg_steps, args.vgg_tests
     rows = method_rows(model, model.features[29], x, t, ex_steps, dc_tests)
     full = {"extremal": 800 / ex_steps, "deepcover": 500 / dc_tests}
-    print(f"\nVGG16 (random weights), 1 image 224x224, torch {torch.get_num_threads()} threads, "
-          f"load average {os.getloadavg()[0]:.1f}; one forward pass {forward_s:.2f} s")  # fmt: skip
-    print(f"{'method':10} {'ours no stop':>12} {'ours stop':>10} {'paper':>8} {'paper st':>8} {'ratio':>8} "
-          f"{'ratio st':>8} {'fwd':>6} {'+stop':>6}  note")  # fmt: skip
+    print(
+        f"\nVGG16 (random weights), 1 image 224x224, torch {torch.get_num_threads()} threads, "
+        f"load average {os.getloadavg()[0]:.1f}; one forward pass {forward_s:.2f} s"
+    )
+    print(
+        f"{'method':10} {'ours no stop':>12} {'ours stop':>10} {'paper':>8} {'paper st':>8} {'ratio':>8} "
+        f"{'ratio st':>8} {'fwd':>6} {'+stop':>6}  note"
+    )
     for row in rows:
         counter = CallCounter()
         start = time.perf_counter()
@@ -249,8 +270,11 @@ def vgg16(args: argparse.Namespace) -> None:
         stop_s = time.perf_counter() - start
         scale = full.get(row.name, 1.0)
         map_s = row.map_s * scale
-        note = f"extrapolated x{scale:.0f} from {row.params.split(',')[1].strip() if row.name == 'extremal' else dc_tests}" \
-            if scale != 1.0 else ""  # fmt: skip
+        note = (
+            f"extrapolated x{scale:.0f} from {row.params.split(',')[1].strip() if row.name == 'extremal' else dc_tests}"
+            if scale != 1.0
+            else ""
+        )
         paper = PAPER_MINUTES.get(row.name)
         ours_min, ours_stop_min = map_s / 60, (map_s + stop_s) / 60
         if paper is None:
@@ -260,8 +284,10 @@ def vgg16(args: argparse.Namespace) -> None:
             ratio, ratio_st = f"{ours_min / paper[0]:.3g}", f"{ours_stop_min / paper[1]:.3g}"
             p0, p1 = f"{paper[0]:.2g}", f"{paper[1]:.2g}"
         fwd = int(row.forwards * scale) if row.forwards > 0 else row.forwards
-        print(f"{row.name:10} {ours_min:11.4f}m {ours_stop_min:9.4f}m {p0:>8} {p1:>8} {ratio:>8} {ratio_st:>8} "
-              f"{fwd:6d} {counter.images:6d}  {note}")  # fmt: skip
+        print(
+            f"{row.name:10} {ours_min:11.4f}m {ours_stop_min:9.4f}m {p0:>8} {p1:>8} {ratio:>8} {ratio_st:>8} "
+            f"{fwd:6d} {counter.images:6d}  {note}"
+        )
     print("ratio = our minutes / the paper's minutes (their GPU, our CPU); paper: Table I, VGG16")
 
 

@@ -121,15 +121,19 @@ def bench_sufficiency(n: int = 8) -> None:
     print(f"(2) sufficient fraction, pixel-exact, {n} images of 64x64 (demo CNN, Grad-CAM)")
     print(f"    batched search      {fast.forward_passes:7d} forward passes  {t_fast:7.2f} s")
     print(f"    one pixel at a time {slow.forward_passes:7d} forward passes  {t_slow:7.2f} s")
-    print(f"    ratio               {slow.forward_passes / fast.forward_passes:7.1f}x fewer passes (target >= 50x), "
-          f"{t_slow / t_fast:.1f}x faster; same answer on {agree}/{n} images")  # fmt: skip
+    print(
+        f"    ratio               {slow.forward_passes / fast.forward_passes:7.1f}x fewer passes (target >= 50x), "
+        f"{t_slow / t_fast:.1f}x faster; same answer on {agree}/{n} images"
+    )
     start = time.perf_counter()
     shipped = M.sufficient_fraction(model_fn, x, L, targets)  # the stdlib metric's resolution: 1/256
     t_shipped = time.perf_counter() - start
     within = int(((shipped.fraction - slow.fraction).abs() <= 1 / 256 + 1e-9).sum())
-    print(f"    stdlib setting (tol 1/256): {shipped.forward_passes} forward passes, {t_shipped:.2f} s, "
-          f"{slow.forward_passes / shipped.forward_passes:.1f}x fewer passes; within 1/256 of the "
-          f"pixel-exact scan on {within}/{n} images")  # fmt: skip
+    print(
+        f"    stdlib setting (tol 1/256): {shipped.forward_passes} forward passes, {t_shipped:.2f} s, "
+        f"{slow.forward_passes / shipped.forward_passes:.1f}x fewer passes; within 1/256 of the "
+        f"pixel-exact scan on {within}/{n} images"
+    )
 
 
 if __name__ == "__main__":

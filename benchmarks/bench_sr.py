@@ -75,8 +75,10 @@ def family(naive: bool) -> bool:
     shipped.load_state_dict(torch.load(ROOT / "models" / "banditnet.pt", weights_only=True))
     nets = {0: shipped.eval(), **load_family()}
     print("== BanditNet family: saliency_robust(at=[1,1,0,1,1], eps=1, box=[0,1]), one thread ==")
-    print(f"{'seed':>4} {'flip (oracle)':>14} {'oracle s':>9} {'queries':>7} {'max s':>7} {'median s':>8} "
-          f"{'ratio':>6}  agree")  # fmt: skip
+    print(
+        f"{'seed':>4} {'flip (oracle)':>14} {'oracle s':>9} {'queries':>7} {'max s':>7} {'median s':>8} "
+        f"{'ratio':>6}  agree"
+    )
     all_times: list[float] = []
     all_ok = True
     for seed, net in nets.items():
@@ -101,19 +103,25 @@ def family(naive: bool) -> bool:
         all_ok &= ok
         all_times += times
         ratio = oracle_s / max(statistics.median(times), 1e-9)
-        print(f"{seed:>4} {oracle.flip:>14.6g} {oracle_s:>9.3f} {len(deltas):>7} {max(times):>7.3f} "
-              f"{statistics.median(times):>8.3f} {ratio:>5.0f}x  {'yes' if ok else 'NO'}")  # fmt: skip
+        print(
+            f"{seed:>4} {oracle.flip:>14.6g} {oracle_s:>9.3f} {len(deltas):>7} {max(times):>7.3f} "
+            f"{statistics.median(times):>8.3f} {ratio:>5.0f}x  {'yes' if ok else 'NO'}"
+        )
     worst = max(all_times)
-    print(f"all {len(all_times)} queries: max {worst:.3f} s, median {statistics.median(all_times):.3f} s; "
-          f"target < 0.1 s per query: {'met' if worst < 0.1 else 'MISSED'}; "
-          f"verdicts match the oracle: {'yes' if all_ok else 'NO'}")  # fmt: skip
+    print(
+        f"all {len(all_times)} queries: max {worst:.3f} s, median {statistics.median(all_times):.3f} s; "
+        f"target < 0.1 s per query: {'met' if worst < 0.1 else 'MISSED'}; "
+        f"verdicts match the oracle: {'yes' if all_ok else 'NO'}"
+    )
     if naive:
         print("-- seed 0 against the naive z3 encoding --")
         for d in CLASSIC:
             ours = check(nets[0], SaliencyRobust(X, 1.0, d, box=(0.0, 1.0)), timeout_s=60)
             peer = check(nets[0], SaliencyRobust(X, 1.0, d, box=(0.0, 1.0)), backend="z3-naive", timeout_s=60)
-            print(f"  delta {d:g}: ours {ours.status} {ours.seconds:.3f} s | naive z3 {peer.status} "
-                  f"{peer.seconds:.2f} s | {peer.seconds / max(ours.seconds, 1e-9):.0f}x")  # fmt: skip
+            print(
+                f"  delta {d:g}: ours {ours.status} {ours.seconds:.3f} s | naive z3 {peer.status} "
+                f"{peer.seconds:.2f} s | {peer.seconds / max(ours.seconds, 1e-9):.0f}x"
+            )
     return all_ok
 
 
@@ -152,8 +160,15 @@ def _saliency_task(args: tuple[str, float, float, int]) -> dict[str, Any]:
         w = falsify(net, VnnlibQuestion(prop, delta), steps=pgd_steps, restarts=4, timeout_s=max(timeout, 60))
         if w is not None:
             bug = f"PGD broke `holds`: grad diff {w[1].get('grad_diff')}, logits {w[1]['logits']}"
-    return {"name": Path(path).stem, "status": v.status, "s": v.seconds, "reason": v.reason,
-            "bounds": v.decided_by_bounds, "bug": bug, "margins": _margins(v.replay)}  # fmt: skip
+    return {
+        "name": Path(path).stem,
+        "status": v.status,
+        "s": v.seconds,
+        "reason": v.reason,
+        "bounds": v.decided_by_bounds,
+        "bug": bug,
+        "margins": _margins(v.replay),
+    }
 
 
 def _robust_task(args: tuple[str, float, int, bool]) -> dict[str, Any]:
@@ -167,8 +182,15 @@ def _robust_task(args: tuple[str, float, int, bool]) -> dict[str, Any]:
         w = falsify(net, VnnlibQuestion(prop), steps=pgd_steps, restarts=4, timeout_s=max(timeout, 60))
         if w is not None:
             bug = f"PGD broke `holds`: logits {w[1]['logits']}"
-    out = {"name": Path(path).stem, "status": v.status, "s": v.seconds, "bounds": v.decided_by_bounds,
-           "bug": bug, "margins": _margins(v.replay), "by": v.stats.get("found_by", "")}  # fmt: skip
+    out = {
+        "name": Path(path).stem,
+        "status": v.status,
+        "s": v.seconds,
+        "bounds": v.decided_by_bounds,
+        "bug": bug,
+        "margins": _margins(v.replay),
+        "by": v.stats.get("found_by", ""),
+    }
     if marabou:
         out["marabou"] = _marabou(path, prop, timeout, net)
     return out
@@ -214,36 +236,52 @@ def _run(fn: Any, tasks: list[Any], workers: int) -> list[dict[str, Any]]:
 def _summary(label: str, rows: list[dict[str, Any]]) -> tuple[int, float]:
     dec = [r for r in rows if r["status"] in ("holds", "violated")]
     med = statistics.median([r["s"] for r in dec]) if dec else float("nan")
-    print(f"{label:<34} decided {len(dec):>2}/{len(rows)}  holds {sum(r['status'] == 'holds' for r in rows):>2}  "
-          f"violated {sum(r['status'] == 'violated' for r in rows):>2}  "
-          f"unknown {sum(r['status'] == 'unknown' for r in rows):>2}  "
-          f"median over decided {med:6.2f} s  max {max(r['s'] for r in rows):6.1f} s")  # fmt: skip
+    print(
+        f"{label:<34} decided {len(dec):>2}/{len(rows)}  holds {sum(r['status'] == 'holds' for r in rows):>2}  "
+        f"violated {sum(r['status'] == 'violated' for r in rows):>2}  "
+        f"unknown {sum(r['status'] == 'unknown' for r in rows):>2}  "
+        f"median over decided {med:6.2f} s  max {max(r['s'] for r in rows):6.1f} s"
+    )
     return len(dec), med
 
 
 def mnist(
-    timeout: float, regions: int, deltas: list[float], workers: int, pgd: int, marabou: bool, robust: bool = True
+    timeout: float,
+    regions: int,
+    deltas: list[float],
+    workers: int,
+    pgd: int,
+    marabou: bool,
+    robust: bool = True,
 ) -> bool:
     """Parts 2 and 3; returns False on a soundness bug."""
     if not (MNIST / "mnist-net_256x2.onnx").is_file():
         print(f"== mnistfc skipped: {MNIST} not found ==")
         return True
-    props = sorted(MNIST.glob("prop_*.vnnlib"), key=lambda p: (p.stem.split("_")[2], int(p.stem.split("_")[1])))
+    props = sorted(
+        MNIST.glob("prop_*.vnnlib"), key=lambda p: (p.stem.split("_")[2], int(p.stem.split("_")[1]))
+    )
     props = props[:regions]
     sound = True
-    print(f"\n== mnistfc 256x2 saliency robustness at the real MNIST test images: {len(props)} regions, "
-          f"{timeout:g} s each, {workers} worker(s) of one thread ==")  # fmt: skip
+    print(
+        f"\n== mnistfc 256x2 saliency robustness at the real MNIST test images: {len(props)} regions, "
+        f"{timeout:g} s each, {workers} worker(s) of one thread =="
+    )
     for delta in deltas:
         rows = _run(_saliency_task, [(str(p), delta, timeout, pgd) for p in props], workers)
         for r in rows:
-            print(f"  {r['name']:<14} delta={delta:g}: {r['status']:<8} {r['s']:7.2f} s"
-                  f"{'  (bounds)' if r['bounds'] else ''}  {r['margins']}")  # fmt: skip
+            print(
+                f"  {r['name']:<14} delta={delta:g}: {r['status']:<8} {r['s']:7.2f} s"
+                f"{'  (bounds)' if r['bounds'] else ''}  {r['margins']}"
+            )
             if r["bug"]:
                 sound = False
                 print(f"  SOUNDNESS BUG on {r['name']} delta={delta:g}: {r['bug']}")
         n, _ = _summary(f"saliency delta={delta:g}", rows)
         if delta == 1e-4:
-            print(f"target >= 27/30 decided at delta 1e-4: {'met' if n >= 27 else f'MISSED ({n}/{len(rows)})'}")
+            print(
+                f"target >= 27/30 decided at delta 1e-4: {'met' if n >= 27 else f'MISSED ({n}/{len(rows)})'}"
+            )
     if not robust:
         return sound
     print(f"\n== mnistfc robustness: camlang vs Marabou 2.0.0, {timeout:g} s each ==")
@@ -252,8 +290,10 @@ def mnist(
     disagree = []
     for r in rows:
         m = r.get("marabou", {"status": "-", "s": 0.0, "margins": ""})
-        print(f"  {r['name']:<14} {r['status']:<9} {r['s']:7.2f}  {m['status']:<9} {m['s']:7.2f}  "
-              f"camlang: {r['margins'] or '-'} | Marabou: {m['margins'] or '-'}")  # fmt: skip
+        print(
+            f"  {r['name']:<14} {r['status']:<9} {r['s']:7.2f}  {m['status']:<9} {m['s']:7.2f}  "
+            f"camlang: {r['margins'] or '-'} | Marabou: {m['margins'] or '-'}"
+        )
         if r["bug"]:
             sound = False
             print(f"  SOUNDNESS BUG on {r['name']}: {r['bug']}")
@@ -263,12 +303,20 @@ def mnist(
     if marabou:
         mrows = [{"name": r["name"], **r["marabou"]} for r in rows]
         n_mar, med_mar = _summary("robust (Marabou)", mrows)
-        either = sum(r["status"] != "unknown" or m["status"] in ("holds", "violated") for r, m in zip(rows, mrows))
-        missed = [r["name"] for r, m in zip(rows, mrows) if r["status"] == "unknown" and m["status"] != "unknown"]
-        print(f"decided by either: {either}; camlang misses {missed or 'none'}; "
-              f"median ratio Marabou/camlang {med_mar / med_ours if med_ours == med_ours and med_ours > 0 else float('nan'):.1f}x")  # fmt: skip
-        print(f"target (camlang decides all {either} that either decides, >= 28, lower median): "
-              f"{'met' if not missed and n_ours >= 28 and med_ours < med_mar else 'MISSED'}")  # fmt: skip
+        either = sum(
+            r["status"] != "unknown" or m["status"] in ("holds", "violated") for r, m in zip(rows, mrows)
+        )
+        missed = [
+            r["name"] for r, m in zip(rows, mrows) if r["status"] == "unknown" and m["status"] != "unknown"
+        ]
+        print(
+            f"decided by either: {either}; camlang misses {missed or 'none'}; "
+            f"median ratio Marabou/camlang {med_mar / med_ours if med_ours == med_ours and med_ours > 0 else float('nan'):.1f}x"
+        )
+        print(
+            f"target (camlang decides all {either} that either decides, >= 28, lower median): "
+            f"{'met' if not missed and n_ours >= 28 and med_ours < med_mar else 'MISSED'}"
+        )
         print(f"disagreements (holds vs violated): {disagree or 'none'}")
         if disagree:
             sound = False
@@ -296,7 +344,13 @@ def main() -> None:
     if not args.skip_mnist:
         deltas = [float(d) for d in args.deltas.split(",") if d]
         ok &= mnist(
-            args.timeout, args.regions, deltas, args.workers, args.pgd_steps, not args.skip_marabou, not args.skip_robust
+            args.timeout,
+            args.regions,
+            deltas,
+            args.workers,
+            args.pgd_steps,
+            not args.skip_marabou,
+            not args.skip_robust,
         )
     print(f"total {time.monotonic() - t0:.1f} s")
     if not ok:

@@ -50,14 +50,21 @@ synthesize best from gradient_weights {{ model = m data = tr objective = {args.o
 """
         prog = check_text(src, file_checks=False)
         t0 = time.perf_counter()
-        out = synthesize(prog, prog.synths["best"], live, synthetic_shapes(args.train, 64, 0),
-                         synthetic_shapes(args.holdout, 64, 1))  # fmt: skip
+        out = synthesize(
+            prog,
+            prog.synths["best"],
+            live,
+            synthetic_shapes(args.train, 64, 0),
+            synthetic_shapes(args.holdout, 64, 1),
+        )
         dt = time.perf_counter() - t0
         outcomes[strategy] = (out, dt)
         c = out.result.counts
-        print(f"{strategy:>10}: winner {out.source_text}  train {out.result.candidates[0].train_score:.5f}  "
-              f"search passes {out.search_forward_passes}  total passes {out.forward_passes}  {dt:.1f} s  "
-              f"(enumerated {c.enumerated}, distinct {dict(c.distinct_after)})")  # fmt: skip
+        print(
+            f"{strategy:>10}: winner {out.source_text}  train {out.result.candidates[0].train_score:.5f}  "
+            f"search passes {out.search_forward_passes}  total passes {out.forward_passes}  {dt:.1f} s  "
+            f"(enumerated {c.enumerated}, distinct {dict(c.distinct_after)})"
+        )
     raced, full = outcomes["racing"][0], outcomes["exhaustive"][0]
     ratio = full.search_forward_passes / max(1, raced.search_forward_passes)
     same = raced.source_text == full.source_text

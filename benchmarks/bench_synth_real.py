@@ -72,7 +72,9 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if not (args.data / "cifar10_test_1k").is_dir():
-        print(f"SKIPPED: the shared data folder {args.data} is absent (needs cifar10_test_1k and the ResNets)")
+        print(
+            f"SKIPPED: the shared data folder {args.data} is absent (needs cifar10_test_1k and the ResNets)"
+        )
         return 0
     print(
         f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}), "
@@ -87,10 +89,21 @@ def main() -> int:
                     rows.append(run_one(args, depth, seed, objective))
                 except Exception as err:  # one failed run must not hide the others' numbers
                     print(f"resnet{depth} seed {seed} {objective}: FAILED: {type(err).__name__}: {err}")
-                    rows.append({"net": f"resnet{depth}", "seed": seed, "objective": objective,
-                                 "direction": "", "winner": "", "constants": [], "holdout": None,
-                                 "verdict": f"failed ({type(err).__name__})", "seconds": 0.0,
-                                 "limit": args.time, "best_stdlib": None})  # fmt: skip
+                    rows.append(
+                        {
+                            "net": f"resnet{depth}",
+                            "seed": seed,
+                            "objective": objective,
+                            "direction": "",
+                            "winner": "",
+                            "constants": [],
+                            "holdout": None,
+                            "verdict": f"failed ({type(err).__name__})",
+                            "seconds": 0.0,
+                            "limit": args.time,
+                            "best_stdlib": None,
+                        }
+                    )
                 if args.json is not None:
                     args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     print_tables(rows, args.objectives.split(","))
@@ -105,8 +118,17 @@ def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> 
     train, hold = load_data(prog.datas["train"]), load_data(prog.datas["hold"])
     live = load_model(prog.models["net"], args.device, train.get([0]).x)
     t0 = time.perf_counter()
-    out = synthesize(prog, prog.synths["best"], live, train, hold, batch_size=args.batch_size,
-                     seed=0, cache_dir=args.cache, echo=lambda line: print("  " + line, flush=True))  # fmt: skip
+    out = synthesize(
+        prog,
+        prog.synths["best"],
+        live,
+        train,
+        hold,
+        batch_size=args.batch_size,
+        seed=0,
+        cache_dir=args.cache,
+        echo=lambda line: print("  " + line, flush=True),
+    )
     seconds = time.perf_counter() - t0
     st = out.stats
     assert st is not None
@@ -140,7 +162,10 @@ def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> 
         }
     else:
         row |= {"best_stdlib": None, "verdict": "no comparison (partial run)"}
-    print(f"resnet{depth} seed {seed} {objective}: {row['verdict']} in {seconds:.0f}s ({args.time} allowed)", flush=True)
+    print(
+        f"resnet{depth} seed {seed} {objective}: {row['verdict']} in {seconds:.0f}s ({args.time} allowed)",
+        flush=True,
+    )
     return row
 
 
@@ -159,15 +184,19 @@ def print_tables(rows: list[dict[str, object]], objectives: list[str]) -> None:
             continue
         arrow = "↓" if sub[0]["direction"] == "minimize" else "↑"
         print(f"\n## {objective} {arrow}")
-        print("| net | seed | synthesized winner [constants] | its holdout score | best stdlib on holdout | "
-              "paired diff (+ = better) | verdict | s |")  # fmt: skip
+        print(
+            "| net | seed | synthesized winner [constants] | its holdout score | best stdlib on holdout | "
+            "paired diff (+ = better) | verdict | s |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for r in sub:
             consts = ", ".join(f"{k} = {v:g}" for k, v in r["constants"])  # type: ignore[attr-defined]
             winner = f"`{r['winner']}`" + (f" [{consts}]" if consts else "")
             best = f"{r['best_stdlib']} {_fmt(r.get('best_stdlib_holdout'))}"
-            print(f"| {r['net']} | {r['seed']} | {winner} | {_fmt(r['holdout'])} | {best} | "
-                  f"{_fmt(r.get('paired'))} | {r['verdict']} | {r['seconds']:.0f} |")  # fmt: skip
+            print(
+                f"| {r['net']} | {r['seed']} | {winner} | {_fmt(r['holdout'])} | {best} | "
+                f"{_fmt(r.get('paired'))} | {r['verdict']} | {r['seconds']:.0f} |"
+            )
     print("\n## target: better (paired CI > 0) on at least 2 of 3 objectives")
     holds_all = True
     for key in sorted({(str(r["net"]), int(r["seed"])) for r in rows}):  # type: ignore[call-overload]
@@ -175,8 +204,10 @@ def print_tables(rows: list[dict[str, object]], objectives: list[str]) -> None:
         wins = [str(r["objective"]) for r in sub if r["verdict"] == "better"]
         ok = len(wins) >= 2
         holds_all &= ok
-        print(f"{key[0]} seed {key[1]}: better on {len(wins)}/{len(sub)} ({', '.join(wins) or 'none'}): "
-              f"{'HOLDS' if ok else 'MISSED'}")  # fmt: skip
+        print(
+            f"{key[0]} seed {key[1]}: better on {len(wins)}/{len(sub)} ({', '.join(wins) or 'none'}): "
+            f"{'HOLDS' if ok else 'MISSED'}"
+        )
     print("target " + ("holds on every network and seed" if holds_all else "is MISSED (see the rows above)"))
     over = [r for r in rows if r["seconds"] > 1.1 * _seconds(str(r["limit"]))]  # type: ignore[operator]
     print(f"time limit kept within 10%: {len(rows) - len(over)}/{len(rows)} runs")

@@ -57,7 +57,9 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=8)
@@ -77,7 +79,9 @@ def main() -> None:
     peer = GradCAM(r50, target_layers=[r50.layer4])
     t_theirs, theirs = timed(lambda: peer(x, targets=targets), args.repeats)
     diff = float(np.abs(ours.numpy() - theirs).max())  # type: ignore[union-attr]
-    rows.append(("(a) Grad-CAM, ResNet-50, batch %d, %dpx" % (args.batch, args.size), t_theirs, t_ours, 2.0, diff))
+    rows.append(
+        ("(a) Grad-CAM, ResNet-50, batch %d, %dpx" % (args.batch, args.size), t_theirs, t_ours, 2.0, diff)
+    )
 
     # (b) six gradient CAMs at once
     six = CamEngine(r50, r50.layer4, {n: cams[n] for n in GRADIENT_CAMS})
@@ -97,8 +101,15 @@ def main() -> None:
     peer_s.batch_size = 16
     t_theirs, theirs_s = timed(lambda: peer_s(xs, targets=st), max(1, args.repeats - 2))
     diff = float(np.abs(ours_s.numpy() - theirs_s).max())  # type: ignore[union-attr]
-    rows.append((f"(c) Score-CAM, ResNet-18, batch {args.score_batch}, {args.score_size}px, 16 per call",
-                 t_theirs, t_ours, 1.0, diff))  # fmt: skip
+    rows.append(
+        (
+            f"(c) Score-CAM, ResNet-18, batch {args.score_batch}, {args.score_size}px, 16 per call",
+            t_theirs,
+            t_ours,
+            1.0,
+            diff,
+        )
+    )
 
     # (d), (e) the drop-in: the same pytorch-grad-cam call with only the import changed
     from camlang.compat import grad_cam as compat
@@ -106,13 +117,22 @@ def main() -> None:
     drop = compat.GradCAM(r50, target_layers=[r50.layer4])
     t_ours, ours_d = timed(lambda: drop(x, targets=targets), args.repeats)
     t_theirs, theirs_d = timed(lambda: peer(x, targets=targets), args.repeats)
-    rows.append(("(d) drop-in GradCAM, ResNet-50", t_theirs, t_ours, 1.0, float(np.abs(ours_d - theirs_d).max())))
+    rows.append(
+        ("(d) drop-in GradCAM, ResNet-50", t_theirs, t_ours, 1.0, float(np.abs(ours_d - theirs_d).max()))
+    )
     two = [r50.layer3, r50.layer4]
     drop2, peer2 = compat.GradCAM(r50, target_layers=two), GradCAM(r50, target_layers=two)
     t_ours, ours_e = timed(lambda: drop2(x, targets=targets, aug_smooth=True), max(1, args.repeats - 1))
     t_theirs, theirs_e = timed(lambda: peer2(x, targets=targets, aug_smooth=True), max(1, args.repeats - 1))
-    rows.append(("(e) drop-in GradCAM, 2 layers, aug_smooth", t_theirs, t_ours, 1.0,
-                 float(np.abs(ours_e - theirs_e).max())))  # fmt: skip
+    rows.append(
+        (
+            "(e) drop-in GradCAM, 2 layers, aug_smooth",
+            t_theirs,
+            t_ours,
+            1.0,
+            float(np.abs(ours_e - theirs_e).max()),
+        )
+    )
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'case':58} {'grad-cam s':>10} {'camlang s':>10} {'ratio':>7} {'target':>7} {'max |diff|':>11}")

@@ -1,12 +1,12 @@
 """The Python API, shaped like pytorch-grad-cam's:
 
-    import camlang
-    prog = camlang.load("examples/quickstart.cam")
-    cam = prog.cam("gradcampp", model="shapes")          # an nn.Module
-    maps = cam(images, targets=None)                      # [B, H, W] in [0, 1]
-    cam2 = camlang.CAM("relu(sum_c(mean_hw(G) * A))", model=my_model, target_layer=my_model.layer4)
-    guard = prog.monitor("guard")                         # a fitted concept monitor
-    out = guard(images)                                   # out.flags, out.scores per image
+import camlang
+prog = camlang.load("examples/quickstart.cam")
+cam = prog.cam("gradcampp", model="shapes")          # an nn.Module
+maps = cam(images, targets=None)                      # [B, H, W] in [0, 1]
+cam2 = camlang.CAM("relu(sum_c(mean_hw(G) * A))", model=my_model, target_layer=my_model.layer4)
+guard = prog.monitor("guard")                         # a fitted concept monitor
+out = guard(images)                                   # out.flags, out.scores per image
 """
 
 from __future__ import annotations
@@ -39,14 +39,24 @@ class CAMModule(nn.Module):
     With `differentiable=True` the maps keep their autograd graph.
     """
 
-    def __init__(self, model: nn.Module, target_layer: nn.Module | Sequence[nn.Module] | None, node: Node,
-                 name: str = "cam", *, chunk_size: int = 64, layout: LayoutArg = None,
-                 fuse: str = "mean") -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: nn.Module | Sequence[nn.Module] | None,
+        node: Node,
+        name: str = "cam",
+        *,
+        chunk_size: int = 64,
+        layout: LayoutArg = None,
+        fuse: str = "mean",
+    ) -> None:
         super().__init__()
         self.model = model
         self.name = name
         self.node = node
-        self._engine = CamEngine(model, target_layer, {name: node}, chunk_size=chunk_size, layout=layout, fuse=fuse)
+        self._engine = CamEngine(
+            model, target_layer, {name: node}, chunk_size=chunk_size, layout=layout, fuse=fuse
+        )
         self.layouts: list[LayerLayout] = []
 
     def forward(self, x: torch.Tensor, targets: Targets = None, differentiable: bool = False) -> torch.Tensor:
@@ -60,11 +70,18 @@ class CAMModule(nn.Module):
 
     @staticmethod
     def overlay(images: torch.Tensor, maps: torch.Tensor, alpha: float = 0.5) -> np.ndarray:
-        """Jet heatmaps of `maps` [B, H, W] blended onto `images` [B, 3, H, W] in [0, 1]: uint8 [B, H, W, 3]."""
+        """Jet heatmaps of `maps` [B, H, W] blended onto `images` [B, 3, H, W] in [0, 1]: uint8 [B, H, W,
+        3]."""
         return overlay_batch(images, maps, alpha)
 
-    def show(self, images: torch.Tensor, targets: Targets = None, *, raw: torch.Tensor | None = None,
-             alpha: float = 0.5) -> OverlayGrid:  # fmt: skip
+    def show(
+        self,
+        images: torch.Tensor,
+        targets: Targets = None,
+        *,
+        raw: torch.Tensor | None = None,
+        alpha: float = 0.5,
+    ) -> OverlayGrid:
         """Compute the maps of `images` and return them overlaid on the images (shown inline in Jupyter).
 
         `raw` gives the images in [0, 1] for display when `images` are normalized model inputs.
@@ -86,8 +103,11 @@ class LoadedProgram:
         """The live model `name` (the only declared model when None)."""
         if name is None:
             if len(self.program.models) != 1:
-                raise CamlangError("say which model: " + ", ".join(self.program.models) if self.program.models
-                                   else "the program declares no model")  # fmt: skip
+                raise CamlangError(
+                    "say which model: " + ", ".join(self.program.models)
+                    if self.program.models
+                    else "the program declares no model"
+                )
             name = next(iter(self.program.models))
         return self._workspace.model(name)
 
@@ -101,13 +121,23 @@ class LoadedProgram:
         if cdef is None or cdef.node is None:
             if name in self.program.synths:
                 raise CamlangError(f"`{name}` is synthesized: run the file first (camlang run)")
-            raise CamlangError(f"unknown cam `{name}`", hint=f"declared: {', '.join(sorted(self.program.cams))}")
+            raise CamlangError(
+                f"unknown cam `{name}`", hint=f"declared: {', '.join(sorted(self.program.cams))}"
+            )
         live = self.model(model)
-        return CAMModule(live.module, live.target_layers, cdef.node, name, chunk_size=chunk_size, layout=live.layout,
-                         fuse=live.fuse)  # fmt: skip
+        return CAMModule(
+            live.module,
+            live.target_layers,
+            cdef.node,
+            name,
+            chunk_size=chunk_size,
+            layout=live.layout,
+            fuse=live.fuse,
+        )
 
-    def run(self, out: str | Path | None = None, *, batch_size: int = 32, seed: int = 0,
-            quiet: bool = True) -> RunResult:  # fmt: skip
+    def run(
+        self, out: str | Path | None = None, *, batch_size: int = 32, seed: int = 0, quiet: bool = True
+    ) -> RunResult:
         """Run the program as `camlang run` does; the result shows its metrics and heatmaps in Jupyter.
 
         The report is written to `out` (default: camlang-out/<file stem>). `quiet` hides progress bars.
@@ -120,12 +150,15 @@ class LoadedProgram:
 
         out_dir = Path(out) if out is not None else Path("camlang-out") / Path(self.program.main.name).stem
         console = Console(file=io.StringIO()) if quiet else Console()
-        report, status = run_program(self.program, RunOptions(out_dir, self.device, batch_size, seed), console)
+        report, status = run_program(
+            self.program, RunOptions(out_dir, self.device, batch_size, seed), console
+        )
         assert report is not None, "a single-process run always has a report"
         return RunResult(report, out_dir, status)
 
     def monitor(self, name: str, detector: str = "monitor") -> Any:
-        """The concept monitor `name`, fitted and calibrated: `monitor(images)` gives per-image flags and scores.
+        """The concept monitor `name`, fitted and calibrated: `monitor(images)` gives per-image flags and
+        scores.
 
         `detector` is "monitor", "msp", "energy" or "monitor+msp" (all calibrated the same way).
         """
@@ -142,8 +175,15 @@ def load(path: str | Path, device: str = "cpu") -> LoadedProgram:
     return LoadedProgram(program, device)
 
 
-def CAM(expression: str, model: nn.Module, target_layer: nn.Module | Sequence[nn.Module] | None = None, *,  # noqa: N802
-        chunk_size: int = 64, layout: LayoutArg = None, fuse: str = "mean") -> CAMModule:  # fmt: skip
+def CAM(
+    expression: str,
+    model: nn.Module,
+    target_layer: nn.Module | Sequence[nn.Module] | None = None,
+    *,  # noqa: N802
+    chunk_size: int = 64,
+    layout: LayoutArg = None,
+    fuse: str = "mean",
+) -> CAMModule:
     """A CAM from an expression over `A`, `G`, ... (stdlib cam names may be used inside).
 
     `target_layer` may be a list: the maps of all layers are fused with `fuse` ("mean" or "max").
@@ -154,4 +194,6 @@ def CAM(expression: str, model: nn.Module, target_layer: nn.Module | Sequence[nn
         raise CompileError([d for d in program.diagnostics if d.is_error])
     node = program.cams["expression"].node
     assert node is not None
-    return CAMModule(model.eval(), target_layer, node, "expression", chunk_size=chunk_size, layout=layout, fuse=fuse)
+    return CAMModule(
+        model.eval(), target_layer, node, "expression", chunk_size=chunk_size, layout=layout, fuse=fuse
+    )

@@ -96,8 +96,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace) -> int:
     """`--workers N`: the same command on N local workers, through torch's elastic launcher."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise CamlangError("--workers cannot be used inside torchrun (the launcher already started the workers)",
-                           hint="drop --workers, or run without torchrun")  # fmt: skip
+        raise CamlangError(
+            "--workers cannot be used inside torchrun (the launcher already started the workers)",
+            hint="drop --workers, or run without torchrun",
+        )
     from camlang.distributed.launch import launch_workers
     from camlang.frontend.check import check_file
 
@@ -105,8 +107,19 @@ def _launch(args: argparse.Namespace) -> int:
     if program.has_errors:
         raise CompileError(program.diagnostics)
     out = Path(args.out) if args.out is not None else Path("camlang-out") / Path(args.file).stem
-    worker = [args.file, "--out", str(out), "--device", args.device, "--batch-size", str(args.batch_size),
-              "--seed", str(args.seed), "--collective-timeout", str(args.collective_timeout)]  # fmt: skip
+    worker = [
+        args.file,
+        "--out",
+        str(out),
+        "--device",
+        args.device,
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        "--collective-timeout",
+        str(args.collective_timeout),
+    ]
     if args.resume:
         worker.append("--resume")
     if args.threads:
@@ -152,12 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its cache")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="run on N local processes (torch's elastic launcher, as torchrun does)")
-    p.add_argument("--threads", type=int, default=None, metavar="T",
-                   help="intra-op threads per worker (default: cores / workers on this machine)")
-    p.add_argument("--collective-timeout", type=float, default=1800.0, metavar="S",
-                   help="seconds a worker waits for the others before the run fails (default 1800)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run on N local processes (torch's elastic launcher, as torchrun does)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="T",
+        help="intra-op threads per worker (default: cores / workers on this machine)",
+    )
+    p.add_argument(
+        "--collective-timeout",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="seconds a worker waits for the others before the run fails (default 1800)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="export a cam as a standalone nn.Module source file")

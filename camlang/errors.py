@@ -15,7 +15,9 @@ class CamlangError(Exception):
     (a `camlang.frontend.source.Span`); loaders raise it without one.
     """
 
-    def __init__(self, message: str, *, hint: str | None = None, code: str = "E900", span: object | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, code: str = "E900", span: object | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint

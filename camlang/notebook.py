@@ -22,15 +22,21 @@ from camlang.report.model import RunReport
 from camlang.report.ranking import direction_arrow, fmt_stat, rank_table
 
 
-def overlay_batch(images: torch.Tensor | np.ndarray, maps: torch.Tensor | np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Jet heatmaps of `maps` [B, H, W] in [0, 1] blended onto `images` [B, 3, H, W] in [0, 1]: uint8 [B, H, W, 3]."""
+def overlay_batch(
+    images: torch.Tensor | np.ndarray, maps: torch.Tensor | np.ndarray, alpha: float = 0.5
+) -> np.ndarray:
+    """Jet heatmaps of `maps` [B, H, W] in [0, 1] blended onto `images` [B, 3, H, W] in [0, 1]: uint8 [B, H,
+    W, 3]."""
     imgs = torch.as_tensor(np.asarray(images) if isinstance(images, np.ndarray) else images.detach().cpu())
     ms = torch.as_tensor(np.asarray(maps) if isinstance(maps, np.ndarray) else maps.detach().cpu())
     if imgs.dim() != 4 or ms.dim() != 3 or imgs.shape[0] != ms.shape[0]:
         from camlang.errors import CamlangError
 
-        raise CamlangError(f"overlay needs images [B, 3, H, W] and maps [B, H, W], got {tuple(imgs.shape)} and "
-                           f"{tuple(ms.shape)}", hint="pass the images in [0, 1] (raw), not normalized inputs")  # fmt: skip
+        raise CamlangError(
+            f"overlay needs images [B, 3, H, W] and maps [B, H, W], got {tuple(imgs.shape)} and "
+            f"{tuple(ms.shape)}",
+            hint="pass the images in [0, 1] (raw), not normalized inputs",
+        )
     return np.stack([overlay_rgb(imgs[i], ms[i], alpha) for i in range(imgs.shape[0])])
 
 
@@ -48,8 +54,11 @@ class OverlayGrid:
     title: str = "cam"
 
     def _repr_html_(self) -> str:
-        tiles = "".join(f'<img src="{data_uri(_png(img))}" alt="{escape(self.title)} {i}" style="margin:2px;width:160px;'
-                        'image-rendering:pixelated">' for i, img in enumerate(self.images))  # fmt: skip
+        tiles = "".join(
+            f'<img src="{data_uri(_png(img))}" alt="{escape(self.title)} {i}" style="margin:2px;width:160px;'
+            'image-rendering:pixelated">'
+            for i, img in enumerate(self.images)
+        )
         return f"<div><b>{escape(self.title)}</b><br>{tiles}</div>"
 
     def save(self, path: str | Path) -> Path:
@@ -73,8 +82,11 @@ class RunResult:
         return self.out_dir / "report.html"
 
     def _repr_html_(self) -> str:
-        parts = [f"<div><p><b>camlang run</b> of {escape(self.report.source_file)}"
-                 f"{' (partial)' if self.report.partial else ''}: report in <code>{escape(str(self.html_path))}</code></p>"]  # fmt: skip
+        parts = [
+            f"<div><p><b>camlang run</b> of {escape(self.report.source_file)}"
+            f"{' (partial)' if self.report.partial else ''}: report in "
+            f"<code>{escape(str(self.html_path))}</code></p>"
+        ]
         for ev in self.report.evaluations:
             parts.append(f"<h4>{escape(ev.name)}</h4>")
             ranks = rank_table(ev)
@@ -90,7 +102,9 @@ class RunResult:
             parts.append(f"<table><tr><th>cam</th>{head}</tr>{''.join(rows)}</table>")
             if ev.visuals is not None:
                 grid = png_bytes(render_grid(ev.visuals, list(ev.cams), max_images=4))
-                parts.append(f'<img src="{data_uri(grid)}" alt="{escape(ev.name)}: heatmaps" style="max-width:100%">')
+                parts.append(
+                    f'<img src="{data_uri(grid)}" alt="{escape(ev.name)}: heatmaps" style="max-width:100%">'
+                )
         for w in self.report.warnings:
             parts.append(f"<p style='color:#a60'>warning: {escape(str(w))}</p>")
         return "\n".join(parts) + "</div>"

@@ -2,8 +2,8 @@
 
 On a terminal it is a transient rich progress bar. When the output is not a terminal (CI logs,
 `nohup`, a batch scheduler) long work still reports itself, as plain lines, at most one every
-`interval` seconds per task, plus one when a long task finishes (short ones stay quiet). Off rank 0 of a distributed run
-(`enabled=False`) it prints nothing.
+`interval` seconds per task, plus one when a long task finishes (short ones stay quiet). Off rank 0 of a
+distributed run (`enabled=False`) it prints nothing.
 
 Both displays take the same calls: `add_task(description, total=...)` and
 `update(task, advance=..., completed=..., total=..., description=...)`, used as context managers.
@@ -29,8 +29,9 @@ from rich.progress import (
 PLAIN_INTERVAL_S = 5.0
 
 
-def make_progress(console: Console | None = None, *, enabled: bool = True,
-                  interval: float = PLAIN_INTERVAL_S) -> Any:  # fmt: skip
+def make_progress(
+    console: Console | None = None, *, enabled: bool = True, interval: float = PLAIN_INTERVAL_S
+) -> Any:
     """A progress display for `console` (bar on a terminal, plain lines otherwise)."""
     console = console or Console()
     if not enabled:
@@ -80,8 +81,16 @@ class PlainProgress:
         self.tasks[task_id] = _Task(description, total, 0.0, now, now)
         return task_id
 
-    def update(self, task_id: int, *, advance: float | None = None, completed: float | None = None,
-               total: float | None = None, description: str | None = None, **_: Any) -> None:  # fmt: skip
+    def update(
+        self,
+        task_id: int,
+        *,
+        advance: float | None = None,
+        completed: float | None = None,
+        total: float | None = None,
+        description: str | None = None,
+        **_: Any,
+    ) -> None:
         task = self.tasks[task_id]
         if description is not None:
             task.description = description
@@ -109,5 +118,9 @@ class PlainProgress:
         if task.total:
             count += f" of {task.total:,.0f} ({100.0 * task.completed / task.total:.0f}%)"
         stamp = time.strftime("%H:%M:%S")
-        self.console.print(f"[{stamp}] {task.description}: {count}, {now - task.started:.0f} s",
-                           markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        self.console.print(
+            f"[{stamp}] {task.description}: {count}, {now - task.started:.0f} s",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

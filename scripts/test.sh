@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ruff check camlang
+ruff format --check camlang tests benchmarks scripts
 mypy camlang
 set +e
 python -m pytest -q -p no:cacheprovider --durations=15 "$@"

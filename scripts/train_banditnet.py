@@ -83,7 +83,9 @@ def _train_and_save(seed: int, out: Path) -> None:
     net, train_acc, all_acc = train(seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out)
-    print(f"BanditNet seed {seed}: train accuracy {train_acc:.2f}, all 32 binary configs {all_acc:.2f} -> {out}")
+    print(
+        f"BanditNet seed {seed}: train accuracy {train_acc:.2f}, all 32 binary configs {all_acc:.2f} -> {out}"
+    )
 
 
 def main() -> None:

@@ -47,8 +47,12 @@ SYMPY: dict[str, SympyFn] = {
     "mul": _elementwise(lambda s, t: s * t, 2),
     "div": _elementwise(lambda s, t: s / t, 2),
     "neg": _elementwise(lambda s: -s, 1),
-    **{name: _reduction(name, name.startswith("mean")) for name, row in OPS.items() if row.rational and row.reduces},
-}  # fmt: skip
+    **{
+        name: _reduction(name, name.startswith("mean"))
+        for name, row in OPS.items()
+        if row.rational and row.reduces
+    },
+}
 
 
 def lower(root: Node, symbols: dict[str, np.ndarray]) -> np.ndarray:

@@ -20,10 +20,17 @@ from camlang.frontend.op_table import OPS
 class TorchContext:
     """Terminal values of one batch (keep-dims layout) and the input size for `upsample`."""
 
-    def __init__(self, terminals: dict[str, torch.Tensor], input_size: tuple[int, int],
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-                 model: torch.nn.Module | None = None, targets: torch.Tensor | None = None,
-                 seed: int = 0, indices: torch.Tensor | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        terminals: dict[str, torch.Tensor],
+        input_size: tuple[int, int],
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        model: torch.nn.Module | None = None,
+        targets: torch.Tensor | None = None,
+        seed: int = 0,
+        indices: torch.Tensor | None = None,
+    ) -> None:
         self.terminals = terminals
         self.input_size = input_size
         self.dtype = dtype
@@ -44,7 +51,6 @@ class TorchContext:
             return x
         return F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
 
-
     # ---- what the whole-method kernels (`camlang.methods.kernels`) read
     def method_inputs(self) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
         """The model, the input batch `X` and the targets, for kernels that run the model."""
@@ -61,7 +67,9 @@ class TorchContext:
         return image_generators(self.seed, indices, op)
 
 
-def evaluate(roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | None = None) -> dict[int, torch.Tensor]:
+def evaluate(
+    roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | None = None
+) -> dict[int, torch.Tensor]:
     """Evaluate every node reachable from `roots` (sharing `memo` across calls if given)."""
     values: dict[int, torch.Tensor] = {} if memo is None else memo
     for node in postorder(roots):

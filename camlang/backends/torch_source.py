@@ -68,16 +68,19 @@ def generate(cam_name: str, node: Node, source_text: str) -> str:
         helpers.append(_ABLATED_SCORES)
     capture = _capture_lines(needs)
     quoted = textwrap.indent(f"cam {cam_name} = {source_text}", "    ")
-    return _MODULE.format(
-        version=__version__,
-        cam=cam_name,
-        quoted=quoted,
-        cls=cls,
-        capture=textwrap.indent("\n".join(capture), " " * 8),
-        body=textwrap.indent("\n".join(body), " " * 8),
-        helpers="\n\n".join(h.strip("\n") for h in helpers),
-        needs_input="GX" in needs,
-    ).rstrip() + "\n"
+    return (
+        _MODULE.format(
+            version=__version__,
+            cam=cam_name,
+            quoted=quoted,
+            cls=cls,
+            capture=textwrap.indent("\n".join(capture), " " * 8),
+            body=textwrap.indent("\n".join(body), " " * 8),
+            helpers="\n\n".join(h.strip("\n") for h in helpers),
+            needs_input="GX" in needs,
+        ).rstrip()
+        + "\n"
+    )
 
 
 def expression_source(node: Node) -> str:
@@ -185,7 +188,9 @@ def _capture_lines(needs: set[str]) -> list[str]:
     if "S" in needs:
         lines.append("score = logits.gather(1, targets[:, None])[:, :, None, None]")
     if "P" in needs:
-        lines.append("probability = torch.softmax(logits, dim=1).gather(1, targets[:, None])[:, :, None, None]")
+        lines.append(
+            "probability = torch.softmax(logits, dim=1).gather(1, targets[:, None])[:, :, None, None]"
+        )
     if "S_masked" in needs:
         lines.append("masked_scores = _masked_scores(self.model, x, activations, targets)[:, :, None, None]")
     if "S_ablated" in needs:
@@ -269,11 +274,11 @@ def _normalize(cam: torch.Tensor, size) -> torch.Tensor:
 {helpers}
 '''
 
-_MINMAX = '''
+_MINMAX = """
 def _minmax(maps: torch.Tensor) -> torch.Tensor:
     shifted = maps - maps.amin(dim=(-2, -1), keepdim=True)
     return shifted / (1e-7 + shifted.amax(dim=(-2, -1), keepdim=True))
-'''
+"""
 
 _FIRST_COMPONENT = '''
 def _first_component(values: torch.Tensor) -> torch.Tensor:

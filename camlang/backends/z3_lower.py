@@ -202,8 +202,9 @@ def cam_terminals() -> list[str]:
     return [name for name, row in TERMINALS.items() if "cam" in row.contexts]
 
 
-def symbolic_terminals(bound: Bound, prefix: str = "", symbol: Callable[[str], Any] | None = None,
-                       ctx: z3.Context | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def symbolic_terminals(
+    bound: Bound, prefix: str = "", symbol: Callable[[str], Any] | None = None, ctx: z3.Context | None = None
+) -> dict[str, np.ndarray]:
     """Fresh symbols for every cam terminal, in the keep-dims layout without batch.
 
     Shapes come from each terminal's type. `symbol(name)` makes one symbol; without it the

@@ -18,7 +18,9 @@ from camlang.errors import CamlangError
 from camlang.frontend import syntax as s
 
 
-def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Any) -> SemanticHeatmaps | None:
+def run_heatmaps(
+    runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Any
+) -> SemanticHeatmaps | None:
     """Semantic and differential heatmaps of a concept set on a model and data, and localisation."""
     source = runtime.source(act.concepts.name)
     feats = runtime.features_of(act.model.name, act.data.name)
@@ -26,15 +28,23 @@ def run_heatmaps(runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps
     scores = source.scores(feats)
     labels = feats.labels
     if labels is None:
-        raise CamlangError(f"data `{act.data.name}` has no labels, so correct and incorrect images cannot be told apart",
-                           hint="semantic heatmaps need labelled images", code="E823")  # fmt: skip
+        raise CamlangError(
+            f"data `{act.data.name}` has no labels, so correct and incorrect images cannot be told apart",
+            hint="semantic heatmaps need labelled images",
+            code="E823",
+        )
     heat = semantic_heatmaps(scores, labels, feats.predictions, source.names, classes)
     correct = feats.correct
     loc = None
     if bool(correct.any()) and bool((~correct).any()):
         loc = localise(fit_localiser(heat, scores, labels, correct), scores, labels, feats.predictions)
-    extra = {"concepts": act.concepts.name, "model": act.model.name, "data": act.data.name,
-             "source": source.describe(), "accuracy": float(correct.float().mean())}  # fmt: skip
+    extra = {
+        "concepts": act.concepts.name,
+        "model": act.model.name,
+        "data": act.data.name,
+        "source": source.describe(),
+        "accuracy": float(correct.float().mean()),
+    }
     title = f"{act.concepts.name} on {act.model.name}, {act.data.name}"
     report.add_heatmaps(title, heat, loc, extra)
     console.print(f"[bold]heatmaps[/] {title}: accuracy {extra['accuracy']:.1%}")
@@ -55,8 +65,9 @@ def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, cons
     results: dict[str, list[DetectorResult]] = {}
     wrong = ~feats.correct
     scores = monitor.detector_scores(feats)
-    results[f"misclassified in {act.data.name}"] = [evaluate_detector(d, scores[d], wrong, monitor.thresholds[d])
-                                                    for d in DETECTORS]  # fmt: skip
+    results[f"misclassified in {act.data.name}"] = [
+        evaluate_detector(d, scores[d], wrong, monitor.thresholds[d]) for d in DETECTORS
+    ]
     eps = mdef.args.get("pgd_eps")
     if eps is not None:
         adv = _pgd_features(runtime, model, act.data.name, feats, float(eps), mdef.args)
@@ -64,16 +75,22 @@ def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, cons
             both, positive = adv
             adv_scores = monitor.detector_scores(both)
             results[f"PGD eps={eps:g} on {act.data.name}"] = [
-                evaluate_detector(d, adv_scores[d], positive, monitor.thresholds[d]) for d in DETECTORS]  # fmt: skip
+                evaluate_detector(d, adv_scores[d], positive, monitor.thresholds[d]) for d in DETECTORS
+            ]
     title = f"{act.monitor.name} on {act.data.name}"
-    report.add_monitor(title, results, {"monitor": act.monitor.name, "data": act.data.name, "fpr": monitor.fpr})
+    report.add_monitor(
+        title, results, {"monitor": act.monitor.name, "data": act.data.name, "fpr": monitor.fpr}
+    )
     for test, rows in results.items():
-        console.print(f"[bold]monitor[/] {act.monitor.name}, {test}: " + ", ".join(
-            f"{r.detector} AUROC {r.auroc:.3f} TPR@5% {r.tpr_at_5_fpr:.2f}" for r in rows))  # fmt: skip
+        console.print(
+            f"[bold]monitor[/] {act.monitor.name}, {test}: "
+            + ", ".join(f"{r.detector} AUROC {r.auroc:.3f} TPR@5% {r.tpr_at_5_fpr:.2f}" for r in rows)
+        )
 
 
-def _pgd_features(runtime: ConceptRuntime, model: str, data: str, clean: Features, eps: float,
-                  args: dict[str, Any]) -> tuple[Features, torch.Tensor] | None:  # fmt: skip
+def _pgd_features(
+    runtime: ConceptRuntime, model: str, data: str, clean: Features, eps: float, args: dict[str, Any]
+) -> tuple[Features, torch.Tensor] | None:
     """Clean correct images (negatives) and successful PGD examples of them (positives)."""
     live = runtime.state.model(model, data)
     ds = runtime.state.data(data)
@@ -88,13 +105,22 @@ def _pgd_features(runtime: ConceptRuntime, model: str, data: str, clean: Feature
     parts = []
     for start in range(0, len(keep), 128):
         x, y = batch.x[start : start + 128], batch.labels[start : start + 128]
-        x_adv = pgd_linf(live.module, x, y, eps=eps, steps=int(args["pgd_steps"]), lower=lo, upper=hi, generator=gen)
+        x_adv = pgd_linf(
+            live.module, x, y, eps=eps, steps=int(args["pgd_steps"]), lower=lo, upper=hi, generator=gen
+        )
         parts.append(forward_with_features(live.module, x_adv, runtime.layers_of(model)))
     logits = torch.cat([p[0] for p in parts])
     pooled = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
     fooled = logits.argmax(1) != batch.labels
     sub = clean.subset(keep)
-    both = Features(torch.cat([sub.logits, logits[fooled]]),
-                    {k: torch.cat([sub.pooled[k], pooled[k][fooled]]) for k in pooled}, None, None, ())  # fmt: skip
-    positive = torch.cat([torch.zeros(len(keep), dtype=torch.bool), torch.ones(int(fooled.sum()), dtype=torch.bool)])
+    both = Features(
+        torch.cat([sub.logits, logits[fooled]]),
+        {k: torch.cat([sub.pooled[k], pooled[k][fooled]]) for k in pooled},
+        None,
+        None,
+        (),
+    )
+    positive = torch.cat(
+        [torch.zeros(len(keep), dtype=torch.bool), torch.ones(int(fooled.sum()), dtype=torch.bool)]
+    )
     return both, positive

@@ -51,7 +51,9 @@ class ConceptRuntime:
             live = self.state.model(model, data)
             ds = self.state.data(data)
             try:
-                self.features[key] = extract_features(live.module, ds, self.layers_of(model), device=live.device)
+                self.features[key] = extract_features(
+                    live.module, ds, self.layers_of(model), device=live.device
+                )
             except CamlangError as err:
                 if err.code == "E821" and err.span is None:
                     err.span = self._probe_span(model)
@@ -94,8 +96,13 @@ class ConceptRuntime:
 
             model = a["model"].name
             live = self.state.model(model, a["align"].name)
-            return build_clip_source(a, cdef.base_dir, live, self.state.data(a["align"].name),
-                                     self.features_of(model, a["align"].name))  # fmt: skip
+            return build_clip_source(
+                a,
+                cdef.base_dir,
+                live,
+                self.state.data(a["align"].name),
+                self.features_of(model, a["align"].name),
+            )
         raise CamlangError(f"unknown concept source {cdef.kind!r}")
 
     def monitor(self, name: str) -> ConceptMonitor:

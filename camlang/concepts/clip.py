@@ -36,8 +36,9 @@ def _open_clip() -> Any:
     try:
         import open_clip
     except ImportError as err:
-        raise CamlangError("CLIP concepts need the open_clip package", code="E823",
-                           hint="pip install 'camlang[clip]'") from err  # fmt: skip
+        raise CamlangError(
+            "CLIP concepts need the open_clip package", code="E823", hint="pip install 'camlang[clip]'"
+        ) from err
     return open_clip
 
 
@@ -56,14 +57,22 @@ def load_clip(arch: str, weights: Path, base: Path | None = None) -> tuple[nn.Mo
     else:
         cfg = open_clip.get_model_config(arch)
         if cfg is None:
-            raise CamlangError(f"unknown open_clip architecture {arch!r}", code="E823",
-                               hint="e.g. ViT-B-32, RN50, or a model-config .json file")  # fmt: skip
+            raise CamlangError(
+                f"unknown open_clip architecture {arch!r}",
+                code="E823",
+                hint="e.g. ViT-B-32, RN50, or a model-config .json file",
+            )
     text_cfg = cfg.get("text_cfg", {})
     if text_cfg.get("hf_tokenizer_name") or text_cfg.get("hf_model_name"):
-        raise CamlangError(f"CLIP architecture {arch!r} needs a Hugging Face tokenizer, which camlang would have to "
-                           "download", code="E823", hint="use an architecture with open_clip's own text tower")  # fmt: skip
-    model = open_clip.model.CLIP(**{k: v for k, v in cfg.items() if k in ("embed_dim", "vision_cfg", "text_cfg",
-                                                                            "quick_gelu")})  # fmt: skip
+        raise CamlangError(
+            f"CLIP architecture {arch!r} needs a Hugging Face tokenizer, which camlang would have to "
+            "download",
+            code="E823",
+            hint="use an architecture with open_clip's own text tower",
+        )
+    model = open_clip.model.CLIP(
+        **{k: v for k, v in cfg.items() if k in ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu")}
+    )
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError) as err:
@@ -73,8 +82,11 @@ def load_clip(arch: str, weights: Path, base: Path | None = None) -> tuple[nn.Mo
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as err:
-        raise CamlangError(f"CLIP weights {str(weights)!r} do not fit architecture {arch!r}: {str(err)[:300]}",
-                           code="E822", hint="give the arch the weights were saved from") from err  # fmt: skip
+        raise CamlangError(
+            f"CLIP weights {str(weights)!r} do not fit architecture {arch!r}: {str(err)[:300]}",
+            code="E822",
+            hint="give the arch the weights were saved from",
+        ) from err
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
     return model.eval(), tokenizer
 
@@ -106,8 +118,13 @@ class ClipSource:
 
     def describe(self) -> dict[str, object]:
         """Kind, concepts, prompts, the aligner's R² and the zero-shot accuracy through it."""
-        return {"kind": self.kind, "concepts": list(self.names), "prompts": list(self.prompts),
-                "aligner_r2": self.r2, "zero_shot_accuracy": self.zero_shot_accuracy}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "concepts": list(self.names),
+            "prompts": list(self.prompts),
+            "aligner_r2": self.r2,
+            "zero_shot_accuracy": self.zero_shot_accuracy,
+        }
 
 
 def encode_text(model: nn.Module, tokenizer: Any, prompts: list[str]) -> torch.Tensor:
@@ -125,7 +142,9 @@ def encode_images(model: nn.Module, raw: torch.Tensor, batch_size: int = 64) -> 
     out = []
     with torch.no_grad():
         for start in range(0, len(raw), batch_size):
-            x = F.interpolate(raw[start : start + batch_size], size=tuple(size), mode="bicubic", align_corners=False)
+            x = F.interpolate(
+                raw[start : start + batch_size], size=tuple(size), mode="bicubic", align_corners=False
+            )
             out.append(F.normalize(model.encode_image((x.clamp(0, 1) - mean) / std).float(), dim=1))  # type: ignore[operator]
     return torch.cat(out)
 
@@ -145,9 +164,14 @@ def r_squared(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def fit_clip_source(
-    model: nn.Module, tokenizer: Any, prompts: list[str], names: list[str], align: Features, raw: torch.Tensor,
+    model: nn.Module,
+    tokenizer: Any,
+    prompts: list[str],
+    names: list[str],
+    align: Features,
+    raw: torch.Tensor,
     class_names: list[str] | None = None,
-) -> ClipSource:  # fmt: skip
+) -> ClipSource:
     """Fit the aligner on `align` (penultimate features) against CLIP embeddings of `raw`."""
     if len(align) < 10:
         raise CamlangError(f"the aligner needs at least 10 images, got {len(align)}", code="E823")
@@ -164,7 +188,9 @@ def fit_clip_source(
         pred = (F.normalize(aligned[held], dim=1) @ cls_text.T).argmax(1)
         zero_shot = float((pred == align.labels[held]).float().mean())
     w_all = fit_aligner(feats, targets)
-    return ClipSource(tuple(names), tuple(prompts), encode_text(model, tokenizer, prompts), w_all, r2, zero_shot)
+    return ClipSource(
+        tuple(names), tuple(prompts), encode_text(model, tokenizer, prompts), w_all, r2, zero_shot
+    )
 
 
 def build_clip_source(args: dict[str, Any], base: Path, live: Any, data: Any, align: Features) -> ClipSource:

@@ -1,8 +1,8 @@
 """`prog.monitor("m")`: a fitted monitor in front of a deployed model.
 
-    guard = camlang.load("examples/concepts.cam").monitor("guard")
-    out = guard(images)            # images [B, C, H, W] as the model consumes them
-    out.flags, out.scores, out.predictions
+guard = camlang.load("examples/concepts.cam").monitor("guard")
+out = guard(images)            # images [B, C, H, W] as the model consumes them
+out.flags, out.scores, out.predictions
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ class _ProgramState:
 class DeployedMonitor:
     """A calibrated concept monitor and its model; call it on a batch of images."""
 
-    def __init__(self, monitor: ConceptMonitor, model: torch.nn.Module, layers: list[str], detector: str) -> None:
+    def __init__(
+        self, monitor: ConceptMonitor, model: torch.nn.Module, layers: list[str], detector: str
+    ) -> None:
         if detector not in DETECTORS:
             raise CamlangError(f"unknown detector {detector!r}", hint="one of " + ", ".join(DETECTORS))
         self.monitor = monitor
@@ -75,7 +77,9 @@ class DeployedMonitor:
 def deployed_monitor(prog: Any, name: str, detector: str = "monitor") -> DeployedMonitor:
     """Fit and calibrate monitor `name` of a loaded program (as `camlang run` would)."""
     if name not in prog.program.monitors:
-        raise CamlangError(f"unknown monitor `{name}`", hint=f"declared: {', '.join(prog.program.monitors) or 'none'}")
+        raise CamlangError(
+            f"unknown monitor `{name}`", hint=f"declared: {', '.join(prog.program.monitors) or 'none'}"
+        )
     runtime = ConceptRuntime(_ProgramState(prog))
     monitor = runtime.monitor(name)
     model_name = prog.program.monitors[name].args["model"].name

@@ -52,8 +52,10 @@ class Features:
     def correct(self) -> torch.Tensor:
         """`[N]` bool: prediction equals the label (needs labels)."""
         if self.labels is None:
-            raise CamlangError("these images have no labels, so correct and incorrect cannot be told apart",
-                               hint="use a labelled dataset for heatmaps, localisation and monitor calibration")  # fmt: skip
+            raise CamlangError(
+                "these images have no labels, so correct and incorrect cannot be told apart",
+                hint="use a labelled dataset for heatmaps, localisation and monitor calibration",
+            )
         return self.predictions == self.labels
 
     def subset(self, keep: torch.Tensor) -> Features:
@@ -87,7 +89,7 @@ def pool_activation(output: Any, layer: str) -> torch.Tensor:
         raise CamlangError(
             f"layer {layer!r} has output shape {shape}; a concept probe needs spatial output "
             "[batch, channels, height, width] or vector output [batch, features]",
-            hint="probe a convolutional block or the penultimate features (layer = \"penultimate\")",
+            hint='probe a convolutional block or the penultimate features (layer = "penultimate")',
             code="E821",
         )
     return output.float().mean(dim=(2, 3)) if output.dim() == 4 else output.float()
@@ -133,9 +135,13 @@ def forward_with_features(
 
 
 def extract_features(
-    model: nn.Module, data: Dataset, layers: Iterable[str], *, batch_size: int = 64,
+    model: nn.Module,
+    data: Dataset,
+    layers: Iterable[str],
+    *,
+    batch_size: int = 64,
     device: torch.device | str = "cpu",
-) -> Features:  # fmt: skip
+) -> Features:
     """Run `model` once over `data` and keep logits, pooled `layers`, labels and annotations."""
     wanted = list(dict.fromkeys(layers))
     logits, labels, annotations = [], [], []

@@ -68,11 +68,18 @@ def semantic_heatmaps(
     counts_incorrect = (onehot * (1 - right)).T @ comp
     nan = torch.tensor(float("nan"))
     correct = torch.where(n_correct[:, None] > 0, counts_correct / n_correct[:, None].clamp_min(1), nan)
-    incorrect = torch.where(n_incorrect[:, None] > 0, counts_incorrect / n_incorrect[:, None].clamp_min(1), nan)
+    incorrect = torch.where(
+        n_incorrect[:, None] > 0, counts_incorrect / n_incorrect[:, None].clamp_min(1), nan
+    )
     return SemanticHeatmaps(
-        tuple(concepts), tuple(classes), correct.view(num_classes, k, k), incorrect.view(num_classes, k, k),
-        n_correct.long(), n_incorrect.long(), group_by,
-    )  # fmt: skip
+        tuple(concepts),
+        tuple(classes),
+        correct.view(num_classes, k, k),
+        incorrect.view(num_classes, k, k),
+        n_correct.long(),
+        n_incorrect.long(),
+        group_by,
+    )
 
 
 @dataclass(frozen=True)
@@ -119,9 +126,14 @@ def top_cells(heatmaps: SemanticHeatmaps, cls: int, count: int = 3) -> list[Diff
             break
         i, j = divmod(flat, k)
         cells.append(
-            DifferentialCell(heatmaps.classes[cls], heatmaps.concepts[i], heatmaps.concepts[j],
-                             float(heatmaps.correct[cls, i, j]), float(heatmaps.incorrect[cls, i, j]))
-        )  # fmt: skip
+            DifferentialCell(
+                heatmaps.classes[cls],
+                heatmaps.concepts[i],
+                heatmaps.concepts[j],
+                float(heatmaps.correct[cls, i, j]),
+                float(heatmaps.incorrect[cls, i, j]),
+            )
+        )
     return cells
 
 

@@ -35,9 +35,12 @@ class Localiser:
 
 
 def fit_localiser(
-    reference: SemanticHeatmaps, scores: torch.Tensor, labels: torch.Tensor, correct: torch.Tensor,
+    reference: SemanticHeatmaps,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    correct: torch.Tensor,
     quantile: float = 0.025,
-) -> Localiser:  # fmt: skip
+) -> Localiser:
     """Per-class thresholds from correctly classified calibration images (`scores`, `labels`)."""
     if reference.group_by != "label":
         raise CamlangError("fault localisation needs heatmaps grouped by the true label")
@@ -80,12 +83,15 @@ class Localisation:
             if n == 0:
                 continue
             enc = int((self.encoder & mine).sum())
-            rows.append({"class": name, "errors": n, "encoder": enc, "head": n - enc,
-                         "encoder_share": enc / n})  # fmt: skip
+            rows.append(
+                {"class": name, "errors": n, "encoder": enc, "head": n - enc, "encoder_share": enc / n}
+            )
         return rows
 
 
-def localise(localiser: Localiser, scores: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor) -> Localisation:
+def localise(
+    localiser: Localiser, scores: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor
+) -> Localisation:
     """Localise every misclassified image among `scores` `[N, K]` to the encoder or the head."""
     wrong = predictions != labels
     idx = torch.nonzero(wrong).flatten()

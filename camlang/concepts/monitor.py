@@ -94,8 +94,12 @@ class ConceptMonitor:
         """Every detector's `[N]` scores for these features (higher: more likely a defect)."""
         mon = self.monitor_scores(self.source.scores(features), features.predictions)
         msp = msp_score(features.logits)
-        return {"monitor": mon, "msp": msp, "energy": energy_score(features.logits),
-                "monitor+msp": self.combination(mon, msp)}  # fmt: skip
+        return {
+            "monitor": mon,
+            "msp": msp,
+            "energy": energy_score(features.logits),
+            "monitor+msp": self.combination(mon, msp),
+        }
 
     def flags(self, features: Features, detector: str = "monitor") -> tuple[torch.Tensor, torch.Tensor]:
         """`(flags [N] bool, scores [N])` of one detector at its calibrated threshold."""
@@ -110,13 +114,21 @@ def fit_monitor(
     if not 0.0 < fpr < 1.0:
         raise CamlangError(f"monitor false-positive rate must be strictly between 0 and 1, got {fpr}")
     if fit.labels is None or validation.labels is None:
-        raise CamlangError("a monitor is fitted and calibrated on labelled images",
-                           hint="give labelled data for fit and calibrate")  # fmt: skip
-    heat = semantic_heatmaps(source.scores(fit), fit.labels, fit.predictions, source.names, classes, "prediction")
+        raise CamlangError(
+            "a monitor is fitted and calibrated on labelled images",
+            hint="give labelled data for fit and calibrate",
+        )
+    heat = semantic_heatmaps(
+        source.scores(fit), fit.labels, fit.predictions, source.names, classes, "prediction"
+    )
     if int(heat.n_incorrect.sum()) == 0:
-        raise CamlangError("the network makes no mistakes on the monitor's fit images, so there is nothing to learn",
-                           hint="fit the monitor on data where the network errs, e.g. a shifted split")  # fmt: skip
-    draft = ConceptMonitor(source, heat, fpr, {}, Combination(torch.zeros(2), torch.ones(2), torch.zeros(2), 0.0))
+        raise CamlangError(
+            "the network makes no mistakes on the monitor's fit images, so there is nothing to learn",
+            hint="fit the monitor on data where the network errs, e.g. a shifted split",
+        )
+    draft = ConceptMonitor(
+        source, heat, fpr, {}, Combination(torch.zeros(2), torch.ones(2), torch.zeros(2), 0.0)
+    )
     val_scores = draft.detector_scores(validation)
     wrong = ~validation.correct
     combination = _fit_combination(val_scores["monitor"], val_scores["msp"], wrong)

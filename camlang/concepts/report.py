@@ -57,7 +57,9 @@ class ConceptReport:
         out = []
         for section in self.sections:
             data = copy.deepcopy(section)
-            names = [c["png"] for c in data.get("classes", [])] + [t["roc_png"] for t in data.get("tests", {}).values()]
+            names = [c["png"] for c in data.get("classes", [])] + [
+                t["roc_png"] for t in data.get("tests", {}).values()
+            ]
             for c in data.get("classes", []):
                 c["png"] = f"{FOLDER}/{c['png']}"
             for test in data.get("tests", {}).values():
@@ -66,7 +68,9 @@ class ConceptReport:
             out.append(ConceptSection(data["kind"], data["title"], data, images))
         return tuple(out)
 
-    def add_heatmaps(self, title: str, heat: SemanticHeatmaps, loc: Localisation | None, extra: dict[str, Any]) -> None:
+    def add_heatmaps(
+        self, title: str, heat: SemanticHeatmaps, loc: Localisation | None, extra: dict[str, Any]
+    ) -> None:
         """Per class: correct, incorrect and differential matrices, top cells as sentences; localisation."""
         stem = _slug(title)
         classes: list[dict[str, Any]] = []
@@ -74,26 +78,52 @@ class ConceptReport:
         for c, name in enumerate(heat.classes):
             png = self._save(_matrices(heat, c), f"{stem}-{_slug(name)}.png")
             cells = top_cells(heat, c, 3)
-            classes.append({"class": name, "correct": int(heat.n_correct[c]), "incorrect": int(heat.n_incorrect[c]),
-                            "png": png, "top_cells": [cell.sentence() for cell in cells]})  # fmt: skip
-            lines += [f"### {name} ({int(heat.n_correct[c])} correct, {int(heat.n_incorrect[c])} incorrect)", "",
-                      f"![{name}]({png})", ""] + [f"- {cell.sentence()}" for cell in cells] + [""]  # fmt: skip
+            classes.append(
+                {
+                    "class": name,
+                    "correct": int(heat.n_correct[c]),
+                    "incorrect": int(heat.n_incorrect[c]),
+                    "png": png,
+                    "top_cells": [cell.sentence() for cell in cells],
+                }
+            )
+            lines += (
+                [
+                    f"### {name} ({int(heat.n_correct[c])} correct, {int(heat.n_incorrect[c])} incorrect)",
+                    "",
+                    f"![{name}]({png})",
+                    "",
+                ]
+                + [f"- {cell.sentence()}" for cell in cells]
+                + [""]
+            )
         section: dict[str, Any] = {"kind": "heatmaps", "title": title, "classes": classes, **extra}
         if loc is not None:
             rows = loc.table()
             section["localisation"] = rows
-            lines += ["### Fault localisation", "", "| class | errors | encoder | head |", "|---|---|---|---|"]
+            lines += [
+                "### Fault localisation",
+                "",
+                "| class | errors | encoder | head |",
+                "|---|---|---|---|",
+            ]
             lines += [f"| {r['class']} | {r['errors']} | {r['encoder']} | {r['head']} |" for r in rows]
             lines += ["", f"{loc.encoder_share():.1%} of {loc.errors} errors localised to the encoder.", ""]
         self.sections.append(section)
         self.markdown += lines
         self.write()
 
-    def add_monitor(self, title: str, results: dict[str, list[DetectorResult]], extra: dict[str, Any]) -> None:
+    def add_monitor(
+        self, title: str, results: dict[str, list[DetectorResult]], extra: dict[str, Any]
+    ) -> None:
         """ROC curves and a table of every detector on every test set."""
         stem = _slug(title)
-        lines = [f"## Monitor: {title}", "", "| test set | detector | AUROC | TPR@5%FPR | calibrated TPR | calibrated FPR |",
-                 "|---|---|---|---|---|---|"]  # fmt: skip
+        lines = [
+            f"## Monitor: {title}",
+            "",
+            "| test set | detector | AUROC | TPR@5%FPR | calibrated TPR | calibrated FPR |",
+            "|---|---|---|---|---|---|",
+        ]
         section: dict[str, Any] = {"kind": "monitor", "title": title, "tests": {}, **extra}
         for test, rows in results.items():
             fig, ax = plt.subplots(figsize=(4, 4))
@@ -105,12 +135,27 @@ class ConceptReport:
             ax.set_title(f"{title}: {test}")
             ax.legend(fontsize=7)
             png = self._save(fig, f"{stem}-{_slug(test)}-roc.png")
-            section["tests"][test] = {"roc_png": png, "detectors": [
-                {"detector": r.detector, "auroc": _num(r.auroc), "tpr_at_5_fpr": r.tpr_at_5_fpr,
-                 "threshold": _num(r.threshold), "calibrated_tpr": r.calibrated_tpr, "calibrated_fpr": r.calibrated_fpr,
-                 "positives": r.positives, "negatives": r.negatives} for r in rows]}  # fmt: skip
-            lines += [f"| {test} | {r.detector} | {r.auroc:.3f} | {r.tpr_at_5_fpr:.3f} | {r.calibrated_tpr:.3f} | "
-                      f"{r.calibrated_fpr:.3f} |" for r in rows]  # fmt: skip
+            section["tests"][test] = {
+                "roc_png": png,
+                "detectors": [
+                    {
+                        "detector": r.detector,
+                        "auroc": _num(r.auroc),
+                        "tpr_at_5_fpr": r.tpr_at_5_fpr,
+                        "threshold": _num(r.threshold),
+                        "calibrated_tpr": r.calibrated_tpr,
+                        "calibrated_fpr": r.calibrated_fpr,
+                        "positives": r.positives,
+                        "negatives": r.negatives,
+                    }
+                    for r in rows
+                ],
+            }
+            lines += [
+                f"| {test} | {r.detector} | {r.auroc:.3f} | {r.tpr_at_5_fpr:.3f} | {r.calibrated_tpr:.3f} | "
+                f"{r.calibrated_fpr:.3f} |"
+                for r in rows
+            ]
             lines.append(f"\n![ROC {test}]({png})\n")
         self.sections.append(section)
         self.markdown += lines + [""]
@@ -119,15 +164,22 @@ class ConceptReport:
     def write(self) -> None:
         """(Re)write concepts.json and concepts.md."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "concepts.json").write_text(json.dumps({"sections": self.sections}, indent=2), encoding="utf-8")
-        (self.folder / "concepts.md").write_text("# Concepts\n\n" + "\n".join(self.markdown), encoding="utf-8")
+        (self.folder / "concepts.json").write_text(
+            json.dumps({"sections": self.sections}, indent=2), encoding="utf-8"
+        )
+        (self.folder / "concepts.md").write_text(
+            "# Concepts\n\n" + "\n".join(self.markdown), encoding="utf-8"
+        )
 
 
 def _matrices(heat: SemanticHeatmaps, c: int) -> Any:
     k = len(heat.concepts)
     fig, axes = plt.subplots(1, 3, figsize=(3 * (2 + 0.35 * k), 2 + 0.35 * k))
-    panels = [("correct", heat.correct[c], "viridis", (0, 1)), ("incorrect", heat.incorrect[c], "viridis", (0, 1)),
-              ("differential (correct - incorrect)", heat.differential[c], "coolwarm", (-1, 1))]  # fmt: skip
+    panels = [
+        ("correct", heat.correct[c], "viridis", (0, 1)),
+        ("incorrect", heat.incorrect[c], "viridis", (0, 1)),
+        ("differential (correct - incorrect)", heat.differential[c], "coolwarm", (-1, 1)),
+    ]
     for ax, (label, mat, cmap, (lo, hi)) in zip(axes, panels):
         ax.imshow(torch.nan_to_num(mat, nan=0.0).numpy(), cmap=cmap, vmin=lo, vmax=hi)
         ax.set_xticks(range(k), heat.concepts, rotation=90, fontsize=7)

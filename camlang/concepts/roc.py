@@ -78,7 +78,9 @@ class DetectorResult:
     roc: tuple[list[float], list[float]]
 
 
-def evaluate_detector(name: str, scores: torch.Tensor, positive: torch.Tensor, threshold: float) -> DetectorResult:
+def evaluate_detector(
+    name: str, scores: torch.Tensor, positive: torch.Tensor, threshold: float
+) -> DetectorResult:
     """AUROC, TPR at 5% FPR, and the rates the calibrated `threshold` actually gets on this set."""
     flagged = scores > threshold
     npos, nneg = int(positive.sum()), int((~positive).sum())

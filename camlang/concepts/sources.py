@@ -24,7 +24,7 @@ class ConceptSource(Protocol):
 
     @property
     def kind(self) -> str:
-        """"annotations", "probes" or "clip"."""
+        """ "annotations", "probes" or "clip"."""
         ...
 
     @property
@@ -60,7 +60,8 @@ def select_concepts(available: Sequence[str], wanted: Sequence[str] | None, wher
             raise CamlangError(
                 f"unknown concept {name!r}: {where} has no concept of that name",
                 hint=(f"did you mean {', '.join(map(repr, close))}? " if close else "")
-                + "known concepts: " + ", ".join(available),
+                + "known concepts: "
+                + ", ".join(available),
             )
         out.append(list(available).index(name))
     if len(set(out)) != len(out):
@@ -99,8 +100,10 @@ class AnnotationSource:
 def annotation_source(available: Sequence[str], wanted: Sequence[str] | None = None) -> AnnotationSource:
     """An annotation source over `wanted` (default: every annotated concept)."""
     if not available:
-        raise CamlangError("the data has no concept annotations",
-                           hint='use synthetic_shapes(...) or images(..., concepts = "attrs.csv")')  # fmt: skip
+        raise CamlangError(
+            "the data has no concept annotations",
+            hint='use synthetic_shapes(...) or images(..., concepts = "attrs.csv")',
+        )
     cols = select_concepts(available, wanted, "the data's annotations")
     return AnnotationSource(tuple(available[c] for c in cols), tuple(cols))
 
@@ -157,14 +160,22 @@ class ProbeSource:
             "layer": self.layer,
             "concepts": list(self.names),
             "probes": [
-                {"concept": r.concept, "accuracy": r.accuracy, "balanced_accuracy": r.balanced_accuracy,
-                 "chance": r.chance, "positives": r.positives, "heldout": r.heldout}
+                {
+                    "concept": r.concept,
+                    "accuracy": r.accuracy,
+                    "balanced_accuracy": r.balanced_accuracy,
+                    "chance": r.chance,
+                    "positives": r.positives,
+                    "heldout": r.heldout,
+                }
                 for r in self.results
             ],
-        }  # fmt: skip
+        }
 
 
-def _fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _fit_logistic(
+    x: torch.Tensor, y: torch.Tensor, l2: float, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All K one-vs-rest logistic regressions at once (class-balanced, L2), by L-BFGS."""
     d, k = x.shape[1], y.shape[1]
     w = torch.zeros(d, k, requires_grad=True)
@@ -215,16 +226,21 @@ def fit_probes(
     """
     for part, what in ((train, "training"), (heldout, "held-out")):
         if part.annotations is None:
-            raise CamlangError(f"the {what} images carry no concept annotations, so probes cannot be fitted",
-                               hint='use synthetic_shapes(...) or images(..., concepts = "attrs.csv")')  # fmt: skip
+            raise CamlangError(
+                f"the {what} images carry no concept annotations, so probes cannot be fitted",
+                hint='use synthetic_shapes(...) or images(..., concepts = "attrs.csv")',
+            )
     assert train.annotations is not None and heldout.annotations is not None
     xs = train.pooled[layer]
     mean, scale = xs.mean(0), xs.std(0).clamp_min(1e-6)
     y = train.annotations[:, list(columns)]
     for k, name in enumerate(names):
         if y[:, k].min() == y[:, k].max():
-            raise CamlangError(f"concept {name!r} is {'always' if y[0, k] else 'never'} present in the training images, "
-                               "so no probe can be fitted", hint="use more or more varied training images")  # fmt: skip
+            raise CamlangError(
+                f"concept {name!r} is {'always' if y[0, k] else 'never'} present in the training images, "
+                "so no probe can be fitted",
+                hint="use more or more varied training images",
+            )
     w, b = _fit_logistic((xs - mean) / scale, y, l2, steps)
     probe = ProbeSource(tuple(names), layer, mean, scale, w, b, ())
     yh = heldout.annotations[:, list(columns)] > 0.5
@@ -233,8 +249,11 @@ def fit_probes(
     for k, name in enumerate(names):
         p, n = int(yh[:, k].sum()), int((~yh[:, k]).sum())
         if p == 0 or n == 0:
-            raise CamlangError(f"concept {name!r} is {'always' if n == 0 else 'never'} present in the held-out images, "
-                               "so its probe cannot be scored", hint="use more or more varied held-out images")  # fmt: skip
+            raise CamlangError(
+                f"concept {name!r} is {'always' if n == 0 else 'never'} present in the held-out images, "
+                "so its probe cannot be scored",
+                hint="use more or more varied held-out images",
+            )
         tpr = float((pred[:, k] & yh[:, k]).sum()) / max(p, 1)
         tnr = float((~pred[:, k] & ~yh[:, k]).sum()) / max(n, 1)
         acc = float((pred[:, k] == yh[:, k]).float().mean())
@@ -244,7 +263,8 @@ def fit_probes(
             weak.append(f"{name!r} (balanced accuracy {bal:.2f}, needs > {chance_margin(p, n):.2f})")
     if weak:
         raise CamlangError(
-            f"the probe(s) for {', '.join(weak)} on layer {layer!r} are no better than chance on held-out images",
+            f"the probe(s) for {', '.join(weak)} on layer {layer!r} are no better than chance on held-out "
+            f"images",
             hint="probe another layer, use more training images, or drop the concept from the set",
         )
     return ProbeSource(tuple(names), layer, mean, scale, w, b, tuple(results))

@@ -27,7 +27,9 @@ class ConceptScores(nn.Module):
         super().__init__()
         self.model = model
         self.source = source
-        self._hooked = last_linear(model) if source.layer == PENULTIMATE else resolve_layer(model, source.layer)
+        self._hooked = (
+            last_linear(model) if source.layer == PENULTIMATE else resolve_layer(model, source.layer)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Concept scores of `x`; the model's logits are computed and dropped."""
@@ -39,8 +41,11 @@ class ConceptScores(nn.Module):
         def post(_m: nn.Module, _args: Any, output: Any) -> None:
             seen.append(pool_activation(output, self.source.layer))
 
-        handle = (self._hooked.register_forward_pre_hook(pre) if self.source.layer == PENULTIMATE
-                  else self._hooked.register_forward_hook(post))  # fmt: skip
+        handle = (
+            self._hooked.register_forward_pre_hook(pre)
+            if self.source.layer == PENULTIMATE
+            else self._hooked.register_forward_hook(post)
+        )
         try:
             self.model(x)
         finally:

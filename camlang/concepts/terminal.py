@@ -25,10 +25,15 @@ def _colour(value: float, signed: bool) -> str:
 
 def heatmap_table(heat: SemanticHeatmaps, cls: int, which: str = "differential") -> Table:
     """One class's correct, incorrect or differential heatmap as a coloured rich table."""
-    mat = {"correct": heat.correct, "incorrect": heat.incorrect, "differential": heat.differential}[which][cls]
+    mat = {"correct": heat.correct, "incorrect": heat.incorrect, "differential": heat.differential}[which][
+        cls
+    ]
     signed = which == "differential"
-    table = Table(title=f"{heat.classes[cls]}: {which} (row c_i, column c_j: P[c_i > c_j])",
-                  show_lines=False, pad_edge=False)  # fmt: skip
+    table = Table(
+        title=f"{heat.classes[cls]}: {which} (row c_i, column c_j: P[c_i > c_j])",
+        show_lines=False,
+        pad_edge=False,
+    )
     table.add_column("")
     for name in heat.concepts:
         table.add_column(name[:7], justify="right")
@@ -45,7 +50,9 @@ def heatmap_table(heat: SemanticHeatmaps, cls: int, which: str = "differential")
 def render_heatmaps(heat: SemanticHeatmaps, color: bool = True, width: int = 140) -> str:
     """Every class's differential heatmap, as terminal text (ANSI colours when `color`)."""
     buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, color_system="truecolor" if color else None)
+    console = Console(
+        file=buf, width=width, force_terminal=color, color_system="truecolor" if color else None
+    )
     for c in range(len(heat.classes)):
         console.print(heatmap_table(heat, c))
     return buf.getvalue().rstrip()
@@ -57,9 +64,15 @@ def list_concept_sources(program: Program) -> str:
     for name, cdef in program.concept_sets.items():
         names = cdef.args.get("concepts")
         what = ", ".join(names) if names else "all annotated concepts"
-        where = f' on layer "{cdef.args["layer"]}" of `{cdef.args["model"].name}`' if cdef.kind == "probes" else ""
+        where = (
+            f' on layer "{cdef.args["layer"]}" of `{cdef.args["model"].name}`'
+            if cdef.kind == "probes"
+            else ""
+        )
         lines.append(f"concepts {name} = {cdef.kind}{where}: {what}")
     for name, mdef in program.monitors.items():
-        lines.append(f"monitor {name} over `{mdef.args['concepts'].name}` on `{mdef.args['model'].name}`, "
-                     f"fpr {mdef.args['fpr']:g}")  # fmt: skip
+        lines.append(
+            f"monitor {name} over `{mdef.args['concepts'].name}` on `{mdef.args['model'].name}`, "
+            f"fpr {mdef.args['fpr']:g}"
+        )
     return "\n".join(lines) if lines else "no concept sets declared"

@@ -148,15 +148,21 @@ def _concept_table(path: str | os.PathLike[str]) -> tuple[list[str], dict[str, l
     rows = _read_csv(path, "concepts")
     header = rows[0]
     if len(header) < 2 or any(_is_number(h) for h in header[1:]):
-        raise CamlangError(f"concepts file {str(path)!r} needs a header row: filename,<concept>,<concept>,...")
+        raise CamlangError(
+            f"concepts file {str(path)!r} needs a header row: filename,<concept>,<concept>,..."
+        )
     names = header[1:]
     if len(set(names)) != len(names) or any(not n for n in names):
-        raise CamlangError(f"concepts file {str(path)!r}: concept names in the header must be distinct and non-empty")
+        raise CamlangError(
+            f"concepts file {str(path)!r}: concept names in the header must be distinct and non-empty"
+        )
     table: dict[str, list[float]] = {}
     for i, row in enumerate(rows[1:], start=2):
         if len(row) != len(header) or any(v not in ("0", "1") for v in row[1:]):
-            raise CamlangError(f"concepts file {str(path)!r}: row {i} {row!r} is not a filename and "
-                               f"{len(names)} values of 0 or 1")  # fmt: skip
+            raise CamlangError(
+                f"concepts file {str(path)!r}: row {i} {row!r} is not a filename and "
+                f"{len(names)} values of 0 or 1"
+            )
         table[row[0]] = [float(v) for v in row[1:]]
     return names, table
 
@@ -212,7 +218,8 @@ class ImageFolderDataset(Dataset):
             missing = [e.name for e, r in zip(entries, crows) if r is None]
             if missing:
                 raise CamlangError(
-                    f"{len(missing)} image(s) have no row in {str(concepts)!r} (first: {_first_few(missing)})",
+                    f"{len(missing)} image(s) have no row in {str(concepts)!r} (first: "
+                    f"{_first_few(missing)})",
                     hint="add a filename,0,1,... row for each image",
                 )
             self.concept_names = names

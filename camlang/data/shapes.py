@@ -157,8 +157,18 @@ def concept_attributes(p: _Params, size: int) -> torch.Tensor:
     has_d = np.asarray(p.has_distractor, dtype=bool)
     kinds = np.stack([has_d & (np.asarray(p.d_kind) == k) for k in range(3)], axis=1).reshape(n, 3)
     texture = np.asarray(p.bg_wave).reshape(n, 6)[:, [0, 4]].sum(axis=1) > _STRONG_TEXTURE
-    columns = [colour, small[:, None], ~small[:, None], (top & left)[:, None], (top & ~left)[:, None],
-               (~top & left)[:, None], (~top & ~left)[:, None], has_d[:, None], kinds, texture[:, None]]  # fmt: skip
+    columns = [
+        colour,
+        small[:, None],
+        ~small[:, None],
+        (top & left)[:, None],
+        (top & ~left)[:, None],
+        (~top & left)[:, None],
+        (~top & ~left)[:, None],
+        has_d[:, None],
+        kinds,
+        texture[:, None],
+    ]
     return torch.as_tensor(np.concatenate(columns, axis=1), dtype=torch.float32)
 
 
@@ -247,7 +257,11 @@ def render_shapes_with_concepts(
 
 
 def distractor_masks(
-    seed: int, indices: Sequence[int], size: int, label_pool: Sequence[int] = (0, 1, 2, 3), shortcut: float = 0.0
+    seed: int,
+    indices: Sequence[int],
+    size: int,
+    label_pool: Sequence[int] = (0, 1, 2, 3),
+    shortcut: float = 0.0,
 ) -> torch.Tensor:
     """Bool `[B, H, W]`: the visible distractor pixels of these images (the target is drawn on top).
 

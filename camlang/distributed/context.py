@@ -68,7 +68,9 @@ class Dist:
         return Dist(0, 1, 0, 1, device)
 
     @staticmethod
-    def from_env(device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S, threads: int | None = None) -> Dist:
+    def from_env(
+        device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S, threads: int | None = None
+    ) -> Dist:
         """Join the launcher's process group when `WORLD_SIZE` > 1; otherwise one process.
 
         Sets this worker's intra-op threads to `threads`, or to cores / local workers.
@@ -130,7 +132,9 @@ class Dist:
         import torch.distributed as dist
 
         box = [obj]
-        self._collective("broadcast", lambda: dist.broadcast_object_list(box, src=0, group=self.waiting_group))
+        self._collective(
+            "broadcast", lambda: dist.broadcast_object_list(box, src=0, group=self.waiting_group)
+        )
         return box[0]
 
     def barrier(self) -> None:
@@ -154,7 +158,9 @@ class Dist:
         try:
             call()
         except (RuntimeError, ValueError, ConnectionError) as err:
-            raise WorkerFailure(f"collective `{name}` failed on rank {self.rank}: {_first_line(err)}") from None
+            raise WorkerFailure(
+                f"collective `{name}` failed on rank {self.rank}: {_first_line(err)}"
+            ) from None
 
 
 def _first_line(err: BaseException) -> str:

@@ -88,5 +88,7 @@ def _record(out_dir: Path, text: str) -> None:
     if not known or known.startswith("a worker failed or was lost"):
         doc["failure"] = text
         doc["partial"] = True
-        path.write_text(json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+        path.write_text(
+            json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+        )
     print(f"partial report: {out_dir / 'report.html'}", file=sys.stderr)

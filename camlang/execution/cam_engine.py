@@ -44,11 +44,22 @@ class CamEngine:
     pass, and the per-layer maps are fused with `fuse` ("mean" or "max").
     """
 
-    def __init__(self, model: nn.Module, layer: nn.Module | Sequence[nn.Module] | None, cams: Mapping[str, Node], *,
-                 chunk_size: int = 64, layout: LayoutArg = None, fuse: str = "mean",
-                 scorer: Scorer | None = None, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: nn.Module | Sequence[nn.Module] | None,
+        cams: Mapping[str, Node],
+        *,
+        chunk_size: int = 64,
+        layout: LayoutArg = None,
+        fuse: str = "mean",
+        scorer: Scorer | None = None,
+        seed: int = 0,
+    ) -> None:
         if fuse not in FUSIONS:
-            raise CamlangError(f"unknown fusion {fuse!r} for multi-layer CAMs", hint="use fuse='mean' or fuse='max'")
+            raise CamlangError(
+                f"unknown fusion {fuse!r} for multi-layer CAMs", hint="use fuse='mean' or fuse='max'"
+            )
         self.model = model
         self.seed = seed
         self.layer = layer
@@ -61,16 +72,32 @@ class CamEngine:
         self.needs = terminals_used(self.cams.values())
         self.layouts: list[LayerLayout] = []  # the layouts used in the last call (for the report)
 
-    def __call__(self, x: torch.Tensor, targets: Targets = None, *, differentiable: bool = False,
-                 counter: CallCounter | None = None, indices: torch.Tensor | None = None) -> CamBatch:  # fmt: skip
+    def __call__(
+        self,
+        x: torch.Tensor,
+        targets: Targets = None,
+        *,
+        differentiable: bool = False,
+        counter: CallCounter | None = None,
+        indices: torch.Tensor | None = None,
+    ) -> CamBatch:
         """Capture once, evaluate every CAM, normalize as pytorch-grad-cam does.
 
         `indices` are the images' dataset indices (`Batch.indices`): random methods draw per image
         from them and the engine's seed, so maps do not depend on batching (None: batch positions).
         """
-        cap = capture(self.model, self.layers or None, x, self.needs, targets, chunk_size=self.chunk_size,
-                      differentiable=differentiable, counter=counter, layout=self.layout,
-                      scorer=self.scorer)  # fmt: skip
+        cap = capture(
+            self.model,
+            self.layers or None,
+            x,
+            self.needs,
+            targets,
+            chunk_size=self.chunk_size,
+            differentiable=differentiable,
+            counter=counter,
+            layout=self.layout,
+            scorer=self.scorer,
+        )
         self.layouts = cap.layouts
         size = (int(x.shape[-2]), int(x.shape[-1]))
         views = range(len(self.layers)) if len(self.layers) > 1 else [0]
@@ -78,9 +105,13 @@ class CamEngine:
         with torch.set_grad_enabled(differentiable):
             for i in views:
                 terms = cap.layer_terminals(i) if self.layers else cap.terminals
-                ctx = TorchContext(terms, size, x.dtype, x.device, self.model, cap.targets, self.seed, indices)
+                ctx = TorchContext(
+                    terms, size, x.dtype, x.device, self.model, cap.targets, self.seed, indices
+                )
                 values = evaluate(self.cams.values(), ctx)
-                per_view.append({name: _as_map(values[node.nid], x.shape[0]) for name, node in self.cams.items()})
+                per_view.append(
+                    {name: _as_map(values[node.nid], x.shape[0]) for name, node in self.cams.items()}
+                )
             if len(per_view) == 1:
                 maps = {name: normalize_maps(r, size) for name, r in per_view[0].items()}
             else:

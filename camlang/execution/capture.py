@@ -71,8 +71,10 @@ def resolve_targets(targets: Targets, logits: torch.Tensor) -> torch.Tensor:
     if t.numel() == 1 and logits.shape[0] > 1:
         t = t.expand(logits.shape[0]).clone()
     if t.numel() != logits.shape[0]:
-        raise CamlangError(f"got {t.numel()} targets for a batch of {logits.shape[0]} images",
-                           hint="give one class index per image, or none for the predicted class")  # fmt: skip
+        raise CamlangError(
+            f"got {t.numel()} targets for a batch of {logits.shape[0]} images",
+            hint="give one class index per image, or none for the predicted class",
+        )
     if (t < 0).any() or (t >= logits.shape[1]).any():
         bad = int(t[(t < 0) | (t >= logits.shape[1])][0])
         raise CamlangError(f"target class {bad} is out of range: the model has {logits.shape[1]} classes")
@@ -84,9 +86,11 @@ def _check_logits(out: Any) -> torch.Tensor:
         out = out[0]
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise CamlangError(f"the model's output has shape {shape}; camlang needs class scores [batch, classes]",
-                           hint="wrap the model so that it returns logits, or give a score function "
-                                "(camlang.compat.grad_cam targets such as SemanticSegmentationTarget)")  # fmt: skip
+        raise CamlangError(
+            f"the model's output has shape {shape}; camlang needs class scores [batch, classes]",
+            hint="wrap the model so that it returns logits, or give a score function "
+            "(camlang.compat.grad_cam targets such as SemanticSegmentationTarget)",
+        )
     return out
 
 
@@ -111,7 +115,9 @@ def _as_layouts(layout: LayoutArg, count: int) -> list[LayerLayout]:
     if layout is None or isinstance(layout, LayerLayout | str):
         return [as_layout(layout)] * count
     if len(layout) != count:
-        raise CamlangError(f"got {len(layout)} layouts for {count} target layers", hint="give one layout per layer")
+        raise CamlangError(
+            f"got {len(layout)} layouts for {count} target layers", hint="give one layout per layer"
+        )
     return [as_layout(v) for v in layout]
 
 
@@ -141,8 +147,10 @@ def capture(
     needs = set(needs)
     layers = _as_layers(layer)
     if needs & LAYER_TERMINALS and not layers:
-        raise CamlangError("this CAM reads the target layer (A or G), but the model has no target layer",
-                           hint='name one with `at "layer.path"`')  # fmt: skip
+        raise CamlangError(
+            "this CAM reads the target layer (A or G), but the model has no target layer",
+            hint='name one with `at "layer.path"`',
+        )
     layouts = _as_layouts(layout, len(layers))
     input_size = (int(x.shape[-2]), int(x.shape[-1]))
     want_g = "G" in needs
@@ -153,8 +161,10 @@ def capture(
     def make_hook(index: int) -> Callable[[nn.Module, Any, Any], Any]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
             if not isinstance(output, torch.Tensor):
-                raise CamlangError(f"the target layer's output is a {type(output).__name__}; a CAM needs a tensor",
-                                   hint="choose a layer whose output is one tensor")  # fmt: skip
+                raise CamlangError(
+                    f"the target layer's output is a {type(output).__name__}; a CAM needs a tensor",
+                    hint="choose a layer whose output is one tensor",
+                )
             resolved[index] = infer_layout(layouts[index], tuple(output.shape), input_size)
             if want_g and not (want_gx or differentiable) and not torch.is_grad_enabled():
                 # The first target layer reached starts the graph: nothing before it is recorded.
@@ -190,8 +200,10 @@ def capture(
             grads: dict[str, Any] = {}
             missing = [i for i in range(len(layers)) if i not in raw]
             if missing and needs & LAYER_TERMINALS:
-                raise CamlangError(f"target layer {missing[0]} was not reached by the model's forward pass",
-                                   hint="choose a layer that the model's forward() calls")  # fmt: skip
+                raise CamlangError(
+                    f"target layer {missing[0]} was not reached by the model's forward pass",
+                    hint="choose a layer that the model's forward() calls",
+                )
             layer_wrt = [raw[i] for i in range(len(layers))] if want_g else []
             wrt = layer_wrt + ([xin] if want_gx else [])
             if wrt:
@@ -212,8 +224,9 @@ def capture(
             g = grads["G"][i]
             terms_i["G"] = keep(lt.to_chw(g if g is not None else torch.zeros_like(raw[i])))
         if "S_masked" in needs:
-            terms_i["S_masked"] = masked_scores(model, x, terms_i["A"].detach(), score_rows, chunk_size,
-                                                counter)[:, :, None, None]  # fmt: skip
+            terms_i["S_masked"] = masked_scores(
+                model, x, terms_i["A"].detach(), score_rows, chunk_size, counter
+            )[:, :, None, None]
         if "S_ablated" in needs:
             ablated = ablated_scores(model, lay, x, raw[i].detach(), lt, score_rows, chunk_size, counter)
             terms_i["S_ablated"] = ablated[:, :, None, None]
@@ -230,7 +243,8 @@ def capture(
 
 
 def _custom_objective(output: Any, batch: int, scorer: Scorer) -> tuple[torch.Tensor, torch.Tensor, Scorer]:
-    """Logits (when the output is [B, K]), targets (-1 unless a class), and the scorer, for a custom objective."""
+    """Logits (when the output is [B, K]), targets (-1 unless a class), and the scorer, for a custom
+    objective."""
     first = output[0] if isinstance(output, tuple | list) else output
     logits = first if isinstance(first, torch.Tensor) and first.dim() == 2 else torch.zeros(batch, 0)
     tgt = torch.full((batch,), -1, dtype=torch.long, device=logits.device)
@@ -238,8 +252,14 @@ def _custom_objective(output: Any, batch: int, scorer: Scorer) -> tuple[torch.Te
 
 
 @torch.no_grad()
-def masked_scores(model: nn.Module, x: torch.Tensor, a: torch.Tensor, score_rows: Scorer | torch.Tensor,
-                  chunk_size: int, counter: CallCounter) -> torch.Tensor:  # fmt: skip
+def masked_scores(
+    model: nn.Module,
+    x: torch.Tensor,
+    a: torch.Tensor,
+    score_rows: Scorer | torch.Tensor,
+    chunk_size: int,
+    counter: CallCounter,
+) -> torch.Tensor:
     """Score-CAM's channel scores: the objective on `x * minmax(upsample(A_c))`, `[B, C]`.
 
     `score_rows` is a scorer, or a `[B]` tensor of target classes (the logit is the score).
@@ -266,9 +286,16 @@ def masked_scores(model: nn.Module, x: torch.Tensor, a: torch.Tensor, score_rows
 
 
 @torch.no_grad()
-def ablated_scores(model: nn.Module, layer: nn.Module, x: torch.Tensor, a: torch.Tensor, layout: LayerLayout,
-                   score_rows: Scorer | torch.Tensor, chunk_size: int = 64,
-                   counter: CallCounter | None = None) -> torch.Tensor:  # fmt: skip
+def ablated_scores(
+    model: nn.Module,
+    layer: nn.Module,
+    x: torch.Tensor,
+    a: torch.Tensor,
+    layout: LayerLayout,
+    score_rows: Scorer | torch.Tensor,
+    chunk_size: int = 64,
+    counter: CallCounter | None = None,
+) -> torch.Tensor:
     """Ablation-CAM's channel scores: the objective with channel `c` of `A` zeroed, `[B, C]`.
 
     `a` is the layer's output in its own layout (`layout` maps it to `[B, C, H, W]` and back);
@@ -296,13 +323,17 @@ def ablated_scores(model: nn.Module, layer: nn.Module, x: torch.Tensor, a: torch
                 except RuntimeError:
                     expand_ok = False  # later layers read tensors from before the layer
             if output is None:
-                output = _run_with_layer_output(model, layer, x[i : i + 1].repeat(len(chans), 1, 1, 1), ablated)
+                output = _run_with_layer_output(
+                    model, layer, x[i : i + 1].repeat(len(chans), 1, 1, 1), ablated
+                )
                 counter.add(len(chans))
             out[i, chans] = score_rows(output, row.expand(len(chans))).to(out.dtype)
     return out
 
 
-def _run_with_layer_output(model: nn.Module, layer: nn.Module, x: torch.Tensor, replacement: torch.Tensor) -> Any:
+def _run_with_layer_output(
+    model: nn.Module, layer: nn.Module, x: torch.Tensor, replacement: torch.Tensor
+) -> Any:
     def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
         return replacement
 

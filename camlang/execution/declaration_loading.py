@@ -62,7 +62,9 @@ class LiveModel:
             "layer": self.layer_path,
             "layer_chosen_by_default": self.layer_chosen_by_default,
             "input_size": self.loaded.input_size,
-            "preprocessing": {"mean": list(norm[0]), "std": list(norm[1])} if norm else "inputs used as given",
+            "preprocessing": {"mean": list(norm[0]), "std": list(norm[1])}
+            if norm
+            else "inputs used as given",
             "num_classes": self.loaded.num_classes,
             "device": str(self.device),
         }
@@ -74,8 +76,12 @@ def _path(mdef_args: dict[str, Any], key: str, base: Any, what: str, span: Any) 
         return None
     found = resolve_user_path(str(value), base)
     if found is None:
-        raise CamlangError(f'{what} "{value}" does not exist', code="E501", span=span,
-                           hint=f"paths are relative to the .cam file's folder ({base})")  # fmt: skip
+        raise CamlangError(
+            f'{what} "{value}" does not exist',
+            code="E501",
+            span=span,
+            hint=f"paths are relative to the .cam file's folder ({base})",
+        )
     return str(found)
 
 
@@ -83,7 +89,9 @@ def _is_path(weights: str) -> bool:
     return weights.endswith((".pt", ".pth", ".bin", ".ckpt")) or "/" in weights or "\\" in weights
 
 
-def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torch.Tensor | None = None) -> LiveModel:
+def load_model(
+    mdef: ModelDef, device: str | torch.device = "cpu", example: torch.Tensor | None = None
+) -> LiveModel:
     """Load the declared model and find its target layer (the default when none is named)."""
     args = mdef.args
     try:
@@ -108,8 +116,14 @@ def load_model(mdef: ModelDef, device: str | torch.device = "cpu", example: torc
         elif mdef.kind == "mlp":
             weights = _path(args, "weights", mdef.base_dir, "weights file", mdef.span)
             sizes = list(args["sizes"])
-            loaded = LoadedModel(build_mlp(sizes, weights), "mlp", f"mlp({sizes})" + (f" from {weights}" if weights
-                                 else " (random weights)"), None, None, sizes[-1])  # fmt: skip
+            loaded = LoadedModel(
+                build_mlp(sizes, weights),
+                "mlp",
+                f"mlp({sizes})" + (f" from {weights}" if weights else " (random weights)"),
+                None,
+                None,
+                sizes[-1],
+            )
         else:  # pragma: no cover - the checker only admits the kinds above
             raise CamlangError(f"unknown model source {mdef.kind}")
     except CamlangError as err:
@@ -168,8 +182,16 @@ def load_data(ddef: DataDef) -> Dataset:
             if isinstance(labels, str):
                 labels = _path(a, "labels", ddef.base_dir, "labels CSV", ddef.span)
             concepts = _path(a, "concepts", ddef.base_dir, "concepts CSV", ddef.span)
-            ds = images(folder, a["size"], _normalize(a["normalize"]), labels=labels, masks=masks, boxes=boxes,
-                        channels=a["channels"], concepts=concepts)  # fmt: skip
+            ds = images(
+                folder,
+                a["size"],
+                _normalize(a["normalize"]),
+                labels=labels,
+                masks=masks,
+                boxes=boxes,
+                channels=a["channels"],
+                concepts=concepts,
+            )
         elif ddef.kind == "mnist":
             path = _path(a, "path", ddef.base_dir, "MNIST folder", ddef.span)
             assert path is not None

@@ -71,8 +71,15 @@ def referenced_cams(nodes: list[Node]) -> set[str]:
 class Evaluator:
     """Scores CAM maps with metrics on one model, batching model calls across cams."""
 
-    def __init__(self, live: LiveModel, engine: CamEngine, *, chunk_size: int = 128,
-                 counter: CallCounter | None = None, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        live: LiveModel,
+        engine: CamEngine,
+        *,
+        chunk_size: int = 128,
+        counter: CallCounter | None = None,
+        seed: int = 0,
+    ) -> None:
         self.live = live
         self.engine = engine
         self.chunk_size = chunk_size
@@ -84,8 +91,15 @@ class Evaluator:
             out = self.live.module(x)
         return out[0] if isinstance(out, tuple | list) else out
 
-    def score(self, cams: list[str], cam_batch: CamBatch, x: torch.Tensor, masks: torch.Tensor | None,
-              metrics: Mapping[str, MetricDef], indices: torch.Tensor | None = None) -> MetricValues:  # fmt: skip
+    def score(
+        self,
+        cams: list[str],
+        cam_batch: CamBatch,
+        x: torch.Tensor,
+        masks: torch.Tensor | None,
+        metrics: Mapping[str, MetricDef],
+        indices: torch.Tensor | None = None,
+    ) -> MetricValues:
         """Evaluate `metrics` for `cams` on one batch whose maps are in `cam_batch`.
 
         `indices` [B] are the images' dataset indices (`Batch.indices`): every random draw is keyed
@@ -96,9 +110,11 @@ class Evaluator:
         ctx = MetricContext(self, cams, cam_batch, x, masks, indices)
         for name, mdef in metrics.items():
             if masks is None and metric_needs_mask(mdef.node):
-                raise CamlangError(f"metric `{name}` reads MASK, but this data has no ground-truth masks",
-                                   hint="use synthetic_shapes(...) or images(..., masks = \"folder/\")",
-                                   code="E502")  # fmt: skip
+                raise CamlangError(
+                    f"metric `{name}` reads MASK, but this data has no ground-truth masks",
+                    hint='use synthetic_shapes(...) or images(..., masks = "folder/")',
+                    code="E502",
+                )
         # One memo for every metric: a subterm two metrics share (e.g. `P_at(X * L)` in average
         # drop and increase in confidence) costs one batched model call.
         ctx.bad = torch.zeros(k * b, dtype=torch.bool, device=x.device)
@@ -119,15 +135,24 @@ class Evaluator:
 class MetricContext:
     """Terminal values and `op_*` implementations of the metric language for one stacked batch."""
 
-    def __init__(self, ev: Evaluator, cams: list[str], cam_batch: CamBatch, x: torch.Tensor,
-                 masks: torch.Tensor | None, indices: torch.Tensor | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ev: Evaluator,
+        cams: list[str],
+        cam_batch: CamBatch,
+        x: torch.Tensor,
+        masks: torch.Tensor | None,
+        indices: torch.Tensor | None = None,
+    ) -> None:
         self.ev = ev
         self.cams = cams
         self.k = len(cams)
         self.b = x.shape[0]
         self.indices = torch.arange(self.b) if indices is None else torch.as_tensor(indices).reshape(-1).cpu()
         if self.indices.shape[0] != self.b:
-            raise CamlangError(f"indices must give one dataset index per image ({self.b}), got {self.indices.shape[0]}")
+            raise CamlangError(
+                f"indices must give one dataset index per image ({self.b}), got {self.indices.shape[0]}"
+            )
         self.cam_batch = cam_batch
         self.dtype = x.dtype
         self.device = x.device
@@ -198,12 +223,16 @@ class MetricContext:
     def op_L_at(self, image: torch.Tensor) -> torch.Tensor:
         engine = self.ev.engine
         if self._is_tiled(image):
-            got = engine(image[: self.b], self.targets[: self.b], counter=self.ev.counter, indices=self.indices)
+            got = engine(
+                image[: self.b], self.targets[: self.b], counter=self.ev.counter, indices=self.indices
+            )
             return torch.cat([got.maps[c] for c in self.cams])[:, None]
         rows = []
         for i, cam in enumerate(self.cams):
             part = image[i * self.b : (i + 1) * self.b]
-            rows.append(engine(part, self.targets[: self.b], counter=self.ev.counter, indices=self.indices).maps[cam])
+            rows.append(
+                engine(part, self.targets[: self.b], counter=self.ev.counter, indices=self.indices).maps[cam]
+            )
         return torch.cat(rows)[:, None]
 
     def op_ref(self, cam: str) -> torch.Tensor:
@@ -247,26 +276,54 @@ class MetricContext:
 
     def op_deletion_auc(self, map: torch.Tensor, steps: int, fill: Any) -> torch.Tensor:
         map = self._clean(map)
-        r = M.deletion_auc(self.ev.model_fn, self._x(), map[:, 0], self.targets, steps, fill,
-                           chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+        r = M.deletion_auc(
+            self.ev.model_fn,
+            self._x(),
+            map[:, 0],
+            self.targets,
+            steps,
+            fill,
+            chunk_size=self.ev.chunk_size,
+            counter=self.ev.counter,
+        )
         return r.auc.to(self.dtype)[:, None, None, None]
 
     def op_insertion_auc(self, map: torch.Tensor, steps: int, fill: Any) -> torch.Tensor:
         map = self._clean(map)
-        r = M.insertion_auc(self.ev.model_fn, self._x(), map[:, 0], self.targets, steps, fill,
-                            chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+        r = M.insertion_auc(
+            self.ev.model_fn,
+            self._x(),
+            map[:, 0],
+            self.targets,
+            steps,
+            fill,
+            chunk_size=self.ev.chunk_size,
+            counter=self.ev.counter,
+        )
         return r.auc.to(self.dtype)[:, None, None, None]
 
     def op_sufficient_fraction(self, map: torch.Tensor, fill: float) -> torch.Tensor:
         map = self._clean(map)
-        r = M.sufficient_fraction(self.ev.model_fn, self._x(), map[:, 0], self.targets, fill,
-                                  chunk_size=self.ev.chunk_size, counter=self.ev.counter)  # fmt: skip
+        r = M.sufficient_fraction(
+            self.ev.model_fn,
+            self._x(),
+            map[:, 0],
+            self.targets,
+            fill,
+            chunk_size=self.ev.chunk_size,
+            counter=self.ev.counter,
+        )
         return r.fraction.to(self.dtype)[:, None, None, None]
 
     def op_road(self, map: torch.Tensor, mode: str, tie_rule: str = "rank") -> torch.Tensor:
         map = self._clean(map)
-        opts: dict[str, Any] = dict(chunk_size=self.ev.chunk_size, counter=self.ev.counter, tie_rule=tie_rule,
-                                    seed=self.ev.seed, indices=self.indices.repeat(self.k))  # fmt: skip
+        opts: dict[str, Any] = dict(
+            chunk_size=self.ev.chunk_size,
+            counter=self.ev.counter,
+            tie_rule=tie_rule,
+            seed=self.ev.seed,
+            indices=self.indices.repeat(self.k),
+        )
         if tie_rule not in M.TIE_RULES:
             raise CamlangError(f'road tie_rule must be "rank" or "threshold", got "{tie_rule}"')
         if mode == "combined":
@@ -278,7 +335,9 @@ class MetricContext:
         return r.score.to(self.dtype)[:, None, None, None]
 
     # ---- localisation and complexity
-    def op_pointing(self, map: torch.Tensor, mask: torch.Tensor, tolerance: float | None = None) -> torch.Tensor:
+    def op_pointing(
+        self, map: torch.Tensor, mask: torch.Tensor, tolerance: float | None = None
+    ) -> torch.Tensor:
         map = self._clean(map)
         px = pointing_tolerance(tolerance, (int(map.shape[-2]), int(map.shape[-1])))
         return M.pointing_game(map[:, 0], mask[:, 0] > 0.5, px).to(self.dtype)[:, None, None, None]
@@ -341,6 +400,13 @@ class MetricContext:
         from camlang.methods import direction_accuracy
 
         gens = image_generators(self.ev.seed, self.indices.repeat(self.k), "direction_accuracy")
-        acc = direction_accuracy(self.ev.live.module, self._x(), self.targets, map[:, 0], fraction=fraction,
-                                 pixels=pixels, generator=gens)  # fmt: skip
+        acc = direction_accuracy(
+            self.ev.live.module,
+            self._x(),
+            self.targets,
+            map[:, 0],
+            fraction=fraction,
+            pixels=pixels,
+            generator=gens,
+        )
         return torch.as_tensor(acc, dtype=self.dtype, device=self.device).reshape(-1, 1, 1, 1)

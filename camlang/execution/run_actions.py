@@ -52,20 +52,34 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
     from camlang.execution.capture import LAYER_TERMINALS
 
     if live.layer is None and terminals_used(nodes.values()) & LAYER_TERMINALS:
-        raise CamlangError(f"model `{model_name}` has no layer with spatial output ([batch, C, H, W]), so CAMs that "
-                           "read A or G cannot run on it", span=program.models[model_name].span, code="E501",
-                           hint='CAMs need an image model; name a convolutional layer with `at "..."`, or use '
-                           "input-gradient methods such as vanilla_gradient")  # fmt: skip
+        raise CamlangError(
+            f"model `{model_name}` has no layer with spatial output ([batch, C, H, W]), so CAMs that "
+            "read A or G cannot run on it",
+            span=program.models[model_name].span,
+            code="E501",
+            hint='CAMs need an image model; name a convolutional layer with `at "..."`, or use '
+            "input-gradient methods such as vanilla_gradient",
+        )
     describe = ds.describe()
     if not describe.get("has_masks", False):
         needing = [n for n, m in metrics.items() if metric_needs_mask(m.node)]
         if needing:
-            raise CamlangError(f"metric{'s' if len(needing) > 1 else ''} {', '.join(needing)} read MASK, but data "
-                               f"`{data_name}` has no ground-truth masks", code="E502",
-                               hint="drop them from this evaluate, or give the data masks")  # fmt: skip
+            raise CamlangError(
+                f"metric{'s' if len(needing) > 1 else ''} {', '.join(needing)} read MASK, but data "
+                f"`{data_name}` has no ground-truth masks",
+                code="E502",
+                hint="drop them from this evaluate, or give the data masks",
+            )
     counter = CallCounter()
-    engine = CamEngine(live.module, live.target_layers, nodes, chunk_size=max(64, state.options.batch_size),
-                       seed=state.options.seed, layout=live.layout, fuse=live.fuse)  # fmt: skip
+    engine = CamEngine(
+        live.module,
+        live.target_layers,
+        nodes,
+        chunk_size=max(64, state.options.batch_size),
+        seed=state.options.seed,
+        layout=live.layout,
+        fuse=live.fuse,
+    )
     evaluator = Evaluator(live, engine, chunk_size=256, counter=counter, seed=state.options.seed)
     dist = state.dist
     section = state.cache.section("evaluate", _evaluate_key(state, cams, metrics, model_name, data_name))
@@ -103,12 +117,16 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                 done.update(rows)
                 for j, position in enumerate(positions):
                     if position < want:
-                        label = None if batch.labels is None else _names([int(batch.labels[j])], class_names)[0]
+                        label = (
+                            None if batch.labels is None else _names([int(batch.labels[j])], class_names)[0]
+                        )
                         shown[position] = _Shown(
-                            batch.raw[j], {c: cam_batch.maps[c][j].detach().cpu() for c in cams},
-                            None if batch.masks is None else batch.masks[j], label,
+                            batch.raw[j],
+                            {c: cam_batch.maps[c][j].detach().cpu() for c in cams},
+                            None if batch.masks is None else batch.masks[j],
+                            label,
                             _names([int(cam_batch.targets[j])], class_names)[0],
-                        )  # fmt: skip
+                        )
                 progress.update(task, advance=len(batch) * scale)
         parts = dist.gather((done, shown, counter.images))
     except BaseException:
@@ -160,13 +178,20 @@ class _EvalInfo:
     count: int
 
 
-def _evaluate_key(state: RunState, cams: list[str], metrics: dict[str, Any], model: str, data: str) -> dict[str, Any]:
+def _evaluate_key(
+    state: RunState, cams: list[str], metrics: dict[str, Any], model: str, data: str
+) -> dict[str, Any]:
     """Everything an evaluate's per-image values depend on (names a cached section)."""
     program = state.program
     return {
         "cams": {c: state.cam_node(c)[1] for c in cams},
         "metrics": {m: d.source_text for m, d in metrics.items()},
-        "model": [model, program.models[model].kind, repr(program.models[model].args), program.models[model].layer],
+        "model": [
+            model,
+            program.models[model].kind,
+            repr(program.models[model].args),
+            program.models[model].layer,
+        ],
         "data": [data, program.datas[data].kind, repr(program.datas[data].args)],
         "seed": state.options.seed,
         "batch_size": state.options.batch_size,
@@ -174,8 +199,13 @@ def _evaluate_key(state: RunState, cams: list[str], metrics: dict[str, Any], mod
     }
 
 
-def _rows(indices: list[int], cams: list[str], metrics: list[str], values: dict[str, torch.Tensor],
-          maps: dict[str, torch.Tensor]) -> dict[int, _ImageRow]:  # fmt: skip
+def _rows(
+    indices: list[int],
+    cams: list[str],
+    metrics: list[str],
+    values: dict[str, torch.Tensor],
+    maps: dict[str, torch.Tensor],
+) -> dict[int, _ImageRow]:
     nan = {c: torch.isnan(maps[c]).flatten(1).any(1).tolist() for c in cams}
     out: dict[int, _ImageRow] = {}
     for b, index in enumerate(indices):
@@ -194,16 +224,25 @@ def _images_from(units: Any) -> dict[int, _ImageRow]:
     return out
 
 
-def _eval_result(state: RunState, info: _EvalInfo, ds: Any, rows: dict[int, _ImageRow], shown: dict[int, _Shown],
-                 forward_images: int, engine: CamEngine) -> EvalResult:  # fmt: skip
+def _eval_result(
+    state: RunState,
+    info: _EvalInfo,
+    ds: Any,
+    rows: dict[int, _ImageRow],
+    shown: dict[int, _Shown],
+    forward_images: int,
+    engine: CamEngine,
+) -> EvalResult:
     """The report section from per-image rows, in data set order, as one process computes it."""
     order = ds.indices(range(len(ds)))
     present = [i for i in order if i in rows]
     table = {
-        cam: {m: _stat(torch.tensor([rows[i].values[cam][m] for i in present], dtype=torch.float32))
-              for m in info.metrics}
+        cam: {
+            m: _stat(torch.tensor([rows[i].values[cam][m] for i in present], dtype=torch.float32))
+            for m in info.metrics
+        }
         for cam in info.cams
-    }  # fmt: skip
+    }
     for cam in info.cams:
         count = sum(1 for i in present if rows[i].nan.get(cam))
         if count:
@@ -223,8 +262,15 @@ def _eval_result(state: RunState, info: _EvalInfo, ds: Any, rows: dict[int, _Ima
             [g.prediction for g in grid],
         )
     input_size = _input_size(ds, grid)
-    infos = [MetricInfo(n, "minimize" if m.direction == "minimize" else "maximize", m.source_text,
-                        metric_settings(m.node, input_size)) for n, m in info.metrics.items()]  # fmt: skip
+    infos = [
+        MetricInfo(
+            n,
+            "minimize" if m.direction == "minimize" else "maximize",
+            m.source_text,
+            metric_settings(m.node, input_size),
+        )
+        for n, m in info.metrics.items()
+    ]
     model_info = info.live.describe() | {"forward_images": forward_images}
     if engine.layouts:
         model_info["layout"] = "; ".join(dict.fromkeys(lay.describe() for lay in engine.layouts))
@@ -232,7 +278,9 @@ def _eval_result(state: RunState, info: _EvalInfo, ds: Any, rows: dict[int, _Ima
     title = f"evaluate {', '.join(info.cams)} on {info.model_name}, {info.data_name}"
     if len(present) < len(order):
         data_info["evaluated"] = f"{len(present):,} of {len(order):,} images"
-        state.warn(f"{title}: stopped after {len(present):,} of {len(order):,} images; the table covers those")
+        state.warn(
+            f"{title}: stopped after {len(present):,} of {len(order):,} images; the table covers those"
+        )
     definitions = {c: state.program.cams[c].source_text for c in info.cams if c in state.program.cams}
     return EvalResult(title, model_info, data_info, info.cams, infos, table, visuals, definitions)
 
@@ -254,9 +302,13 @@ def _show(ds: Any, positions: list[int], info: _EvalInfo, engine: CamEngine) -> 
     out = {}
     for j, position in enumerate(positions):
         label = None if batch.labels is None else _names([int(batch.labels[j])], class_names)[0]
-        out[position] = _Shown(batch.raw[j], {c: got.maps[c][j].detach().cpu() for c in info.cams},
-                               None if batch.masks is None else batch.masks[j], label,
-                               _names([int(got.targets[j])], class_names)[0])  # fmt: skip
+        out[position] = _Shown(
+            batch.raw[j],
+            {c: got.maps[c][j].detach().cpu() for c in info.cams},
+            None if batch.masks is None else batch.masks[j],
+            label,
+            _names([int(got.targets[j])], class_names)[0],
+        )
     return out
 
 
@@ -290,7 +342,9 @@ def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
     dist = state.dist
     for name in names:
         for value in state.program.properties[name].args.values():
-            if isinstance(value, Ref) and (value.name in state.program.cams or value.name in state.program.synths):
+            if isinstance(value, Ref) and (
+                value.name in state.program.cams or value.name in state.program.synths
+            ):
                 state.cam_node(value.name)
     section = state.cache.section("check", [_property_key(state, n) for n in names])
     cached = {u["property"]: u for u in section.units()} if state.options.resume else {}
@@ -307,7 +361,9 @@ def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
         parts = dist.gather(mine)
     except BaseException:
         if state.is_main:
-            found = {u["property"]: _check_row(u) for u in section.units(this_run_only=not state.options.resume)}
+            found = {
+                u["property"]: _check_row(u) for u in section.units(this_run_only=not state.options.resume)
+            }
             found |= mine
             state.unfinished = [found[n] for n in names if n in found]
         raise
@@ -365,21 +421,48 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
 
         if pdef.kind == "vnnlib":
             prop = smt.load_vnnlib(_user_path(pdef, pdef.args["path"]), _input_count(module))
-            verdict = smt.check_vnnlib(module, prop, timeout_s=timeout, backend=backend, progress=report_progress)
+            verdict = smt.check_vnnlib(
+                module, prop, timeout_s=timeout, backend=backend, progress=report_progress
+            )
         else:
             x = _point(state, pdef, module)
             label = pdef.args.get("label")
             if pdef.kind == "saliency_robust":
                 box = tuple(pdef.args["box"]) if pdef.args.get("box") else (0.0, 1.0)
-                verdict = smt.check_saliency_robust(module, x, pdef.args["eps"], pdef.args["delta"], label=label,
-                                                    box=box, timeout_s=timeout, backend=backend,
-                                                    progress=report_progress)  # fmt: skip
+                verdict = smt.check_saliency_robust(
+                    module,
+                    x,
+                    pdef.args["eps"],
+                    pdef.args["delta"],
+                    label=label,
+                    box=box,
+                    timeout_s=timeout,
+                    backend=backend,
+                    progress=report_progress,
+                )
             else:
                 robust_box = tuple(pdef.args["box"]) if pdef.args.get("box") else None
-                verdict = smt.check_robust(module, x, pdef.args["eps"], label=label, box=robust_box, timeout_s=timeout,
-                                           backend=backend, progress=report_progress)  # fmt: skip
-    return CheckResult(name, pdef.kind, verdict.status, verdict.backend, verdict.seconds, verdict.reason,
-                       verdict.decided_by_bounds, verdict.counterexample, verdict.replay)  # fmt: skip
+                verdict = smt.check_robust(
+                    module,
+                    x,
+                    pdef.args["eps"],
+                    label=label,
+                    box=robust_box,
+                    timeout_s=timeout,
+                    backend=backend,
+                    progress=report_progress,
+                )
+    return CheckResult(
+        name,
+        pdef.kind,
+        verdict.status,
+        verdict.backend,
+        verdict.seconds,
+        verdict.reason,
+        verdict.decided_by_bounds,
+        verdict.counterexample,
+        verdict.replay,
+    )
 
 
 def _seconds(value: Any) -> float:
@@ -410,14 +493,21 @@ def _point(state: RunState, pdef: PropertyDef, module: torch.nn.Module) -> torch
     if isinstance(at, list):
         first = next((m for m in module.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)), None)
         if isinstance(first, torch.nn.Linear) and len(at) != first.in_features:
-            raise CamlangError(f"`at` has {len(at)} values but the network takes {first.in_features} inputs",
-                               span=pdef.span, code="E503", hint="give one value per input")  # fmt: skip
+            raise CamlangError(
+                f"`at` has {len(at)} values but the network takes {first.in_features} inputs",
+                span=pdef.span,
+                code="E503",
+                hint="give one value per input",
+            )
         return torch.tensor([float(v) for v in at], dtype=torch.float64)
     if isinstance(at, IndexRef):
         ds = state.data(at.name)
         if not 0 <= at.index < len(ds):
-            raise CamlangError(f"{at.name}[{at.index}] is out of range: `{at.name}` has {len(ds)} images",
-                               span=pdef.span, code="E503")  # fmt: skip
+            raise CamlangError(
+                f"{at.name}[{at.index}] is out of range: `{at.name}` has {len(ds)} images",
+                span=pdef.span,
+                code="E503",
+            )
         return ds.get([at.index]).x[0].double()
     if isinstance(at, tuple) and at[0] == "vnnlib":
         from camlang import smt
@@ -425,7 +515,9 @@ def _point(state: RunState, pdef: PropertyDef, module: torch.nn.Module) -> torch
         prop = smt.load_vnnlib(_user_path(pdef, at[1]), _input_count(module))
         return torch.as_tensor(prop.point(), dtype=torch.float64)
     if isinstance(at, Ref):
-        raise CamlangError(f"`at = {at.name}` names a data set; pick one image with {at.name}[i]", span=pdef.span)
+        raise CamlangError(
+            f"`at = {at.name}` names a data set; pick one image with {at.name}[i]", span=pdef.span
+        )
     raise CamlangError(f"cannot use {at!r} as a point", span=pdef.span)
 
 
@@ -445,6 +537,14 @@ def _check_cam_property(state: RunState, pdef: PropertyDef, started: float) -> C
         else:
             verdict = synth.prove_bounded(builder, node, pdef.args["lo"], pdef.args["hi"], timeout)
     status: Literal["holds", "violated", "unknown"] = verdict.check_status  # type: ignore[assignment]
-    return CheckResult(pdef.name, pdef.kind, status, verdict.method, time.perf_counter() - started,
-                       verdict.detail, False, None if verdict.counterexample is None else
-                       [f"{k}={v}" for k, v in verdict.counterexample.items()], None)  # fmt: skip
+    return CheckResult(
+        pdef.name,
+        pdef.kind,
+        status,
+        verdict.method,
+        time.perf_counter() - started,
+        verdict.detail,
+        False,
+        None if verdict.counterexample is None else [f"{k}={v}" for k, v in verdict.counterexample.items()],
+        None,
+    )

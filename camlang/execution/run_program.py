@@ -39,8 +39,9 @@ __all__ = ["RunOptions", "RunState", "run_file", "run_program"]
 EXIT_WORKER_FAILED = 3
 
 
-def run_program(program: Program, options: RunOptions, console: Console | None = None,
-                dist: Dist | None = None) -> tuple[RunReport | None, int]:  # fmt: skip
+def run_program(
+    program: Program, options: RunOptions, console: Console | None = None, dist: Dist | None = None
+) -> tuple[RunReport | None, int]:
     """Run every action; returns the report (None off rank 0) and the exit code.
 
     Exit codes: 0, 130 when interrupted, 3 when a worker failed or was lost.
@@ -50,12 +51,20 @@ def run_program(program: Program, options: RunOptions, console: Console | None =
     torch.manual_seed(options.seed)
     cache_dir = options.out_dir / "cache"
     run_id = dist.broadcast(RunCache(None, dist, False).run_id)
-    state = RunState(program, options, console, dist=dist, cache=RunCache(cache_dir, dist, options.resume, run_id))
+    state = RunState(
+        program, options, console, dist=dist, cache=RunCache(cache_dir, dist, options.resume, run_id)
+    )
     if dist.is_main:
         clear_failures(cache_dir)
     dist.barrier()
-    state.report = RunReport(__version__, program.main.name, _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-                             options.seed, options.device, world_size=dist.world_size)  # fmt: skip
+    state.report = RunReport(
+        __version__,
+        program.main.name,
+        _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        options.seed,
+        options.device,
+        world_size=dist.world_size,
+    )
     status = 0
     try:
         for action in program.actions:
@@ -163,9 +172,17 @@ def _dispatch(state: RunState, action: s.Action) -> None:
             state.add(exports=(Export(action.cam.name, str(path)),))
 
 
-def run_file(file: str | Path, *, out_dir: str | Path | None = None, device: str = "cpu", batch_size: int = 32,
-             seed: int = 0, resume: bool = False, threads: int | None = None,
-             collective_timeout: float = DEFAULT_TIMEOUT_S) -> int:  # fmt: skip
+def run_file(
+    file: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+    seed: int = 0,
+    resume: bool = False,
+    threads: int | None = None,
+    collective_timeout: float = DEFAULT_TIMEOUT_S,
+) -> int:
     """The `camlang run` command on this process: check, run, write the report, print the summary.
 
     Under a launcher (`WORLD_SIZE` > 1) this process is one worker of the run.

@@ -1,7 +1,7 @@
 """The state of one run: what is loaded and what has been produced, behind a small interface.
 
-Three drivers share it: `camlang run` (`camlang.execution.run_program`), the REPL (`camlang.repl.session`) and the
-Python API (`camlang.api.LoadedProgram`).
+Three drivers share it: `camlang run` (`camlang.execution.run_program`), the REPL (`camlang.repl.session`) and
+the Python API (`camlang.api.LoadedProgram`).
 
 - `Workspace` loads a program's models and data sets on first use and keeps them. It is the one
   place that turns declarations into live objects for a run (the API uses it alone).
@@ -198,9 +198,13 @@ class RunState:
                 None if outcome is None else _Winner(outcome.node, outcome.source_text, outcome.partial)
             )
             if not self.is_main:
-                outcome = _Winner(_intern(self.program.builder, winner.node), winner.source_text, winner.partial)
+                outcome = _Winner(
+                    _intern(self.program.builder, winner.node), winner.source_text, winner.partial
+                )
         self.synthesized[name] = outcome
-        self.program.cams[name] = CamDef(name, outcome.node, outcome.source_text, "synthesized", sdef.span, name)
+        self.program.cams[name] = CamDef(
+            name, outcome.node, outcome.source_text, "synthesized", sdef.span, name
+        )
         if outcome.partial:
             self.warn(f"synthesis `{name}` was interrupted: its result is the best found so far")
         return outcome

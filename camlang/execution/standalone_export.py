@@ -16,8 +16,11 @@ def write_module(name: str, node: Node, source_text: str, path: str | Path) -> P
     try:
         source = generate(name, node, source_text)
     except NoSourceLowering as err:
-        raise CamlangError(f"cannot export `{name}`: {err}", code="E601",
-                           hint="standalone modules support the layer-expression ops only") from None  # fmt: skip
+        raise CamlangError(
+            f"cannot export `{name}`: {err}",
+            code="E601",
+            hint="standalone modules support the layer-expression ops only",
+        ) from None
     out = Path(path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +40,9 @@ def export_cam_from_file(file: str | Path, cam: str, output: str | Path) -> Path
     cdef = program.cams.get(cam)
     if cdef is None or cdef.node is None:
         if cam in program.synths:
-            raise CamlangError(f"`{cam}` is synthesized; `camlang run {file}` exports it with `export {cam} to ...`")
+            raise CamlangError(
+                f"`{cam}` is synthesized; `camlang run {file}` exports it with `export {cam} to ...`"
+            )
         known = ", ".join(sorted(program.cams))
         raise CamlangError(f"no cam named `{cam}` in {file}", hint=f"cams: {known}")
     return write_module(cam, cdef.node, cdef.source_text, output)

@@ -57,8 +57,13 @@ class Builder:
     def __len__(self) -> int:
         return len(self._nodes)
 
-    def make(self, op: str, args: Iterable[Node] = (), attrs: dict[str, Any] | None = None,
-             span: Span | None = None) -> Node:  # fmt: skip
+    def make(
+        self,
+        op: str,
+        args: Iterable[Node] = (),
+        attrs: dict[str, Any] | None = None,
+        span: Span | None = None,
+    ) -> Node:
         """Build (or find) the node `op(args; attrs)`; type-checks via the op table.
 
         Raises `AxisError` when the type rule rejects the operands.
@@ -135,7 +140,9 @@ def verify(builder: Builder, roots: Iterable[Node]) -> None:
             raise IRError(f"unknown op {node.op!r} in {node!r}")
         spec = OPS[node.op]
         if len(node.args) != len(spec.tensor_params):
-            raise IRError(f"{node!r}: {node.op} takes {len(spec.tensor_params)} operands, has {len(node.args)}")
+            raise IRError(
+                f"{node!r}: {node.op} takes {len(spec.tensor_params)} operands, has {len(node.args)}"
+            )
         names = {k for k, _ in node.attrs}
         if names != {p.name for p in spec.static_params}:
             raise IRError(f"{node!r}: attrs {sorted(names)} do not match {node.op}")

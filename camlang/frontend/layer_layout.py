@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # torch is imported where tensors are reshaped, so `camlang c
 
 LayoutKind = Literal["auto", "bchw", "bhwc", "tokens", "custom"]
 _PREFIX_NAMES = {0: "no extra token", 1: "1 class token", 2: "class and distillation tokens"}
-EXPLICIT_EXAMPLE = 'model vit = torchvision("vit_b_16") at "encoder.layers[-1].ln_1" tokens(prefix = 1, grid = 14)'
+EXPLICIT_EXAMPLE = (
+    'model vit = torchvision("vit_b_16") at "encoder.layers[-1].ln_1" tokens(prefix = 1, grid = 14)'
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,11 @@ class LayerLayout:
     @property
     def resolved(self) -> bool:
         """Whether every field is known, so the layout can reshape tensors."""
-        return self.kind == "custom" or self.kind != "auto" and (self.kind != "tokens" or (self.prefix is not None and self.grid is not None))
+        return (
+            self.kind == "custom"
+            or self.kind != "auto"
+            and (self.kind != "tokens" or (self.prefix is not None and self.grid is not None))
+        )
 
     def to_chw(self, t: torch.Tensor) -> torch.Tensor:
         """The `[B, C, H, W]` view of a layer output in this (resolved) layout."""
@@ -57,8 +63,11 @@ class LayerLayout:
             out = self.transform(t)
             if not isinstance(out, torch.Tensor) or out.dim() != 4:
                 got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise CamlangError(f"the reshape transform turned the layer output {tuple(t.shape)} into {got}; "
-                                   "a CAM needs [batch, C, H, W]", hint="make reshape_transform return [B, C, H, W]")  # fmt: skip
+                raise CamlangError(
+                    f"the reshape transform turned the layer output {tuple(t.shape)} into {got}; "
+                    "a CAM needs [batch, C, H, W]",
+                    hint="make reshape_transform return [B, C, H, W]",
+                )
             return out
         assert self.grid is not None and self.prefix is not None
         h, w = self.grid
@@ -99,8 +108,11 @@ class LayerLayout:
             return "[B, H, W, C] (channels last, e.g. Swin) -> [B, C, H, W]"
         if self.kind == "tokens" and self.grid is not None and self.prefix is not None:
             h, w = self.grid
-            return (f"tokens [B, {self.prefix} + {h}*{w}, D] ({_PREFIX_NAMES.get(self.prefix, f'{self.prefix} extra tokens')}"
-                    f" dropped) -> [B, D, {h}, {w}]")  # fmt: skip
+            return (
+                f"tokens [B, {self.prefix} + {h}*{w}, D] "
+                f"({_PREFIX_NAMES.get(self.prefix, f'{self.prefix} extra tokens')}"
+                f" dropped) -> [B, D, {h}, {w}]"
+            )
         if self.kind == "custom":
             return f"[B, C, H, W] from reshape_transform {getattr(self.transform, '__name__', 'function')}"
         return "auto"
@@ -114,7 +126,8 @@ class LayerLayout:
         if self.kind == "bhwc":
             return "channels_last()"
         args = ([f"prefix = {self.prefix}"] if self.prefix is not None else []) + (
-            [f"grid = [{self.grid[0]}, {self.grid[1]}]"] if self.grid is not None else [])  # fmt: skip
+            [f"grid = [{self.grid[0]}, {self.grid[1]}]"] if self.grid is not None else []
+        )
         return f"tokens({', '.join(args)})"
 
 
@@ -124,8 +137,10 @@ AUTO = LayerLayout()
 def tokens(prefix: int | None = None, grid: int | tuple[int, int] | None = None) -> LayerLayout:
     """A token-sequence layout `[B, prefix + h*w, D]`; `grid=14` means 14x14. None infers the field."""
     if prefix is not None and (not isinstance(prefix, int) or prefix < 0):
-        raise CamlangError(f"tokens(prefix = {prefix!r}): prefix must be a whole number >= 0",
-                           hint="ViT has 1 class token (prefix = 1); DeiT distilled has 2")  # fmt: skip
+        raise CamlangError(
+            f"tokens(prefix = {prefix!r}): prefix must be a whole number >= 0",
+            hint="ViT has 1 class token (prefix = 1); DeiT distilled has 2",
+        )
     if isinstance(grid, int):
         grid = (grid, grid)
     if grid is not None and (len(grid) != 2 or any(not isinstance(g, int) or g < 1 for g in grid)):
@@ -139,11 +154,19 @@ def as_layout(value: LayerLayout | str | None) -> LayerLayout:
         return AUTO
     if isinstance(value, LayerLayout):
         return value
-    names = {"auto": AUTO, "bchw": LayerLayout("bchw"), "channels_first": LayerLayout("bchw"),
-             "bhwc": LayerLayout("bhwc"), "channels_last": LayerLayout("bhwc"), "tokens": LayerLayout("tokens")}  # fmt: skip
+    names = {
+        "auto": AUTO,
+        "bchw": LayerLayout("bchw"),
+        "channels_first": LayerLayout("bchw"),
+        "bhwc": LayerLayout("bhwc"),
+        "channels_last": LayerLayout("bhwc"),
+        "tokens": LayerLayout("tokens"),
+    }
     if value not in names:
-        raise CamlangError(f"unknown layer layout {value!r}",
-                           hint="use one of " + ", ".join(names) + ", or camlang.tokens(prefix=1, grid=14)")  # fmt: skip
+        raise CamlangError(
+            f"unknown layer layout {value!r}",
+            hint="use one of " + ", ".join(names) + ", or camlang.tokens(prefix=1, grid=14)",
+        )
     return names[value]
 
 
@@ -184,14 +207,18 @@ def infer_layout(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple[
         return _infer_tokens(layout, shape, input_size)
     want = {"bchw": "[batch, C, H, W]", "bhwc": "[batch, H, W, C]", "tokens": "[batch, tokens, D]"}
     need = want.get(layout.kind, "[batch, C, H, W], [batch, H, W, C] or tokens [batch, N, D]")
-    raise CamlangError(f"the target layer's output has shape {tuple(shape)}; a CAM needs {need}",
-                       hint="choose a layer with spatial output (a convolution, or a transformer block's tokens)")  # fmt: skip
+    raise CamlangError(
+        f"the target layer's output has shape {tuple(shape)}; a CAM needs {need}",
+        hint="choose a layer with spatial output (a convolution, or a transformer block's tokens)",
+    )
 
 
 def _infer_4d(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple[int, int]) -> LayerLayout:
     if layout.kind == "tokens":
-        raise CamlangError(f"tokens(...) was given, but the target layer's output {tuple(shape)} is 4-d",
-                           hint="use channels_last() for [B, H, W, C] outputs, or drop the option")  # fmt: skip
+        raise CamlangError(
+            f"tokens(...) was given, but the target layer's output {tuple(shape)} is 4-d",
+            hint="use channels_last() for [B, H, W, C] outputs, or drop the option",
+        )
     if layout.kind in ("bchw", "bhwc"):
         return layout
     first = _plausible((shape[2], shape[3]), input_size)
@@ -224,7 +251,9 @@ def _infer_tokens(layout: LayerLayout, shape: tuple[int, ...], input_size: tuple
         return found[0]
     what = "no" if not found else "more than one"
     options = "; ".join(f"prefix {f.prefix}, grid {f.grid}" for f in found)
-    raise CamlangError(f"the target layer's output {tuple(shape)} looks like tokens [B, N, D], but {what} token layout fits "
-                       f"{n} tokens for {input_size[0]}x{input_size[1]} inputs" + (f" ({options})" if found else ""),
-                       hint=f"give the layout explicitly, for example: {EXPLICIT_EXAMPLE}; "
-                            "in Python: camlang.CAM(..., layout=camlang.tokens(prefix=1, grid=14))")  # fmt: skip
+    raise CamlangError(
+        f"the target layer's output {tuple(shape)} looks like tokens [B, N, D], but {what} token layout fits "
+        f"{n} tokens for {input_size[0]}x{input_size[1]} inputs" + (f" ({options})" if found else ""),
+        hint=f"give the layout explicitly, for example: {EXPLICIT_EXAMPLE}; "
+        "in Python: camlang.CAM(..., layout=camlang.tokens(prefix=1, grid=14))",
+    )

@@ -199,7 +199,9 @@ def _pc1(args: tuple[Ty, ...], attrs: dict[str, Any]) -> Ty:
         return LAYER_MAP
     if t.axes == IMAGE.axes:
         return INPUT_MAP
-    raise AxisError(f"pc1 expects Tensor[C, H, W], got {t}", "pc1 projects channels onto their first component")
+    raise AxisError(
+        f"pc1 expects Tensor[C, H, W], got {t}", "pc1 projects channels onto their first component"
+    )
 
 
 def _softmax_c(args: tuple[Ty, ...], attrs: dict[str, Any]) -> Ty:
@@ -247,18 +249,36 @@ def _map_to_scalar(args: tuple[Ty, ...], attrs: dict[str, Any]) -> Ty:
     return SCALAR
 
 
+def _terminal(
+    name: str, t: Ty, doc: str, contexts: set[str], source: str | None = None, hint: str | None = None
+) -> OpSpec:
+    return OpSpec(
+        name,
+        (),
+        _const(t),
+        doc,
+        frozenset(contexts),
+        "terminal",
+        source_name=source,
+        rational=source is not None,
+        context_hint=hint,
+    )
 
 
-def _terminal(name: str, t: Ty, doc: str, contexts: set[str], source: str | None = None,
-              hint: str | None = None) -> OpSpec:  # fmt: skip
-    return OpSpec(name, (), _const(t), doc, frozenset(contexts), "terminal", source_name=source,
-                  rational=source is not None, context_hint=hint)  # fmt: skip
-
-
-def _binary(name: str, symbol: str, precedence: int, template: str, doc: str, sign: Sign = "",
-            rational: bool = False) -> OpSpec:  # fmt: skip
-    return OpSpec(name, TWO, _elementwise, doc, symbol=symbol, precedence=precedence, template=template,
-                  sign=sign, rational=rational)  # fmt: skip
+def _binary(
+    name: str, symbol: str, precedence: int, template: str, doc: str, sign: Sign = "", rational: bool = False
+) -> OpSpec:
+    return OpSpec(
+        name,
+        TWO,
+        _elementwise,
+        doc,
+        symbol=symbol,
+        precedence=precedence,
+        template=template,
+        sign=sign,
+        rational=rational,
+    )
 
 
 def _compare(name: str, symbol: str) -> OpSpec:
@@ -269,16 +289,35 @@ def _unary(name: str, fn: str, doc: str, sign: Sign = "") -> OpSpec:
     return OpSpec(name, (T,), _elementwise, doc, template=f"torch.{fn}({{0}})", sign=sign)
 
 
-def _reduction(name: str, rule: TypeRule, reduces: tuple[int, ...], template: str, doc: str,
-               rational: bool) -> OpSpec:  # fmt: skip
-    return OpSpec(name, (T,), rule, doc, category="reduction", template=template, sign="keeps",
-                  rational=rational, reduces=reduces)  # fmt: skip
+def _reduction(
+    name: str, rule: TypeRule, reduces: tuple[int, ...], template: str, doc: str, rational: bool
+) -> OpSpec:
+    return OpSpec(
+        name,
+        (T,),
+        rule,
+        doc,
+        category="reduction",
+        template=template,
+        sign="keeps",
+        rational=rational,
+        reduces=reduces,
+    )
 
 
-def _metric_op(name: str, params: tuple[Param, ...], rule: TypeRule, doc: str, model: bool = True,
-               ranking_arg: int | None = None) -> OpSpec:  # fmt: skip
-    """A metric-language op, computed by the metric runtime context (`camlang.execution.metric_evaluation`)."""
-    return OpSpec(name, params, rule, doc, frozenset({"metric"}), "metric", None, model, ranking_arg=ranking_arg)
+def _metric_op(
+    name: str,
+    params: tuple[Param, ...],
+    rule: TypeRule,
+    doc: str,
+    model: bool = True,
+    ranking_arg: int | None = None,
+) -> OpSpec:
+    """A metric-language op, computed by the metric runtime context
+    (`camlang.execution.metric_evaluation`)."""
+    return OpSpec(
+        name, params, rule, doc, frozenset({"metric"}), "metric", None, model, ranking_arg=ranking_arg
+    )
 
 
 def _method_op(name: str, params: tuple[Param, ...], doc: str) -> OpSpec:
@@ -295,25 +334,72 @@ _CAM_ONLY = "belongs to cam expressions"
 
 _ROWS: list[OpSpec] = [
     # ---- terminals
-    _terminal("A", LAYER_TENSOR, "Activations of the target layer, [C, H, W].", {"cam"}, "activations",
-              "metrics see the CAM as L; A and G belong to cam expressions"),
-    _terminal("G", LAYER_TENSOR, "Gradient of the target score w.r.t. A, [C, H, W].", {"cam"}, "gradients",
-              "metrics see the CAM as L; A and G belong to cam expressions"),
+    _terminal(
+        "A",
+        LAYER_TENSOR,
+        "Activations of the target layer, [C, H, W].",
+        {"cam"},
+        "activations",
+        "metrics see the CAM as L; A and G belong to cam expressions",
+    ),
+    _terminal(
+        "G",
+        LAYER_TENSOR,
+        "Gradient of the target score w.r.t. A, [C, H, W].",
+        {"cam"},
+        "gradients",
+        "metrics see the CAM as L; A and G belong to cam expressions",
+    ),
     _terminal("S", SCALAR, "The target class logit.", _BOTH, "score"),
     _terminal("P", SCALAR, "The target class softmax probability.", _BOTH, "probability"),
-    _terminal("S_masked", CHANNEL_VECTOR, "[C] target logits on X * upsample(minmax(A_c)) (Score-CAM).", {"cam"},
-              "masked_scores", f"S_masked {_CAM_ONLY}"),
-    _terminal("S_ablated", CHANNEL_VECTOR, "[C] target logits with channel c of A zeroed (Ablation-CAM).", {"cam"},
-              "ablated_scores", f"S_ablated {_CAM_ONLY}"),
+    _terminal(
+        "S_masked",
+        CHANNEL_VECTOR,
+        "[C] target logits on X * upsample(minmax(A_c)) (Score-CAM).",
+        {"cam"},
+        "masked_scores",
+        f"S_masked {_CAM_ONLY}",
+    ),
+    _terminal(
+        "S_ablated",
+        CHANNEL_VECTOR,
+        "[C] target logits with channel c of A zeroed (Ablation-CAM).",
+        {"cam"},
+        "ablated_scores",
+        f"S_ablated {_CAM_ONLY}",
+    ),
     _terminal("X", IMAGE, "The input image as the model consumes it, [Cin, Hin, Win].", _BOTH, "x"),
-    _terminal("GX", IMAGE, "Gradient of the target score w.r.t. the input, [Cin, Hin, Win].", {"cam"},
-              "input_gradients", f"GX {_CAM_ONLY}"),
-    _terminal("L", INPUT_MAP, "The CAM upsampled to the input and scaled to [0, 1].", {"metric"},
-              hint="L is the CAM itself; it is only available in metrics"),
-    _terminal("MASK", INPUT_MAP, "The ground-truth mask (1 inside the object).", {"metric"},
-              hint="MASK is the ground truth; it is only available in metrics"),
-    OpSpec("const", (Param("value", "number"),), _const(SCALAR), "A number.", frozenset(_BOTH), "constant",
-           rational=True),
+    _terminal(
+        "GX",
+        IMAGE,
+        "Gradient of the target score w.r.t. the input, [Cin, Hin, Win].",
+        {"cam"},
+        "input_gradients",
+        f"GX {_CAM_ONLY}",
+    ),
+    _terminal(
+        "L",
+        INPUT_MAP,
+        "The CAM upsampled to the input and scaled to [0, 1].",
+        {"metric"},
+        hint="L is the CAM itself; it is only available in metrics",
+    ),
+    _terminal(
+        "MASK",
+        INPUT_MAP,
+        "The ground-truth mask (1 inside the object).",
+        {"metric"},
+        hint="MASK is the ground truth; it is only available in metrics",
+    ),
+    OpSpec(
+        "const",
+        (Param("value", "number"),),
+        _const(SCALAR),
+        "A number.",
+        frozenset(_BOTH),
+        "constant",
+        rational=True,
+    ),
     # ---- element-wise arithmetic
     _binary("add", "+", 2, "{0} + {1}", "x + y", "keeps", rational=True),
     _binary("sub", "-", 2, "{0} - {1}", "x - y", rational=True),
@@ -333,10 +419,19 @@ _ROWS: list[OpSpec] = [
     _unary("log", "log", "natural logarithm"),
     _unary("sqrt", "sqrt", "square root", "nonneg"),
     OpSpec("pow", (Param("x"), Param("p")), _elementwise, "x ** p", template="torch.pow({0}, {1})"),
-    OpSpec("min", TWO, _elementwise, "element-wise minimum", template="torch.minimum({0}, {1})", sign="keeps"),
-    OpSpec("max", TWO, _elementwise, "element-wise maximum", template="torch.maximum({0}, {1})", sign="keeps"),
-    OpSpec("where", (Param("cond"), Param("x"), Param("y")), _elementwise, "x where cond is non-zero, else y",
-           template="torch.where({0} != 0, {1}, {2})"),
+    OpSpec(
+        "min", TWO, _elementwise, "element-wise minimum", template="torch.minimum({0}, {1})", sign="keeps"
+    ),
+    OpSpec(
+        "max", TWO, _elementwise, "element-wise maximum", template="torch.maximum({0}, {1})", sign="keeps"
+    ),
+    OpSpec(
+        "where",
+        (Param("cond"), Param("x"), Param("y")),
+        _elementwise,
+        "x where cond is non-zero, else y",
+        template="torch.where({0} != 0, {1}, {2})",
+    ),
     # ---- reductions
     _reduction("sum_c", _CHANNELS, (0,), "{0}.sum(dim=1, keepdim=True)", "sum over channels", True),
     _reduction("mean_c", _CHANNELS, (0,), "{0}.mean(dim=1, keepdim=True)", "mean over channels", True),
@@ -345,72 +440,198 @@ _ROWS: list[OpSpec] = [
     _reduction("mean_hw", _GRID, (1, 2), "{0}.mean(dim=(2, 3), keepdim=True)", "mean over the grid", True),
     _reduction("max_hw", _GRID, (1, 2), "{0}.amax(dim=(2, 3), keepdim=True)", "maximum over the grid", False),
     _reduction("min_hw", _GRID, (1, 2), "{0}.amin(dim=(2, 3), keepdim=True)", "minimum over the grid", False),
-    _reduction("sum", _all_reduce, (0, 1, 2), "{0}.sum(dim=(1, 2, 3), keepdim=True)", "sum over every axis", True),
-    _reduction("mean", _all_reduce, (0, 1, 2), "{0}.mean(dim=(1, 2, 3), keepdim=True)", "mean over every axis",
-               True),
-    OpSpec("softmax_c", (T,), _softmax_c, "softmax over channels (keeps axes)", category="reduction",
-           template="torch.softmax({0}, dim=1)", sign="nonneg"),
-    OpSpec("pc1", (T,), _pc1, "projection on the first principal component over channels (Eigen-CAM)",
-           category="reduction", template="_first_component({0})"),
-    OpSpec("minmax", (T,), _same_as_first((LAYER_MAP, INPUT_MAP)), "per-image min-max scaling of a map to [0, 1]",
-           category="reduction", template="_minmax({0})", sign="nonneg"),
-    OpSpec("upsample", (T,), _upsample, "bilinear upsampling of a layer map to the input size (align_corners=False)",
-           category="reduction", sign="keeps",
-           template='F.interpolate({0}, size=x.shape[-2:], mode="bilinear", align_corners=False)'),
+    _reduction(
+        "sum", _all_reduce, (0, 1, 2), "{0}.sum(dim=(1, 2, 3), keepdim=True)", "sum over every axis", True
+    ),
+    _reduction(
+        "mean", _all_reduce, (0, 1, 2), "{0}.mean(dim=(1, 2, 3), keepdim=True)", "mean over every axis", True
+    ),
+    OpSpec(
+        "softmax_c",
+        (T,),
+        _softmax_c,
+        "softmax over channels (keeps axes)",
+        category="reduction",
+        template="torch.softmax({0}, dim=1)",
+        sign="nonneg",
+    ),
+    OpSpec(
+        "pc1",
+        (T,),
+        _pc1,
+        "projection on the first principal component over channels (Eigen-CAM)",
+        category="reduction",
+        template="_first_component({0})",
+    ),
+    OpSpec(
+        "minmax",
+        (T,),
+        _same_as_first((LAYER_MAP, INPUT_MAP)),
+        "per-image min-max scaling of a map to [0, 1]",
+        category="reduction",
+        template="_minmax({0})",
+        sign="nonneg",
+    ),
+    OpSpec(
+        "upsample",
+        (T,),
+        _upsample,
+        "bilinear upsampling of a layer map to the input size (align_corners=False)",
+        category="reduction",
+        sign="keeps",
+        template='F.interpolate({0}, size=x.shape[-2:], mode="bilinear", align_corners=False)',
+    ),
     # ---- whole methods from the seed papers (cam context; they call the model themselves)
-    _method_op("smoothgrad", (Param("samples", "int", 25), Param("noise", "number", 0.15)),
-               "SmoothGrad (Smilkov et al. 2017): mean of max_c |GX| over noisy copies"),
+    _method_op(
+        "smoothgrad",
+        (Param("samples", "int", 25), Param("noise", "number", 0.15)),
+        "SmoothGrad (Smilkov et al. 2017): mean of max_c |GX| over noisy copies",
+    ),
     _method_op("xmage", (), "guid-Xmage exact pixel attribution (signed, summed over channels)"),
-    _method_op("deepcover", (Param("measure", "string", "tarantula"), Param("tests", "int", 500)),
-               "DeepCover SFL ranking (Sun et al. 2020): ochiai, tarantula, zoltar or wong-ii"),
-    _method_op("extremal", (Param("area", "number", 0.1), Param("steps", "int", 800)),
-               "Extremal perturbation (Fong et al. 2019): smooth mask of the given area"),
+    _method_op(
+        "deepcover",
+        (Param("measure", "string", "tarantula"), Param("tests", "int", 500)),
+        "DeepCover SFL ranking (Sun et al. 2020): ochiai, tarantula, zoltar or wong-ii",
+    ),
+    _method_op(
+        "extremal",
+        (Param("area", "number", 0.1), Param("steps", "int", 800)),
+        "Extremal perturbation (Fong et al. 2019): smooth mask of the given area",
+    ),
     # ---- metric language: model re-evaluation, transforms, curves, localisation
-    _metric_op("P_at", (Param("image"),), _needs(IMAGE, result=SCALAR),
-               "target probability of the model on a transformed input"),
-    _metric_op("S_at", (Param("image"),), _needs(IMAGE, result=SCALAR), "target logit on a transformed input"),
-    _metric_op("L_at", (Param("image"),), _needs(IMAGE, result=INPUT_MAP), "the CAM re-evaluated on a transformed input"),
-    _metric_op("ref", (Param("cam", "cam"),), _const(INPUT_MAP), "the normalized map of another cam", model=True),
-    _metric_op("argmax", (Param("map"),), _needs(INPUT_MAP, result=POINT), "position of the map's maximum", False, 0),
-    _metric_op("inside", (Param("point"), Param("mask")), _needs(POINT, INPUT_MAP, result=SCALAR),
-               "1 if the point lies inside the mask", False),
-    _metric_op("blur", (Param("x"), Param("sigma", "number")), _same_as_first((IMAGE, INPUT_MAP)),
-               "Gaussian blur with standard deviation sigma (pixels)", False),
-    _metric_op("noise", (Param("x"), Param("std", "number"), Param("seed", "int", 0)),
-               _same_as_first((IMAGE, INPUT_MAP)), "add Gaussian noise (deterministic in seed)", False),
+    _metric_op(
+        "P_at",
+        (Param("image"),),
+        _needs(IMAGE, result=SCALAR),
+        "target probability of the model on a transformed input",
+    ),
+    _metric_op(
+        "S_at", (Param("image"),), _needs(IMAGE, result=SCALAR), "target logit on a transformed input"
+    ),
+    _metric_op(
+        "L_at",
+        (Param("image"),),
+        _needs(IMAGE, result=INPUT_MAP),
+        "the CAM re-evaluated on a transformed input",
+    ),
+    _metric_op(
+        "ref", (Param("cam", "cam"),), _const(INPUT_MAP), "the normalized map of another cam", model=True
+    ),
+    _metric_op(
+        "argmax", (Param("map"),), _needs(INPUT_MAP, result=POINT), "position of the map's maximum", False, 0
+    ),
+    _metric_op(
+        "inside",
+        (Param("point"), Param("mask")),
+        _needs(POINT, INPUT_MAP, result=SCALAR),
+        "1 if the point lies inside the mask",
+        False,
+    ),
+    _metric_op(
+        "blur",
+        (Param("x"), Param("sigma", "number")),
+        _same_as_first((IMAGE, INPUT_MAP)),
+        "Gaussian blur with standard deviation sigma (pixels)",
+        False,
+    ),
+    _metric_op(
+        "noise",
+        (Param("x"), Param("std", "number"), Param("seed", "int", 0)),
+        _same_as_first((IMAGE, INPUT_MAP)),
+        "add Gaussian noise (deterministic in seed)",
+        False,
+    ),
     _metric_op("hflip", (Param("x"),), _same_as_first((IMAGE, INPUT_MAP)), "horizontal flip", False),
-    _metric_op("shift", (Param("x"), Param("dx", "int"), Param("dy", "int")), _same_as_first((IMAGE, INPUT_MAP)),
-               "shift by (dx, dy) pixels, filling with zeros", False),
-    _metric_op("mask_top", (Param("x"), Param("map"), Param("fraction", "number"), Param("fill", "number", 0.0)),
-               _same_as_first((IMAGE,)), "replace the top `fraction` most salient pixels by `fill`", False, 1),
-    _metric_op("keep_top", (Param("x"), Param("map"), Param("fraction", "number"), Param("fill", "number", 0.0)),
-               _same_as_first((IMAGE,)), "keep only the top `fraction` most salient pixels", False, 1),
-    _metric_op("deletion_auc", (Param("map"), Param("steps", "int", 32), Param("fill", "value", 0.0)),
-               _map_to_scalar, "RISE deletion curve AUC (lower is better)", ranking_arg=0),
-    _metric_op("insertion_auc", (Param("map"), Param("steps", "int", 32), Param("fill", "value", "blur")),
-               _map_to_scalar, "RISE insertion curve AUC (higher is better)", ranking_arg=0),
-    _metric_op("sufficient_fraction", (Param("map"), Param("fill", "number", 0.0)), _map_to_scalar,
-               "smallest fraction of top pixels that keeps the predicted class", ranking_arg=0),
-    _metric_op("road", (Param("map"), Param("mode", "string", "combined"), Param("tie_rule", "string", "rank")),
-               _map_to_scalar, 'ROAD score (morf, lerf or combined); tie_rule "rank" removes exactly the share, '
-               '"threshold" as pytorch-grad-cam'),
-    _metric_op("pointing", (Param("map"), Param("mask"), Param("tolerance", "number", None)), _map_to_scalar,
-               "pointing game hit within `tolerance` pixels of the mask (default 15/224 of the shorter side)",
-               False, 0),
-    _metric_op("energy_inside", (Param("map"), Param("mask")), _map_to_scalar,
-               "fraction of the map's energy inside the mask", False),
+    _metric_op(
+        "shift",
+        (Param("x"), Param("dx", "int"), Param("dy", "int")),
+        _same_as_first((IMAGE, INPUT_MAP)),
+        "shift by (dx, dy) pixels, filling with zeros",
+        False,
+    ),
+    _metric_op(
+        "mask_top",
+        (Param("x"), Param("map"), Param("fraction", "number"), Param("fill", "number", 0.0)),
+        _same_as_first((IMAGE,)),
+        "replace the top `fraction` most salient pixels by `fill`",
+        False,
+        1,
+    ),
+    _metric_op(
+        "keep_top",
+        (Param("x"), Param("map"), Param("fraction", "number"), Param("fill", "number", 0.0)),
+        _same_as_first((IMAGE,)),
+        "keep only the top `fraction` most salient pixels",
+        False,
+        1,
+    ),
+    _metric_op(
+        "deletion_auc",
+        (Param("map"), Param("steps", "int", 32), Param("fill", "value", 0.0)),
+        _map_to_scalar,
+        "RISE deletion curve AUC (lower is better)",
+        ranking_arg=0,
+    ),
+    _metric_op(
+        "insertion_auc",
+        (Param("map"), Param("steps", "int", 32), Param("fill", "value", "blur")),
+        _map_to_scalar,
+        "RISE insertion curve AUC (higher is better)",
+        ranking_arg=0,
+    ),
+    _metric_op(
+        "sufficient_fraction",
+        (Param("map"), Param("fill", "number", 0.0)),
+        _map_to_scalar,
+        "smallest fraction of top pixels that keeps the predicted class",
+        ranking_arg=0,
+    ),
+    _metric_op(
+        "road",
+        (Param("map"), Param("mode", "string", "combined"), Param("tie_rule", "string", "rank")),
+        _map_to_scalar,
+        'ROAD score (morf, lerf or combined); tie_rule "rank" removes exactly the share, '
+        '"threshold" as pytorch-grad-cam',
+    ),
+    _metric_op(
+        "pointing",
+        (Param("map"), Param("mask"), Param("tolerance", "number", None)),
+        _map_to_scalar,
+        "pointing game hit within `tolerance` pixels of the mask (default 15/224 of the shorter side)",
+        False,
+        0,
+    ),
+    _metric_op(
+        "energy_inside",
+        (Param("map"), Param("mask")),
+        _map_to_scalar,
+        "fraction of the map's energy inside the mask",
+        False,
+    ),
     _metric_op("iou", (Param("a"), Param("b")), _map_to_scalar, "intersection over union of two maps", False),
     _metric_op("gini", (Param("map"),), _map_to_scalar, "Gini index of the map's values (sparsity)", False),
-    _metric_op("entropy", (Param("map"),), _map_to_scalar, "Shannon entropy (nats) of the normalised map", False),
-    _metric_op("max_sensitivity", (Param("radius", "number", 0.02), Param("samples", "int", 10),
-                                   Param("norm", "string", "fro")),
-               _const(SCALAR), "max over uniform L-inf draws of ||L_at(X + d) - L|| (Yeh et al. 2019)"),
-    _metric_op("avg_sensitivity", (Param("radius", "number", 0.02), Param("samples", "int", 10),
-                                   Param("norm", "string", "fro")),
-               _const(SCALAR), "mean over uniform L-inf draws of ||L_at(X + d) - L|| (Yeh et al. 2019)"),
-    _metric_op("direction_accuracy", (Param("map"), Param("fraction", "number", 0.01), Param("pixels", "int", 64)),
-               _map_to_scalar, "share of pixels whose ±1% perturbation moves the score as the map's sign says"),
-]  # fmt: skip
+    _metric_op(
+        "entropy", (Param("map"),), _map_to_scalar, "Shannon entropy (nats) of the normalised map", False
+    ),
+    _metric_op(
+        "max_sensitivity",
+        (Param("radius", "number", 0.02), Param("samples", "int", 10), Param("norm", "string", "fro")),
+        _const(SCALAR),
+        "max over uniform L-inf draws of ||L_at(X + d) - L|| (Yeh et al. 2019)",
+    ),
+    _metric_op(
+        "avg_sensitivity",
+        (Param("radius", "number", 0.02), Param("samples", "int", 10), Param("norm", "string", "fro")),
+        _const(SCALAR),
+        "mean over uniform L-inf draws of ||L_at(X + d) - L|| (Yeh et al. 2019)",
+    ),
+    _metric_op(
+        "direction_accuracy",
+        (Param("map"), Param("fraction", "number", 0.01), Param("pixels", "int", 64)),
+        _map_to_scalar,
+        "share of pixels whose ±1% perturbation moves the score as the map's sign says",
+    ),
+]
 
 OPS: dict[str, OpSpec] = {row.name: row for row in _ROWS}
 TERMINALS: dict[str, OpSpec] = {n: r for n, r in OPS.items() if r.category == "terminal"}

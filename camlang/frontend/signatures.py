@@ -124,23 +124,44 @@ _MODEL_COMMON = (
 MODEL_SOURCES: dict[str, tuple[Arg, ...]] = {
     "torchvision": (
         Arg("name", ("string",), doc="a torchvision.models classification architecture"),
-        Arg("weights", ("string", "none"), None, "none, a weights enum name (from the local cache) or a .pth file"),
+        Arg(
+            "weights",
+            ("string", "none"),
+            None,
+            "none, a weights enum name (from the local cache) or a .pth file",
+        ),
     )
     + _MODEL_COMMON,
     "checkpoint": (
         Arg("path", ("string",), doc="a state_dict or TorchScript file", is_path=True),
-        Arg("arch", ("string", "none"), None, "architecture name (torchvision, shapes_cnn, cifar_resnet20, ...)"),
+        Arg(
+            "arch",
+            ("string", "none"),
+            None,
+            "architecture name (torchvision, shapes_cnn, cifar_resnet20, ...)",
+        ),
     )
     + _MODEL_COMMON,
     "timm": (
         Arg("name", ("string",), doc="a timm architecture (needs camlang[timm])"),
-        Arg("weights", ("string", "none"), None, "a local weights file (.pth, .pt, .bin or .safetensors)", is_path=True),
+        Arg(
+            "weights",
+            ("string", "none"),
+            None,
+            "a local weights file (.pth, .pt, .bin or .safetensors)",
+            is_path=True,
+        ),
     )
     + _MODEL_COMMON,
-    "onnx": (Arg("path", ("string",), doc="an ONNX file (needs camlang[onnx])", is_path=True),) + _MODEL_COMMON,
+    "onnx": (Arg("path", ("string",), doc="an ONNX file (needs camlang[onnx])", is_path=True),)
+    + _MODEL_COMMON,
     "mlp": (
-        Arg("sizes", ("list",), doc="layer widths, e.g. [5, 6, 6, 2]",
-            check=PositiveInts(2, "mlp sizes must be a list of at least two positive integers")),
+        Arg(
+            "sizes",
+            ("list",),
+            doc="layer widths, e.g. [5, 6, 6, 2]",
+            check=PositiveInts(2, "mlp sizes must be a list of at least two positive integers"),
+        ),
         Arg("weights", ("string", "none"), None, "a state_dict file", is_path=True),
     )
     + _MODEL_COMMON,
@@ -149,8 +170,13 @@ MODEL_SOURCES: dict[str, tuple[Arg, ...]] = {
 _DATA_COMMON = (
     Arg("limit", ("int",), None, "use only the first N items", check=_POSITIVE),
     Arg("shuffle", ("int", "none"), None, "shuffle with this seed"),
-    Arg("split", ("string", "none"), None, '"train" or "holdout" part of a split',
-        check=Choices(("train", "holdout"))),
+    Arg(
+        "split",
+        ("string", "none"),
+        None,
+        '"train" or "holdout" part of a split',
+        check=Choices(("train", "holdout")),
+    ),
     Arg("split_fraction", ("number",), 0.5, "the holdout share when split is given"),
 )
 
@@ -160,8 +186,13 @@ DATA_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("size", ("int",), 64, "image side in pixels", check=_POSITIVE),
         Arg("seed", ("int",), 0, "generator seed"),
         Arg("classes", ("list", "none"), None, "subset of class names"),
-        Arg("shortcut", ("number",), 0.0, "probability that a shape takes its class's colour family",
-            check=AtLeast(0, hint="a probability between 0 and 1")),
+        Arg(
+            "shortcut",
+            ("number",),
+            0.0,
+            "probability that a shape takes its class's colour family",
+            check=AtLeast(0, hint="a probability between 0 and 1"),
+        ),
     )
     + _DATA_COMMON,
     "images": (
@@ -192,7 +223,7 @@ DATA_SOURCES: dict[str, tuple[Arg, ...]] = {
 PROPERTY_KINDS: dict[str, tuple[Arg, ...]] = {
     "saliency_robust": (
         Arg("model", ("model",)),
-        Arg("at", ("point",), doc="a literal vector, data[i] or vnnlib(\"file\")"),
+        Arg("at", ("point",), doc='a literal vector, data[i] or vnnlib("file")'),
         Arg("eps", ("number",), check=_EPS),
         Arg("delta", ("number",), check=_DELTA),
         Arg("label", ("int", "none"), None),
@@ -243,7 +274,11 @@ CONCEPT_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("concepts", ("list", "none"), None, "concept names (default: all annotated)"),
     ),
     "clip": (
-        Arg("weights", ("string",), doc="a local open_clip weights file (never downloaded; checked by check/concepts.py)"),
+        Arg(
+            "weights",
+            ("string",),
+            doc="a local open_clip weights file (never downloaded; checked by check/concepts.py)",
+        ),
         Arg("arch", ("string",), "ViT-B-32", "open_clip architecture name"),
         Arg("prompts", ("list",), doc="one text prompt per concept"),
         Arg("concepts", ("list", "none"), None, "concept names (default: the prompts)"),
@@ -259,10 +294,20 @@ MONITOR_KINDS: dict[str, tuple[Arg, ...]] = {
         Arg("model", ("model",)),
         Arg("fit", ("data",), doc="labelled images to build the heatmaps on (where the model errs)"),
         Arg("calibrate", ("data",), doc="labelled validation images to set the threshold on"),
-        Arg("fpr", ("number",), 0.05, "false-positive rate on correct validation images",
-            check=AtLeast(0, strict=True)),
-        Arg("pgd_eps", ("number", "none"), None, "also test on L-inf PGD examples of this radius",
-            check=AtLeast(0, strict=True)),
+        Arg(
+            "fpr",
+            ("number",),
+            0.05,
+            "false-positive rate on correct validation images",
+            check=AtLeast(0, strict=True),
+        ),
+        Arg(
+            "pgd_eps",
+            ("number", "none"),
+            None,
+            "also test on L-inf PGD examples of this radius",
+            check=AtLeast(0, strict=True),
+        ),
         Arg("pgd_steps", ("int",), 10, "PGD steps", check=AtLeast(1)),
         Arg("seed", ("int",), 0, "PGD random start seed"),
     ),
@@ -277,10 +322,18 @@ SYNTH_SETTINGS: dict[str, Arg] = {
         Arg("holdout", ("data", "none"), None),
         Arg("max_size", ("int",), 9),
         Arg("budget", ("int", "none"), None, "forward passes"),
-        Arg("time", ("string", "number", "none"), None, 'e.g. "10m"', check=Duration("time limit", '"90s" or "10m"')),
+        Arg(
+            "time",
+            ("string", "number", "none"),
+            None,
+            'e.g. "10m"',
+            check=Duration("time limit", '"90s" or "10m"'),
+        ),
         Arg("top", ("int",), 10),
         Arg("seed", ("int",), 0),
-        Arg("strategy", ("string",), "racing", "racing or exhaustive", check=Choices(("racing", "exhaustive"))),
+        Arg(
+            "strategy", ("string",), "racing", "racing or exhaustive", check=Choices(("racing", "exhaustive"))
+        ),
         Arg("probe", ("int",), 16, "probe batch size for observational equivalence"),
         Arg("race_first", ("int",), 4, "training images of the first racing round", check=AtLeast(1)),
         Arg("finalists", ("int",), 5, "race leaders re-scored on every training image", check=AtLeast(1)),
@@ -312,11 +365,19 @@ def parse_duration(value: Any) -> float:
 # ---- concept names of the built-in data (read by the checker without importing the data layer) ----
 #: Colour families by hue: family `k` covers hues within 1/12 of `k/6` (red at hue 0).
 COLOUR_FAMILIES: tuple[str, ...] = ("red", "yellow", "green", "cyan", "blue", "magenta")
-#: Concept attributes of every shapes image, in column order of `Batch.concepts` (the data layer, `camlang.data.shapes`, renders them).
+#: Concept attributes of every shapes image, in column order of `Batch.concepts`
+#: (the data layer, `camlang.data.shapes`, renders them).
 SHAPE_CONCEPTS: tuple[str, ...] = (
     *COLOUR_FAMILIES,
-    "small", "large",
-    "top_left", "top_right", "bottom_left", "bottom_right",
-    "distractor", "arc_distractor", "line_distractor", "blob_distractor",
+    "small",
+    "large",
+    "top_left",
+    "top_right",
+    "bottom_left",
+    "bottom_right",
+    "distractor",
+    "arc_distractor",
+    "line_distractor",
+    "blob_distractor",
     "strong_texture",
-)  # fmt: skip
+)

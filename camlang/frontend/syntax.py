@@ -256,9 +256,17 @@ class Watch:
 
 
 Decl: TypeAlias = (
-    Import | ModelDecl | DataDecl | CamDecl | MetricDecl | GrammarDecl | SynthDecl | PropertyDecl
-    | ConceptsDecl | MonitorDecl
-)  # fmt: skip
+    Import
+    | ModelDecl
+    | DataDecl
+    | CamDecl
+    | MetricDecl
+    | GrammarDecl
+    | SynthDecl
+    | PropertyDecl
+    | ConceptsDecl
+    | MonitorDecl
+)
 Action: TypeAlias = Evaluate | Check | Export | Heatmaps | Watch
 Stmt: TypeAlias = Decl | Action
 

@@ -108,8 +108,9 @@ def fill_value(fill: float | Tensor, x: Tensor, method: str) -> Tensor:
 
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
-"""A method's randomness: one generator per image (a list, batch-independent: see `camlang.execution.per_image_rng`),
-or one generator (or None, torch's global one) shared by all images in batch order."""
+"""A method's randomness: one generator per image (a list, batch-independent: see
+`camlang.execution.per_image_rng`), or one generator (or None, torch's global one) shared by all images in
+batch order."""
 
 
 def per_image_generators(generator: Generators, batch: int, method: str) -> list[torch.Generator | None]:
@@ -127,7 +128,11 @@ def per_image_generators(generator: Generators, batch: int, method: str) -> list
 
 
 def randn_rows(
-    shape: Sequence[int], gens: Sequence[torch.Generator | None], image: Tensor, dtype: torch.dtype, device: torch.device
+    shape: Sequence[int],
+    gens: Sequence[torch.Generator | None],
+    image: Tensor,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> Tensor:
     """`[len(image), *shape]` standard normal draws, row r from `gens[image[r]]`, rows in order."""
     rows = [_randn(shape, gens[int(i)], dtype) for i in image.tolist()]

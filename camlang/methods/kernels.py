@@ -22,7 +22,9 @@ from camlang.methods.xmage import xmage_map
 def _smoothgrad(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     model, x, t = ctx.method_inputs()
     with torch.enable_grad():
-        return smoothgrad(model, x, t, samples=k["samples"], noise=k["noise"], generator=ctx.generator("smoothgrad"))[:, None]
+        return smoothgrad(
+            model, x, t, samples=k["samples"], noise=k["noise"], generator=ctx.generator("smoothgrad")
+        )[:, None]
 
 
 def _xmage(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
@@ -35,15 +37,24 @@ def _deepcover(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torc
     model, x, t = ctx.method_inputs()
     tests = k["tests"]
     with torch.enable_grad():
-        result = deepcover(model, x, t, k["measure"], min_tests=tests, max_tests=max(tests, 10 * tests),
-                           generator=ctx.generator("deepcover"))  # fmt: skip
+        result = deepcover(
+            model,
+            x,
+            t,
+            k["measure"],
+            min_tests=tests,
+            max_tests=max(tests, 10 * tests),
+            generator=ctx.generator("deepcover"),
+        )
     return result.map.to(x.dtype)[:, None]
 
 
 def _extremal(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     model, x, t = ctx.method_inputs()
     with torch.enable_grad():
-        return extremal_perturbation(model, x, t, areas=(k["area"],), steps=k["steps"]).map.to(x.dtype)[:, None]
+        return extremal_perturbation(model, x, t, areas=(k["area"],), steps=k["steps"]).map.to(x.dtype)[
+            :, None
+        ]
 
 
 TORCH: dict[str, Callable[[Any, tuple[torch.Tensor, ...], dict[str, Any]], torch.Tensor]] = {

@@ -23,8 +23,8 @@ MoRF: lower (more negative) is better. LeRF: higher (closer to 0) is better.
 `road_combined = (LeRF - MoRF) / 2`, higher is better.
 
 Noise: by default image b's noise for (mode, percentile) comes from its own generator keyed to
-(`seed`, `indices[b]`, mode, percentile) (`camlang.execution.per_image_rng`), so scores do not depend on batching; all
-candidate maps of an image share it. For parity with pytorch-grad-cam pass one `generator`: the
+(`seed`, `indices[b]`, mode, percentile) (`camlang.execution.per_image_rng`), so scores do not depend on
+batching; all candidate maps of an image share it. For parity with pytorch-grad-cam pass one `generator`: the
 noise is then drawn as one `randn(C, n_removed)` per imputed image in the order candidate,
 percentile, image (`road_combined` does LeRF first, then MoRF), the order pytorch-grad-cam draws
 `randn_like` from torch's global generator, so `torch.manual_seed(s)` there and a generator
@@ -204,7 +204,9 @@ def road(
     m_count, b_count = L4.shape[:2]
     idx = torch.arange(b_count) if indices is None else torch.as_tensor(indices).reshape(-1)
     if idx.shape[0] != b_count:
-        raise CamlangError(f"ROAD indices must give one dataset index per image ({b_count}), got {idx.shape[0]}")
+        raise CamlangError(
+            f"ROAD indices must give one dataset index per image ({b_count}), got {idx.shape[0]}"
+        )
     x_cpu = x.detach().cpu()
     maps = L4.detach().cpu().float()
     local = CallCounter()
@@ -255,8 +257,16 @@ def road_combined(
 ) -> RoadResult:
     """`(LeRF - MoRF) / 2` as pytorch-grad-cam's ROADCombined (LeRF noise drawn first). Higher is better."""
     args = (model_fn, x, L, targets, percentiles)
-    opts: dict[str, Any] = dict(noise=noise, generator=generator, score=score, chunk_size=chunk_size,
-                                counter=counter, tie_rule=tie_rule, seed=seed, indices=indices)  # fmt: skip
+    opts: dict[str, Any] = dict(
+        noise=noise,
+        generator=generator,
+        score=score,
+        chunk_size=chunk_size,
+        counter=counter,
+        tie_rule=tie_rule,
+        seed=seed,
+        indices=indices,
+    )
     lerf = road(*args, mode="lerf", **opts)
     morf = road(*args, mode="morf", **opts)
     return RoadResult(

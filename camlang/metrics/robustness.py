@@ -72,14 +72,17 @@ def stability(
 ) -> torch.Tensor:
     """Float [B]: mean over `samples` draws of `mean |cam(x + N(0, std^2)) - cam(x)|`. Lower is better.
 
-    Draw s of image b comes from its own generator keyed to (`seed`, `indices[b]`, s) (`camlang.execution.per_image_rng`;
-    `indices` default to the batch positions), so a value does not depend on the batch.
+    Draw s of image b comes from its own generator keyed to (`seed`, `indices[b]`, s)
+    (`camlang.execution.per_image_rng`; `indices` default to the batch positions), so a value does not depend
+    on the batch.
     """
     _prepare(x, targets, chunk_size)
     _positive_int("samples", samples)
     idx = _image_indices(x, indices)
     # Draw s of image b is keyed like the metric language's `noise(X, std, s)`.
-    eps = torch.stack([per_image_normal(seed, idx, "noise", x.shape[1:], s, dtype=x.dtype) for s in range(samples)])
+    eps = torch.stack(
+        [per_image_normal(seed, idx, "noise", x.shape[1:], s, dtype=x.dtype) for s in range(samples)]
+    )
     batch = torch.cat([x, (x.unsqueeze(0) + std * eps.to(x.device)).flatten(0, 1)])
     maps = run_cam(cam_fn, batch, targets.repeat(samples + 1), chunk_size, counter)
     b = x.shape[0]
@@ -116,7 +119,9 @@ def sensitivity_samples(
     if not radius >= 0:
         raise CamlangError(f"sensitivity radius must be >= 0, got {radius}")
     idx = _image_indices(x, indices)
-    u = torch.stack([per_image_uniform(seed, idx, "sensitivity", x.shape[1:], s, dtype=x.dtype) for s in range(samples)])
+    u = torch.stack(
+        [per_image_uniform(seed, idx, "sensitivity", x.shape[1:], s, dtype=x.dtype) for s in range(samples)]
+    )
     batch = torch.cat([x, (x.unsqueeze(0) + radius * (2 * u.to(x.device) - 1)).flatten(0, 1)])
     maps = run_cam(cam_fn, batch, targets.repeat(samples + 1), chunk_size, counter)
     b = x.shape[0]
@@ -147,8 +152,11 @@ def max_sensitivity(
     `max_s ||cam(x + d_s) - cam(x)||` over `samples` draws `d_s` uniform in the L-infinity ball
     of `radius` (Captum's `sensitivity_max` estimator); see `sensitivity_samples` for `norm`.
     """
-    return sensitivity_samples(cam_fn, x, targets, radius, samples, seed, norm, indices, chunk_size,
-                               counter).max(dim=0).values  # fmt: skip
+    return (
+        sensitivity_samples(cam_fn, x, targets, radius, samples, seed, norm, indices, chunk_size, counter)
+        .max(dim=0)
+        .values
+    )
 
 
 def avg_sensitivity(
@@ -165,8 +173,9 @@ def avg_sensitivity(
 ) -> torch.Tensor:
     """Float [B]: Monte-Carlo average sensitivity (Yeh et al. 2019, Sec. 3): the mean over the
     draws of `max_sensitivity`. Lower is better."""
-    return sensitivity_samples(cam_fn, x, targets, radius, samples, seed, norm, indices, chunk_size,
-                               counter).mean(dim=0)  # fmt: skip
+    return sensitivity_samples(
+        cam_fn, x, targets, radius, samples, seed, norm, indices, chunk_size, counter
+    ).mean(dim=0)
 
 
 def equivariance_flip(

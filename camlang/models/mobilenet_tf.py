@@ -40,8 +40,16 @@ def _same_pad_copy(conv: nn.Conv2d) -> SamePadConv2d:
     kh, kw = conv.kernel_size[0], conv.kernel_size[-1]
     sh, sw = conv.stride[0], conv.stride[-1]
     dh, dw = conv.dilation[0], conv.dilation[-1]
-    new = SamePadConv2d(conv.in_channels, conv.out_channels, (kh, kw), (sh, sw), padding=0, dilation=(dh, dw),
-                        groups=conv.groups, bias=conv.bias is not None)  # fmt: skip
+    new = SamePadConv2d(
+        conv.in_channels,
+        conv.out_channels,
+        (kh, kw),
+        (sh, sw),
+        padding=0,
+        dilation=(dh, dw),
+        groups=conv.groups,
+        bias=conv.bias is not None,
+    )
     new.load_state_dict(conv.state_dict())
     return new
 

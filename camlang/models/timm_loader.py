@@ -50,7 +50,9 @@ def _weights(path: str) -> dict[str, Any]:
         try:
             from safetensors.torch import load_file
         except ImportError:
-            raise CamlangError(f"{path}: .safetensors files need the safetensors package", hint=INSTALL_HINT) from None
+            raise CamlangError(
+                f"{path}: .safetensors files need the safetensors package", hint=INSTALL_HINT
+            ) from None
         try:
             return dict(load_file(path))
         except Exception as exc:  # safetensors raises its own error types
@@ -64,8 +66,10 @@ def load_timm(name: str, weights: str | None = None, num_classes: int | None = N
     known = timm.list_models()
     if name not in known:
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-        raise CamlangError(f"timm has no model {name!r}",
-                           hint=("did you mean: " + ", ".join(close)) if close else "see timm.list_models()")  # fmt: skip
+        raise CamlangError(
+            f"timm has no model {name!r}",
+            hint=("did you mean: " + ", ".join(close)) if close else "see timm.list_models()",
+        )
     kwargs: dict[str, Any] = {"pretrained": False}
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
@@ -73,13 +77,17 @@ def load_timm(name: str, weights: str | None = None, num_classes: int | None = N
     source = f"timm {name}"
     if weights is not None:
         if not Path(weights).is_file():
-            raise CamlangError(f'weights file "{weights}" does not exist', hint="timm weights must be a local file")
+            raise CamlangError(
+                f'weights file "{weights}" does not exist', hint="timm weights must be a local file"
+            )
         state = _weights(weights)
         missing, unexpected = module.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise CamlangError(f"weights file {weights!r} does not fit timm {name}: {len(missing)} missing and "
-                               f"{len(unexpected)} unexpected keys (e.g. {(list(missing) + list(unexpected))[:3]})",
-                               hint="check the architecture name, or num_classes for a fine-tuned head")  # fmt: skip
+            raise CamlangError(
+                f"weights file {weights!r} does not fit timm {name}: {len(missing)} missing and "
+                f"{len(unexpected)} unexpected keys (e.g. {(list(missing) + list(unexpected))[:3]})",
+                hint="check the architecture name, or num_classes for a fine-tuned head",
+            )
         source += f", weights from {weights}"
     else:
         source += " (random weights)"
@@ -87,7 +95,9 @@ def load_timm(name: str, weights: str | None = None, num_classes: int | None = N
     size = cfg.get("input_size")
     mean, std = cfg.get("mean"), cfg.get("std")
     norm = (tuple(float(v) for v in mean), tuple(float(v) for v in std)) if mean and std else None
-    loaded = LoadedModel(module.eval(), name, source, int(size[-1]) if size else None, norm, int(module.num_classes))
+    loaded = LoadedModel(
+        module.eval(), name, source, int(size[-1]) if size else None, norm, int(module.num_classes)
+    )
     found = default_layer(module)
     if found is not None:
         loaded.default_layer, loaded.default_layout = found

@@ -66,32 +66,86 @@ def _arg(i: int) -> Callable[[Builder, Node], Node]:
 
 RULES: tuple[Rule, ...] = (
     Rule("fold", "op(c1, c2) -> c", _fold),  # constant folding
-    Rule("mul_one", "x * 1 -> x", lambda b, n: n.args[0] if n.op == "mul" and _is_const(n.args[1], 1) else None),
-    Rule("one_mul", "1 * x -> x", lambda b, n: n.args[1] if n.op == "mul" and _is_const(n.args[0], 1) else None),
-    Rule("add_zero", "x + 0 -> x", lambda b, n: n.args[0] if n.op == "add" and _is_const(n.args[1], 0) else None),
-    Rule("zero_add", "0 + x -> x", lambda b, n: n.args[1] if n.op == "add" and _is_const(n.args[0], 0) else None),
-    Rule("sub_zero", "x - 0 -> x", lambda b, n: n.args[0] if n.op == "sub" and _is_const(n.args[1], 0) else None),
-    Rule("div_one", "x / 1 -> x", lambda b, n: n.args[0] if n.op == "div" and _is_const(n.args[1], 1) else None),
-    Rule("pow_one", "pow(x, 1) -> x", lambda b, n: n.args[0] if n.op == "pow" and _is_const(n.args[1], 1) else None),
-    Rule("neg_neg", "--x -> x", lambda b, n: n.args[0].args[0] if n.op == "neg" and n.args[0].op == "neg" else None),
-    Rule("relu_relu", "relu(relu(x)) -> relu(x)",
-         lambda b, n: n.args[0] if n.op == "relu" and n.args[0].op == "relu" else None),
-    Rule("relu_nonneg", "relu(x) -> x  when x >= 0",
-         lambda b, n: n.args[0] if n.op == "relu" and nonnegative(n.args[0]) else None),
-    Rule("abs_nonneg", "abs(x) -> x  when x >= 0",
-         lambda b, n: n.args[0] if n.op == "abs" and nonnegative(n.args[0]) else None),
-    Rule("abs_neg", "abs(-x) -> abs(x)",
-         lambda b, n: b.make("abs", (n.args[0].args[0],)) if n.op == "abs" and n.args[0].op == "neg" else None),
-    Rule("idem", "max(x, x) -> x, min(x, x) -> x",
-         lambda b, n: n.args[0] if n.op in ("max", "min") and n.args[0] is n.args[1] else None),
-    Rule("where_same", "where(c, x, x) -> x",
-         lambda b, n: n.args[1] if n.op == "where" and n.args[1] is n.args[2] else None),
-    Rule("sub_sub", "x - (x - y) -> y",  # what grammars build from `S - s` with s = S - S_masked
-         lambda b, n: n.args[1].args[1] if n.op == "sub" and n.args[1].op == "sub" and n.args[1].args[0] is n.args[0]
-         else None, approx=True),
-    Rule("commute", "x + y -> y + x (canonical operand order)",
-         lambda b, n: _swap(b, n) if n.op in COMMUTATIVE else None),
-)  # fmt: skip
+    Rule(
+        "mul_one", "x * 1 -> x", lambda b, n: n.args[0] if n.op == "mul" and _is_const(n.args[1], 1) else None
+    ),
+    Rule(
+        "one_mul", "1 * x -> x", lambda b, n: n.args[1] if n.op == "mul" and _is_const(n.args[0], 1) else None
+    ),
+    Rule(
+        "add_zero",
+        "x + 0 -> x",
+        lambda b, n: n.args[0] if n.op == "add" and _is_const(n.args[1], 0) else None,
+    ),
+    Rule(
+        "zero_add",
+        "0 + x -> x",
+        lambda b, n: n.args[1] if n.op == "add" and _is_const(n.args[0], 0) else None,
+    ),
+    Rule(
+        "sub_zero",
+        "x - 0 -> x",
+        lambda b, n: n.args[0] if n.op == "sub" and _is_const(n.args[1], 0) else None,
+    ),
+    Rule(
+        "div_one", "x / 1 -> x", lambda b, n: n.args[0] if n.op == "div" and _is_const(n.args[1], 1) else None
+    ),
+    Rule(
+        "pow_one",
+        "pow(x, 1) -> x",
+        lambda b, n: n.args[0] if n.op == "pow" and _is_const(n.args[1], 1) else None,
+    ),
+    Rule(
+        "neg_neg",
+        "--x -> x",
+        lambda b, n: n.args[0].args[0] if n.op == "neg" and n.args[0].op == "neg" else None,
+    ),
+    Rule(
+        "relu_relu",
+        "relu(relu(x)) -> relu(x)",
+        lambda b, n: n.args[0] if n.op == "relu" and n.args[0].op == "relu" else None,
+    ),
+    Rule(
+        "relu_nonneg",
+        "relu(x) -> x  when x >= 0",
+        lambda b, n: n.args[0] if n.op == "relu" and nonnegative(n.args[0]) else None,
+    ),
+    Rule(
+        "abs_nonneg",
+        "abs(x) -> x  when x >= 0",
+        lambda b, n: n.args[0] if n.op == "abs" and nonnegative(n.args[0]) else None,
+    ),
+    Rule(
+        "abs_neg",
+        "abs(-x) -> abs(x)",
+        lambda b, n: b.make("abs", (n.args[0].args[0],)) if n.op == "abs" and n.args[0].op == "neg" else None,
+    ),
+    Rule(
+        "idem",
+        "max(x, x) -> x, min(x, x) -> x",
+        lambda b, n: n.args[0] if n.op in ("max", "min") and n.args[0] is n.args[1] else None,
+    ),
+    Rule(
+        "where_same",
+        "where(c, x, x) -> x",
+        lambda b, n: n.args[1] if n.op == "where" and n.args[1] is n.args[2] else None,
+    ),
+    Rule(
+        "sub_sub",
+        "x - (x - y) -> y",  # what grammars build from `S - s` with s = S - S_masked
+        lambda b, n: (
+            n.args[1].args[1]
+            if n.op == "sub" and n.args[1].op == "sub" and n.args[1].args[0] is n.args[0]
+            else None
+        ),
+        approx=True,
+    ),
+    Rule(
+        "commute",
+        "x + y -> y + x (canonical operand order)",
+        lambda b, n: _swap(b, n) if n.op in COMMUTATIVE else None,
+    ),
+)
 
 
 def simplify(b: Builder, root: Node, rules: tuple[Rule, ...] = RULES, max_rounds: int = 32) -> Node:

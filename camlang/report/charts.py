@@ -84,7 +84,9 @@ def metric_chart(result: EvalResult, metric: MetricInfo) -> bytes:
     _bars(ax, list(result.cams), means, low, high, [ranks[c].best for c in result.cams])
     better = "lower" if metric.direction == "minimize" else "higher"
     arrow = "↓" if metric.direction == "minimize" else "↑"
-    fig.suptitle(f"{metric.name}  ({arrow} {better} is better; bars: 95% bootstrap CI of the mean)", fontsize=10)
+    fig.suptitle(
+        f"{metric.name}  ({arrow} {better} is better; bars: 95% bootstrap CI of the mean)", fontsize=10
+    )
     return _save(fig)
 
 

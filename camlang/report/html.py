@@ -95,13 +95,16 @@ def _evaluation(ev: EvalResult, idx: int, pngs: Mapping[str, Any]) -> str:
         rows.append(f"<tr><th>{escape(cam)}</th>{''.join(cells)}</tr>")
     out.append("<h3>metrics</h3>")
     out.append(
-        '<p class="muted">mean ± std over images (charts: 95% bootstrap CI of the mean); #rank per metric (↓ lower is better, ↑ higher is better); '
+        '<p class="muted">mean ± std over images (charts: 95% bootstrap CI of the mean); #rank per metric (↓ '
+        "lower is better, ↑ higher is better); "
         "best in bold; NaN ranks last.</p>"
     )
     out.append(f"<table><tr><th>cam</th>{head}</tr>{''.join(rows)}</table>")
     descs = [m for m in ev.metrics if m.description or m.settings]
     if descs:
-        items = "".join(f"<li><b>{escape(m.name)}</b>: {escape(m.description)}{_settings(m)}</li>" for m in descs)
+        items = "".join(
+            f"<li><b>{escape(m.name)}</b>: {escape(m.description)}{_settings(m)}</li>" for m in descs
+        )
         out.append(f"<ul class='muted'>{items}</ul>")
     charts = pngs.get("charts", {})
     if charts:
@@ -119,9 +122,13 @@ def _definitions(ev: EvalResult) -> str:
     known = [c for c in ev.cams if c in ev.definitions]
     if not known:
         return ""
-    rows = "".join(f"<tr><th>{escape(c)}</th><td><code>{escape(ev.definitions[c])}</code></td></tr>" for c in known)
-    return (f'<details class="definitions"><summary>cam definitions ({len(known)})</summary>'
-            f"<table><tr><th>cam</th><th>definition</th></tr>{rows}</table></details>")  # fmt: skip
+    rows = "".join(
+        f"<tr><th>{escape(c)}</th><td><code>{escape(ev.definitions[c])}</code></td></tr>" for c in known
+    )
+    return (
+        f'<details class="definitions"><summary>cam definitions ({len(known)})</summary>'
+        f"<table><tr><th>cam</th><th>definition</th></tr>{rows}</table></details>"
+    )
 
 
 def _synthesis(sy: SynthResult, idx: int, pngs: Mapping[str, Any]) -> str:
@@ -307,9 +314,13 @@ def _concept_heatmaps(sec: ConceptSection) -> str:
     if isinstance(source, Mapping):
         source = {k: v for k, v in source.items() if k != "probes"}
     meta = [(k, d[k]) for k in ("concepts", "model", "data", "accuracy") if k in d] + [("source", source)]
-    out = [_meta_table(meta), _probe_table(probes), '<p class="muted">per class: P[c_i &gt; c_j] over correctly and incorrectly '
-           "classified images, and their difference (correct - incorrect); the largest differential cells "
-           "are listed as sentences.</p>"]  # fmt: skip
+    out = [
+        _meta_table(meta),
+        _probe_table(probes),
+        '<p class="muted">per class: P[c_i &gt; c_j] over correctly and incorrectly '
+        "classified images, and their difference (correct - incorrect); the largest differential cells "
+        "are listed as sentences.</p>",
+    ]
     for c in d.get("classes", []):
         out.append(f"<h4>{escape(str(c['class']))} ({c['correct']} correct, {c['incorrect']} incorrect)</h4>")
         out.append(_concept_img(sec, c["png"], f"{c['class']}: semantic and differential heatmaps", "grid"))
@@ -325,9 +336,11 @@ def _concept_heatmaps(sec: ConceptSection) -> str:
         )
         errors = sum(int(r["errors"]) for r in rows)
         encoder = sum(int(r["encoder"]) for r in rows)
-        out.append("<h4>fault localisation</h4><table><tr><th>class</th><th>errors</th><th>encoder</th>"
-                   f"<th>head</th><th>encoder share</th></tr>{body}</table>"
-                   f"<p>{encoder} of {errors} errors localised to the encoder, {errors - encoder} to the head.</p>")  # fmt: skip
+        out.append(
+            "<h4>fault localisation</h4><table><tr><th>class</th><th>errors</th><th>encoder</th>"
+            f"<th>head</th><th>encoder share</th></tr>{body}</table>"
+            f"<p>{encoder} of {errors} errors localised to the encoder, {errors - encoder} to the head.</p>"
+        )
     return "\n".join(out)
 
 
@@ -336,9 +349,12 @@ def _probe_table(probes: Sequence[Mapping[str, Any]]) -> str:
     if not probes:
         return ""
     keys = ("accuracy", "balanced_accuracy", "chance", "positives", "heldout")
-    body = "".join(f"<tr><th>{escape(str(r.get('concept')))}</th>"
-                   + "".join(f"<td class='num'>{escape(_plain(r.get(k)))}</td>" for k in keys) + "</tr>"
-                   for r in probes)  # fmt: skip
+    body = "".join(
+        f"<tr><th>{escape(str(r.get('concept')))}</th>"
+        + "".join(f"<td class='num'>{escape(_plain(r.get(k)))}</td>" for k in keys)
+        + "</tr>"
+        for r in probes
+    )
     head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in keys)
     return f"<table><tr><th>probe (held-out)</th>{head}</tr>{body}</table>"
 
@@ -354,14 +370,19 @@ def _concept_monitor(sec: ConceptSection) -> str:
             f"<tr><th>{escape(str(x['detector']))}</th>"
             f"<td class='num{' best' if best is not None and x.get('auroc') == best else ''}'>"
             f"{fmt_number(_num_or_nan(x.get('auroc')))}</td>"
-            + "".join(f"<td class='num'>{fmt_number(_num_or_nan(x.get(k)))}</td>"
-                      for k in ("tpr_at_5_fpr", "calibrated_tpr", "calibrated_fpr"))
-            + f"<td class='num'>{x.get('positives', '')}</td><td class='num'>{x.get('negatives', '')}</td></tr>"
+            + "".join(
+                f"<td class='num'>{fmt_number(_num_or_nan(x.get(k)))}</td>"
+                for k in ("tpr_at_5_fpr", "calibrated_tpr", "calibrated_fpr")
+            )
+            + f"<td class='num'>{x.get('positives', '')}</td>"
+            + f"<td class='num'>{x.get('negatives', '')}</td></tr>"
             for x in dets
-        )  # fmt: skip
-        out.append(f"<h4>{escape(str(test))}</h4><table><tr><th>detector</th><th>AUROC</th><th>TPR@5%FPR</th>"
-                   "<th>calibrated TPR</th><th>calibrated FPR</th><th>positives</th><th>negatives</th></tr>"
-                   f"{body}</table>")  # fmt: skip
+        )
+        out.append(
+            f"<h4>{escape(str(test))}</h4><table><tr><th>detector</th><th>AUROC</th><th>TPR@5%FPR</th>"
+            "<th>calibrated TPR</th><th>calibrated FPR</th><th>positives</th><th>negatives</th></tr>"
+            f"{body}</table>"
+        )
         out.append('<div class="charts">' + _concept_img(sec, entry["roc_png"], f"ROC: {test}") + "</div>")
     return "\n".join(out)
 

@@ -96,10 +96,13 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
         "preprocessing": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
     }
     data = {"name": "shapes", "kind": "synthetic", "count": n, "preprocessing": "none"}
-    definitions = {"gradcam": "relu(sum_c(mean_hw(G) * A))",
-                   "gradcam++": "relu(sum_c(sum_hw(where(G != 0, pow(G, 2) / (2 * pow(G, 2) + sum_hw(A) * pow(G, 3) + 1e-6), 0)"
-                                " * relu(G)) * A))",
-                   "eigencam": "relu(pc1(A))"}  # fmt: skip
+    definitions = {
+        "gradcam": "relu(sum_c(mean_hw(G) * A))",
+        "gradcam++": "relu(sum_c(sum_hw(where(G != 0, pow(G, 2) / (2 * pow(G, 2) + sum_hw(A) * pow(G, 3) + "
+        "1e-6), 0)"
+        " * relu(G)) * A))",
+        "eigencam": "relu(pc1(A))",
+    }
     ev1 = EvalResult("evaluate #1", model, data, list(maps), metrics, table, visuals, definitions)
     ev2 = EvalResult(
         "evaluate #2",

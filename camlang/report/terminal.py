@@ -33,7 +33,11 @@ def eval_table(ev: EvalResult, compact: bool = False) -> Table:
         for m in ev.metrics:
             r = ranks[m.name][cam]
             stat = ev.table.get(cam, {}).get(m.name)
-            shown = fmt_number(stat.mean, 3) if compact and stat is not None and not stat.is_nan else fmt_stat(stat)
+            shown = (
+                fmt_number(stat.mean, 3)
+                if compact and stat is not None and not stat.is_nan
+                else fmt_stat(stat)
+            )
             text = Text(shown)
             text.append(f" #{r.rank}", style="dim")
             if r.best:
@@ -117,7 +121,8 @@ def checks_table(checks: list[CheckResult]) -> Table:
 
 
 def print_full_width(console: Console, table: Table) -> None:
-    """Print `table`; to a pipe or a file, at its natural width rather than cut to the console's 80 columns."""
+    """Print `table`; to a pipe or a file, at its natural width rather than cut to the console's 80
+    columns."""
     if console.is_terminal:
         console.print(table)
         return

@@ -128,7 +128,9 @@ def write_report(out_dir: Path, report: RunReport, grid_images: int = 8) -> Repo
                     path.parent.mkdir(parents=True, exist_ok=True)
                     _write_bytes(path, concept_png)
                 except OSError as e:
-                    raise CamlangError(f"cannot write {path}: {e.strerror or e}", hint="check free disk space") from e
+                    raise CamlangError(
+                        f"cannot write {path}: {e.strerror or e}", hint="check free disk space"
+                    ) from e
                 written.append(path)
 
     json_path, html_path = out_dir / "report.json", out_dir / "report.html"

@@ -163,7 +163,14 @@ def falsify(
 def _setup(module: nn.Module, question: Question, input_shape: Sequence[int] | None) -> Setup:
     if isinstance(question, SaliencyRobust):
         setup = _point_setup(
-            module, question.x, question.eps, question.delta, question.label, question.box, input_shape, "saliency_robust"
+            module,
+            question.x,
+            question.eps,
+            question.delta,
+            question.label,
+            question.box,
+            input_shape,
+            "saliency_robust",
         )
     elif isinstance(question, Robust):
         setup = _point_setup(

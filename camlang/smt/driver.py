@@ -32,7 +32,17 @@ from camlang.smt.verdict import Status, Verdict
 from camlang.smt.witness import strengthen_witness
 from camlang.smt.z3_encode import EncodingTimeout, Z3Problem, encode_naive, encode_reference, solve_z3
 
-__all__ = ["Setup", "run_query", "run_naive", "replay", "Progress", "Backend", "DisjunctSearch", "Outcome", "BACKENDS"]
+__all__ = [
+    "Setup",
+    "run_query",
+    "run_naive",
+    "replay",
+    "Progress",
+    "Backend",
+    "DisjunctSearch",
+    "Outcome",
+    "BACKENDS",
+]
 
 Progress = Callable[[int, int, str], None]
 MAX_REPAIRS = 8
@@ -205,7 +215,9 @@ class Z3Backend:
         stats: dict[str, Any],
     ) -> DisjunctSearch:
         try:
-            return _Z3Search(encode_reference(setup.net, bounds, setup.query, disjunct, z3.Context(), deadline))
+            return _Z3Search(
+                encode_reference(setup.net, bounds, setup.query, disjunct, z3.Context(), deadline)
+            )
         except EncodingTimeout as exc:
             raise _Timeout(f"while encoding: {exc}") from exc
 
@@ -234,7 +246,12 @@ def _verdict(
 
 
 def _violated(
-    setup: Setup, backend: str, t0: float, stats: dict[str, Any], found: tuple[np.ndarray, dict[str, Any]], reason: str
+    setup: Setup,
+    backend: str,
+    t0: float,
+    stats: dict[str, Any],
+    found: tuple[np.ndarray, dict[str, Any]],
+    reason: str,
 ) -> Verdict:
     """The one way to report a counterexample: push it into the strict interior, measure its
     margin in float64 and float32 (witness.py), and attach the replay."""
@@ -299,7 +316,9 @@ def run_query(
             rec = replay(setup, setup.at)
             if rec["ok"]:
                 stats["found_by"] = "the point itself"
-                return _violated(setup, backend, t0, stats, (setup.at, rec), "the point itself is a counterexample")
+                return _violated(
+                    setup, backend, t0, stats, (setup.at, rec), "the point itself is a counterexample"
+                )
         if setup.attack is not None:
             found = setup.attack(setup, deadline)
             stats["attack_seconds"] = time.monotonic() - t0

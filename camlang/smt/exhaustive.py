@@ -46,7 +46,7 @@ class ExhaustiveFlip:
     patterns: int
 
     def verdict(self, delta: float) -> str:
-        """"holds" or "violated" for ``delta`` (the flip point itself counts as violated)."""
+        """ "holds" or "violated" for ``delta`` (the flip point itself counts as violated)."""
         return "violated" if delta >= self.flip else "holds"
 
 

@@ -55,7 +55,10 @@ def paired_comparison(
     diff = sign * (winner - finite[best])
     iv = bootstrap(diff[None], seed)[0]
     n = int(winner.numel())
-    what = f"{metric}, paired difference to `{best}` over {n} holdout images: {iv.mean:+.4g} [{iv.ci_low:+.4g}, {iv.ci_high:+.4g}], positive = better"
+    what = (
+        f"{metric}, paired difference to `{best}` over {n} holdout images: {iv.mean:+.4g} [{iv.ci_low:+.4g}, "
+        f"{iv.ci_high:+.4g}], positive = better"
+    )
     if equal_to is not None:
         verdict = "equal"
         sentence = f"Equal: the synthesized CAM is stdlib `{equal_to}`; against the best stdlib CAM: {what}."

@@ -155,8 +155,10 @@ class _Compiler:
         binding = bind_call(expr, spec.params)
         problem = binding.first("too_many", "unknown", "twice", "missing")
         if problem is not None:
-            raise self._error(_BIND_WORDS[problem.kind].format(sig=spec.signature(), n=len(spec.params),
-                                                               name=problem.name), expr)  # fmt: skip
+            raise self._error(
+                _BIND_WORDS[problem.kind].format(sig=spec.signature(), n=len(spec.params), name=problem.name),
+                expr,
+            )
         operands: list[Template] = []
         attrs: dict[str, Any] = {}
         for p in spec.params:
@@ -170,7 +172,9 @@ class _Compiler:
             elif (value := static_value(a, p.kind)) is not BAD:
                 attrs[p.name] = value
             else:
-                raise self._error(f"`{p.name}` of {name} must be {STATIC_WORDS.get(p.kind, 'a literal')}", expr)
+                raise self._error(
+                    f"`{p.name}` of {name} must be {STATIC_WORDS.get(p.kind, 'a literal')}", expr
+                )
         return self._fixed_or_apply(name, tuple(operands), attrs, expr)
 
 

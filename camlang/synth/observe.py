@@ -33,7 +33,6 @@ VALUE_RTOL = 1e-4
 MAP_ATOL = 1e-4
 
 
-
 def depends_only_on_ranking(metric: Node) -> bool:
     """True when the metric reads `L` only as the map argument of ranking ops.
 

@@ -20,14 +20,22 @@ def _run(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_negative_delta(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _run(tmp_path, 'model b = mlp([5, 6, 6, 2], weights = "models/banditnet.pt")\n'
-               "property p = saliency_robust(b, at = [1, 1, 0, 1, 1], eps = 1.0, delta = -0.5)\ncheck p\n", capsys)  # fmt: skip
+    err = _run(
+        tmp_path,
+        'model b = mlp([5, 6, 6, 2], weights = "models/banditnet.pt")\n'
+        "property p = saliency_robust(b, at = [1, 1, 0, 1, 1], eps = 1.0, delta = -0.5)\ncheck p\n",
+        capsys,
+    )
     assert "error[E503]: `delta` must be >= 0, got -0.5" in err and "p.cam:2:" in err
 
 
 def test_at_of_the_wrong_dimension(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = _run(tmp_path, 'model b = mlp([5, 6, 6, 2], weights = "models/banditnet.pt")\n'
-               "property p = saliency_robust(b, at = [1, 1, 0, 1], eps = 1.0, delta = 0.5)\ncheck p\n", capsys)  # fmt: skip
+    err = _run(
+        tmp_path,
+        'model b = mlp([5, 6, 6, 2], weights = "models/banditnet.pt")\n'
+        "property p = saliency_robust(b, at = [1, 1, 0, 1], eps = 1.0, delta = 0.5)\ncheck p\n",
+        capsys,
+    )
     assert "`at` has 4 values but the network takes 5 inputs" in err and "p.cam:2:1" in err
 
 
@@ -38,7 +46,10 @@ def test_unsupported_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         torch.onnx.export(net, (torch.zeros(1, 3),), str(tmp_path / "sig.onnx"), dynamo=False)
     except Exception as err:  # noqa: BLE001 - the exporter's own optional dependencies
         pytest.skip(f"torch.onnx.export is unavailable here: {err}")
-    err = _run(tmp_path, 'model s = onnx("sig.onnx")\n'
-               "property p = robust(s, at = [0.1, 0.2, 0.3], eps = 0.1)\ncheck p\n", capsys)  # fmt: skip
+    err = _run(
+        tmp_path,
+        'model s = onnx("sig.onnx")\nproperty p = robust(s, at = [0.1, 0.2, 0.3], eps = 0.1)\ncheck p\n',
+        capsys,
+    )
     assert "Sigmoid" in err or "sigmoid" in err
     assert "p.cam:2:1" in err

@@ -60,12 +60,16 @@ def test_example_report_html_and_json_show_the_concepts(concepts_out: tuple[Path
     html = (out / "report.html").read_text()
     assert '<section id="concepts">' in html and "fault localisation" in html and "TPR@5%FPR" in html
     for section in doc["concepts"]:
-        for png in [c["png"] for c in section.get("classes", [])] + [t["roc_png"] for t in section.get("tests", {}).values()]:
+        for png in [c["png"] for c in section.get("classes", [])] + [
+            t["roc_png"] for t in section.get("tests", {}).values()
+        ]:
             data = (out / png).read_bytes()
             assert base64.b64encode(data).decode("ascii") in html, png
 
 
-def test_probe_on_a_layer_without_spatial_or_vector_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_probe_on_a_layer_without_spatial_or_vector_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cam = tmp_path / "bad_layer.cam"
     cam.write_text(
         'model vit = torchvision("vit_b_16", weights = none)\n'

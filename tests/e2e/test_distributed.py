@@ -65,8 +65,21 @@ def one_worker(program: Path) -> Path:
 @pytest.fixture(scope="module")
 def two_workers(program: Path) -> Path:
     out = program.parent / "two"
-    got = _run([sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--batch-size", "4",
-                "--workers", "2"])  # fmt: skip
+    got = _run(
+        [
+            sys.executable,
+            "-m",
+            "camlang",
+            "run",
+            str(program),
+            "--out",
+            str(out),
+            "--batch-size",
+            "4",
+            "--workers",
+            "2",
+        ]
+    )
     assert got.returncode == 0, got.stderr[-3000:]
     return out
 
@@ -108,7 +121,9 @@ def _assert_same_results(a: dict[str, Any], b: dict[str, Any]) -> None:
             assert _close(ca["train_score"], cb["train_score"])
             for key in ("mean", "ci_low", "ci_high"):
                 assert _close(ca["holdout"][key], cb["holdout"][key])
-    assert [(c["property"], c["status"]) for c in a["checks"]] == [(c["property"], c["status"]) for c in b["checks"]]
+    assert [(c["property"], c["status"]) for c in a["checks"]] == [
+        (c["property"], c["status"]) for c in b["checks"]
+    ]
 
 
 def test_two_workers_give_the_numbers_of_one(one_worker: Path, two_workers: Path) -> None:
@@ -130,8 +145,21 @@ def test_two_workers_give_the_numbers_of_one(one_worker: Path, two_workers: Path
 def test_torchrun_works_like_workers(program: Path, two_workers: Path) -> None:
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     out = program.parent / "torchrun"
-    got = _run([torchrun, "--nproc-per-node", "2", "-m", "camlang", "run", str(program), "--out", str(out),
-                "--batch-size", "4"])  # fmt: skip
+    got = _run(
+        [
+            torchrun,
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "camlang",
+            "run",
+            str(program),
+            "--out",
+            str(out),
+            "--batch-size",
+            "4",
+        ]
+    )
     assert got.returncode == 0, got.stderr[-3000:]
     doc = _report(out)
     assert doc["world_size"] == 2
@@ -157,7 +185,9 @@ def _workers_of(out: Path, launcher: int) -> dict[int, int]:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
             if str(out).encode() not in cmd:
                 continue
-            env = dict(kv.split(b"=", 1) for kv in (entry / "environ").read_bytes().split(b"\0") if b"=" in kv)
+            env = dict(
+                kv.split(b"=", 1) for kv in (entry / "environ").read_bytes().split(b"\0") if b"=" in kv
+            )
             found[int(env.get(b"RANK", b"-1"))] = int(entry.name)
         except (OSError, ValueError):
             continue
@@ -169,9 +199,26 @@ def test_killed_worker_ends_the_run_with_a_partial_report(tmp_path: Path) -> Non
     program = tmp_path / "kill.cam"
     program.write_text(KILL_PROGRAM, encoding="utf-8")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "camlang", "run", str(program), "--out", str(out),
-                             "--batch-size", "2", "--workers", "2"], env=ENV, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "camlang",
+            "run",
+            str(program),
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--workers",
+            "2",
+        ],
+        env=ENV,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -216,8 +263,21 @@ def test_worker_error_is_named_in_the_partial_report(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     out = tmp_path / "out"
-    got = _run([sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--batch-size", "2",
-                "--workers", "2"])  # fmt: skip
+    got = _run(
+        [
+            sys.executable,
+            "-m",
+            "camlang",
+            "run",
+            str(program),
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--workers",
+            "2",
+        ]
+    )
     assert got.returncode not in (0, 130)
     assert "rank 1" in got.stderr and "img2.png" in got.stderr, got.stderr[-3000:]
     doc = _report(out)

@@ -60,8 +60,11 @@ def test_quickstart_runs_and_writes_the_report(quickstart_out: Path) -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    cls = next(v for v in vars(module).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
-               and v.__module__ == module.__name__)  # fmt: skip
+    cls = next(
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__
+    )
     from camlang.data import synthetic_shapes
     from camlang.models import load_demo_model
 
@@ -80,10 +83,25 @@ def test_quickstart_report_renders_in_chromium(quickstart_out: Path, tmp_path: P
     report = quickstart_out / "report.html"
     check = tmp_path / "check.html"
     check.write_text(report.read_text(encoding="utf-8").replace("</body>", COUNT_IMAGES + "</body>"))
-    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                           "--disable-component-update", "--disable-sync", "--no-first-run",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-                           check.as_uri()], capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            check.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     body = re.search(r'<body data-img-total="(\d+)" data-img-broken="(\d+)"', proc.stdout)
     assert body is not None, "the page's load handler did not run: " + proc.stderr[-500:]
     assert int(body.group(1)) >= 10 and int(body.group(2)) == 0, body.groups()

@@ -28,8 +28,14 @@ print(json.dumps({"code": code, "heavy": heavy}))
 
 def _run(*argv: str) -> dict[str, object]:
     probe = _PROBE.replace("HEAVY", repr(json.dumps(HEAVY)))
-    out = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -29,7 +29,9 @@ def _run(tmp_path: Path, batch_size: int, capsys: pytest.CaptureFixture[str]) ->
     return {"json": json.loads((out / "report.json").read_text()), "html": (out / "report.html").read_text()}
 
 
-def test_tolerance_is_reported_and_batching_does_not_matter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tolerance_is_reported_and_batching_does_not_matter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     one = _run(tmp_path, 1, capsys)
     three = _run(tmp_path, 3, capsys)
     (evaluation,) = one["json"]["evaluations"]

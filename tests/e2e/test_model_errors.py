@@ -22,30 +22,45 @@ def _run(tmp_path: Path, body: str, capsys: pytest.CaptureFixture[str]) -> tuple
 
 
 def test_wrong_layer_name_lists_nearest_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(tmp_path, 'model m = checkpoint("models/shapes_cnn.pt", arch = "shapes_cnn") at "feature.6"\n'
-                     "evaluate [gradcam] on m, d with [deletion]\n", capsys)  # fmt: skip
+    code, err = _run(
+        tmp_path,
+        'model m = checkpoint("models/shapes_cnn.pt", arch = "shapes_cnn") at "feature.6"\n'
+        "evaluate [gradcam] on m, d with [deletion]\n",
+        capsys,
+    )
     assert code == 1
     assert "feature.6" in err and "features.6" in err
     assert "case.cam:" in err  # the diagnostic points at the declaration
 
 
 def test_missing_weight_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(tmp_path, 'model m = checkpoint("models/nope.pt", arch = "shapes_cnn")\n'
-                     "evaluate [gradcam] on m, d with [deletion]\n", capsys)  # fmt: skip
+    code, err = _run(
+        tmp_path,
+        'model m = checkpoint("models/nope.pt", arch = "shapes_cnn")\n'
+        "evaluate [gradcam] on m, d with [deletion]\n",
+        capsys,
+    )
     assert code == 1 and "nope.pt" in err and "does not exist" in err
 
 
-def test_pretrained_weights_not_cached_say_how_to_pass_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_pretrained_weights_not_cached_say_how_to_pass_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
-    code, err = _run(tmp_path, 'model m = torchvision("resnet18", weights = "DEFAULT") at "layer4"\n'
-                     "evaluate [gradcam] on m, d with [deletion]\n", capsys)  # fmt: skip
+    code, err = _run(
+        tmp_path,
+        'model m = torchvision("resnet18", weights = "DEFAULT") at "layer4"\n'
+        "evaluate [gradcam] on m, d with [deletion]\n",
+        capsys,
+    )
     assert code == 1
     assert "weights" in err and ".pth" in err  # shows how to pass a local file
 
 
 def test_non_image_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(tmp_path, 'model m = mlp([12288, 8, 4])\nevaluate [gradcam] on m, d with [deletion]\n', capsys)
+    code, err = _run(
+        tmp_path, "model m = mlp([12288, 8, 4])\nevaluate [gradcam] on m, d with [deletion]\n", capsys
+    )
     assert code == 1
     assert "layer" in err.lower()
 

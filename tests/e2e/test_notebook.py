@@ -21,8 +21,12 @@ def test_notebook_runs_and_renders() -> None:
     os.environ["PYTHONPATH"] = env_path  # the kernel imports this checkout's camlang
     from jupyter_client.kernelspec import NATIVE_KERNEL_NAME
 
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name=NATIVE_KERNEL_NAME,
-                                     resources={"metadata": {"path": str(ROOT / "examples")}})  # fmt: skip
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name=NATIVE_KERNEL_NAME,
+        resources={"metadata": {"path": str(ROOT / "examples")}},
+    )
     client.execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]

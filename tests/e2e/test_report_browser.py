@@ -108,8 +108,9 @@ def quickstart_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _logged_js_errors(page: Path, profile: Path) -> list[str]:
-    proc = _chromium(profile, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
-                     page.as_uri())  # fmt: skip
+    proc = _chromium(
+        profile, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()
+    )
     return [line for line in proc.stderr.splitlines() if JS_ERROR.search(line)]
 
 
@@ -119,7 +120,9 @@ def test_quickstart_report_images_load_and_no_js_errors(quickstart_report: Path,
     check = quickstart_report.parent / "browser-check.html"  # same folder: relative image paths still resolve
     check.write_text(html.replace("</body>", COUNT_IMAGES + "</body>"), encoding="utf-8")
     try:
-        dom = _chromium(tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", check.as_uri()).stdout
+        dom = _chromium(
+            tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", check.as_uri()
+        ).stdout
     finally:
         check.unlink()
     body = re.search(r'<body data-img-total="(\d+)" data-img-broken="(\d+)"', dom)
@@ -138,8 +141,13 @@ def test_js_error_check_can_fail(tmp_path: Path) -> None:
 
 def test_quickstart_report_screenshot(quickstart_report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "quickstart.png"
-    _chromium(tmp_path / "profile", "--hide-scrollbars", "--window-size=1280,3000", f"--screenshot={shot}",
-              quickstart_report.as_uri())  # fmt: skip
+    _chromium(
+        tmp_path / "profile",
+        "--hide-scrollbars",
+        "--window-size=1280,3000",
+        f"--screenshot={shot}",
+        quickstart_report.as_uri(),
+    )
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert img.shape[:2] == (3000, 1280)
     assert img.std() > 20 and len(np.unique(img.reshape(-1, 3)[::7], axis=0)) > 500

@@ -76,8 +76,10 @@ def test_images_too_small_for_the_layer(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_mask_metric_on_data_without_masks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _images(tmp_path / "photos", 2, 64)
-    body = ('data d = images("photos", size = 64, normalize = "none")\n'
-            "evaluate [gradcam] on shapes, d with [sparsity, pointing_game, iou_50]\n")  # fmt: skip
+    body = (
+        'data d = images("photos", size = 64, normalize = "none")\n'
+        "evaluate [gradcam] on shapes, d with [sparsity, pointing_game, iou_50]\n"
+    )
     code, err, _ = _run(tmp_path, body, capsys)
     assert code == 1
     assert "pointing_game" in err and "iou_50" in err and "MASK" in err and "no ground-truth masks" in err
@@ -87,9 +89,11 @@ def test_mask_metric_on_data_without_masks(tmp_path: Path, capsys: pytest.Captur
 def test_nan_cam_is_reported_and_the_run_continues(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    body = ("cam nan = relu(sum_c(A / (A - A)))\n"
-            "data d = synthetic_shapes(count = 4, size = 64, seed = 1)\n"
-            "evaluate [gradcam, nan] on shapes, d with [average_drop, deletion, sparsity, pointing_game]\n")  # fmt: skip
+    body = (
+        "cam nan = relu(sum_c(A / (A - A)))\n"
+        "data d = synthetic_shapes(count = 4, size = 64, seed = 1)\n"
+        "evaluate [gradcam, nan] on shapes, d with [average_drop, deletion, sparsity, pointing_game]\n"
+    )
     code, err, out = _run(tmp_path, body, capsys)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
@@ -102,8 +106,9 @@ def test_nan_cam_is_reported_and_the_run_continues(
     assert any("`nan` produced NaN maps on 4 image(s)" in w for w in report["warnings"])
 
 
-def test_ctrl_c_keeps_the_finished_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_ctrl_c_keeps_the_finished_evaluate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import camlang.execution.run_actions
 
     real = camlang.execution.run_actions.run_evaluate
@@ -116,9 +121,11 @@ def test_ctrl_c_keeps_the_finished_evaluate(tmp_path: Path, capsys: pytest.Captu
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(camlang.execution.run_actions, "run_evaluate", interrupt_second)
-    body = ("data d = synthetic_shapes(count = 4, size = 64, seed = 1)\n"
-            "evaluate [gradcam] on shapes, d with [sparsity]\n"
-            "evaluate [layercam] on shapes, d with [entropy]\n")  # fmt: skip
+    body = (
+        "data d = synthetic_shapes(count = 4, size = 64, seed = 1)\n"
+        "evaluate [gradcam] on shapes, d with [sparsity]\n"
+        "evaluate [layercam] on shapes, d with [entropy]\n"
+    )
     code, err, out = _run(tmp_path, body, capsys)
     assert code == 130
     assert len(calls) == 2

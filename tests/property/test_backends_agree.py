@@ -31,9 +31,10 @@ BOUND = z3_lower.Bound(C, H, W, CIN, HIN, WIN)
 
 #: Every op a cam expression can use that the reference evaluator defines.
 CAM_OPS = sorted(
-    name for name, row in OPS.items()
+    name
+    for name, row in OPS.items()
     if "cam" in row.contexts and row.category in ("elementwise", "reduction") and row.reference is not None
-)  # fmt: skip
+)
 LEAVES = sorted(name for name, row in TERMINALS.items() if "cam" in row.contexts)
 #: z3 has no exact meaning for these (uninterpreted functions), so values cannot be compared.
 Z3_INEXACT = {"exp", "log", "sqrt", "pow"}
@@ -149,7 +150,9 @@ def test_z3_and_sympy_lowerings_match_reference(made: tuple[Builder, Node], seed
 
     _, root = made
     ops = {n.op for n in postorder([root])}
-    z3_applies = all(OPS[o].category == "terminal" or OPS[o].z3 is not None for o in ops) and not ops & Z3_INEXACT
+    z3_applies = (
+        all(OPS[o].category == "terminal" or OPS[o].z3 is not None for o in ops) and not ops & Z3_INEXACT
+    )
     sympy_applies = all(OPS[o].rational for o in ops)
     assume(z3_applies or sympy_applies)
     terms = {k: v[:1] for k, v in _terminals(np.random.default_rng(seed), decimals=3).items()}
@@ -161,8 +164,11 @@ def test_z3_and_sympy_lowerings_match_reference(made: tuple[Builder, Node], seed
         zctx = z3.Context()
         symbols = z3_lower.symbolic_terminals(BOUND, ctx=zctx)
         symbolic = z3_lower.lower_one(root, symbols, zctx)
-        substitution = [(arr[idx], z3.RealVal(repr(float(terms[name][(0, *idx)])), zctx))
-                        for name, arr in symbols.items() for idx in np.ndindex(arr.shape)]  # fmt: skip
+        substitution = [
+            (arr[idx], z3.RealVal(repr(float(terms[name][(0, *idx)])), zctx))
+            for name, arr in symbols.items()
+            for idx in np.ndindex(arr.shape)
+        ]
         got = np.empty(symbolic.shape)
         for idx in np.ndindex(symbolic.shape):
             got[idx] = float(z3.simplify(z3.substitute(symbolic[idx], *substitution)).as_fraction())
@@ -170,8 +176,11 @@ def test_z3_and_sympy_lowerings_match_reference(made: tuple[Builder, Node], seed
     if sympy_applies:
         event("sympy")
         syms = z3_lower.symbolic_terminals(BOUND, symbol=lambda s: sympy.Symbol(s, real=True))
-        values = {syms[name][idx]: sympy.Rational(Fraction(repr(float(terms[name][(0, *idx)]))))
-                  for name in syms for idx in np.ndindex(syms[name].shape)}  # fmt: skip
+        values = {
+            syms[name][idx]: sympy.Rational(Fraction(repr(float(terms[name][(0, *idx)]))))
+            for name in syms
+            for idx in np.ndindex(syms[name].shape)
+        }
         exact = sympy_kernels.lower(root, syms)
         got = np.empty(exact.shape)
         for idx in np.ndindex(exact.shape):
@@ -193,5 +202,7 @@ def test_every_cam_op_is_drawn_and_agrees(name: str) -> None:
     root = _to_map(b, b.make(name, tuple(args)))
     terms = _terminals(np.random.default_rng(0))
     want = _reference(root, terms)
-    ctx = torch_eager.TorchContext({k: torch.from_numpy(v) for k, v in terms.items()}, (HIN, WIN), torch.float64)
+    ctx = torch_eager.TorchContext(
+        {k: torch.from_numpy(v) for k, v in terms.items()}, (HIN, WIN), torch.float64
+    )
     _close(torch_eager.evaluate([root], ctx)[root.nid].numpy(), want)

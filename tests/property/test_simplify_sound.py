@@ -159,7 +159,11 @@ def test_rule_is_proved_by_z3(rule: str, parts: tuple[Recipe, Recipe, Recipe]) -
         pytest.fail("exact ops must have a z3 encoding")
     before, after = np.broadcast_arrays(values[root.nid], values[out.nid])
     solver = z3.Solver(ctx=ctx)
-    solver.add(z3.Or([z3.simplify(before[i] != after[i]) for i in np.ndindex(before.shape)] or [z3.BoolVal(False, ctx)]))
+    solver.add(
+        z3.Or(
+            [z3.simplify(before[i] != after[i]) for i in np.ndindex(before.shape)] or [z3.BoolVal(False, ctx)]
+        )
+    )
     assert solver.check() == z3.unsat, (rule, solver.model() if solver.check() == z3.sat else None)
 
 

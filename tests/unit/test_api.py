@@ -71,7 +71,9 @@ def test_differentiable_maps(images: torch.Tensor) -> None:
 
 
 def test_bad_expression_is_a_compile_error() -> None:
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(2)
+    )
     with pytest.raises(CompileError) as err:
         camlang.CAM("relu(G * A)", model, model[1])
     assert any(d.code == "E303" for d in err.value.diagnostics)

@@ -41,11 +41,21 @@ BATCH_SIZES = (1, 7, 64)
 # leaves a batch of 2; the costly ones (DeepCover's mutants, extremal's optimisation, ROAD's sparse
 # solves, the stdlib's 10 sensitivity draws) on 9 images, which batch size 64 holds in one batch.
 GROUPS = {
-    "noise": (["gradcam"], ["stability", "noisy_drop", "noisy_map", "sens_max", "sens_avg", "sens_relative"], 66, 64),
+    "noise": (
+        ["gradcam"],
+        ["stability", "noisy_drop", "noisy_map", "sens_max", "sens_avg", "sens_relative"],
+        66,
+        64,
+    ),
     "methods": (["sg", "dc", "ex"], ["deletion", "pointing_game", "stability"], 9, 64),
     "road": (["gradcam"], ["road_combined", "road_threshold"], 9, 32),
-    "sensitivity": (["gradcam"], ["max_sensitivity", "avg_sensitivity", "direction", "sufficient_fraction"], 9, 64),
-}  # fmt: skip
+    "sensitivity": (
+        ["gradcam"],
+        ["max_sensitivity", "avg_sensitivity", "direction", "sufficient_fraction"],
+        9,
+        64,
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +68,15 @@ def world() -> dict:
     return {"program": program, "live": live}
 
 
-def _score(world: dict, data: Dataset, cams: list[str], metrics: list[str], batch_size: int,
-           engine_chunk: int = 64, metric_chunk: int = 256) -> dict[str, torch.Tensor]:  # fmt: skip
+def _score(
+    world: dict,
+    data: Dataset,
+    cams: list[str],
+    metrics: list[str],
+    batch_size: int,
+    engine_chunk: int = 64,
+    metric_chunk: int = 256,
+) -> dict[str, torch.Tensor]:
     """Per-image values `[K, N]` by metric, in dataset order, scored batch by batch as `camlang run` does."""
     program, live = world["program"], world["live"]
     nodes = {c: program.cams[c].node for c in cams}
@@ -97,7 +114,9 @@ def test_values_do_not_depend_on_batch_or_chunk_size(world: dict, group: str) ->
     runs = {bs: _score(world, data, cams, metrics, bs) for bs in BATCH_SIZES}
     for bs in BATCH_SIZES[1:]:
         _assert_same(runs[BATCH_SIZES[0]], runs[bs], f"batch size 1 vs {bs}")
-    _assert_same(runs[7], _score(world, data, cams, metrics, 7, engine_chunk=3, metric_chunk=5), "chunk sizes")
+    _assert_same(
+        runs[7], _score(world, data, cams, metrics, 7, engine_chunk=3, metric_chunk=5), "chunk sizes"
+    )
     for name in metrics:
         assert runs[7][name].isfinite().all(), name
 
@@ -110,14 +129,16 @@ def test_values_follow_the_image_not_its_position(world: dict) -> None:
     view = data.shuffle(7)
     shuffled = _score(world, view, cams, metrics, 3)
     order = torch.cat([b.indices for b in view.batches(100)])
-    _assert_same({k: v[..., order] if k != "maps" else v[order] for k, v in ordered.items()}, shuffled, "shuffled")
+    _assert_same(
+        {k: v[..., order] if k != "maps" else v[order] for k, v in ordered.items()}, shuffled, "shuffled"
+    )
     program, live = world["program"], world["live"]
     nodes = {c: program.cams[c].node for c in cams}
     engine = CamEngine(live.module, live.layer, nodes, seed=SEED + 1)
     batch = data.get(list(range(10)))
     cam_batch = engine(batch.x, None, indices=batch.indices)
-    other = Evaluator(live, engine, seed=SEED + 1).score(cams, cam_batch, batch.x, None,
-                                                         {"stability": program.metrics["stability"]},
-                                                         indices=batch.indices)  # fmt: skip
+    other = Evaluator(live, engine, seed=SEED + 1).score(
+        cams, cam_batch, batch.x, None, {"stability": program.metrics["stability"]}, indices=batch.indices
+    )
     assert not torch.allclose(other.values["stability"], ordered["stability"], atol=1e-6)
     assert not torch.allclose(cam_batch.maps["sg"], ordered["maps"][:, 1], atol=1e-6)

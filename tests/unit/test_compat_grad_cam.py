@@ -14,7 +14,9 @@ import pytest
 import torch
 import torchvision
 
-pytest.importorskip("pytorch_grad_cam", reason="pytorch-grad-cam (grad-cam, in the test extra) is the reference")
+pytest.importorskip(
+    "pytorch_grad_cam", reason="pytorch-grad-cam (grad-cam, in the test extra) is the reference"
+)
 
 TOL = 1e-4
 PACKAGES = ("pytorch_grad_cam", "camlang.compat.grad_cam")
@@ -49,8 +51,14 @@ class SmallCNN(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         conv = torch.nn.Conv2d
-        self.features = torch.nn.Sequential(conv(3, 8, 3, padding=1), torch.nn.ReLU(), conv(8, 16, 3, stride=2, padding=1),
-                                            torch.nn.ReLU(), conv(16, 24, 3, stride=2, padding=1), torch.nn.ReLU())  # fmt: skip
+        self.features = torch.nn.Sequential(
+            conv(3, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            conv(8, 16, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            conv(16, 24, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+        )
         self.head = torch.nn.Linear(24, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,11 +113,19 @@ ALL_METHODS = """
 
 
 @pytest.mark.parametrize(("aug_smooth", "eigen_smooth"), [(False, False), (True, False), (False, True)])
-def test_gradient_methods_several_layers(small: torch.nn.Module, aug_smooth: bool, eigen_smooth: bool) -> None:
+def test_gradient_methods_several_layers(
+    small: torch.nn.Module, aug_smooth: bool, eigen_smooth: bool
+) -> None:
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     layers = [small.features[3], small.features[5]]
-    theirs, ours = both(ALL_METHODS, model=small, input_tensor=x, target_layers=layers, aug_smooth=aug_smooth,
-                        eigen_smooth=eigen_smooth)  # fmt: skip
+    theirs, ours = both(
+        ALL_METHODS,
+        model=small,
+        input_tensor=x,
+        target_layers=layers,
+        aug_smooth=aug_smooth,
+        eigen_smooth=eigen_smooth,
+    )
     assert set(ours["maps"]) == set(theirs["maps"]) and len(ours["maps"]) == 8
     for name in theirs["maps"]:
         assert_same_maps(theirs["maps"][name], ours["maps"][name])

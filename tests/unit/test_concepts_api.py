@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_monitor_api_flags_images(tmp_path: Path) -> None:
     cam = tmp_path / "m.cam"
     cam.write_text(f"""
-model net = checkpoint("{ROOT / 'models' / 'shortcut_cnn.pt'}", arch = "shapes_cnn")
+model net = checkpoint("{ROOT / "models" / "shortcut_cnn.pt"}", arch = "shapes_cnn")
 data tr = synthetic_shapes(count = 200, seed = 30)
 data ho = synthetic_shapes(count = 100, seed = 31)
 data fit = synthetic_shapes(count = 200, seed = 40)

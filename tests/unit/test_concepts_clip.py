@@ -57,10 +57,22 @@ def test_clip_source_scores_from_classifier_features(tiny_clip: tuple[Path, Path
     model, tokenizer = load_clip(str(cfg), weights)
     gen = torch.Generator().manual_seed(1)
     raw = torch.rand(40, 3, 64, 64, generator=gen)
-    feats = Features(torch.randn(40, 4, generator=gen), {PENULTIMATE: torch.randn(40, 16, generator=gen)},
-                     torch.randint(0, 4, (40,), generator=gen), None, ())  # fmt: skip
-    src = fit_clip_source(model, tokenizer, ["a red shape", "a blue shape", "a small shape"], ["red", "blue", "small"],
-                          feats, raw, ["circle", "square", "triangle", "cross"])  # fmt: skip
+    feats = Features(
+        torch.randn(40, 4, generator=gen),
+        {PENULTIMATE: torch.randn(40, 16, generator=gen)},
+        torch.randint(0, 4, (40,), generator=gen),
+        None,
+        (),
+    )
+    src = fit_clip_source(
+        model,
+        tokenizer,
+        ["a red shape", "a blue shape", "a small shape"],
+        ["red", "blue", "small"],
+        feats,
+        raw,
+        ["circle", "square", "triangle", "cross"],
+    )
     scores = src.scores(feats)
     assert scores.shape == (40, 3) and bool(torch.isfinite(scores).all())
     assert float(scores.abs().max()) <= 1.0 + 1e-5  # cosine similarities
@@ -83,7 +95,7 @@ def test_clip_concepts_run_from_a_cam_file(tiny_clip: tuple[Path, Path], tmp_pat
     cfg, weights = tiny_clip
     cam = tmp_path / "clip.cam"
     cam.write_text(f"""
-model shortcut = checkpoint("{ROOT / 'models' / 'shortcut_cnn.pt'}", arch = "shapes_cnn") at "features.6"
+model shortcut = checkpoint("{ROOT / "models" / "shortcut_cnn.pt"}", arch = "shapes_cnn") at "features.6"
 data align = synthetic_shapes(count = 60, seed = 50)
 data test = synthetic_shapes(count = 60, seed = 51)
 concepts words = clip(weights = "{weights}", arch = "{cfg}", prompts = ["a red shape", "a green shape", "a big shape"],
@@ -96,4 +108,6 @@ heatmaps words on shortcut, test
     (section,) = report["sections"]
     assert section["source"]["kind"] == "clip" and section["source"]["concepts"] == ["red", "green", "big"]
     assert "aligner_r2" in section["source"] and "zero_shot_accuracy" in section["source"]
-    assert len(section["classes"]) == 4 and all((out / "concepts" / c["png"]).is_file() for c in section["classes"])
+    assert len(section["classes"]) == 4 and all(
+        (out / "concepts" / c["png"]).is_file() for c in section["classes"]
+    )

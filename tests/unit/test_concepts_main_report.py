@@ -24,9 +24,22 @@ from camlang.report import RunReport, validate_report_dict, write_report
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONCEPTS = ("red", "blue", "small")
 CLASSES = ("circle", "square")
-PROBES = {"kind": "probes", "layer": "features.3", "concepts": list(CONCEPTS),
-          "probes": [{"concept": c, "accuracy": 0.9, "balanced_accuracy": 0.85, "chance": 0.5, "positives": 7,
-                      "heldout": 20} for c in CONCEPTS]}  # fmt: skip
+PROBES = {
+    "kind": "probes",
+    "layer": "features.3",
+    "concepts": list(CONCEPTS),
+    "probes": [
+        {
+            "concept": c,
+            "accuracy": 0.9,
+            "balanced_accuracy": 0.85,
+            "chance": 0.5,
+            "positives": 7,
+            "heldout": 20,
+        }
+        for c in CONCEPTS
+    ],
+}
 
 
 def _concept_report(out: Path) -> ConceptReport:
@@ -36,16 +49,24 @@ def _concept_report(out: Path) -> ConceptReport:
     correct = predictions == labels
     loc = localise(fit_localiser(heat, scores, labels, correct), scores, labels, predictions)
     report = ConceptReport(out)
-    report.add_heatmaps("truth on net, test", heat, loc, {"concepts": "truth", "model": "net", "data": "test",
-                                                          "source": PROBES, "accuracy": 0.8})  # fmt: skip
+    report.add_heatmaps(
+        "truth on net, test",
+        heat,
+        loc,
+        {"concepts": "truth", "model": "net", "data": "test", "source": PROBES, "accuracy": 0.8},
+    )
     detector_scores = torch.randn(40, generator=torch.Generator().manual_seed(1)) + (~correct).float()
     rows = [evaluate_detector(d, detector_scores + 0.1 * i, ~correct, 0.5) for i, d in enumerate(DETECTORS)]
-    report.add_monitor("watch on test", {"misclassified in test": rows}, {"monitor": "watch", "data": "test", "fpr": 0.05})
+    report.add_monitor(
+        "watch on test", {"misclassified in test": rows}, {"monitor": "watch", "data": "test", "fpr": 0.05}
+    )
     return report
 
 
 def _run_report(concepts: ConceptReport) -> RunReport:
-    return RunReport("0", "concepts.cam", "2026-01-01T00:00:00+00:00", 0, "cpu", concepts=concepts.main_sections())
+    return RunReport(
+        "0", "concepts.cam", "2026-01-01T00:00:00+00:00", 0, "cpu", concepts=concepts.main_sections()
+    )
 
 
 def test_report_html_and_json_hold_the_concept_sections(tmp_path: Path) -> None:
@@ -60,7 +81,9 @@ def test_report_html_and_json_hold_the_concept_sections(tmp_path: Path) -> None:
     heat, monitor = doc["concepts"]
     assert heat["kind"] == "heatmaps" and monitor["kind"] == "monitor"
     # one labelled PNG matrix per class, a file next to the report and the same bytes embedded in the HTML
-    embedded = {base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)}
+    embedded = {
+        base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    }
     assert [c["class"] for c in heat["classes"]] == list(CLASSES)
     for c in heat["classes"]:
         png = (tmp_path / c["png"]).read_bytes()
@@ -112,7 +135,9 @@ def test_a_report_without_concepts_still_validates_and_a_bad_section_is_named(tm
         validate_report_dict(doc)
 
 
-def test_run_hook_puts_sections_into_the_state_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_hook_puts_sections_into_the_state_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`run_concept_action` hands the run state's report the concept sections after each action."""
     import dataclasses
 
@@ -125,8 +150,13 @@ def test_run_hook_puts_sections_into_the_state_report(tmp_path: Path, monkeypatc
         def update_report(self, **changes: object) -> None:
             self.report = dataclasses.replace(self.report, **changes)
 
-    state = State(is_main=True, concepts=(object(), concepts), report=RunReport("0", "a.cam", "now", 0, "cpu"),
-                  console=None, options=SimpleNamespace(out_dir=tmp_path))  # fmt: skip
+    state = State(
+        is_main=True,
+        concepts=(object(), concepts),
+        report=RunReport("0", "a.cam", "now", 0, "cpu"),
+        console=None,
+        options=SimpleNamespace(out_dir=tmp_path),
+    )
     monkeypatch.setattr(run_hook, "run_watch", lambda *args: None)
     action = s.Watch.__new__(s.Watch)
     assert run_hook.run_concept_action(state, action) is None

@@ -28,4 +28,4 @@ def test_concepts_command_and_heatmap_matrix(tmp_path: Path) -> None:
         assert name in out
     assert (tmp_path / "out" / "concepts" / "concepts.json").is_file()
     bad = sess.execute('concepts oops = annotations(d, concepts = ["red", "purple"])')
-    assert not bad.ok and "unknown concept \"purple\"" in bad.render()
+    assert not bad.ok and 'unknown concept "purple"' in bad.render()

@@ -21,9 +21,13 @@ CONCEPTS = ["red", "blue", "small", "large"]
 def setup():  # noqa: ANN201
     model = load_checkpoint("models/shortcut_cnn.pt", "shapes_cnn").module.eval()
     cols = [SHAPE_CONCEPTS.index(c) for c in CONCEPTS]
-    probes = fit_probes(extract_features(model, synthetic_shapes(400, seed=30), ["features.6"]),
-                        extract_features(model, synthetic_shapes(200, seed=31), ["features.6"]),
-                        "features.6", CONCEPTS, cols)  # fmt: skip
+    probes = fit_probes(
+        extract_features(model, synthetic_shapes(400, seed=30), ["features.6"]),
+        extract_features(model, synthetic_shapes(200, seed=31), ["features.6"]),
+        "features.6",
+        CONCEPTS,
+        cols,
+    )
     return model, probes
 
 
@@ -50,8 +54,10 @@ def test_gradcam_of_red_looks_at_the_red_shape(setup) -> None:  # noqa: ANN001
     # Where the network sees red is the (red) shape: much more of the map's energy lies on it
     # than the shape's share of the image. (A "large" map looks at the shape too: size is a
     # property of the shape, so it is no contrast; both are printed.)
-    print(f"energy on the red shape: red map {float(red_energy):.3f}, large map "
-          f"{float(energy_pointing_game(on_large, masks).mean()):.3f}, mask share {float(masks.float().mean()):.3f}")
+    print(
+        f"energy on the red shape: red map {float(red_energy):.3f}, large map "
+        f"{float(energy_pointing_game(on_large, masks).mean()):.3f}, mask share {float(masks.float().mean()):.3f}"
+    )
     assert float(red_energy) > float(masks.float().mean()) * 1.5
 
 
@@ -65,9 +71,13 @@ def test_distractor_concept_map_scored_against_the_distractor_mask() -> None:
     model = load_checkpoint("models/shapes_cnn.pt", "shapes_cnn").module.eval()
     names = ["distractor", "red", "large"]
     cols = [SHAPE_CONCEPTS.index(c) for c in names]
-    probes = fit_probes(extract_features(model, synthetic_shapes(400, seed=30), ["features.6"]),
-                        extract_features(model, synthetic_shapes(200, seed=31), ["features.6"]),
-                        "features.6", names, cols)  # fmt: skip
+    probes = fit_probes(
+        extract_features(model, synthetic_shapes(400, seed=30), ["features.6"]),
+        extract_features(model, synthetic_shapes(200, seed=31), ["features.6"]),
+        "features.6",
+        names,
+        cols,
+    )
     ds = synthetic_shapes(120, seed=8)
     batch = ds.get(range(120))
     masks = ds.distractor_masks(range(120))

@@ -87,7 +87,9 @@ def test_differential_heatmap_finds_the_colour_shortcut(
     source_kind: str, shifted: Features, shortcut_probes: ProbeSource
 ) -> None:
     source = annotation_source(SHAPE_CONCEPTS, CONCEPTS) if source_kind == "annotations" else shortcut_probes
-    heat = semantic_heatmaps(source.scores(shifted), shifted.labels, shifted.predictions, CONCEPTS, SHAPE_CLASSES)
+    heat = semantic_heatmaps(
+        source.scores(shifted), shifted.labels, shifted.predictions, CONCEPTS, SHAPE_CLASSES
+    )
     checked = 0
     for c in range(len(SHAPE_CLASSES)):
         if int(heat.n_incorrect[c]) < 20:
@@ -103,7 +105,9 @@ def test_differential_heatmap_finds_the_colour_shortcut(
 
 def test_plain_cnn_shows_no_colour_concentration() -> None:
     plain = _model("shapes_cnn")
-    probes = fit_probes(_features(plain, 400, 30), _features(plain, 200, 31), "penultimate", CONCEPTS, COLUMNS)
+    probes = fit_probes(
+        _features(plain, 400, 30), _features(plain, 200, 31), "penultimate", CONCEPTS, COLUMNS
+    )
     test = _features(plain, 1200, 32)
     heat = semantic_heatmaps(probes.scores(test), test.labels, test.predictions, CONCEPTS, SHAPE_CLASSES)
     errors = heat.n_incorrect.float()
@@ -120,10 +124,13 @@ def _new_errors(healthy: Features, faulty: Features) -> torch.Tensor:
 
 def test_swapped_head_rows_are_localised_to_the_head() -> None:
     healthy = _model("shapes_cnn")
-    probes = fit_probes(_features(healthy, 400, 30), _features(healthy, 200, 31), "penultimate", CONCEPTS, COLUMNS)
+    probes = fit_probes(
+        _features(healthy, 400, 30), _features(healthy, 200, 31), "penultimate", CONCEPTS, COLUMNS
+    )
     reference, calibration = _features(healthy, 400, 33), _features(healthy, 300, 34)
-    ref_heat = semantic_heatmaps(probes.scores(reference), reference.labels, reference.predictions,
-                                 CONCEPTS, SHAPE_CLASSES)  # fmt: skip
+    ref_heat = semantic_heatmaps(
+        probes.scores(reference), reference.labels, reference.predictions, CONCEPTS, SHAPE_CLASSES
+    )
     localiser = fit_localiser(ref_heat, probes.scores(calibration), calibration.labels, calibration.correct)
     broken = copy.deepcopy(healthy)
     with torch.no_grad():
@@ -141,13 +148,24 @@ def test_swapped_head_rows_are_localised_to_the_head() -> None:
 def test_zeroed_colour_channels_are_localised_to_the_encoder(
     shortcut_model: ShapesCNN, shortcut_probes: ProbeSource
 ) -> None:
-    reference, calibration = _features(shortcut_model, 400, 33, 0.95), _features(shortcut_model, 300, 34, 0.95)
-    ref_heat = semantic_heatmaps(shortcut_probes.scores(reference), reference.labels, reference.predictions,
-                                 CONCEPTS, SHAPE_CLASSES)  # fmt: skip
-    localiser = fit_localiser(ref_heat, shortcut_probes.scores(calibration), calibration.labels, calibration.correct)
+    reference, calibration = (
+        _features(shortcut_model, 400, 33, 0.95),
+        _features(shortcut_model, 300, 34, 0.95),
+    )
+    ref_heat = semantic_heatmaps(
+        shortcut_probes.scores(reference), reference.labels, reference.predictions, CONCEPTS, SHAPE_CLASSES
+    )
+    localiser = fit_localiser(
+        ref_heat, shortcut_probes.scores(calibration), calibration.labels, calibration.correct
+    )
     # The channels of the first block that the colour probes there lean on most.
-    block = fit_probes(_features(shortcut_model, 400, 30), _features(shortcut_model, 200, 31), "features.2",
-                       CONCEPTS, COLUMNS)  # fmt: skip
+    block = fit_probes(
+        _features(shortcut_model, 400, 30),
+        _features(shortcut_model, 200, 31),
+        "features.2",
+        CONCEPTS,
+        COLUMNS,
+    )
     reliance = block.weight[:, : len(COLOUR_FAMILIES)].abs().sum(1)
     channels = torch.argsort(reliance, descending=True)[:12]
     broken = copy.deepcopy(shortcut_model)
@@ -171,9 +189,13 @@ def test_monitor_is_calibrated_on_validation_and_compared_with_baselines(
     monitor = fit_monitor(shortcut_probes, fit, validation, SHAPE_CLASSES, fpr=0.05)
     scores = monitor.detector_scores(shifted)
     wrong = ~shifted.correct
-    results = {name: evaluate_detector(name, s, wrong, monitor.thresholds[name]) for name, s in scores.items()}
+    results = {
+        name: evaluate_detector(name, s, wrong, monitor.thresholds[name]) for name, s in scores.items()
+    }
     for name, r in results.items():
-        print(f"{name}: AUROC {r.auroc:.3f} TPR@5%FPR {r.tpr_at_5_fpr:.3f} calibrated FPR {r.calibrated_fpr:.3f}")
+        print(
+            f"{name}: AUROC {r.auroc:.3f} TPR@5%FPR {r.tpr_at_5_fpr:.3f} calibrated FPR {r.calibrated_fpr:.3f}"
+        )
         assert 0.0 <= r.auroc <= 1.0 and r.positives == int(wrong.sum())
         assert r.calibrated_fpr <= 0.15  # set on validation, so near (not exactly) 5% on test
     # Honest bar: the shortcut network encodes almost no shape (a "right angles" probe is at
@@ -195,8 +217,14 @@ def test_monitor_flags_pgd_examples(shortcut_model: ShapesCNN, shortcut_probes: 
     gen = torch.Generator().manual_seed(0)
     adv_x = pgd_linf(shortcut_model, clean.x, clean.labels, eps=16 / 255, steps=10, generator=gen)
     assert float((adv_x - clean.x).abs().max()) <= 16 / 255 + 1e-6
-    again = pgd_linf(shortcut_model, clean.x, clean.labels, eps=16 / 255, steps=10,
-                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    again = pgd_linf(
+        shortcut_model,
+        clean.x,
+        clean.labels,
+        eps=16 / 255,
+        steps=10,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(adv_x, again)
     logits, pooled = forward_with_features(shortcut_model, clean.x, LAYERS)
     c = Features(logits, pooled, clean.labels, None, ())
@@ -204,12 +232,20 @@ def test_monitor_flags_pgd_examples(shortcut_model: ShapesCNN, shortcut_probes: 
     a = Features(logits, pooled, clean.labels, None, ())
     fooled = ~a.correct & c.correct
     assert int(fooled.sum()) >= 40
-    both = Features(torch.cat([c.logits[c.correct], a.logits[fooled]]),
-                    {k: torch.cat([c.pooled[k][c.correct], a.pooled[k][fooled]]) for k in LAYERS},
-                    None, None, ())  # fmt: skip
-    positive = torch.cat([torch.zeros(int(c.correct.sum()), dtype=torch.bool), torch.ones(int(fooled.sum()), dtype=torch.bool)])
+    both = Features(
+        torch.cat([c.logits[c.correct], a.logits[fooled]]),
+        {k: torch.cat([c.pooled[k][c.correct], a.pooled[k][fooled]]) for k in LAYERS},
+        None,
+        None,
+        (),
+    )
+    positive = torch.cat(
+        [torch.zeros(int(c.correct.sum()), dtype=torch.bool), torch.ones(int(fooled.sum()), dtype=torch.bool)]
+    )
     scores = monitor.detector_scores(both)
-    results = {name: evaluate_detector(name, s, positive, monitor.thresholds[name]) for name, s in scores.items()}
+    results = {
+        name: evaluate_detector(name, s, positive, monitor.thresholds[name]) for name, s in scores.items()
+    }
     for name, r in results.items():
         print(f"PGD {name}: AUROC {r.auroc:.3f} TPR@5%FPR {r.tpr_at_5_fpr:.3f}")
         assert r.positives == int(fooled.sum()) and r.negatives == int(c.correct.sum())

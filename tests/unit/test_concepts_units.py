@@ -23,7 +23,9 @@ def test_semantic_heatmap_cells_by_hand() -> None:
     assert torch.isnan(heat.incorrect[1]).all()
     (cell,) = top_cells(heat, 0, 1)
     assert (cell.first, cell.second) == ("a", "b")
-    assert cell.sentence() == "on misclassified x images, a > b held 100% of the time, against 50% when correct"
+    assert (
+        cell.sentence() == "on misclassified x images, a > b held 100% of the time, against 50% when correct"
+    )
     assert top_cells(heat, 1) == []
     by_pred = semantic_heatmaps(scores, labels, preds, ["a", "b"], ["x", "y"], group_by="prediction")
     assert by_pred.n_incorrect.tolist() == [0, 1]
@@ -39,7 +41,9 @@ def test_probe_no_better_than_chance_is_refused() -> None:
     train, held = feats.subset(torch.arange(300)), feats.subset(torch.arange(300, 400))
     ok = fit_probes(train, held, "l", ["edge"], [0])
     assert ok.results[0].balanced_accuracy > 0.9
-    with pytest.raises(CamlangError, match=r"'coin' \(balanced accuracy 0\.\d\d, needs > 0\.\d\d\).*no better than chance"):
+    with pytest.raises(
+        CamlangError, match=r"'coin' \(balanced accuracy 0\.\d\d, needs > 0\.\d\d\).*no better than chance"
+    ):
         fit_probes(train, held, "l", ["edge", "coin"], [0, 1])
 
 

@@ -63,9 +63,13 @@ def test_shortcut_ties_colour_to_class_and_keeps_everything_else() -> None:
     tied = synthetic_shapes(400, seed=9, shortcut=0.95).get(range(400))
     assert torch.equal(plain.labels, tied.labels) and torch.equal(plain.masks, tied.masks)
     # only target pixels may change
-    assert torch.equal(plain.raw.masked_fill(plain.masks[:, None], 0), tied.raw.masked_fill(tied.masks[:, None], 0))
+    assert torch.equal(
+        plain.raw.masked_fill(plain.masks[:, None], 0), tied.raw.masked_fill(tied.masks[:, None], 0)
+    )
     family = tied.concepts[:, :6].argmax(1)
-    wanted = torch.tensor([COLOUR_FAMILIES.index(SHORTCUT_FAMILY[SHAPE_CLASSES[int(y)]]) for y in tied.labels])
+    wanted = torch.tensor(
+        [COLOUR_FAMILIES.index(SHORTCUT_FAMILY[SHAPE_CLASSES[int(y)]]) for y in tied.labels]
+    )
     share = float((family == wanted).float().mean())
     assert 0.93 <= share <= 0.99, share
     plain_share = float((plain.concepts[:, :6].argmax(1) == wanted).float().mean())

@@ -53,14 +53,20 @@ def test_bad_layer_options_are_diagnosed(option: str, code: str, words: str) -> 
 
 def test_program_fuses_layers_as_declared(tmp_path: Path) -> None:
     cam_file = tmp_path / "fuse.cam"
-    cam_file.write_text('import "stdlib/cams.cam"\nmodel r18 = torchvision("resnet18") at ["layer3", "layer4"] fuse("max")\n')
+    cam_file.write_text(
+        'import "stdlib/cams.cam"\nmodel r18 = torchvision("resnet18") at ["layer3", "layer4"] fuse("max")\n'
+    )
     prog = camlang.load(cam_file)
     torch.manual_seed(0)  # random weights: fixed, so the maps are not all zero by chance
     live = prog.model("r18")
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     from_file = prog.cam("gradcam", "r18")(x, [1, 2])
-    direct = camlang.CAM("gradcam", live.module, [live.module.layer3, live.module.layer4], fuse="max")(x, [1, 2])
+    direct = camlang.CAM("gradcam", live.module, [live.module.layer3, live.module.layer4], fuse="max")(
+        x, [1, 2]
+    )
     torch.testing.assert_close(from_file, direct)
     assert float(from_file.amax()) > 0.5
-    mean = camlang.CAM("gradcam", live.module, [live.module.layer3, live.module.layer4], fuse="mean")(x, [1, 2])
+    mean = camlang.CAM("gradcam", live.module, [live.module.layer3, live.module.layer4], fuse="mean")(
+        x, [1, 2]
+    )
     assert (from_file - mean).abs().max() > 1e-3  # max and mean fusion really differ

@@ -61,8 +61,15 @@ def test_the_demo_model_classifies_the_images(setup: tuple[torch.nn.Module, ...]
 
 def test_deepcover_points_at_the_shape(setup: tuple[torch.nn.Module, ...]) -> None:
     model, x, targets, masks = setup
-    result = deepcover(model, x, targets, "tarantula", min_tests=100, max_tests=1000,
-                       generator=torch.Generator().manual_seed(0))  # fmt: skip
+    result = deepcover(
+        model,
+        x,
+        targets,
+        "tarantula",
+        min_tests=100,
+        max_tests=1000,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert bool((result.failing > 0).all()) and bool((result.failing < result.tests).all())
     hit = _pointing(result.map, masks)
     print(f"DeepCover (tarantula, 100 tests): pointing game {hit:.3f} on {IMAGES} images")

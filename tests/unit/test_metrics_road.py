@@ -116,7 +116,9 @@ def test_road_combined_matches_pytorch_grad_cam(setup) -> None:
     ref = gradcam_road.ROADCombined([30, 70])(
         x, L.numpy(), [targets_mod.ClassifierOutputTarget(int(i)) for i in t], net
     )
-    mine = road_combined(net, x, L, t, [30, 70], generator=torch.Generator().manual_seed(5), tie_rule="threshold")
+    mine = road_combined(
+        net, x, L, t, [30, 70], generator=torch.Generator().manual_seed(5), tie_rule="threshold"
+    )
     assert np.abs(mine.score.numpy() - ref).max() < 1e-3
 
 
@@ -179,8 +181,14 @@ def test_noise_is_keyed_to_the_image_not_the_batch(setup) -> None:
     net, x, L, t = setup
     idx = torch.tensor([40, 41, 7, 3])
     whole = road_combined(net, x, L, t, [30, 70], seed=2, indices=idx, chunk_size=3)
-    alone = torch.cat([road_combined(net, x[b : b + 1], L[b : b + 1], t[b : b + 1], [30, 70], seed=2,
-                                     indices=idx[b : b + 1]).score for b in range(4)])  # fmt: skip
+    alone = torch.cat(
+        [
+            road_combined(
+                net, x[b : b + 1], L[b : b + 1], t[b : b + 1], [30, 70], seed=2, indices=idx[b : b + 1]
+            ).score
+            for b in range(4)
+        ]
+    )
     assert torch.allclose(whole.score, alone, atol=1e-6)
     other = road_combined(net, x, L, t, [30, 70], seed=3, indices=idx)
     assert not torch.allclose(whole.score, other.score, atol=1e-6)

@@ -51,9 +51,12 @@ def test_stability_and_sensitivity_match_loops(setup) -> None:
             vals.append(float((noisy - base).abs().mean()))
         assert abs(float(got[b]) - sum(vals) / 3) < 1e-6
     for norm in ("fro", "relative", "mean_abs"):
-        sens = max_sensitivity(positional_cam, x, t, radius=0.05, samples=4, seed=3, norm=norm, indices=indices,
-                               chunk_size=5)  # fmt: skip
-        avg = avg_sensitivity(positional_cam, x, t, radius=0.05, samples=4, seed=3, norm=norm, indices=indices)
+        sens = max_sensitivity(
+            positional_cam, x, t, radius=0.05, samples=4, seed=3, norm=norm, indices=indices, chunk_size=5
+        )
+        avg = avg_sensitivity(
+            positional_cam, x, t, radius=0.05, samples=4, seed=3, norm=norm, indices=indices
+        )
         for b in range(3):
             base = positional_cam(x[b : b + 1], t[b : b + 1])[0]
             sizes = []
@@ -61,8 +64,11 @@ def test_stability_and_sensitivity_match_loops(setup) -> None:
                 u = torch.rand(x.shape[1:], generator=image_generator(3, indices[b], "sensitivity", s))
                 assert float((0.05 * (2 * u - 1)).abs().max()) <= 0.05  # inside the L-inf ball
                 d = positional_cam(x[b : b + 1] + 0.05 * (2 * u - 1), t[b : b + 1])[0] - base
-                size = {"fro": float(d.norm()), "relative": float(d.norm() / base.norm()),
-                        "mean_abs": float(d.abs().mean())}[norm]  # fmt: skip
+                size = {
+                    "fro": float(d.norm()),
+                    "relative": float(d.norm() / base.norm()),
+                    "mean_abs": float(d.abs().mean()),
+                }[norm]
                 sizes.append(size)
             assert abs(float(sens[b]) - max(sizes)) < 1e-6
             assert abs(float(avg[b]) - sum(sizes) / 4) < 1e-6
@@ -74,9 +80,15 @@ def test_random_metrics_do_not_depend_on_the_batch(setup) -> None:
     x, t = setup
     indices = torch.tensor([11, 3, 7])
     runs = {
-        "stability": lambda xs, ts, ix: stability(pointwise_cam, xs, ts, std=0.2, samples=2, seed=1, indices=ix),
-        "max": lambda xs, ts, ix: max_sensitivity(positional_cam, xs, ts, radius=0.1, samples=3, seed=1, indices=ix),
-        "avg": lambda xs, ts, ix: avg_sensitivity(positional_cam, xs, ts, radius=0.1, samples=3, seed=1, indices=ix),
+        "stability": lambda xs, ts, ix: stability(
+            pointwise_cam, xs, ts, std=0.2, samples=2, seed=1, indices=ix
+        ),
+        "max": lambda xs, ts, ix: max_sensitivity(
+            positional_cam, xs, ts, radius=0.1, samples=3, seed=1, indices=ix
+        ),
+        "avg": lambda xs, ts, ix: avg_sensitivity(
+            positional_cam, xs, ts, radius=0.1, samples=3, seed=1, indices=ix
+        ),
     }
     for name, run in runs.items():
         whole = run(x, t, indices)

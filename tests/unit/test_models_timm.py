@@ -35,14 +35,18 @@ def _live(source: str, base: Path):  # type: ignore[no-untyped-def]
         ("vit_tiny_patch16_224", "blocks[-1].norm1", "tokens", 224),
     ],
 )
-def test_default_layers_and_config(name: str, layer: str, layout: str | None, size: int, tmp_path: Path) -> None:
+def test_default_layers_and_config(
+    name: str, layer: str, layout: str | None, size: int, tmp_path: Path
+) -> None:
     live = _live(f'model m = timm("{name}")\n', tmp_path)
     assert live.layer_path == layer and live.layer_chosen_by_default
     assert (live.layout.kind if live.layout else None) == layout
     cfg = live.module.pretrained_cfg
     assert live.loaded.normalization == (tuple(cfg["mean"]), tuple(cfg["std"]))
     assert live.loaded.input_size == cfg["input_size"][-1]
-    out = CamEngine(live.module, live.layer, {"g": GRADCAM}, layout=live.layout)(torch.randn(1, 3, size, size))
+    out = CamEngine(live.module, live.layer, {"g": GRADCAM}, layout=live.layout)(
+        torch.randn(1, 3, size, size)
+    )
     assert out.maps["g"].shape == (1, size, size) and torch.isfinite(out.maps["g"]).all()
 
 

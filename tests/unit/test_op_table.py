@@ -113,20 +113,30 @@ def test_every_kernel_agrees_with_the_reference(name: str) -> None:
         ctx = z3.Context()
         symbols = z3_lower.symbolic_terminals(BOUND, ctx=ctx)
         lowered = z3_lower.lower_one(node, symbols, ctx)
-        sub = [(arr[i], z3.RealVal(repr(float(terms[k][(0, *i)])), ctx)) for k, arr in symbols.items()
-               for i in np.ndindex(arr.shape)]  # fmt: skip
-        got_z3 = np.array([float(z3.simplify(z3.substitute(t, *sub)).as_fraction()) for t in lowered.reshape(-1)])
-        np.testing.assert_allclose(np.broadcast_to(got_z3.reshape(lowered.shape), want[0].shape), want[0],
-                                   rtol=1e-9, atol=1e-9)  # fmt: skip
+        sub = [
+            (arr[i], z3.RealVal(repr(float(terms[k][(0, *i)])), ctx))
+            for k, arr in symbols.items()
+            for i in np.ndindex(arr.shape)
+        ]
+        got_z3 = np.array(
+            [float(z3.simplify(z3.substitute(t, *sub)).as_fraction()) for t in lowered.reshape(-1)]
+        )
+        np.testing.assert_allclose(
+            np.broadcast_to(got_z3.reshape(lowered.shape), want[0].shape), want[0], rtol=1e-9, atol=1e-9
+        )
 
     if row.sympy is not None and np.isfinite(want).all():
         syms = z3_lower.symbolic_terminals(BOUND, symbol=lambda s: sympy.Symbol(s, real=True))
-        values = {syms[k][i]: sympy.Rational(Fraction(repr(float(terms[k][(0, *i)]))))
-                  for k in syms for i in np.ndindex(syms[k].shape)}  # fmt: skip
+        values = {
+            syms[k][i]: sympy.Rational(Fraction(repr(float(terms[k][(0, *i)]))))
+            for k in syms
+            for i in np.ndindex(syms[k].shape)
+        }
         exact = sympy_kernels.lower(node, syms)
         got_sympy = np.array([float(sympy.sympify(e).subs(values)) for e in exact.reshape(-1)])
-        np.testing.assert_allclose(np.broadcast_to(got_sympy.reshape(exact.shape), want[0].shape), want[0],
-                                   rtol=1e-9, atol=1e-9)  # fmt: skip
+        np.testing.assert_allclose(
+            np.broadcast_to(got_sympy.reshape(exact.shape), want[0].shape), want[0], rtol=1e-9, atol=1e-9
+        )
 
     if row.reduces:
         for axis in row.reduces:
@@ -141,6 +151,12 @@ def test_every_kernel_agrees_with_the_reference(name: str) -> None:
 
 def test_metric_rows_with_a_ranking_argument_take_a_map_there() -> None:
     ranking = {n: r.ranking_arg for n, r in OPS.items() if r.ranking_arg is not None}
-    assert {"deletion_auc", "insertion_auc", "argmax", "pointing", "sufficient_fraction", "mask_top", "keep_top"} == set(
-        ranking
-    )
+    assert {
+        "deletion_auc",
+        "insertion_auc",
+        "argmax",
+        "pointing",
+        "sufficient_fraction",
+        "mask_top",
+        "keep_top",
+    } == set(ranking)

@@ -37,11 +37,17 @@ def _run(out: Path, resume: bool = False) -> tuple[Any, int]:
 
 def _table(report: Any) -> dict[str, float]:
     ev = report.evaluations[0]
-    return {f"{c}/{m}/{field}": getattr(s, field) for c, row in ev.table.items() for m, s in row.items()
-            for field in ("mean", "std", "n")}  # fmt: skip
+    return {
+        f"{c}/{m}/{field}": getattr(s, field)
+        for c, row in ev.table.items()
+        for m, s in row.items()
+        for field in ("mean", "std", "n")
+    }
 
 
-def test_interrupt_keeps_finished_batches_and_resume_completes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_keeps_finished_batches_and_resume_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     full, status = _run(tmp_path / "full")
     assert status == 0 and not full.partial
 

@@ -42,7 +42,9 @@ def test_box_with_a_misclassified_centre_is_violated_with_a_margin(net) -> None:
     assert v.replay["margin_f64"] > 0 and v.replay["margin_f32"] > 0 and not v.replay["boundary_only"]
 
 
-@pytest.mark.skipif(not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"MNIST test set not found at {MNIST}")
+@pytest.mark.skipif(
+    not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"MNIST test set not found at {MNIST}"
+)
 def test_vnnlib_point_is_the_mnist_test_image() -> None:
     from camlang.data.idx import read_idx
 

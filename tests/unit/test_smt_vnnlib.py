@@ -70,7 +70,10 @@ def test_check_agrees_with_naive_and_sampling() -> None:
 
 
 def _box_text(lo: list[float], hi: list[float]) -> str:
-    lines = [f"(declare-const X_{i} Real)" for i in range(len(lo))] + ["(declare-const Y_0 Real)", "(declare-const Y_1 Real)"]
+    lines = [f"(declare-const X_{i} Real)" for i in range(len(lo))] + [
+        "(declare-const Y_0 Real)",
+        "(declare-const Y_1 Real)",
+    ]
     for i, (a, b) in enumerate(zip(lo, hi)):
         lines += [f"(assert (>= X_{i} {a}))", f"(assert (<= X_{i} {b}))"]
     return "\n".join([*lines, "(assert (>= Y_1 Y_0))"])

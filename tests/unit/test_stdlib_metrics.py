@@ -17,7 +17,7 @@ import pytest
 import torch
 from pytorch_grad_cam.metrics.cam_mult_image import DropInConfidence, IncreaseInConfidence
 from pytorch_grad_cam.metrics.road import NoisyLinearImputer
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
 from camlang.data import synthetic_shapes
 from camlang.execution.cam_engine import CamBatch, CamEngine
@@ -38,21 +38,37 @@ def setup() -> dict:
     program = check_text(SOURCE, "<test>")
     assert not program.has_errors, program.diagnostics
     loaded = load_demo_model()
-    live = LiveModel("shapes", loaded, resolve_layer(loaded.module, DEMO_TARGET_LAYER), DEMO_TARGET_LAYER,
-                     False, torch.device("cpu"))  # fmt: skip
+    live = LiveModel(
+        "shapes",
+        loaded,
+        resolve_layer(loaded.module, DEMO_TARGET_LAYER),
+        DEMO_TARGET_LAYER,
+        False,
+        torch.device("cpu"),
+    )
     batch = synthetic_shapes(count=12, size=64, seed=1).get([5, 1, 9, 3])  # dataset indices key the noise
     nodes = {c: program.cams[c].node for c in CAMS}
     engine = CamEngine(live.module, live.layer, nodes)  # type: ignore[arg-type]
     cam_batch = engine(batch.x)
     evaluator = Evaluator(live, engine, chunk_size=256, seed=SEED)
-    return {"program": program, "live": live, "batch": batch, "engine": engine, "cams": cam_batch,
-            "evaluator": evaluator}  # fmt: skip
+    return {
+        "program": program,
+        "live": live,
+        "batch": batch,
+        "engine": engine,
+        "cams": cam_batch,
+        "evaluator": evaluator,
+    }
 
 
 def _score(setup: dict, names: list[str], cams: list[str] = CAMS) -> dict[str, torch.Tensor]:
     metrics = {n: setup["program"].metrics[n] for n in names}
     batch = setup["batch"]
-    return setup["evaluator"].score(cams, setup["cams"], batch.x, batch.masks, metrics, indices=batch.indices).values
+    return (
+        setup["evaluator"]
+        .score(cams, setup["cams"], batch.x, batch.masks, metrics, indices=batch.indices)
+        .values
+    )
 
 
 def _model(setup: dict) -> torch.nn.Module:
@@ -77,8 +93,14 @@ def test_average_drop_and_increase_match_pytorch_grad_cam(setup: dict) -> None:
         np.testing.assert_allclose(got["increase_in_confidence"][k].numpy(), 100 * increase, atol=1e-5)
 
 
-def _curve_reference(model: torch.nn.Module, x: torch.Tensor, L: torch.Tensor, target: int, insertion: bool,
-                     canvas: torch.Tensor) -> float:  # fmt: skip
+def _curve_reference(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    L: torch.Tensor,
+    target: int,
+    insertion: bool,
+    canvas: torch.Tensor,
+) -> float:
     """RISE curve AUC by a per-step loop: 32 steps of floor(i*N/32) pixels, trapezoid on [0, 1]."""
     h, w = L.shape
     n = h * w
@@ -156,13 +178,25 @@ def _road_reference(setup: dict, cam: str, b: int, mode: str, tie_rule: str) -> 
 def test_road_matches_its_definition(setup: dict, tie_rule: str) -> None:
     """ROAD with both tie rules against removal by definition and pytorch-grad-cam's imputer."""
     cams, b = CAMS[:2], 2  # one sparse solve per image, percentile and mode: keep it small
-    program = check_text(SOURCE + f'metric tmorf = minimize road(L, "morf", "{tie_rule}")\n'
-                         f'metric tlerf = maximize road(L, "lerf", "{tie_rule}")\n'
-                         f'metric tboth = maximize road(L, "combined", "{tie_rule}")\n', "<test>")  # fmt: skip
-    names = ["tmorf", "tlerf", "tboth"] if tie_rule == "threshold" else ["road_morf", "road_lerf", "road_combined"]
+    program = check_text(
+        SOURCE + f'metric tmorf = minimize road(L, "morf", "{tie_rule}")\n'
+        f'metric tlerf = maximize road(L, "lerf", "{tie_rule}")\n'
+        f'metric tboth = maximize road(L, "combined", "{tie_rule}")\n',
+        "<test>",
+    )
+    names = (
+        ["tmorf", "tlerf", "tboth"]
+        if tie_rule == "threshold"
+        else ["road_morf", "road_lerf", "road_combined"]
+    )
     batch = setup["batch"]
-    small = CamBatch({c: setup["cams"].maps[c][:b] for c in cams}, {}, setup["cams"].logits[:b],
-                     setup["cams"].targets[:b], setup["cams"].counter)  # fmt: skip
+    small = CamBatch(
+        {c: setup["cams"].maps[c][:b] for c in cams},
+        {},
+        setup["cams"].logits[:b],
+        setup["cams"].targets[:b],
+        setup["cams"].counter,
+    )
     metrics = {n: program.metrics[n] for n in names}
     got = setup["evaluator"].score(cams, small, batch.x[:b], None, metrics, indices=batch.indices[:b]).values
     for k, cam in enumerate(cams):
@@ -199,12 +233,16 @@ def _cam_of(setup: dict, cam: str, x: torch.Tensor, targets: torch.Tensor) -> to
 
 
 def _noisy(x: torch.Tensor, indices: torch.Tensor, std: float, seed: int) -> torch.Tensor:
-    draws = [torch.randn(x.shape[1:], generator=image_generator(SEED, int(i), "noise", seed)) for i in indices]
+    draws = [
+        torch.randn(x.shape[1:], generator=image_generator(SEED, int(i), "noise", seed)) for i in indices
+    ]
     return x + torch.stack(draws) * std
 
 
 def _in_ball(x: torch.Tensor, indices: torch.Tensor, radius: float, s: int) -> torch.Tensor:
-    draws = [torch.rand(x.shape[1:], generator=image_generator(SEED, int(i), "sensitivity", s)) for i in indices]
+    draws = [
+        torch.rand(x.shape[1:], generator=image_generator(SEED, int(i), "sensitivity", s)) for i in indices
+    ]
     return x + radius * (2 * torch.stack(draws) - 1)
 
 
@@ -217,8 +255,12 @@ def test_robustness_metrics_match_loops(setup: dict) -> None:
         base = cb.maps[cam].detach()
         stab = (_cam_of(setup, cam, _noisy(x, idx, 0.05, 0), t) - base).abs().mean((1, 2))
         # Yeh et al.: Frobenius norm of the change, 10 draws uniform in the L-inf ball of radius 0.02.
-        sens = torch.stack([(_cam_of(setup, cam, _in_ball(x, idx, 0.02, s), t) - base).flatten(1).norm(dim=1)
-                            for s in range(10)])  # fmt: skip
+        sens = torch.stack(
+            [
+                (_cam_of(setup, cam, _in_ball(x, idx, 0.02, s), t) - base).flatten(1).norm(dim=1)
+                for s in range(10)
+            ]
+        )
         flip = 1 - (_cam_of(setup, cam, x.flip(-1), t) - base.flip(-1)).abs().mean((1, 2))
         # Shift the image right by 4 (zero fill); its cam shifted back should be the cam: column
         # j + 4 of the moved image's cam against column j of the cam; the 4 last columns count as equal.
@@ -226,8 +268,13 @@ def test_robustness_metrics_match_loops(setup: dict) -> None:
         moved[..., 4:] = x[..., :-4]
         diff = (_cam_of(setup, cam, moved, t)[..., 4:] - base[..., :-4]).abs()
         shift = 1 - diff.sum((1, 2)) / (64 * 64)
-        for name, want in [("stability", stab), ("max_sensitivity", sens.amax(0)), ("avg_sensitivity", sens.mean(0)),
-                           ("equivariance_flip", flip), ("equivariance_shift", shift)]:  # fmt: skip
+        for name, want in [
+            ("stability", stab),
+            ("max_sensitivity", sens.amax(0)),
+            ("avg_sensitivity", sens.mean(0)),
+            ("equivariance_flip", flip),
+            ("equivariance_shift", shift),
+        ]:
             np.testing.assert_allclose(got[name][k].numpy(), want.numpy(), atol=1e-5, err_msg=f"{name} {cam}")
 
 
@@ -273,8 +320,22 @@ def test_complexity_metrics_match_formulas(setup: dict) -> None:
 
 
 REFERENCED = [
-    "average_drop", "increase_in_confidence", "deletion", "insertion", "road_morf", "road_lerf", "road_combined",
-    "pointing_game", "energy_pointing_game", "iou_50", "stability", "max_sensitivity", "avg_sensitivity",
+    "average_drop",
+    "increase_in_confidence",
+    "deletion",
+    "insertion",
+    "road_morf",
+    "road_lerf",
+    "road_combined",
+    "pointing_game",
+    "energy_pointing_game",
+    "iou_50",
+    "stability",
+    "max_sensitivity",
+    "avg_sensitivity",
     "equivariance_flip",
-    "equivariance_shift", "sufficient_fraction", "sparsity", "entropy",
-]  # fmt: skip
+    "equivariance_shift",
+    "sufficient_fraction",
+    "sparsity",
+    "entropy",
+]

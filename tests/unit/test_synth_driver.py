@@ -48,24 +48,35 @@ def live() -> LiveModel:
     return LiveModel("m", loaded, module.features[6], "features.6", False, torch.device("cpu"))
 
 
-def run(live: LiveModel, grammar: str, objective: str, max_size: int, extra: str = "",
-        n_train: int = 8, n_hold: int = 4) -> tuple[Program, SynthOutcome]:  # fmt: skip
+def run(
+    live: LiveModel,
+    grammar: str,
+    objective: str,
+    max_size: int,
+    extra: str = "",
+    n_train: int = 8,
+    n_hold: int = 4,
+) -> tuple[Program, SynthOutcome]:
     src = (
         PRELUDE
         + f"synthesize best from {grammar} {{ model = m data = tr holdout = te objective = {objective} "
     )
     prog = check_text(src + f"max_size = {max_size} probe = 8 {extra} }}\n", file_checks=False)
     assert not prog.has_errors, prog.diagnostics
-    out = synthesize(prog, prog.synths["best"], live, synthetic_shapes(n_train, 64, 0),
-                     synthetic_shapes(n_hold, 64, 1))  # fmt: skip
+    out = synthesize(
+        prog, prog.synths["best"], live, synthetic_shapes(n_train, 64, 0), synthetic_shapes(n_hold, 64, 1)
+    )
     return prog, out
 
 
 @pytest.mark.parametrize(
     ("grammar", "objective", "target"),
-    [("gradient_weights", "like_gradcampp", "gradcampp"), ("gradient_weights", "like_layercam", "layercam"),
-     ("score_based", "like_scorecam", "scorecam")],
-)  # fmt: skip
+    [
+        ("gradient_weights", "like_gradcampp", "gradcampp"),
+        ("gradient_weights", "like_layercam", "layercam"),
+        ("score_based", "like_scorecam", "scorecam"),
+    ],
+)
 def test_rediscovery_is_proved(live: LiveModel, grammar: str, objective: str, target: str) -> None:
     prog, out = run(live, grammar, objective, 4)
     ref = prog.cams[target].node

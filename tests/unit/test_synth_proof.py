@@ -26,9 +26,13 @@ def cams() -> tuple[object, dict[str, object]]:
 
 @pytest.mark.parametrize(
     ("a", "b", "method"),
-    [("gradcampp", "gradcampp", "normal form"), ("gradcam", "swapped", "normal form"),
-     ("gradcam", "sumw", "z3"), ("hirescam", "scaled", "z3")],
-)  # fmt: skip
+    [
+        ("gradcampp", "gradcampp", "normal form"),
+        ("gradcam", "swapped", "normal form"),
+        ("gradcam", "sumw", "z3"),
+        ("hirescam", "scaled", "z3"),
+    ],
+)
 def test_equivalent_pairs_are_proved(cams, a: str, b: str, method: str) -> None:  # type: ignore[no-untyped-def]
     builder, c = cams
     v = prove_equivalent(builder, c[a], c[b], timeout_s=20)
@@ -39,9 +43,14 @@ def test_equivalent_pairs_are_proved(cams, a: str, b: str, method: str) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("gradcam", "hirescam"), ("gradcam", "xgradcam"), ("gradcam", "signed"), ("scorecam", "ablationcam"),
-     ("layercam", "gradcam")],
-)  # fmt: skip
+    [
+        ("gradcam", "hirescam"),
+        ("gradcam", "xgradcam"),
+        ("gradcam", "signed"),
+        ("scorecam", "ablationcam"),
+        ("layercam", "gradcam"),
+    ],
+)
 def test_counterexamples_replay(cams, a: str, b: str) -> None:  # type: ignore[no-untyped-def]
     builder, c = cams
     v = prove_equivalent(builder, c[a], c[b], timeout_s=20)

@@ -59,16 +59,30 @@ def live() -> LiveModel:
     return LiveModel("m", loaded, module.features[6], "features.6", False, torch.device("cpu"))
 
 
-def run(live: LiveModel, body: str, *, grammar: str = "tunable", n_train: int = 8, hold_seed: int = 1,
-        n_hold: int = 4, cache_dir: Path | None = None, without: tuple[str, ...] = ()
-        ) -> tuple[Program, SynthOutcome]:  # fmt: skip
+def run(
+    live: LiveModel,
+    body: str,
+    *,
+    grammar: str = "tunable",
+    n_train: int = 8,
+    hold_seed: int = 1,
+    n_hold: int = 4,
+    cache_dir: Path | None = None,
+    without: tuple[str, ...] = (),
+) -> tuple[Program, SynthOutcome]:
     src = PRELUDE + f"synthesize best from {grammar} {{ model = m data = tr holdout = te {body} }}\n"
     prog = check_text(src, file_checks=False)
     assert not prog.has_errors, prog.diagnostics
     refs = {n: c for n, c in default_reference_cams(prog).items() if n not in without}
-    out = synthesize(prog, prog.synths["best"], live, synthetic_shapes(n_train, 64, 0),
-                     synthetic_shapes(n_hold, 64, hold_seed), cache_dir=cache_dir,
-                     reference_cams=refs)  # fmt: skip
+    out = synthesize(
+        prog,
+        prog.synths["best"],
+        live,
+        synthetic_shapes(n_train, 64, 0),
+        synthetic_shapes(n_hold, 64, hold_seed),
+        cache_dir=cache_dir,
+        reference_cams=refs,
+    )
     return prog, out
 
 
@@ -105,8 +119,14 @@ def test_time_bounds_the_whole_synthesis(live: LiveModel) -> None:
     t0 = time.monotonic()
     # Without the Eigen-CAMs: one SVD on a CPU shared with other jobs can take seconds, and the
     # comparison can stop only between two CAMs, so a single slow CAM could overrun the 10%.
-    _, out = run(live, f'objective = deletion max_size = 6 probe = 8 time = "{limit:g}s"', grammar="tunable",
-                 n_train=48, n_hold=8, without=("eigencam", "eigengradcam"))  # fmt: skip
+    _, out = run(
+        live,
+        f'objective = deletion max_size = 6 probe = 8 time = "{limit:g}s"',
+        grammar="tunable",
+        n_train=48,
+        n_hold=8,
+        without=("eigencam", "eigengradcam"),
+    )
     elapsed = time.monotonic() - t0
     assert out.stats is not None
     assert out.stats.stop_reason is not None  # the limit did bite

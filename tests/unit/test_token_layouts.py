@@ -25,7 +25,11 @@ GRADIENT_CAMS = [n for n in STDLIB_CAMS if n not in ("scorecam", "ablationcam")]
     ("shape", "size", "expected"),
     [
         ((2, 197, 768), (224, 224), LayerLayout("tokens", 1, (14, 14))),  # ViT-B/16, class token
-        ((2, 198, 192), (224, 224), LayerLayout("tokens", 2, (14, 14))),  # DeiT distilled: class + distillation
+        (
+            (2, 198, 192),
+            (224, 224),
+            LayerLayout("tokens", 2, (14, 14)),
+        ),  # DeiT distilled: class + distillation
         ((2, 196, 96), (224, 224), LayerLayout("tokens", 0, (14, 14))),  # no extra token
         ((2, 1 + 14 * 20, 64), (224, 320), LayerLayout("tokens", 1, (14, 20))),  # non-square input
         ((2, 7, 7, 768), (224, 224), LayerLayout("bhwc")),  # Swin, channels last
@@ -37,7 +41,9 @@ def test_layouts_are_recognised(shape: tuple[int, ...], size: tuple[int, int], e
     assert infer_layout(LayerLayout(), shape, size) == expected
 
 
-@pytest.mark.parametrize("shape", [(2, 30, 16), (2, 5 + 16, 16)])  # no grid fits; 4 register tokens + class token
+@pytest.mark.parametrize(
+    "shape", [(2, 30, 16), (2, 5 + 16, 16)]
+)  # no grid fits; 4 register tokens + class token
 def test_ambiguous_token_shapes_ask_for_an_explicit_layout(shape: tuple[int, ...]) -> None:
     with pytest.raises(CamlangError, match="no token layout fits") as err:
         infer_layout(LayerLayout(), shape, (64, 64))
@@ -50,7 +56,9 @@ def test_square_conv_maps_stay_channels_first() -> None:
 
 
 def test_explicit_layouts_and_errors() -> None:
-    assert infer_layout(tokens(prefix=1, grid=14), (1, 197, 8), (224, 224)) == LayerLayout("tokens", 1, (14, 14))
+    assert infer_layout(tokens(prefix=1, grid=14), (1, 197, 8), (224, 224)) == LayerLayout(
+        "tokens", 1, (14, 14)
+    )
     assert infer_layout(as_layout("channels_last"), (1, 8, 8, 8), (64, 64)).kind == "bhwc"
     with pytest.raises(CamlangError, match="prefix"):
         tokens(prefix=-1)
@@ -66,7 +74,9 @@ def test_layout_inverses_restore_the_layer_output() -> None:
     torch.testing.assert_close(lay.from_chw(lay.to_chw(t), t), t)
     hwc = torch.randn(2, 3, 3, 6)
     torch.testing.assert_close(LayerLayout("bhwc").from_chw(LayerLayout("bhwc").to_chw(hwc), hwc), hwc)
-    custom = reshape_transform(lambda x: x[:, 1:, :].reshape(x.shape[0], 4, 4, x.shape[2]).permute(0, 3, 1, 2))
+    custom = reshape_transform(
+        lambda x: x[:, 1:, :].reshape(x.shape[0], 4, 4, x.shape[2]).permute(0, 3, 1, 2)
+    )
     torch.testing.assert_close(custom.from_chw(custom.to_chw(t[:1]), t[:1]), t[:1])
 
 
@@ -114,9 +124,16 @@ def _parity(model: torch.nn.Module, layer: torch.nn.Module, transform, size: int
     engine = CamEngine(model, layer, {n: STDLIB_CAMS[n] for n in GRADIENT_CAMS})
     out = engine(x, [3, 7])
     assert len(out.layouts) == 1
-    names = {"gradcam": "GradCAM", "hirescam": "HiResCAM", "gradcampp": "GradCAMPlusPlus", "xgradcam": "XGradCAM",
-             "layercam": "LayerCAM", "gradcam_elementwise": "GradCAMElementWise", "eigencam": "EigenCAM",
-             "eigengradcam": "EigenGradCAM"}  # fmt: skip
+    names = {
+        "gradcam": "GradCAM",
+        "hirescam": "HiResCAM",
+        "gradcampp": "GradCAMPlusPlus",
+        "xgradcam": "XGradCAM",
+        "layercam": "LayerCAM",
+        "gradcam_elementwise": "GradCAMElementWise",
+        "eigencam": "EigenCAM",
+        "eigengradcam": "EigenGradCAM",
+    }
     targets = [ClassifierOutputTarget(3), ClassifierOutputTarget(7)]
     for ours_name, theirs_name in names.items():
         theirs = getattr(pg, theirs_name)(model, [layer], reshape_transform=transform)(x, targets)
@@ -124,8 +141,13 @@ def _parity(model: torch.nn.Module, layer: torch.nn.Module, transform, size: int
         drop_in = getattr(compat, theirs_name)(model, [layer])(x, targets)  # no reshape_transform needed
         tol = LOOSER.get((tag, ours_name), 1e-4)
         np.testing.assert_allclose(drop_in, theirs, atol=tol, rtol=0, err_msg=theirs_name)
-        if ours_name not in ("eigencam", "eigengradcam"):  # camlang's pc1 orients its sign; pytorch-grad-cam does not
-            np.testing.assert_allclose(out.maps[ours_name].numpy(), theirs, atol=tol, rtol=0, err_msg=ours_name)
+        if ours_name not in (
+            "eigencam",
+            "eigengradcam",
+        ):  # camlang's pc1 orients its sign; pytorch-grad-cam does not
+            np.testing.assert_allclose(
+                out.maps[ours_name].numpy(), theirs, atol=tol, rtol=0, err_msg=ours_name
+            )
 
 
 def test_vit_b_16_parity_with_reshape_transform(vit: torch.nn.Module) -> None:
@@ -143,18 +165,24 @@ def test_swin_t_parity_with_reshape_transform(swin: torch.nn.Module) -> None:
 
 def _tiny_vit() -> torch.nn.Module:
     torch.manual_seed(0)
-    return _random_head(torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
-                                                             hidden_dim=16, mlp_dim=32, num_classes=10))  # fmt: skip
+    return _random_head(
+        torchvision.models.VisionTransformer(
+            image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=10
+        )
+    )
 
 
 def _tiny_swin() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torchvision.models.SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 1],
-                                              window_size=[2, 2], num_classes=10).eval()  # fmt: skip
+    return torchvision.models.SwinTransformer(
+        patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 1], window_size=[2, 2], num_classes=10
+    ).eval()
 
 
 @pytest.mark.parametrize("which", ["vit_b_16", "swin_t", "tiny_vit", "tiny_swin"])
-def test_every_stdlib_cam_runs_on_transformers(which: str, vit: torch.nn.Module, swin: torch.nn.Module) -> None:
+def test_every_stdlib_cam_runs_on_transformers(
+    which: str, vit: torch.nn.Module, swin: torch.nn.Module
+) -> None:
     # Score-CAM and Ablation-CAM need one forward pass per channel (768 for vit_b_16 / swin_t), so they
     # run on the same torchvision architectures at a small width; the gradient CAMs run on the full models.
     model, layer, size = {
@@ -164,7 +192,9 @@ def test_every_stdlib_cam_runs_on_transformers(which: str, vit: torch.nn.Module,
         "tiny_swin": (s := _tiny_swin(), s.features[-1][-1].norm1, 32),
     }[which]
     cams = GRADIENT_CAMS if which in ("vit_b_16", "swin_t") else list(STDLIB_CAMS)
-    out = CamEngine(model, layer, {n: STDLIB_CAMS[n] for n in cams}, chunk_size=64)(torch.randn(2, 3, size, size))
+    out = CamEngine(model, layer, {n: STDLIB_CAMS[n] for n in cams}, chunk_size=64)(
+        torch.randn(2, 3, size, size)
+    )
     for name in cams:
         m = out.maps[name]
         assert m.shape == (2, size, size) and torch.isfinite(m).all(), name
@@ -179,7 +209,8 @@ def test_tiny_vit_score_cam_parity() -> None:
     layer = model.encoder.layers[-1].ln_1
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     theirs = pg.ScoreCAM(model, [layer], reshape_transform=lambda t: _vit_reshape(t, 4, 4))(
-        x, [ClassifierOutputTarget(1), ClassifierOutputTarget(2)])
+        x, [ClassifierOutputTarget(1), ClassifierOutputTarget(2)]
+    )
     ours = CamEngine(model, layer, {"s": STDLIB_CAMS["scorecam"]})(x, [1, 2]).maps["s"].numpy()
     np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
 

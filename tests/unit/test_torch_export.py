@@ -35,17 +35,36 @@ def test_generated_module_matches_golden_snapshot(name: str, stdlib: dict) -> No
     if os.environ.get("CAMLANG_UPDATE_GOLDEN"):
         golden.write_text(source)
     assert golden.exists(), f"missing snapshot {golden}; run with CAMLANG_UPDATE_GOLDEN=1"
-    assert source == golden.read_text(), f"generated source for {name} changed; review and update the snapshot"
+    assert source == golden.read_text(), (
+        f"generated source for {name} changed; review and update the snapshot"
+    )
 
 
-@pytest.mark.parametrize("name", sorted(["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam",
-                                        "gradcam_elementwise", "eigencam", "eigengradcam", "scorecam",
-                                        "ablationcam"]))  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        [
+            "gradcam",
+            "gradcampp",
+            "xgradcam",
+            "hirescam",
+            "layercam",
+            "gradcam_elementwise",
+            "eigencam",
+            "eigengradcam",
+            "scorecam",
+            "ablationcam",
+        ]
+    ),
+)
 def test_generated_module_equals_in_process(name: str, stdlib: dict, tmp_path: Path) -> None:
     cam = stdlib[name]
     module = load_generated(generate(name, cam.node, cam.source_text), str(tmp_path / f"{name}.py"))
-    cls = next(v for v in vars(module).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
-               and v.__module__ == module.__name__)  # fmt: skip
+    cls = next(
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, torch.nn.Module) and v.__module__ == module.__name__
+    )
     model, layer = _small_cnn()
     x = torch.randn(2, 3, 24, 24)
     ours = CamEngine(model, layer, {name: cam.node})(x).maps[name]
@@ -55,8 +74,11 @@ def test_generated_module_equals_in_process(name: str, stdlib: dict, tmp_path: P
     atol = 1e-5 if name.startswith("eigen") else 1e-6
     assert torch.allclose(theirs, ours, atol=atol), float((theirs - ours).abs().max())
     targets = torch.tensor([3, 7])
-    assert torch.allclose(cls(model, layer)(x, targets), CamEngine(model, layer, {name: cam.node})(x, targets).maps[name],
-                          atol=atol)  # fmt: skip
+    assert torch.allclose(
+        cls(model, layer)(x, targets),
+        CamEngine(model, layer, {name: cam.node})(x, targets).maps[name],
+        atol=atol,
+    )
 
 
 def test_generated_source_reads_like_hand_written(stdlib: dict) -> None:
@@ -100,8 +122,14 @@ assert torch.allclose(maps, case["expected"], atol=1e-6), (maps - case["expected
 print("standalone ok")
 """
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    result = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "standalone ok" in result.stdout
 
@@ -110,17 +138,28 @@ def _small_cnn() -> tuple[torch.nn.Module, torch.nn.Module]:
     """A small residual-free CNN with batchnorm and max-pooling (fast enough for Score-CAM)."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10),
-    ).eval()  # fmt: skip
+        torch.nn.Conv2d(3, 8, 3, padding=1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(8, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16, 10),
+    ).eval()
     return model, model[5]
 
 
 def _tiny() -> tuple[torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                                torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()  # fmt: skip
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 3),
+    ).eval()
     return model, model[1]
 
 

@@ -16,7 +16,9 @@ from camlang.frontend.check import check_file
 from camlang.frontend.ir import Node
 from camlang.paths import stdlib_dir
 
-gradcam_lib = pytest.importorskip("pytorch_grad_cam", reason="grad-cam (pytorch-grad-cam) is a test dependency")
+gradcam_lib = pytest.importorskip(
+    "pytorch_grad_cam", reason="grad-cam (pytorch-grad-cam) is a test dependency"
+)
 from pytorch_grad_cam import (  # noqa: E402
     AblationCAM,
     EigenCAM,
@@ -58,15 +60,18 @@ def stdlib_cams() -> dict[str, Node]:
     return {name: c.node for name, c in program.cams.items() if c.node is not None}
 
 
-def _peer_maps(cls: type, model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor,
-               targets: torch.Tensor) -> np.ndarray:  # fmt: skip
+def _peer_maps(
+    cls: type, model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor, targets: torch.Tensor
+) -> np.ndarray:
     cam = cls(model, target_layers=[layer])
     if hasattr(cam, "batch_size"):
         cam.batch_size = 64
     return cam(x, targets=[ClassifierOutputTarget(int(t)) for t in targets])
 
 
-def _assert_parity(name: str, ours: torch.Tensor, theirs: np.ndarray, raw: torch.Tensor | None = None) -> None:
+def _assert_parity(
+    name: str, ours: torch.Tensor, theirs: np.ndarray, raw: torch.Tensor | None = None
+) -> None:
     per_image = np.abs(ours.numpy() - theirs).reshape(len(theirs), -1).max(axis=1)
     if name == "eigencam" and raw is not None:
         from camlang.backends.torch_eager import normalize_maps
@@ -127,8 +132,10 @@ def test_all_cams_share_one_capture(stdlib_cams: dict[str, Node]) -> None:
     model = torchvision.models.resnet18(weights=None).eval()
     calls = {"n": 0}
     model.register_forward_pre_hook(lambda m, i: calls.__setitem__("n", calls["n"] + 1))
-    six = {n: stdlib_cams[n] for n in ("gradcam", "gradcampp", "xgradcam", "hirescam", "layercam",
-                                        "gradcam_elementwise")}  # fmt: skip
+    six = {
+        n: stdlib_cams[n]
+        for n in ("gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "gradcam_elementwise")
+    }
     counter = CallCounter()
     out = CamEngine(model, model.layer4, six)(torch.randn(2, 3, 64, 64), counter=counter)
     assert calls["n"] == 1 and counter.calls == 1

@@ -16,11 +16,19 @@ pytest.importorskip("pytorch_grad_cam", reason="grad-cam (pytorch-grad-cam) is a
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
-PEERS = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "xgradcam": XGradCAM, "hirescam": HiResCAM,
-         "layercam": LayerCAM, "scorecam": ScoreCAM}  # fmt: skip
+PEERS = {
+    "gradcam": GradCAM,
+    "gradcampp": GradCAMPlusPlus,
+    "xgradcam": XGradCAM,
+    "hirescam": HiResCAM,
+    "layercam": LayerCAM,
+    "scorecam": ScoreCAM,
+}
 
 
-def _compare(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, float]:
+def _compare(
+    model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor, names: list[str]
+) -> dict[str, float]:
     cams = check_file(stdlib_dir() / "cams.cam").cams
     out = CamEngine(model, layer, {n: cams[n].node for n in names}, chunk_size=128)(x)
     targets = [ClassifierOutputTarget(int(t)) for t in out.targets]
@@ -51,10 +59,14 @@ def test_imagenet_mobilenet_v2_parity() -> None:
     from camlang.models import load_checkpoint
 
     root = shared_data()
-    loaded = load_checkpoint(root / "imagenet_mobilenet_v2" / "mobilenet_v2_coral_tf1qat_dequant_torchvision.pth",
-                             "mobilenet_v2_tf")  # fmt: skip
+    loaded = load_checkpoint(
+        root / "imagenet_mobilenet_v2" / "mobilenet_v2_coral_tf1qat_dequant_torchvision.pth",
+        "mobilenet_v2_tf",
+    )
     data = images(root / "foolbox_samples", size=224, normalize=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
-    jpgs = [i for i, name in enumerate(data.get(list(range(len(data)))).names) if name.startswith("imagenet_")]
+    jpgs = [
+        i for i, name in enumerate(data.get(list(range(len(data)))).names) if name.startswith("imagenet_")
+    ]
     x = data.get(jpgs[:2]).x
     # Score-CAM would need 1280 passes per image here: the gradient CAMs carry this check.
     diffs = _compare(loaded.module, loaded.module.features[-1], x, [n for n in PEERS if n != "scorecam"])

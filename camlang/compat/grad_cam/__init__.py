@@ -24,7 +24,9 @@ from camlang.compat.grad_cam._base import BaseCAM
 from camlang.compat.grad_cam.ablation_layer import AblationLayer
 from camlang.errors import CamlangError
 
-_GRADPP_WEIGHTS = "sum_hw(where(G != 0, pow(G, 2) / (2 * pow(G, 2) + sum_hw(A) * pow(G, 3) + 1e-6), 0) * relu(G))"
+_GRADPP_WEIGHTS = (
+    "sum_hw(where(G != 0, pow(G, 2) / (2 * pow(G, 2) + sum_hw(A) * pow(G, 3) + 1e-6), 0) * relu(G))"
+)
 _XGRAD_WEIGHTS = "sum_hw(G * A / (sum_hw(A) + 1e-7))"
 
 
@@ -99,14 +101,22 @@ class AblationCAM(BaseCAM):
     expression = "relu(sum_c((S - S_ablated) / S * A))"
     projected = "(S - S_ablated) / S * A"
 
-    def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module],
-                 reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 ablation_layer: AblationLayer | None = None, batch_size: int = 32,
-                 ratio_channels_to_ablate: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        ablation_layer: AblationLayer | None = None,
+        batch_size: int = 32,
+        ratio_channels_to_ablate: float = 1.0,
+    ) -> None:
         super().__init__(model, target_layers, reshape_transform)
         if ratio_channels_to_ablate != 1.0:
-            raise CamlangError(f"ratio_channels_to_ablate={ratio_channels_to_ablate} is not supported: "
-                               "camlang ablates every channel", hint="leave ratio_channels_to_ablate at 1.0")  # fmt: skip
+            raise CamlangError(
+                f"ratio_channels_to_ablate={ratio_channels_to_ablate} is not supported: "
+                "camlang ablates every channel",
+                hint="leave ratio_channels_to_ablate at 1.0",
+            )
         self.ablation_layer = ablation_layer
         self.batch_size = batch_size
 

@@ -62,8 +62,10 @@ def first_component_numpy(weighted: torch.Tensor) -> torch.Tensor:
 def _scalar(value: Any, index: int) -> torch.Tensor:
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
         got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise CamlangError(f"target {index} returned {got}; a target must return one scalar per image",
-                           hint="sum or index the model output inside the target, e.g. output[category]")  # fmt: skip
+        raise CamlangError(
+            f"target {index} returned {got}; a target must return one scalar per image",
+            hint="sum or index the model output inside the target, e.g. output[category]",
+        )
     return value.reshape(())
 
 
@@ -92,12 +94,20 @@ class BaseCAM:
     projected: str = ""
     always_projected = False
 
-    def __init__(self, model: nn.Module, target_layers: Sequence[nn.Module],
-                 reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layers: Sequence[nn.Module],
+        reshape_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         if isinstance(target_layers, nn.Module):
-            raise CamlangError("target_layers must be a list of layers, e.g. target_layers=[model.layer4[-1]]")
+            raise CamlangError(
+                "target_layers must be a list of layers, e.g. target_layers=[model.layer4[-1]]"
+            )
         if not target_layers:
-            raise CamlangError("target_layers is empty", hint="name at least one layer, e.g. [model.layer4[-1]]")
+            raise CamlangError(
+                "target_layers is empty", hint="name at least one layer, e.g. [model.layer4[-1]]"
+            )
         self.model = model.eval()
         self.target_layers = list(target_layers)
         self.reshape_transform = reshape_transform
@@ -113,8 +123,13 @@ class BaseCAM:
 
     def _engine(self) -> CamEngine:
         if self._cam_engine is None:
-            self._cam_engine = CamEngine(self.model, self.target_layers, {"cam": compile_expression(self.expression)},
-                                         layout=self.layout, fuse=self.fuse)  # fmt: skip
+            self._cam_engine = CamEngine(
+                self.model,
+                self.target_layers,
+                {"cam": compile_expression(self.expression)},
+                layout=self.layout,
+                fuse=self.fuse,
+            )
         engine = self._cam_engine
         engine.chunk_size = int(self.batch_size)
         engine.fuse = self.fuse
@@ -124,16 +139,24 @@ class BaseCAM:
         param = next(self.model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
-    def _objective(self, targets: Sequence[Callable[[Any], Any]] | None, batch: int) -> tuple[list[int] | None, Scorer | None]:
+    def _objective(
+        self, targets: Sequence[Callable[[Any], Any]] | None, batch: int
+    ) -> tuple[list[int] | None, Scorer | None]:
         """Class indices (fast path, all ClassifierOutputTarget or None) or a scorer for other targets."""
         if targets is None or all(type(t) is ClassifierOutputTarget for t in targets):
             return (None if targets is None else [int(t.category) for t in targets]), None  # type: ignore[attr-defined]
         if len(targets) != batch:
-            raise CamlangError(f"got {len(targets)} targets for a batch of {batch} images", hint="give one target per image")
+            raise CamlangError(
+                f"got {len(targets)} targets for a batch of {batch} images", hint="give one target per image"
+            )
         return None, target_scorer(list(targets))
 
-    def forward_tensor(self, input_tensor: torch.Tensor, targets: Sequence[Callable[[Any], Any]] | None = None,
-                       eigen_smooth: bool = False) -> torch.Tensor:  # fmt: skip
+    def forward_tensor(
+        self,
+        input_tensor: torch.Tensor,
+        targets: Sequence[Callable[[Any], Any]] | None = None,
+        eigen_smooth: bool = False,
+    ) -> torch.Tensor:
         """The maps as a float tensor `[B, H, W]` on the model's device (no copy to numpy)."""
         x = input_tensor.to(self._device())
         classes, scorer = self._objective(targets, x.shape[0])
@@ -151,8 +174,16 @@ class BaseCAM:
         root = compile_expression(f"pc1({self.projected})")
         assert root.op == "pc1", root.op
         node = root.args[0]
-        cap = capture(self.model, self.target_layers, x, terminals_used([node]), classes, chunk_size=int(self.batch_size),
-                      layout=self.layout, scorer=scorer)  # fmt: skip
+        cap = capture(
+            self.model,
+            self.target_layers,
+            x,
+            terminals_used([node]),
+            classes,
+            chunk_size=int(self.batch_size),
+            layout=self.layout,
+            scorer=scorer,
+        )
         self.outputs = cap.logits
         size = (int(x.shape[-2]), int(x.shape[-1]))
         raws = []
@@ -162,25 +193,41 @@ class BaseCAM:
             raws.append(first_component_numpy(weighted).to(x.device).clamp_min(0))
         return normalize_maps(raws[0], size) if len(raws) == 1 else fuse_maps(raws, size, self.fuse)
 
-    def forward(self, input_tensor: torch.Tensor, targets: Sequence[Callable[[Any], Any]] | None = None,
-                eigen_smooth: bool = False) -> np.ndarray:  # fmt: skip
+    def forward(
+        self,
+        input_tensor: torch.Tensor,
+        targets: Sequence[Callable[[Any], Any]] | None = None,
+        eigen_smooth: bool = False,
+    ) -> np.ndarray:
         """The maps as float32 numpy `[B, H, W]`, as pytorch-grad-cam returns them."""
-        return self.forward_tensor(input_tensor, targets, eigen_smooth).detach().cpu().numpy().astype(np.float32)
+        return (
+            self.forward_tensor(input_tensor, targets, eigen_smooth).detach().cpu().numpy().astype(np.float32)
+        )
 
-    def forward_augmentation_smoothing(self, input_tensor: torch.Tensor,
-                                       targets: Sequence[Callable[[Any], Any]] | None = None,
-                                       eigen_smooth: bool = False) -> np.ndarray:  # fmt: skip
+    def forward_augmentation_smoothing(
+        self,
+        input_tensor: torch.Tensor,
+        targets: Sequence[Callable[[Any], Any]] | None = None,
+        eigen_smooth: bool = False,
+    ) -> np.ndarray:
         """The mean map over horizontal flips and brightness factors 0.9, 1, 1.1, in one batch."""
         b = input_tensor.shape[0]
         views = [(flip, f) for flip in _FLIPS for f in _FACTORS]
         stacked = torch.cat([(input_tensor.flip(-1) if flip else input_tensor) * f for flip, f in views])
-        maps = self.forward_tensor(stacked, None if targets is None else list(targets) * len(views), eigen_smooth)
+        maps = self.forward_tensor(
+            stacked, None if targets is None else list(targets) * len(views), eigen_smooth
+        )
         parts = [m.flip(-1) if flip else m for (flip, _), m in zip(views, maps.split(b))]
         stacked_np = np.stack([p.detach().cpu().numpy() for p in parts]).astype(np.float32)
         return np.mean(stacked_np, axis=0)
 
-    def __call__(self, input_tensor: torch.Tensor, targets: Sequence[Callable[[Any], Any]] | None = None,
-                 aug_smooth: bool = False, eigen_smooth: bool = False) -> np.ndarray:  # fmt: skip
+    def __call__(
+        self,
+        input_tensor: torch.Tensor,
+        targets: Sequence[Callable[[Any], Any]] | None = None,
+        aug_smooth: bool = False,
+        eigen_smooth: bool = False,
+    ) -> np.ndarray:
         if aug_smooth:
             return self.forward_augmentation_smoothing(input_tensor, targets, eigen_smooth)
         return self.forward(input_tensor, targets, eigen_smooth)

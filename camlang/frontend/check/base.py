@@ -61,8 +61,12 @@ class CheckerBase:
                 self.bag.warning("W002", f"redefining {existing} `{name}`", ident.span)
                 del self.program.tables()[existing][name]
                 return True
-            self.bag.error("E102", f"`{name}` is already defined (as a {existing})", ident.span,
-                           "each name may be declared once; rename one of them")  # fmt: skip
+            self.bag.error(
+                "E102",
+                f"`{name}` is already defined (as a {existing})",
+                ident.span,
+                "each name may be declared once; rename one of them",
+            )
             return False
         return True
 
@@ -77,8 +81,12 @@ class CheckerBase:
             return False
         if have is None:
             pool = [n for k in kinds for n in self._names_of(k)]
-            self.bag.error("E101", f"unknown {wanted} `{name}`", ident.span,
-                           suggest(name, pool) or f"declare it with `{kinds[0]} {name} = ...`")  # fmt: skip
+            self.bag.error(
+                "E101",
+                f"unknown {wanted} `{name}`",
+                ident.span,
+                suggest(name, pool) or f"declare it with `{kinds[0]} {name} = ...`",
+            )
         else:
             self.bag.error("E202", f"`{name}` is a {have}, not a {wanted}", ident.span)
         return False
@@ -95,5 +103,9 @@ class CheckerBase:
 
     def _unknown(self, ident: s.Ident, table: Iterable[str], what: str) -> None:
         names = list(table)
-        self.bag.error("E101", f"unknown {what} `{ident.name}`", ident.span,
-                       suggest(ident.name, names) or f"known: {', '.join(sorted(names))}")  # fmt: skip
+        self.bag.error(
+            "E101",
+            f"unknown {what} `{ident.name}`",
+            ident.span,
+            suggest(ident.name, names) or f"known: {', '.join(sorted(names))}",
+        )

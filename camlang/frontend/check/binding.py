@@ -125,8 +125,12 @@ def static_value(expr: s.Expr, kind: str) -> Any:
     return BAD
 
 
-STATIC_WORDS = {"int": "an integer literal", "number": "a number literal", "string": "a string literal",
-                "value": "a number or string literal"}  # fmt: skip
+STATIC_WORDS = {
+    "int": "an integer literal",
+    "number": "a number literal",
+    "string": "a string literal",
+    "value": "a number or string literal",
+}
 
 
 def kind_ok(value: Any, kinds: tuple[str, ...]) -> bool:
@@ -150,10 +154,21 @@ def kind_ok(value: Any, kinds: tuple[str, ...]) -> bool:
 
 def kinds_text(kinds: tuple[str, ...]) -> str:
     """`a string or none`: the kinds an argument accepts, in words."""
-    words = {"string": "a string", "int": "an integer", "number": "a number", "bool": "true or false",
-             "list": "a list", "none": "none", "model": "a model name", "cam": "a cam name",
-             "data": "a data name", "metric": "a metric name", "concepts": "a concept set name",
-             "point": 'a list of numbers, data[i] or vnnlib("file")', "any": "a value"}  # fmt: skip
+    words = {
+        "string": "a string",
+        "int": "an integer",
+        "number": "a number",
+        "bool": "true or false",
+        "list": "a list",
+        "none": "none",
+        "model": "a model name",
+        "cam": "a cam name",
+        "data": "a data name",
+        "metric": "a metric name",
+        "concepts": "a concept set name",
+        "point": 'a list of numbers, data[i] or vnnlib("file")',
+        "any": "a value",
+    }
     return " or ".join(words.get(k, k) for k in kinds)
 
 

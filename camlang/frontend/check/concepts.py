@@ -40,22 +40,32 @@ class ConceptChecks(CheckerBase):
             ok &= self._clip_weights(stmt.source, args["weights"], base)
             prompts = args["prompts"]
             if not all(isinstance(p, str) for p in prompts) or len(prompts) < 2:
-                self.bag.error("E823", "clip prompts must be a list of at least two strings", _kw(stmt.source, "prompts"))
+                self.bag.error(
+                    "E823", "clip prompts must be a list of at least two strings", _kw(stmt.source, "prompts")
+                )
                 ok = False
             names = args.get("concepts")
             if names is not None and len(names) != len(prompts):
-                self.bag.error("E823", f"clip has {len(prompts)} prompts but {len(names)} concept names",
-                               _kw(stmt.source, "concepts"), "give one name per prompt")  # fmt: skip
+                self.bag.error(
+                    "E823",
+                    f"clip has {len(prompts)} prompts but {len(names)} concept names",
+                    _kw(stmt.source, "concepts"),
+                    "give one name per prompt",
+                )
                 ok = False
         if ok and self._declare(stmt.name, "concepts"):
-            self.program.concept_sets[stmt.name.name] = ConceptSetDef(stmt.name.name, kind, args, base, stmt.span)
+            self.program.concept_sets[stmt.name.name] = ConceptSetDef(
+                stmt.name.name, kind, args, base, stmt.span
+            )
 
     def _known_concepts(self, call: s.Call, args: dict[str, object]) -> bool:
         names = args.get("concepts")
         if names is None:
             return True
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            self.bag.error("E823", "concepts must be a list of concept names (strings)", _kw(call, "concepts"))
+            self.bag.error(
+                "E823", "concepts must be a list of concept names (strings)", _kw(call, "concepts")
+            )
             return False
         data = args.get("data")
         data_name = data.name if isinstance(data, Ref) else ""
@@ -67,8 +77,12 @@ class ConceptChecks(CheckerBase):
         for k, name in enumerate(names):
             if name not in known:
                 span = items[k] if k < len(items) else _kw(call, "concepts")
-                self.bag.error("E820", f'unknown concept "{name}": data `{data_name}` has no such annotation',
-                               span, suggest(name, list(known)) or "known concepts: " + ", ".join(known))  # fmt: skip
+                self.bag.error(
+                    "E820",
+                    f'unknown concept "{name}": data `{data_name}` has no such annotation',
+                    span,
+                    suggest(name, list(known)) or "known concepts: " + ", ".join(known),
+                )
                 ok = False
         return ok
 
@@ -84,8 +98,12 @@ class ConceptChecks(CheckerBase):
         except (OSError, ValueError):
             found = None
         if found is None:
-            self.bag.error("E822", f'CLIP weights file "{weights}" does not exist (relative to {base})',
-                           _kw(call, "weights"), CLIP_WEIGHTS_HINT)  # fmt: skip
+            self.bag.error(
+                "E822",
+                f'CLIP weights file "{weights}" does not exist (relative to {base})',
+                _kw(call, "weights"),
+                CLIP_WEIGHTS_HINT,
+            )
             return False
         return True
 
@@ -99,8 +117,11 @@ class ConceptChecks(CheckerBase):
         if args is None:
             return
         if not 0 < args["fpr"] < 1:
-            self.bag.error("E823", f"monitor fpr must be strictly between 0 and 1, got {args['fpr']}",
-                           _kw(stmt.source, "fpr"))  # fmt: skip
+            self.bag.error(
+                "E823",
+                f"monitor fpr must be strictly between 0 and 1, got {args['fpr']}",
+                _kw(stmt.source, "fpr"),
+            )
             return
         if self._declare(stmt.name, "monitor"):
             self.program.monitors[stmt.name.name] = MonitorDef(stmt.name.name, kind, args, stmt.span)

@@ -63,8 +63,17 @@ class DeclarationChecks(CheckerBase):
         if options is None:
             return
         layout, fuse = options
-        self.program.models[stmt.name.name] = ModelDef(stmt.name.name, kind, args, layer, base, stmt.span,
-                                                       tuple(p.value for p in stmt.more_layers), layout, fuse)  # fmt: skip
+        self.program.models[stmt.name.name] = ModelDef(
+            stmt.name.name,
+            kind,
+            args,
+            layer,
+            base,
+            stmt.span,
+            tuple(p.value for p in stmt.more_layers),
+            layout,
+            fuse,
+        )
 
     def _data(self, stmt: s.DataDecl, base: Path) -> None:
         kind = stmt.source.func.name
@@ -83,8 +92,12 @@ class DeclarationChecks(CheckerBase):
     def _cam(self, stmt: s.CamDecl, source: SourceFile) -> None:
         node = self.lower(stmt.expr, "cam")
         if node is not None and not (node.ty.is_layer_map or node.ty.is_input_map):
-            self.bag.error("E303", f"a cam must be a map [H, W], but this expression is {node.ty}",
-                           stmt.expr.span, _reduce_hint(node))  # fmt: skip
+            self.bag.error(
+                "E303",
+                f"a cam must be a map [H, W], but this expression is {node.ty}",
+                stmt.expr.span,
+                _reduce_hint(node),
+            )
             node = None
         if node is None or not self._declare(stmt.name, "cam"):
             return
@@ -94,8 +107,12 @@ class DeclarationChecks(CheckerBase):
     def _metric(self, stmt: s.MetricDecl, source: SourceFile) -> None:
         node = self.lower(stmt.expr, "metric")
         if node is not None and not node.ty.is_scalar:
-            self.bag.error("E304", f"a metric must be a scalar per image, but this expression is {node.ty}",
-                           stmt.expr.span, "reduce it, e.g. mean(...) or sum(...)")  # fmt: skip
+            self.bag.error(
+                "E304",
+                f"a metric must be a scalar per image, but this expression is {node.ty}",
+                stmt.expr.span,
+                "reduce it, e.g. mean(...) or sum(...)",
+            )
             node = None
         if node is None or not self._declare(stmt.name, "metric"):
             return
@@ -136,8 +153,12 @@ class DeclarationChecks(CheckerBase):
                     ok = False
                 else:
                     hint = suggest(name, list(nonterminals) + list(TERMINALS))
-                    self.bag.error("E401", f"`{name}` is neither a nonterminal of grammar `{stmt.name.name}` "
-                                   "nor a terminal", expr.span, hint or "add a production for it")  # fmt: skip
+                    self.bag.error(
+                        "E401",
+                        f"`{name}` is neither a nonterminal of grammar `{stmt.name.name}` nor a terminal",
+                        expr.span,
+                        hint or "add a production for it",
+                    )
                     ok = False
             case s.Call(func=func, args=args):
                 if func.name not in FUNCTIONS:
@@ -165,8 +186,12 @@ class DeclarationChecks(CheckerBase):
             ok = False
         elif stmt.grammar.name not in self.program.grammars:
             hint = suggest(stmt.grammar.name, self.program.grammars)
-            self.bag.error("E101", f"unknown grammar `{stmt.grammar.name}`", stmt.grammar.span,
-                           hint or 'define it with `grammar NAME { ... }` or import "stdlib/grammars.cam"')  # fmt: skip
+            self.bag.error(
+                "E101",
+                f"unknown grammar `{stmt.grammar.name}`",
+                stmt.grammar.span,
+                hint or 'define it with `grammar NAME { ... }` or import "stdlib/grammars.cam"',
+            )
             ok = False
         settings: dict[str, Any] = {}
         seen: set[str] = set()
@@ -174,8 +199,12 @@ class DeclarationChecks(CheckerBase):
             key = setting.key.name
             arg = SYNTH_SETTINGS.get(key)
             if arg is None:
-                self.bag.error("E402", f"unknown setting `{key}` in synthesize", setting.key.span,
-                               suggest(key, SYNTH_SETTINGS) or f"settings: {', '.join(SYNTH_SETTINGS)}")  # fmt: skip
+                self.bag.error(
+                    "E402",
+                    f"unknown setting `{key}` in synthesize",
+                    setting.key.span,
+                    suggest(key, SYNTH_SETTINGS) or f"settings: {', '.join(SYNTH_SETTINGS)}",
+                )
                 ok = False
                 continue
             if key in seen:
@@ -189,8 +218,12 @@ class DeclarationChecks(CheckerBase):
             settings[key] = value
         for key in SYNTH_REQUIRED:
             if key not in settings and key not in seen:
-                self.bag.error("E402", f"synthesize `{stmt.name.name}` is missing the required setting `{key}`",
-                               stmt.name.span, f"add `{key} = ...` to the block")  # fmt: skip
+                self.bag.error(
+                    "E402",
+                    f"synthesize `{stmt.name.name}` is missing the required setting `{key}`",
+                    stmt.name.span,
+                    f"add `{key} = ...` to the block",
+                )
                 ok = False
         for _, (message, hint) in _value_problems(settings, tuple(SYNTH_SETTINGS.values())):
             self.bag.error("E402", message, stmt.span, hint)
@@ -236,8 +269,11 @@ class DeclarationChecks(CheckerBase):
             case s.Export():
                 ok &= self._expect(stmt.cam, ("cam",))
                 if not stmt.path.value.endswith(".py"):
-                    self.bag.error("E202", f'export writes a Python file; "{stmt.path.value}" does not end in .py',
-                                   stmt.path.span)  # fmt: skip
+                    self.bag.error(
+                        "E202",
+                        f'export writes a Python file; "{stmt.path.value}" does not end in .py',
+                        stmt.path.span,
+                    )
                     ok = False
         return ok
 
@@ -252,12 +288,19 @@ class DeclarationChecks(CheckerBase):
         for problem in binding.problems:
             match problem.kind:
                 case "too_many":
-                    self.bag.error("E201", f"{fname} takes at most {len(spec)} arguments, got {len(call.args)}",
-                                   problem.span)  # fmt: skip
+                    self.bag.error(
+                        "E201",
+                        f"{fname} takes at most {len(spec)} arguments, got {len(call.args)}",
+                        problem.span,
+                    )
                     return None
                 case "unknown":
-                    self.bag.error("E203", f"{fname} has no argument `{problem.name}`", problem.span,
-                                   suggest(problem.name, by_name) or f"arguments: {', '.join(by_name)}")  # fmt: skip
+                    self.bag.error(
+                        "E203",
+                        f"{fname} has no argument `{problem.name}`",
+                        problem.span,
+                        suggest(problem.name, by_name) or f"arguments: {', '.join(by_name)}",
+                    )
                     ok = False
                 case "twice":
                     self.bag.error("E201", f"argument `{problem.name}` given twice", problem.span)
@@ -293,8 +336,12 @@ class DeclarationChecks(CheckerBase):
         elif value is not BAD and kind_ok(value, kinds):
             if arg.is_path and isinstance(value, str) and base is not None and self.file_checks:
                 if _user_path_missing(value, base):
-                    self.bag.warning("W001", f'"{value}" does not exist (relative to {base})', expr.span,
-                                     "`camlang run` will fail until it does")  # fmt: skip
+                    self.bag.warning(
+                        "W001",
+                        f'"{value}" does not exist (relative to {base})',
+                        expr.span,
+                        "`camlang run` will fail until it does",
+                    )
             return value
         elif isinstance(expr, s.Call) and expr.func.name == "vnnlib" and "point" in kinds:
             return value

@@ -17,8 +17,12 @@ class ImportChecks(CheckerBase):
         rel = stmt.path.value
         target = find_import(rel, base)
         if target is None:
-            self.bag.error("E103", f'cannot import "{rel}": no such file', stmt.path.span,
-                           f"looked in {base} and in the installed stdlib ({stdlib_root()})")  # fmt: skip
+            self.bag.error(
+                "E103",
+                f'cannot import "{rel}": no such file',
+                stmt.path.span,
+                f"looked in {base} and in the installed stdlib ({stdlib_root()})",
+            )
             return
         if target in self._loading:
             chain = " -> ".join(p.name for p in self._loading[self._loading.index(target) :] + [target])

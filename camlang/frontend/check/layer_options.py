@@ -27,14 +27,23 @@ def layer_options(options: tuple[s.Call, ...], bag: DiagnosticBag) -> tuple[Laye
     for opt in options:
         name = opt.func.name
         if name not in OPTIONS:
-            bag.error("E101", f"unknown layer option `{name}`", opt.func.span,
-                      f"layer options are {', '.join(o + '(...)' for o in OPTIONS)}, e.g. {_EXAMPLE}")  # fmt: skip
+            bag.error(
+                "E101",
+                f"unknown layer option `{name}`",
+                opt.func.span,
+                f"layer options are {', '.join(o + '(...)' for o in OPTIONS)}, e.g. {_EXAMPLE}",
+            )
             ok = False
         elif name == "fuse":
             value = literal_value(opt.args[0]) if len(opt.args) == 1 and not opt.kwargs else BAD
             if value not in ("mean", "max"):
-                bag.error("E202", "fuse takes \"mean\" or \"max\"", opt.span,
-                          'fuse("mean") averages the layers\' maps (pytorch-grad-cam); fuse("max") keeps the largest')  # fmt: skip
+                bag.error(
+                    "E202",
+                    'fuse takes "mean" or "max"',
+                    opt.span,
+                    'fuse("mean") averages the layers\' maps (pytorch-grad-cam); fuse("max") keeps the '
+                    "largest",
+                )
                 ok = False
             else:
                 fuse = str(value)
@@ -64,15 +73,28 @@ def _tokens(opt: s.Call, bag: DiagnosticBag) -> LayerLayout | None:
             prefix = value
         elif kw.name.name == "grid" and isinstance(value, int) and value > 0:
             grid = (value, value)
-        elif (kw.name.name == "grid" and isinstance(value, list) and len(value) == 2
-              and all(isinstance(v, int) and v > 0 for v in value)):  # fmt: skip
+        elif (
+            kw.name.name == "grid"
+            and isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int) and v > 0 for v in value)
+        ):
             grid = (value[0], value[1])
         elif kw.name.name in ("prefix", "grid"):
             want = "a whole number >= 0" if kw.name.name == "prefix" else "a positive size or [height, width]"
-            bag.error("E202", f"tokens({kw.name.name} = ...) must be {want}", kw.value.span, f"for example {_EXAMPLE}")
+            bag.error(
+                "E202",
+                f"tokens({kw.name.name} = ...) must be {want}",
+                kw.value.span,
+                f"for example {_EXAMPLE}",
+            )
             return None
         else:
-            bag.error("E203", f"tokens(...) has no argument `{kw.name.name}`", kw.name.span,
-                      "tokens(prefix = N, grid = N or [H, W]): prefix counts class/distillation tokens")  # fmt: skip
+            bag.error(
+                "E203",
+                f"tokens(...) has no argument `{kw.name.name}`",
+                kw.name.span,
+                "tokens(prefix = N, grid = N or [H, W]): prefix counts class/distillation tokens",
+            )
             return None
     return LayerLayout("tokens", prefix, grid)

@@ -48,8 +48,9 @@ class ExpressionLowering(CheckerBase):
             case s.Call():
                 return self._call(expr, ctx)
             case s.String() | s.Const() | s.ListExpr() | s.Index():
-                self.bag.error("E202", f"{describe(expr)} cannot be used as a value in {_CONTEXT_WORDS[ctx]}",
-                               expr.span)  # fmt: skip
+                self.bag.error(
+                    "E202", f"{describe(expr)} cannot be used as a value in {_CONTEXT_WORDS[ctx]}", expr.span
+                )
                 raise Reported
             case _:
                 raise AssertionError(f"unhandled expression {expr!r}")
@@ -58,8 +59,9 @@ class ExpressionLowering(CheckerBase):
         spec = TERMINALS.get(name)
         if spec is not None:
             if ctx not in spec.contexts:
-                self.bag.error("E302", f"`{name}` cannot be used in {_CONTEXT_WORDS[ctx]}", expr.span,
-                               spec.context_hint)  # fmt: skip
+                self.bag.error(
+                    "E302", f"`{name}` cannot be used in {_CONTEXT_WORDS[ctx]}", expr.span, spec.context_hint
+                )
                 raise Reported
             return self.program.builder.make(name, (), {}, expr.span)
         if ctx == "cam" and name in self.program.cams and self.program.cams[name].node is not None:
@@ -89,8 +91,12 @@ class ExpressionLowering(CheckerBase):
             self.bag.error("E101", f"unknown op `{name}`", call.func.span, hint)
             raise Reported
         if ctx not in spec.contexts:
-            self.bag.error("E302", f"`{name}` cannot be used in {_CONTEXT_WORDS[ctx]}", call.func.span,
-                           f"{name} is available in: {', '.join(sorted(spec.contexts))}s")  # fmt: skip
+            self.bag.error(
+                "E302",
+                f"`{name}` cannot be used in {_CONTEXT_WORDS[ctx]}",
+                call.func.span,
+                f"{name} is available in: {', '.join(sorted(spec.contexts))}s",
+            )
             raise Reported
         params = spec.params
         binding = bind_call(call, params)
@@ -98,12 +104,19 @@ class ExpressionLowering(CheckerBase):
         if problem is not None:
             match problem.kind:
                 case "too_many":
-                    self.bag.error("E201", f"{spec.signature()} takes {len(params)} argument"
-                                   f"{'s' if len(params) != 1 else ''}, got {len(call.args) + len(call.kwargs)}",
-                                   call.span)  # fmt: skip
+                    self.bag.error(
+                        "E201",
+                        f"{spec.signature()} takes {len(params)} argument"
+                        f"{'s' if len(params) != 1 else ''}, got {len(call.args) + len(call.kwargs)}",
+                        call.span,
+                    )
                 case "unknown":
-                    self.bag.error("E203", f"{name} has no argument `{problem.name}`", problem.span,
-                                   f"signature: {spec.signature()}")  # fmt: skip
+                    self.bag.error(
+                        "E203",
+                        f"{name} has no argument `{problem.name}`",
+                        problem.span,
+                        f"signature: {spec.signature()}",
+                    )
                 case _:
                     self.bag.error("E201", f"argument `{problem.name}` given twice", problem.span)
             raise Reported
@@ -130,13 +143,19 @@ class ExpressionLowering(CheckerBase):
                 return expr.id
             if isinstance(expr, s.Name) and expr.id in self._failed:
                 raise Reported
-            self.bag.error("E202", f"{op}: `{pname}` must name a cam, got {describe(expr)}", expr.span,
-                           suggest(getattr(expr, "id", ""), self._names_of("cam")))  # fmt: skip
+            self.bag.error(
+                "E202",
+                f"{op}: `{pname}` must name a cam, got {describe(expr)}",
+                expr.span,
+                suggest(getattr(expr, "id", ""), self._names_of("cam")),
+            )
             raise Reported
         value = static_value(expr, kind)
         if value is not BAD:
             return value
-        self.bag.error("E202", f"{op}: `{pname}` must be {STATIC_WORDS[kind]}, got {describe(expr)}", expr.span)
+        self.bag.error(
+            "E202", f"{op}: `{pname}` must be {STATIC_WORDS[kind]}, got {describe(expr)}", expr.span
+        )
         raise Reported
 
     def _make(self, op: str, args: tuple[Node, ...], attrs: dict[str, Any], span: Span) -> Node:

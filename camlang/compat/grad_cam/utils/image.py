@@ -22,22 +22,31 @@ def _heatmap_rgb(mask: np.ndarray, colormap: int) -> np.ndarray:
         import cv2
     except ImportError:
         if colormap != COLORMAP_JET:
-            raise CamlangError(f"colormap {colormap} needs OpenCV (pip install opencv-python-headless)",
-                               hint="without OpenCV only the default jet colormap is available") from None  # fmt: skip
+            raise CamlangError(
+                f"colormap {colormap} needs OpenCV (pip install opencv-python-headless)",
+                hint="without OpenCV only the default jet colormap is available",
+            ) from None
         return jet(levels / 255.0).astype(np.float32)
     bgr = np.asarray(cv2.applyColorMap(levels, colormap))
     return bgr[..., ::-1].astype(np.float32) / 255
 
 
-def show_cam_on_image(img: np.ndarray, mask: np.ndarray, use_rgb: bool = False, colormap: int = COLORMAP_JET,
-                      image_weight: float = 0.5) -> np.ndarray:  # fmt: skip
+def show_cam_on_image(
+    img: np.ndarray,
+    mask: np.ndarray,
+    use_rgb: bool = False,
+    colormap: int = COLORMAP_JET,
+    image_weight: float = 0.5,
+) -> np.ndarray:
     """Overlay a CAM `mask` `[H, W]` in [0, 1] on `img` `[H, W, 3]` float in [0, 1]; uint8 `[H, W, 3]`.
 
     As in pytorch-grad-cam, the heatmap is BGR unless `use_rgb=True`, and the blend is divided by its maximum.
     """
     if np.max(img) > 1:
-        raise CamlangError("show_cam_on_image: the input image should be float32 in the range [0, 1]",
-                           hint="divide a uint8 image by 255")  # fmt: skip
+        raise CamlangError(
+            "show_cam_on_image: the input image should be float32 in the range [0, 1]",
+            hint="divide a uint8 image by 255",
+        )
     if not 0 <= image_weight <= 1:
         raise CamlangError(f"show_cam_on_image: image_weight should be in [0, 1], got {image_weight}")
     heatmap = _heatmap_rgb(mask, colormap)
@@ -48,8 +57,11 @@ def show_cam_on_image(img: np.ndarray, mask: np.ndarray, use_rgb: bool = False, 
     return (255 * cam).astype(np.uint8)
 
 
-def preprocess_image(img: np.ndarray, mean: Sequence[float] = (0.485, 0.456, 0.406),
-                     std: Sequence[float] = (0.229, 0.224, 0.225)) -> torch.Tensor:  # fmt: skip
+def preprocess_image(
+    img: np.ndarray,
+    mean: Sequence[float] = (0.485, 0.456, 0.406),
+    std: Sequence[float] = (0.229, 0.224, 0.225),
+) -> torch.Tensor:
     """An `[H, W, 3]` float image in [0, 1] as a normalized `[1, 3, H, W]` tensor."""
     x = torch.as_tensor(np.ascontiguousarray(img), dtype=torch.float32).permute(2, 0, 1)
     x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
