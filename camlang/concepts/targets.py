@@ -61,3 +61,29 @@ def concept_targets(source: ProbeSource, names: Sequence[str] | str, count: int)
         if n not in index:
             select_concepts(source.names, [n, source.names[0]], "this concept set")  # raises the user error
     return torch.tensor([index[n] for n in wanted], dtype=torch.long)
+
+
+def concept_live_model(state: Any, live: Any, target: Any) -> tuple[Any, torch.Tensor]:
+    """For `evaluate ... for concept SET.NAME`: `live` seen through probe set SET, and NAME's index.
+
+    The returned live model's module is `ConceptScores`, so the cams' target score (and S, S_at)
+    is the concept's probe logit; the target layers are the model's own, hooked as usual.
+    """
+    from dataclasses import replace
+
+    from camlang.concepts.build import ConceptRuntime
+    from camlang.concepts.report import ConceptReport
+    from camlang.errors import CamlangError
+
+    if state.concepts is None:
+        state.concepts = (ConceptRuntime(state), ConceptReport(state.options.out_dir))
+    source = state.concepts[0].source(target.concepts.name)
+    if not isinstance(source, ProbeSource):  # the checker refuses this; a REPL redefinition may not
+        raise CamlangError(
+            f"concept set `{target.concepts.name}` is not a probes set, so a cam cannot target it",
+            span=target.span,
+            code="E824",
+        )
+    wrapped = ConceptScores(live.module, source).to(live.device).eval()
+    index = concept_targets(source, target.concept.name, 1)
+    return replace(live, loaded=replace(live.loaded, module=wrapped)), index

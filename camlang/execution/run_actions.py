@@ -43,6 +43,11 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
     model_name, data_name = act.model.name, act.data.name
     live = state.model(model_name, data_name)
     ds = state.data(data_name)
+    concept_index = None
+    if act.concept is not None:
+        from camlang.concepts.targets import concept_live_model
+
+        live, concept_index = concept_live_model(state, live, act.concept)
     cams = [c.name for c in act.cams]
     nodes = {name: state.cam_node(name)[0] for name in cams}
     metrics = {m.name: program.metrics[m.name] for m in act.metrics}
@@ -82,7 +87,10 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
     )
     evaluator = Evaluator(live, engine, chunk_size=256, counter=counter, seed=state.options.seed)
     dist = state.dist
-    section = state.cache.section("evaluate", _evaluate_key(state, cams, metrics, model_name, data_name))
+    key = _evaluate_key(state, cams, metrics, model_name, data_name)
+    if act.concept is not None:
+        key["concept"] = [act.concept.concepts.name, act.concept.concept.name]
+    section = state.cache.section("evaluate", key)
     cached = _images_from(section.units()) if state.options.resume else {}
     want = min(state.options.grid_images, len(ds))
     class_names = describe.get("class_names") or live.loaded.class_names
@@ -91,7 +99,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
     shown: dict[int, _Shown] = {}
     shards = shard_batches(len(ds), state.options.batch_size, dist.rank, dist.world_size)
     scale = dist.world_size  # rank 0 shows its own share, scaled to the whole data set
-    info = _EvalInfo(act, cams, metrics, live, describe, data_name, model_name, len(ds))
+    info = _EvalInfo(act, cams, metrics, live, describe, data_name, model_name, len(ds), concept_index)
     try:
         with make_progress(state.console, enabled=state.is_main) as progress:
             task = progress.add_task(f"evaluate on {data_name}", total=len(ds))
@@ -105,7 +113,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                 batch = ds.get(positions)
                 x = batch.x.to(device)
                 try:
-                    cam_batch = engine(x, None, counter=counter, indices=batch.indices)
+                    cam_batch = engine(x, _targets(concept_index, x), counter=counter, indices=batch.indices)
                 except CamlangError:
                     raise
                 except RuntimeError as err:
@@ -125,7 +133,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                             {c: cam_batch.maps[c][j].detach().cpu() for c in cams},
                             None if batch.masks is None else batch.masks[j],
                             label,
-                            _names([int(cam_batch.targets[j])], class_names)[0],
+                            _prediction(info, [int(cam_batch.targets[j])], class_names),
                         )
                 progress.update(task, advance=len(batch) * scale)
         parts = dist.gather((done, shown, counter.images))
@@ -176,6 +184,13 @@ class _EvalInfo:
     data_name: str
     model_name: str
     count: int
+    concept_index: torch.Tensor | None = None
+
+    @property
+    def concept_title(self) -> str:
+        """` for concept SET.NAME` when the cams explain a concept, else nothing."""
+        target = self.act.concept
+        return "" if target is None else f" for concept {target.concepts.name}.{target.concept.name}"
 
 
 def _evaluate_key(
@@ -275,7 +290,7 @@ def _eval_result(
     if engine.layouts:
         model_info["layout"] = "; ".join(dict.fromkeys(lay.describe() for lay in engine.layouts))
     data_info = {"name": info.data_name} | {k: v for k, v in info.describe.items() if k != "class_names"}
-    title = f"evaluate {', '.join(info.cams)} on {info.model_name}, {info.data_name}"
+    title = f"evaluate {', '.join(info.cams)} on {info.model_name}, {info.data_name}{info.concept_title}"
     if len(present) < len(order):
         data_info["evaluated"] = f"{len(present):,} of {len(order):,} images"
         state.warn(
@@ -298,7 +313,8 @@ def _input_size(ds: Any, grid: list[_Shown]) -> tuple[int, int]:
 def _show(ds: Any, positions: list[int], info: _EvalInfo, engine: CamEngine) -> dict[int, _Shown]:
     batch = ds.get(positions)
     class_names = info.describe.get("class_names") or info.live.loaded.class_names
-    got = engine(batch.x.to(info.live.device), None, indices=batch.indices)
+    x = batch.x.to(info.live.device)
+    got = engine(x, _targets(info.concept_index, x), indices=batch.indices)
     out = {}
     for j, position in enumerate(positions):
         label = None if batch.labels is None else _names([int(batch.labels[j])], class_names)[0]
@@ -307,9 +323,23 @@ def _show(ds: Any, positions: list[int], info: _EvalInfo, engine: CamEngine) -> 
             {c: got.maps[c][j].detach().cpu() for c in info.cams},
             None if batch.masks is None else batch.masks[j],
             label,
-            _names([int(got.targets[j])], class_names)[0],
+            _prediction(info, [int(got.targets[j])], class_names),
         )
     return out
+
+
+def _targets(concept_index: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """The cams' targets: the predicted class (None), or the concept's column for every image."""
+    if concept_index is None:
+        return None
+    return concept_index.expand(x.shape[0]).to(x.device)
+
+
+def _prediction(info: _EvalInfo, target: list[int], class_names: Any) -> Any:
+    """What the grid shows as the explained output: the predicted class, or the concept explained."""
+    if info.act.concept is not None:
+        return f"{info.act.concept.concepts.name}.{info.act.concept.concept.name}"
+    return _names(target, class_names)[0]
 
 
 def _names(indices: list[int], class_names: Any) -> list[Any]:

@@ -358,7 +358,10 @@ class _Builder(Transformer):  # type: ignore[type-arg]
         return s.PropertyDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
     def evaluate_stmt(self, meta: Any, c: _Children) -> s.Evaluate:
-        return s.Evaluate(c[0], self._id(c[1]), self._id(c[2]), c[3], _span(self.src, meta))
+        return s.Evaluate(c[0], self._id(c[1]), self._id(c[2]), c[3], _span(self.src, meta), c[4])
+
+    def concept_target(self, meta: Any, c: _Children) -> s.ConceptTarget:
+        return s.ConceptTarget(self._id(c[0]), self._id(c[1]), _span(self.src, meta))
 
     def check_stmt(self, meta: Any, c: _Children) -> s.Check:
         return s.Check(tuple(self._id(t) for t in c), _span(self.src, meta))

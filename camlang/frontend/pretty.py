@@ -93,10 +93,11 @@ def pretty_stmt(stmt: s.Stmt) -> str:
             return f"synthesize {n.name} from {g.name} {{\n{body}}}"
         case s.PropertyDecl(name=n, claim=c):
             return f"property {n.name} = {pretty_expr(c)}"
-        case s.Evaluate(cams=cams, model=m, data=d, metrics=metrics):
+        case s.Evaluate(cams=cams, model=m, data=d, metrics=metrics, concept=target):
+            clause = "" if target is None else f" for concept {target.concepts.name}.{target.concept.name}"
             return (
                 f"evaluate [{', '.join(c.name for c in cams)}] on {m.name}, {d.name} "
-                f"with [{', '.join(x.name for x in metrics)}]"
+                f"with [{', '.join(x.name for x in metrics)}]{clause}"
             )
         case s.Check(properties=props):
             return "check " + ", ".join(p.name for p in props)

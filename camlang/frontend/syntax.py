@@ -197,12 +197,22 @@ class PropertyDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class ConceptTarget:
+    """`for concept SET.NAME`: the cams explain concept NAME's probe logit in concept set SET."""
+
+    concepts: Ident
+    concept: Ident
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluate:
     cams: tuple[Ident, ...]
     model: Ident
     data: Ident
     metrics: tuple[Ident, ...]
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
+    concept: ConceptTarget | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from camlang.frontend import syntax as s
 from camlang.frontend.check.base import CheckerBase, suggest
+from camlang.frontend.ir import postorder
 from camlang.frontend.program import ConceptSetDef, MonitorDef, Ref
 from camlang.frontend.signatures import CONCEPT_SOURCES, MONITOR_KINDS, SHAPE_CONCEPTS
 from camlang.frontend.source import Span
@@ -21,6 +22,14 @@ CLIP_WEIGHTS_HINT = (
     "with the weights, e.g. torch.save(open_clip.create_model('ViT-B-32', pretrained='openai').state_dict(), "
     "'clip.pt'), and install the extra with pip install 'camlang[clip]'"
 )
+
+# Ops of metrics that take a softmax over class logits; refused for a concept target.
+CONCEPT_REFUSED_OPS = frozenset({"P", "P_at", "deletion_auc", "insertion_auc", "sufficient_fraction", "road"})
+
+_OUTSIDE = {
+    "annotations": "annotations are ground-truth labels of the data, not a function of the image",
+    "clip": "clip scores come from a separate CLIP encoder, not from the model",
+}
 
 
 class ConceptChecks(CheckerBase):
@@ -125,6 +134,60 @@ class ConceptChecks(CheckerBase):
             return
         if self._declare(stmt.name, "monitor"):
             self.program.monitors[stmt.name.name] = MonitorDef(stmt.name.name, kind, args, stmt.span)
+
+    def _concept_target(self, stmt: s.Evaluate, target: s.ConceptTarget) -> bool:
+        """`evaluate ... for concept SET.NAME`: SET is a probe set on the evaluated model and knows NAME;
+        no metric reads the softmax of class logits (`CONCEPT_REFUSED_OPS`)."""
+        if not self._expect(target.concepts, ("concepts",)):
+            return False
+        cdef = self.program.concept_sets.get(target.concepts.name)
+        if cdef is None:
+            return False  # its declaration failed and was reported there
+        if cdef.kind != "probes":
+            self.bag.error(
+                "E824",
+                f"cams can target only a probes concept set; `{cdef.name}` is of kind {cdef.kind}",
+                target.concepts.span,
+                "a cam needs a score computed differentiably from the model's own activations, but "
+                + _OUTSIDE.get(cdef.kind, f"{cdef.kind} scores do not come from the model")
+                + "; declare `concepts NAME = probes(MODEL, ...)` and target that",
+            )
+            return False
+        probed = cdef.args["model"].name
+        if probed != stmt.model.name:
+            self.bag.error(
+                "E824",
+                f"concept set `{cdef.name}` probes model `{probed}`, not `{stmt.model.name}`",
+                target.concepts.span,
+                f"evaluate on `{probed}`, or declare a probe set on `{stmt.model.name}`",
+            )
+            return False
+        names = cdef.args.get("concepts")
+        if isinstance(names, list) and target.concept.name not in names:
+            self.bag.error(
+                "E820",
+                f'unknown concept "{target.concept.name}": concept set `{cdef.name}` has no such concept',
+                target.concept.span,
+                suggest(target.concept.name, list(names)) or "known concepts: " + ", ".join(names),
+            )
+            return False
+        ok = True
+        for metric in stmt.metrics:
+            mdef = self.program.metrics.get(metric.name)
+            if mdef is None:
+                continue
+            used = sorted({n.op for n in postorder([mdef.node])} & CONCEPT_REFUSED_OPS)
+            if used:
+                self.bag.error(
+                    "E825",
+                    f"metric `{metric.name}` reads {', '.join(used)}, a softmax over class logits, which "
+                    "means nothing for one concept's probe logit",
+                    metric.span,
+                    "with `for concept`, use localisation metrics (pointing, energy pointing, IoU) or "
+                    "ones that read the concept logit S / S_at",
+                )
+                ok = False
+        return ok
 
     def _concept_action(self, stmt: s.Heatmaps | s.Watch) -> bool:
         match stmt:

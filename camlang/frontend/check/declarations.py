@@ -263,6 +263,8 @@ class DeclarationChecks(CheckerBase):
                 ok &= self._expect(stmt.data, ("data",))
                 for metric in stmt.metrics:
                     ok &= self._expect(metric, ("metric",))
+                if stmt.concept is not None and ok:
+                    ok &= self._concept_target(stmt, stmt.concept)  # type: ignore[attr-defined]
             case s.Check():
                 for prop in stmt.properties:
                     ok &= self._expect(prop, ("property",))
