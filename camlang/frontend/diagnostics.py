@@ -54,6 +54,8 @@ CODES: dict[str, str] = {
     "E821": "concept probe layer has no spatial or vector output",
     "E822": "VLM weights file not found",
     "E823": "concept set or monitor error",
+    "E824": "a concept target needs a probe set fitted on the evaluated model",
+    "E825": "metric reads class probabilities, which a concept target has not",
     "E900": "user error outside a source file",
     "W001": "referenced file does not exist",
     "W002": "redefinition",
