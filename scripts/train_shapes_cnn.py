@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -37,6 +38,46 @@ def evaluate(model: ShapesCNN, count: int, seed: int) -> float:
         for batch in synthetic_shapes(count, size=64, seed=seed).batches(256):
             correct += int((model(batch.x).argmax(1) == batch.labels).sum())
     return correct / count
+
+
+def fit(
+    model: ShapesCNN,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    pct_start: float,
+    on_epoch: Callable[[int, float], None],
+) -> None:
+    """Train in place: AdamW with a one-cycle schedule, one random flip/rotation per batch (seeded).
+
+    `on_epoch(epoch, mean_loss)` is called after every epoch. Shared by the shortcut CNN's script.
+    """
+    n = len(x_all)
+    steps = epochs * ((n + batch_size - 1) // batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=pct_start)
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        total = 0.0
+        for s in range(0, n, batch_size):
+            idx = perm[s : s + batch_size]
+            x, y = x_all[idx], y_all[idx]
+            # The 8 flips/rotations keep every class: free extra data.
+            k = int(torch.randint(8, (), generator=gen))
+            x = torch.rot90(x, k % 4, dims=(2, 3))
+            if k >= 4:
+                x = x.flip(-1)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        on_epoch(epoch, total / n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,34 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {len(data)} training images in {time.time() - start:.1f}s", flush=True)
 
     model = ShapesCNN()
-    steps = args.epochs * ((len(data) + args.batch_size - 1) // args.batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.15)
-    gen = torch.Generator().manual_seed(0)
-    for epoch in range(args.epochs):
-        model.train()
-        perm = torch.randperm(len(data), generator=gen)
-        total = 0.0
-        for s in range(0, len(data), args.batch_size):
-            idx = perm[s : s + args.batch_size]
-            x, y = train.x[idx], train.labels[idx]
-            # The 8 flips/rotations keep every class: free extra data.
-            k = int(torch.randint(8, (), generator=gen))
-            x = torch.rot90(x, k % 4, dims=(2, 3))
-            if k >= 4:
-                x = x.flip(-1)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
+
+    def report(epoch: int, loss: float) -> None:
         acc = evaluate(model, 512, seed=1)
-        print(
-            f"epoch {epoch + 1}: loss {total / len(data):.4f}  test acc {acc:.4f}  "
-            f"({time.time() - start:.0f}s)"
-        )
+        print(f"epoch {epoch + 1}: loss {loss:.4f}  test acc {acc:.4f}  ({time.time() - start:.0f}s)")
         sys.stdout.flush()
+
+    fit(model, train.x, train.labels, args.epochs, args.batch_size, args.lr, pct_start=0.15, on_epoch=report)
 
     acc = evaluate(model, 512, seed=1)
     print(f"test accuracy on synthetic_shapes(count=512, size=64, seed=1): {acc:.4f}")

@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from train_shapes_cnn import fit  # noqa: E402
 
 from camlang.data import synthetic_shapes  # noqa: E402
 from camlang.models.demo import ShapesCNN  # noqa: E402
@@ -68,28 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {len(data)} training images in {time.time() - start:.1f}s", flush=True)
 
     model = ShapesCNN()
-    steps = args.epochs * ((len(data) + args.batch_size - 1) // args.batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.2)
-    gen = torch.Generator().manual_seed(0)
-    for epoch in range(args.epochs):
-        model.train()
-        perm = torch.randperm(len(data), generator=gen)
-        total = 0.0
-        for s in range(0, len(data), args.batch_size):
-            idx = perm[s : s + args.batch_size]
-            x, y = train.x[idx], train.labels[idx]
-            k = int(torch.randint(8, (), generator=gen))
-            x = torch.rot90(x, k % 4, dims=(2, 3))
-            if k >= 4:
-                x = x.flip(-1)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        print(f"epoch {epoch + 1}: loss {total / len(data):.4f} ({time.time() - start:.0f}s)", flush=True)
+
+    def report(epoch: int, loss: float) -> None:
+        print(f"epoch {epoch + 1}: loss {loss:.4f} ({time.time() - start:.0f}s)", flush=True)
+
+    fit(model, train.x, train.labels, args.epochs, args.batch_size, args.lr, pct_start=0.2, on_epoch=report)
 
     in_dist = evaluate(model, 512, seed=21, shortcut=args.shortcut)
     shifted = evaluate(model, 512, seed=22, shortcut=0.0)
