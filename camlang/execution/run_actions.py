@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,7 +16,8 @@ from camlang.execution.metric_evaluation import Evaluator, metric_needs_mask, me
 from camlang.frontend import syntax as s
 from camlang.frontend.program import IndexRef, PropertyDef, Ref
 from camlang.progress import make_progress
-from camlang.report import CheckResult, EvalResult, MetricInfo, Stat, Visuals
+from camlang.report import CheckResult, EvalResult, MetricInfo, Visuals
+from camlang.report.model import stat_of
 
 if TYPE_CHECKING:
     from camlang.execution.run_state import RunState
@@ -253,7 +253,7 @@ def _eval_result(
     present = [i for i in order if i in rows]
     table = {
         cam: {
-            m: _stat(torch.tensor([rows[i].values[cam][m] for i in present], dtype=torch.float32))
+            m: stat_of(torch.tensor([rows[i].values[cam][m] for i in present], dtype=torch.float32))
             for m in info.metrics
         }
         for cam in info.cams
@@ -346,17 +346,6 @@ def _names(indices: list[int], class_names: Any) -> list[Any]:
     if class_names:
         return [class_names[i] if 0 <= i < len(class_names) else i for i in indices]
     return indices
-
-
-def _stat(values: torch.Tensor) -> Stat:
-    v = values.double()
-    finite = v[torch.isfinite(v)]
-    n = int(v.numel())
-    nan_count = n - int(finite.numel())
-    if finite.numel() == 0:
-        return Stat(math.nan, math.nan, n, nan_count)
-    std = float(finite.std(unbiased=False)) if finite.numel() > 1 else 0.0
-    return Stat(float(finite.mean()), std, n, nan_count)
 
 
 # ---- checks -------------------------------------------------------------------------

@@ -76,7 +76,16 @@ def stat_of(values: ArrayLike, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPL
     if finite.size == 1:
         return Stat(mean, std, n, nan_count, mean, mean)
     rng = np.random.default_rng(seed)
-    means = finite[rng.integers(0, finite.size, size=(resamples, finite.size))].mean(axis=1)
+    # Resample in row blocks of at most ~8M indices, so 50,000 images do not need 800 MB at once.
+    block = max(1, min(resamples, 8_000_000 // finite.size))
+    means = np.concatenate(
+        [
+            finite[rng.integers(0, finite.size, size=(min(block, resamples - start), finite.size))].mean(
+                axis=1
+            )
+            for start in range(0, resamples, block)
+        ]
+    )
     low, high = np.percentile(means, [2.5, 97.5])
     return Stat(mean, std, n, nan_count, float(low), float(high))
 
