@@ -406,13 +406,16 @@ class _Timeout(Exception):
 
 
 def _alive_disjuncts(net: ReluNet, bounds: NetBounds, q: Query) -> list[int]:
-    """The unsafe disjuncts that CROWN cannot exclude."""
-    alive = []
+    """The unsafe disjuncts that CROWN cannot exclude, the likeliest to be violated first.
+
+    A violation ends the query, so the disjunct whose CROWN bound comes closest to being violated
+    (the lowest bound of its safe slack) is searched first; ties keep the file's order."""
+    alive: list[tuple[float, int]] = []
     for j, (A, c) in enumerate(q.disjuncts):
         low, _ = spec_bounds(net, bounds, q.lo, q.hi, np.atleast_2d(A), -np.asarray(c, dtype=np.float64))
         if not np.any(low > 0):
-            alive.append(j)
-    return alive
+            alive.append((float(np.max(low)), j))
+    return [j for _, j in sorted(alive)]
 
 
 # the most undecided ReLUs whose patterns are enumerated directly, and the most patterns within
