@@ -115,6 +115,16 @@ class Dist:
         self._collective("gather", lambda: dist.gather_object(obj, out, dst=0))
         return out
 
+    def all_gather(self, obj: T) -> list[T]:
+        """Every rank's `obj`, in rank order, on every rank."""
+        if not self.distributed:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        self._collective("all_gather", lambda: dist.all_gather_object(out, obj))
+        return out
+
     def broadcast(self, obj: T) -> T:
         """Rank 0's `obj` on every rank."""
         if not self.distributed:
