@@ -301,6 +301,50 @@ def test_killed_worker_ends_the_run_with_a_partial_report(tmp_path: Path) -> Non
     assert _workers_of(out, proc.pid) == {}, "a worker was left running"
 
 
+SYNTH_KILL_PROGRAM = f"""
+import "stdlib/cams.cam"
+import "stdlib/metrics.cam"
+import "stdlib/grammars.cam"
+model shapes = checkpoint("{ROOT}/models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"
+data train = synthetic_shapes(count = 64, size = 64, seed = 0)
+synthesize best from gradient_weights {{
+  model = shapes
+  data = train
+  objective = deletion
+  max_size = 5
+}}
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
+def test_worker_killed_during_synthesis_ends_every_worker(tmp_path: Path) -> None:
+    """Both ranks race together: losing one mid-race ends the other (no wait for a dead peer)."""
+    program = tmp_path / "synth.cam"
+    program.write_text(SYNTH_KILL_PROGRAM, encoding="utf-8")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        cache = out / "cache" / "synth-best.json"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not cache.is_file():  # rank 0 saves after a scoring call
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        workers = _workers_of(out, proc.pid)
+        assert set(workers) == {0, 1}, workers
+        os.kill(workers[1], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, None)
+    assert "rank 1" in stderr, stderr[-3000:]
+    doc = _report(out)
+    assert doc["partial"] is True and "rank 1" in (doc["failure"] or "")
+    assert json.loads(cache.read_text(encoding="utf-8"))["values"], "the scores gathered so far are kept"
+    assert _workers_of(out, proc.pid) == {}, "a worker was left running"
+
+
 def test_worker_error_is_named_in_the_partial_report(tmp_path: Path) -> None:
     from PIL import Image
 
