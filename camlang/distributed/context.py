@@ -151,6 +151,9 @@ class Dist:
         try:
             call()
         except (RuntimeError, ValueError, ConnectionError) as err:
+            # The run is ending: the launcher's SIGTERM, which follows a lost worker at about the same
+            # moment, must not interrupt the partial report this failure leads to.
+            _ignore_sigterm()
             raise WorkerFailure(
                 f"collective `{name}` failed on rank {self.rank}: {_first_line(err)}"
             ) from None
@@ -159,6 +162,13 @@ class Dist:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def _ignore_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to change
+        pass
 
 
 def _stop_on_sigterm() -> None:
