@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnistfc"
 TARGETS = {"startup": 0.0, "evaluate": 1.3, "synthesis": 1.3, "checks": 1.7}
+#: CPU seconds of each run (workload, workers): the work done, which the machine's load does not change.
+CPU: dict[tuple[str, int], float] = {}
 
 HEADER = f"""import "stdlib/cams.cam"
 import "stdlib/metrics.cam"
@@ -88,12 +91,19 @@ def checks_program(timeout: float) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes and their waited-for children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(program: Path, out: Path, workers: int) -> tuple[float, dict[str, Any]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--workers", str(workers)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     got = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
+    CPU[(program.stem, workers)] = _children_cpu() - cpu
     if got.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({got.returncode}):\n{got.stderr[-3000:]}")
     return seconds, json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -184,6 +194,8 @@ def main() -> None:
                 f"{load0:>4.1f}-{load1:<4.1f}  {agreement(rep1, rep2)}; target {verdict}",
                 flush=True,
             )
+            cpu1, cpu2 = CPU[(name, 1)], CPU[(name, 2)]
+            print(f"{'':<10} CPU seconds (all processes): {cpu1:.1f} vs {cpu2:.1f}", flush=True)
             if name == "synthesis":
                 own1, own2 = (r["syntheses"][0]["counts"]["seconds"] for r in (rep1, rep2))
                 print(
