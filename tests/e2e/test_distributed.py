@@ -22,6 +22,9 @@ from camlang.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
+# The synthesis's `time` never runs out here, but it makes every time decision go through rank 0's
+# broadcast (stop checks, finalists that fit, the holdout comparison's share): with 2 workers a
+# missing or extra broadcast on one rank would hang or fail the run.
 PROGRAM = f"""
 import "stdlib/cams.cam"
 import "stdlib/metrics.cam"
@@ -36,6 +39,7 @@ synthesize best from gradient_weights {{
   holdout = test
   objective = average_drop
   max_size = 3
+  time = "900s"
 }}
 property same = equivalent(gradcam, hirescam)
 property robust_bandit = saliency_robust(bandit, at = [1, 1, 0, 1, 1], eps = 1.0, delta = 0.75)
