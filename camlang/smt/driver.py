@@ -119,6 +119,7 @@ class Outcome:
     x: np.ndarray | None = None
     pattern: list[np.ndarray] | None = None
     message: str = ""
+    disjunct: int | None = None  # which disjunct a candidate reaches, when several were encoded
 
 
 class DisjunctSearch(Protocol):
@@ -143,12 +144,13 @@ class Backend(Protocol):
         self,
         setup: Setup,
         bounds: NetBounds,
-        disjunct: int,
+        disjunct: int | tuple[int, ...],
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
     ) -> DisjunctSearch:
-        """Encode disjunct ``disjunct``; raises `_Timeout` when encoding runs past ``deadline``."""
+        """Encode disjunct ``disjunct`` (several only where the back end sets ``joint = True``);
+        raises `_Timeout` when encoding runs past ``deadline``."""
         ...
 
 
@@ -159,22 +161,24 @@ class _MilpSearch:
 
     def solve(self, deadline: float) -> Outcome:
         out = solve_milp(self.problem, self.bounds, deadline, self.excluded)
-        return Outcome(out.status, out.x, out.pattern, out.message)  # type: ignore[arg-type]
+        return Outcome(out.status, out.x, out.pattern, out.message, out.disjunct)  # type: ignore[arg-type]
 
     def exclude(self, pattern: list[np.ndarray]) -> None:
         self.excluded.append(pattern)
 
 
 class MilpBackend:
-    """HiGHS through scipy.optimize.milp: big-M ReLUs, McCormick-exact gradient gates (milp.py)."""
+    """HiGHS through scipy.optimize.milp: big-M ReLUs, McCormick-exact gradient gates (milp.py).
+    Several disjuncts can be encoded in one MILP, with a selector binary each (`joint`)."""
 
     name = "milp"
+    joint = True
 
     def search(
         self,
         setup: Setup,
         bounds: NetBounds,
-        disjunct: int,
+        disjunct: int | tuple[int, ...],
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
@@ -209,11 +213,13 @@ class Z3Backend:
         self,
         setup: Setup,
         bounds: NetBounds,
-        disjunct: int,
+        disjunct: int | tuple[int, ...],
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
     ) -> DisjunctSearch:
+        if not isinstance(disjunct, int):
+            raise TypeError("the z3 back end encodes one disjunct at a time")
         try:
             return _Z3Search(
                 encode_reference(setup.net, bounds, setup.query, disjunct, z3.Context(), deadline)
@@ -377,6 +383,16 @@ def run_query(
                 if found is not None:
                     return _violated(setup, backend, t0, stats, found, REPLAYED)
                 alive = []
+        if q.gradient is not None and len(alive) > 1 and getattr(engine, "joint", False):
+            # saliency: one MILP for every alive disjunct (the gradient part is shared)
+            if progress is not None:
+                progress(0, 1, f"{backend}: {len(alive)} output disjuncts in one search")
+            stats["joint_disjuncts"] = len(alive)
+            found, cut = _decide_disjunct(setup, bounds, tuple(alive), engine, deadline, stats, gz0)
+            boundary += cut
+            if found is not None:
+                return _violated(setup, backend, t0, stats, found, REPLAYED)
+            alive = []
         for n, j in enumerate(alive):
             if progress is not None:
                 progress(n, len(alive), f"{backend}: output disjunct {j} ({n + 1}/{len(alive)})")
@@ -406,13 +422,16 @@ class _Timeout(Exception):
 
 
 def _alive_disjuncts(net: ReluNet, bounds: NetBounds, q: Query) -> list[int]:
-    """The unsafe disjuncts that CROWN cannot exclude."""
-    alive = []
+    """The unsafe disjuncts that CROWN cannot exclude, the likeliest to be violated first.
+
+    A violation ends the query, so the disjunct whose CROWN bound comes closest to being violated
+    (the lowest bound of its safe slack) is searched first; ties keep the file's order."""
+    alive: list[tuple[float, int]] = []
     for j, (A, c) in enumerate(q.disjuncts):
         low, _ = spec_bounds(net, bounds, q.lo, q.hi, np.atleast_2d(A), -np.asarray(c, dtype=np.float64))
         if not np.any(low > 0):
-            alive.append(j)
-    return alive
+            alive.append((float(np.max(low)), j))
+    return [j for _, j in sorted(alive)]
 
 
 # the most undecided ReLUs whose patterns are enumerated directly, and the most patterns within
@@ -546,15 +565,17 @@ def _pattern_lps(
 def _decide_disjunct(
     setup: Setup,
     bounds: NetBounds,
-    j: int,
+    j: int | tuple[int, ...],
     engine: Backend,
     deadline: float,
     stats: dict[str, Any],
     gz0: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int]:
-    """A replayed counterexample for disjunct ``j`` (or None when infeasible), and how many
-    patterns were cut off as unrepairable boundary points. Raises `_Timeout`."""
+    """A replayed counterexample for disjunct ``j`` (or for one of several, encoded together), or
+    None when infeasible, and how many patterns were cut off as unrepairable boundary points.
+    Raises `_Timeout`."""
     search = engine.search(setup, bounds, j, deadline, gz0, stats)
+    targets = (j,) if isinstance(j, int) else j
     cut = 0
     for _ in range(MAX_REPAIRS):
         if time.monotonic() >= deadline:
@@ -565,9 +586,12 @@ def _decide_disjunct(
         if out.status == "timeout":
             raise _Timeout(out.message)
         stats["candidates"] = stats.get("candidates", 0) + 1
-        found = _try_candidate(setup, bounds, j, out.x, out.pattern, deadline)
-        if found is not None:
-            return found, 0
+        reached = out.disjunct if out.disjunct is not None else targets[0]
+        # the disjunct the solver picked first, then (same point and pattern) every other one
+        for t in sorted(targets, key=lambda d: d != reached):
+            found = _try_candidate(setup, bounds, t, out.x, out.pattern, deadline)
+            if found is not None:
+                return found, 0
         if out.pattern is None:
             break
         search.exclude(out.pattern)
