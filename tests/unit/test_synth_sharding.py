@@ -52,7 +52,8 @@ def _race(group: SynthGroup, stop_on_call: int | None) -> tuple[RaceResult, list
         check()
         return group.score(scorer, cands, images, counter)  # type: ignore[arg-type]
 
-    res = race(CANDIDATES, IMAGES, score, first=4, keep=2, keep_on_interrupt=not group.distributed)
+    # chunks of 16 candidates: several scoring calls (and all-gathers) per round
+    res = race(CANDIDATES, IMAGES, score, first=4, keep=2, chunk=16, keep_on_interrupt=not group.distributed)
     return res, seen, counter.images
 
 
@@ -71,7 +72,7 @@ def _worker(rank: int, folder: str) -> None:
     try:
         group = SynthGroup(Dist(rank, 2, rank, 2, "cpu", "gloo"))
         out: dict[str, Any] = {}
-        for name, stop in (("full", None), ("stopped", 2)):
+        for name, stop in (("full", None), ("stopped", 5)):
             res, seen, passes = _race(group, stop)
             out[name] = (res.scores, res.alive, res.eliminated_at, res.stopped, seen, passes)
         try:
@@ -94,7 +95,7 @@ def test_image_share_cuts_in_order() -> None:
 def test_two_workers_race_like_one_process(tmp_path: Path) -> None:
     import torch.multiprocessing as mp
 
-    one = {name: _race(SynthGroup(None), stop) for name, stop in (("full", None), ("stopped", 2))}
+    one = {name: _race(SynthGroup(None), stop) for name, stop in (("full", None), ("stopped", 5))}
     mp.spawn(_worker, args=(str(tmp_path),), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     for name in ("full", "stopped"):
