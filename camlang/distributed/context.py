@@ -6,8 +6,9 @@ with CUDA (worker k then uses `cuda:k`, k being its local rank). Every collectiv
 group's timeout, so no worker waits for ever on a peer that died: it gets an error instead, which
 `_collective` turns into `WorkerFailure`.
 
-Objects travel pickled (`gather_object`, `broadcast_object_list`), which is how a run moves
-per-image values to rank 0; docs/scaling.md gives their sizes.
+Objects travel pickled (`gather_object`, `all_gather_object`, `broadcast_object_list`), which is
+how a run moves per-image values to rank 0 and a synthesis's scores to every rank;
+docs/scaling.md gives their sizes.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ T = TypeVar("T")
 
 #: The process group's default timeout (seconds); `--collective-timeout` overrides it.
 DEFAULT_TIMEOUT_S = 1800.0
-#: How long workers wait for rank 0 to finish work only it does (a synthesis): a week.
-LONG_WAIT_S = 7 * 24 * 3600.0
 
 
 class WorkerFailure(Exception):
@@ -51,7 +50,6 @@ class Dist:
     local_world_size: int
     device: str
     backend: str | None = None
-    waiting_group: Any = None
 
     @property
     def is_main(self) -> bool:
@@ -98,11 +96,8 @@ class Dist:
 
         if not dist.is_initialized():
             dist.init_process_group(backend, timeout=_dt.timedelta(seconds=timeout_s))
-        # Waiting for rank 0's synthesis can take hours: a separate gloo group with a long timeout.
-        # A dead rank 0 still ends the wait at once (its connections close; the launcher stops us).
-        waiting = dist.new_group(backend="gloo", timeout=_dt.timedelta(seconds=LONG_WAIT_S))
         _stop_on_sigterm()
-        return Dist(rank, world, local_rank, local_world, device, backend, waiting)
+        return Dist(rank, world, local_rank, local_world, device, backend)
 
     # ---- collectives (no-ops with one process)
     def gather(self, obj: T) -> list[T] | None:
@@ -115,6 +110,16 @@ class Dist:
         self._collective("gather", lambda: dist.gather_object(obj, out, dst=0))
         return out
 
+    def all_gather(self, obj: T) -> list[T]:
+        """Every rank's `obj`, in rank order, on every rank."""
+        if not self.distributed:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        self._collective("all_gather", lambda: dist.all_gather_object(out, obj))
+        return out
+
     def broadcast(self, obj: T) -> T:
         """Rank 0's `obj` on every rank."""
         if not self.distributed:
@@ -123,18 +128,6 @@ class Dist:
 
         box = [obj]
         self._collective("broadcast", lambda: dist.broadcast_object_list(box, src=0))
-        return box[0]
-
-    def broadcast_after_work(self, obj: T) -> T:
-        """Rank 0's `obj` on every rank, after rank 0 alone worked for it (no timeout to speak of)."""
-        if not self.distributed:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        self._collective(
-            "broadcast", lambda: dist.broadcast_object_list(box, src=0, group=self.waiting_group)
-        )
         return box[0]
 
     def barrier(self) -> None:
@@ -158,6 +151,9 @@ class Dist:
         try:
             call()
         except (RuntimeError, ValueError, ConnectionError) as err:
+            # The run is ending: the launcher's SIGTERM, which follows a lost worker at about the same
+            # moment, must not interrupt the partial report this failure leads to.
+            _ignore_sigterm()
             raise WorkerFailure(
                 f"collective `{name}` failed on rank {self.rank}: {_first_line(err)}"
             ) from None
@@ -166,6 +162,13 @@ class Dist:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def _ignore_sigterm() -> None:
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to change
+        pass
 
 
 def _stop_on_sigterm() -> None:

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from camlang.errors import CamlangError
 from camlang.execution.declaration_loading import LiveModel, load_data, load_model
-from camlang.frontend.ir import Node, postorder
+from camlang.frontend.ir import Node
 from camlang.frontend.program import CamDef, Program
 from camlang.report import RunReport
 
@@ -185,22 +185,15 @@ class RunState:
     def run_synthesis(self, name: str) -> Any:
         """Run synthesis `name` once; returns its outcome (winner node, text, partial flag, ...).
 
-        With several workers, rank 0 runs it alone with every local core while the others wait,
-        then broadcasts the winner, which each rank re-interns in its own program builder
-        (docs/scaling.md). Only rank 0 adds the synthesis section to the report.
+        With several workers, every rank runs it: candidate scoring is split over the images and
+        every decision is taken together, so each rank ends with the same winner, built in its own
+        program builder (`camlang.synth.sharding`, docs/scaling.md). Only rank 0 prints its
+        progress and adds the synthesis section to the report.
         """
         if name in self.synthesized:
             return self.synthesized[name]
         sdef = self.program.synths[name]
-        outcome: Any = self._synthesize(name) if self.is_main else None
-        if self.dist.distributed:
-            winner = self.dist.broadcast_after_work(
-                None if outcome is None else _Winner(outcome.node, outcome.source_text, outcome.partial)
-            )
-            if not self.is_main:
-                outcome = _Winner(
-                    _intern(self.program.builder, winner.node), winner.source_text, winner.partial
-                )
+        outcome: Any = self._synthesize(name)
         self.synthesized[name] = outcome
         self.program.cams[name] = CamDef(
             name, outcome.node, outcome.source_text, "synthesized", sdef.span, name
@@ -210,8 +203,6 @@ class RunState:
         return outcome
 
     def _synthesize(self, name: str) -> Any:
-        import torch
-
         from camlang.progress import make_progress
         from camlang.synth import synthesize
 
@@ -220,42 +211,20 @@ class RunState:
         live = self.model(settings["model"].name, settings["data"].name)
         train = self.data(settings["data"].name)
         holdout = self.data(settings["holdout"].name) if settings.get("holdout") is not None else None
-        threads = torch.get_num_threads()
-        if self.dist.distributed and not self.dist.device.startswith("cuda"):
-            # the other local workers are idle meanwhile: use their cores too
-            torch.set_num_threads(threads * self.dist.local_world_size)
-        try:
-            with make_progress(self.console) as progress:
-                outcome = synthesize(
-                    self.program,
-                    sdef,
-                    live,
-                    train,
-                    holdout,
-                    batch_size=self.options.batch_size,
-                    seed=self.options.seed,
-                    cache_dir=self.options.out_dir / "cache",
-                    resume=self.options.resume,
-                    progress=progress,
-                )
-        finally:
-            torch.set_num_threads(threads)
-        self.add(syntheses=(outcome.result,))
+        with make_progress(self.console, enabled=self.is_main) as progress:
+            outcome = synthesize(
+                self.program,
+                sdef,
+                live,
+                train,
+                holdout,
+                batch_size=self.options.batch_size,
+                seed=self.options.seed,
+                cache_dir=self.options.out_dir / "cache",
+                resume=self.options.resume,
+                progress=progress if self.is_main else None,
+                dist=self.dist,
+            )
+        if self.is_main:
+            self.add(syntheses=(outcome.result,))
         return outcome
-
-
-@dataclass(frozen=True)
-class _Winner:
-    """What the other ranks need of a synthesis: the winner and whether the search was cut short."""
-
-    node: Node
-    source_text: str
-    partial: bool
-
-
-def _intern(builder: Any, node: Node) -> Node:
-    """`node` (built by another process's builder) rebuilt in `builder`."""
-    made: dict[int, Node] = {}
-    for n in postorder([node]):
-        made[n.nid] = builder.make(n.op, [made[a.nid] for a in n.args], n.attr_dict)
-    return made[node.nid]

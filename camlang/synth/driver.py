@@ -18,6 +18,13 @@ The phases, each a function below:
 
 `time` bounds all of it: the search stops early enough to leave the measured cost of phases
 5 and 6, and the run prints its estimate of the comparison's cost before starting it.
+
+On several workers (`dist`, see `camlang.synth.sharding` and docs/scaling.md) every rank runs
+these phases on the same data: capture, enumeration and deduplication are repeated on each rank
+(they give the same candidates everywhere, which is checked), every scoring call is split over
+the images, and time-limit decisions are rank 0's, broadcast. An interrupt or a lost worker then
+ends the synthesis on every rank (the run's partial report and the score cache keep what finished)
+instead of returning the best so far.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from camlang.synth.proof import prove_equivalent
 from camlang.synth.racing import RaceResult, StopSearch, exhaustive, race
 from camlang.synth.scoring import Scorer, SplitData, bootstrap, capture_split
 from camlang.synth.settings import SynthSettings
+from camlang.synth.sharding import SynthGroup
 
 #: Race the stdlib CAMs outside the grammar as anchors when there are this many candidates per anchor.
 ANCHOR_FIELD_RATIO = 8
@@ -124,10 +132,20 @@ class _Job:
     resume: bool
     stdlib: frozenset[str]  # the reference CAMs (the objective's refs may add others)
     equivalences: dict[int, tuple[str | None, list[str]]] = field(default_factory=dict)
+    group: SynthGroup = field(default_factory=SynthGroup)
 
     @property
     def name(self) -> str:
         return self.sdef.name
+
+    @property
+    def timed(self) -> bool:
+        """Does a clock decide anything (a `time` limit)? Then rank 0 decides for every rank."""
+        return self.limits.seconds is not None
+
+    def score(self, scorer: Scorer, nodes: list[Node], images: list[int]) -> torch.Tensor:
+        """`scorer(nodes, images)`, split over the workers' images (the full matrix on every rank)."""
+        return self.group.score(scorer, nodes, images, self.counter)
 
 
 @dataclass
@@ -150,6 +168,17 @@ class _Stop:
 
 class _NoTime(Exception):
     """The time limit leaves no room for a phase's optional work."""
+
+
+def _interrupted(job: _Job, stop: _Stop) -> None:
+    """Ctrl-C: keep the best so far in one process; end the synthesis on every rank otherwise.
+
+    Each worker gets its own interrupt at its own point of the code, so no common result can be
+    made from them: the run's partial report and the score cache keep what finished.
+    """
+    if job.group.distributed:
+        raise KeyboardInterrupt
+    stop.set("interrupted")
 
 
 @dataclass(frozen=True)
@@ -209,13 +238,17 @@ def synthesize(
     progress: Any = None,
     reference_cams: dict[str, Node] | None = None,
     echo: Callable[[str], None] | None = None,
+    dist: Any = None,
 ) -> SynthOutcome:
     """Find the grammar's expression that best optimizes the objective on `train` (see module docs).
 
     `progress` is a rich `Progress` (a live task when it draws to a terminal, plain lines on its
-    console otherwise); `echo` receives the plain lines instead when given.
+    console otherwise); `echo` receives the plain lines instead when given. `dist` (a
+    `camlang.distributed.Dist`) shares the work among a run's workers; every rank calls this and
+    gets the same winner, and rank 0's result alone has the report's notes and pictures.
     """
     job = _prepare(program, sdef, live, batch_size, seed, cache_dir, resume, progress, reference_cams, echo)
+    job = dataclasses.replace(job, group=SynthGroup(dist))
     stop = _Stop()
     data = _capture_train(job, train)
     en, observer = _enumerate(job, data, stop)
@@ -228,7 +261,8 @@ def synthesize(
         try:
             hold = _compare(job, final, data, hdata, observer)
         except KeyboardInterrupt:
-            stop.set("interrupted")
+            _interrupted(job, stop)
+    job.group.check_same("winner", to_text(final.ordered[0]))
     return _report(job, en, observer, pool, final, hold, stop, data.count)
 
 
@@ -319,7 +353,8 @@ def _capture_train(job: _Job, train: Dataset) -> SplitData:
     # images captured so far (a prefix of the training split) and says so.
     batch = job.batch_size if limits.seconds is None else max(1, min(job.batch_size, 4))
     try:
-        data = capture_split(job.live, train, needs, batch, job.counter, check, keep_partial=True)
+        before = job.group.stop_check(check, job.timed)
+        data = capture_split(job.live, train, needs, batch, job.counter, before, keep_partial=True)
     except StopSearch as stop:
         raise CamlangError(
             f"synthesize `{job.name}`: {stop} while capturing the training data",
@@ -349,9 +384,10 @@ def _capture_holdout(job: _Job, holdout: Dataset | None, data: SplitData, stop: 
     try:
         # under a time limit, small batches let the share check stop the capture in time
         batch = job.batch_size if limits.seconds is None else max(1, min(job.batch_size, 4))
-        hdata = capture_split(job.live, holdout, needs, batch, job.counter, check, keep_partial=True)
+        before = job.group.stop_check(check, job.timed)
+        hdata = capture_split(job.live, holdout, needs, batch, job.counter, before, keep_partial=True)
     except KeyboardInterrupt:
-        stop.set("interrupted")
+        _interrupted(job, stop)
         return None
     if hdata.count < len(holdout):
         job.log.say(f"time allowed capturing {hdata.count} of {len(holdout)} holdout images")
@@ -373,17 +409,18 @@ def _enumerate(job: _Job, data: SplitData, stop: _Stop) -> tuple[Enumerator, Obs
     )
     en = Enumerator(job.program, job.grammar, st.max_size, observer.admit)
     job.limits.start_enumeration()
+    check = job.group.stop_check(job.limits.check, job.timed)
     try:
         for k in en.levels():
             job.log.update(
                 f"enumerating: size {k}/{st.max_size} · {en.stats.kept.get(job.grammar.start, 0)} candidates",
                 k,
             )
-            job.limits.check()
+            check()
     except StopSearch as reason:
         stop.set(str(reason))
     except KeyboardInterrupt:
-        stop.set("interrupted")
+        _interrupted(job, stop)
     finally:
         job.limits.enumeration_end = None
     return en, observer
@@ -423,6 +460,8 @@ def _deduplicate(job: _Job, en: Enumerator, data: SplitData) -> _Pool:
         for r, node in sorted(job.refs.items())
         if r not in contained and terminals_used([node]) <= captured
     }
+    # Every rank enumerated on its own: the race needs the same rows, in the same order, everywhere.
+    job.group.check_same("candidate list", "\n".join(texts + sorted(contained) + ["|"] + list(anchors)))
     return _Pool(cands, texts, contained, anchors)
 
 
@@ -449,6 +488,11 @@ def _finalists_that_fit(job: _Job, pool: _Pool, n_train: int, hdata: SplitData |
     return max(0, min(job.settings.finalists, fit))
 
 
+def _agree_timed(job: _Job, decision: Any) -> Any:
+    """A decision read off the clock: rank 0's, on every rank (as it is without a time limit)."""
+    return job.group.agree(decision) if job.timed else decision
+
+
 def _out_of_time(job: _Job, n_train: int, hdata: SplitData | None) -> bool:
     """Would one more finalist on every training image eat into the comparison's time?"""
     left = job.limits.remaining()
@@ -468,8 +512,10 @@ def _race_and_finalise(
     anchor_nodes = list(pool.anchors.values())
     rows = pool.cands + anchor_nodes
     texts = pool.texts + [to_text(n) for n in anchor_nodes]
+    group = job.group
     cache = ScoreCache(
-        ScoreCache.file_for(job.cache_dir, job.name),
+        # rank 0 alone reads and writes the file; the other ranks get its values and keep the same copy
+        ScoreCache.file_for(job.cache_dir, job.name) if group.is_main else None,
         {
             "grammar": job.grammar.name,
             "objective": st.objective,
@@ -482,7 +528,10 @@ def _race_and_finalise(
         },
         job.resume,
     )
+    if group.distributed and job.resume:
+        cache.values = group.agree(cache.values)
     before_search = job.counter.images - holdout_passes
+    check_limits = group.stop_check(job.limits.check, job.timed)
 
     def values(ci: list[int], ii: list[int]) -> torch.Tensor:
         """Not-oriented metric values of rows `ci` on images `ii`, from the cache when present."""
@@ -493,7 +542,7 @@ def _race_and_finalise(
                 out[j] = torch.tensor([cache.get(texts[c], i) for i in ii])  # type: ignore[misc]
         if todo:
             t0, p0 = time.monotonic(), job.counter.images
-            got = scorer([rows[ci[j]] for j in todo], ii)
+            got = job.score(scorer, [rows[ci[j]] for j in todo], ii)
             job.clock.add(time.monotonic() - t0, len(todo) * len(ii), job.counter.images - p0)
             for r, j in enumerate(todo):
                 out[j] = got[r]
@@ -503,7 +552,7 @@ def _race_and_finalise(
         return out
 
     def score(ci: list[int], ii: list[int]) -> torch.Tensor:
-        job.limits.check()
+        check_limits()
         out = values(ci, ii)
         job.limits.reserve = _reserve_seconds(job, pool, n_train, hdata)
         best = float(job.sign * out.nanmean(1).max()) if out.numel() else math.nan
@@ -524,7 +573,8 @@ def _race_and_finalise(
     rows = rows[: len(pool.cands) + n_anchor]
     texts = texts[: len(rows)]
     if st.strategy == "exhaustive":
-        result: RaceResult = exhaustive(len(pool.cands), n_train, score)
+        keep = not group.distributed
+        result: RaceResult = exhaustive(len(pool.cands), n_train, score, keep_on_interrupt=keep)
     else:
         result = race(
             len(rows),
@@ -533,6 +583,7 @@ def _race_and_finalise(
             first=st.race_first,
             anchors=n_anchor,
             keep=min(st.finalists, len(pool.cands)),
+            keep_on_interrupt=not group.distributed,
         )
     if result.stopped is not None:
         stop.set(result.stopped)
@@ -555,7 +606,7 @@ def _race_and_finalise(
             # The budget bounds the search; the final checks always complete (time reserved them).
             job.limits.budget = None
             all_images = list(range(n_train))
-            fit = _finalists_that_fit(job, pool, n_train, hdata)
+            fit = _agree_timed(job, _finalists_that_fit(job, pool, n_train, hdata))
             if fit == 0:
                 job.log.say("no time left to re-score the finalists: the race's leader wins")
                 raise _NoTime
@@ -574,7 +625,7 @@ def _race_and_finalise(
             # One CAM at a time, so a time limit (or a pair cost not yet measured) stops between them.
             done: list[Node] = []
             for node in extra:
-                if (done or job.clock.pairs) and _out_of_time(job, n_train, hdata):
+                if _agree_timed(job, bool(done or job.clock.pairs) and _out_of_time(job, n_train, hdata)):
                     job.log.say(f"time limit: {len(done)} of {len(extra)} finalists re-scored")
                     break
                 row = values([index[node.nid]], all_images)[0]
@@ -594,7 +645,7 @@ def _race_and_finalise(
         except _NoTime:
             pass
         except KeyboardInterrupt:
-            stop.set("interrupted")
+            _interrupted(job, stop)
     return _Final(
         ordered,
         train_scores,
@@ -616,11 +667,13 @@ def _compare(
     winner = final.ordered[0]
     scorer_train = Scorer(job.live, data, job.objective, job.refs, job.counter, job.settings.seed)
     if hdata is None:
+        if not job.group.is_main:
+            return _Holdout()
         return _Holdout(visuals=_visuals(scorer_train, data, job.name, winner, job.refs))
     shown = final.ordered[: max(1, job.settings.top)]
     ref_names = sorted(job.refs)
     cache = StdlibScoreCache(
-        job.cache_dir,
+        job.cache_dir if job.group.is_main else None,  # rank 0's cache decides what is scored
         hdata,
         hdata.count,
         job.objective.source_text,
@@ -642,6 +695,10 @@ def _compare(
     if math.isfinite(left) and per_pair > 0:
         spare = max(0.0, left - need_pairs * per_pair)
         others = others[: int(spare / (per_pair * n))]
+    if job.group.distributed:
+        n, n_others, cached, missing = job.group.agree((n, len(others), cached, missing))
+        others = shown[1 : 1 + n_others]
+        need_pairs = (1 + len(missing)) * n
     estimate = per_pair * (need_pairs + len(others) * n)
     job.log.say(
         f"holdout comparison: {1 + len(others)} synthesized and {len(missing)} stdlib CAMs to score "
@@ -653,21 +710,21 @@ def _compare(
     # The winner first, then one stdlib CAM at a time while time is left (a CAM's maps may cost
     # more than the search's measured pair cost, e.g. an SVD), then the other shown candidates.
     scored = [winner]
-    syn_rows = [hscorer([winner], idx)[0]]
+    syn_rows = [job.score(hscorer, [winner], idx)[0]]
     skipped: list[str] = []
     for r in missing:
-        if job.limits.remaining() <= 0:
+        if _agree_timed(job, job.limits.remaining() <= 0):
             skipped.append(r)
             continue
-        row = hscorer([job.refs[r]], idx)[0]
+        row = job.score(hscorer, [job.refs[r]], idx)[0]
         cached[r] = row
         cache.put(to_text(job.refs[r]), row)
     cache.save()
     for node in others:
-        if job.limits.remaining() <= per_pair * n:
+        if _agree_timed(job, job.limits.remaining() <= per_pair * n):
             break
         scored.append(node)
-        syn_rows.append(hscorer([node], idx)[0])
+        syn_rows.append(job.score(hscorer, [node], idx)[0])
     syn_vals = torch.stack(syn_rows)
     stdlib_vals = {r: v for r, v in cached.items() if v is not None}
     compared = [r for r in ref_names if r in stdlib_vals]
@@ -695,7 +752,9 @@ def _compare(
     else:
         job.log.say("no stdlib CAM could be scored on the holdout within the time limit: no verdict")
     shown_refs = {r: job.refs[r] for r in compared}
-    visuals = _visuals(hscorer, hdata, job.name, winner, shown_refs if job.limits.remaining() > 0 else {})
+    visuals = None
+    if job.group.is_main:
+        visuals = _visuals(hscorer, hdata, job.name, winner, shown_refs if job.limits.remaining() > 0 else {})
     return _Holdout(intervals, comparison, paired, n, estimate, visuals)
 
 
@@ -820,6 +879,8 @@ def _equivalence(job: _Job, obs: Observer, node: Node) -> tuple[str | None, list
 
     Proofs get at most 5 s each and none once less than 10 s of the time limit is left.
     """
+    if not job.group.is_main:
+        return None, []  # notes for the report, which rank 0 writes
     memo = job.equivalences.get(node.nid)
     if memo is None:
         memo = _equivalence_uncached(job, obs, node)

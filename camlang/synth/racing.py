@@ -65,8 +65,14 @@ def _fill(scores: torch.Tensor, cands: list[int], images: list[int], got: torch.
     scores[torch.tensor(cands)[:, None], torch.tensor(images)[None, :]] = got
 
 
-def exhaustive(n_cands: int, n_images: int, score: ScoreFn, chunk: int = 64) -> RaceResult:
-    """Score every candidate on every image (the reference racing is tested against)."""
+def exhaustive(
+    n_cands: int, n_images: int, score: ScoreFn, chunk: int = 64, keep_on_interrupt: bool = True
+) -> RaceResult:
+    """Score every candidate on every image (the reference racing is tested against).
+
+    Ctrl-C ends the scoring with the scores so far, or, without `keep_on_interrupt` (several
+    workers), propagates.
+    """
     res = RaceResult(torch.full((n_cands, n_images), math.nan), list(range(n_cands)))
     images = list(range(n_images))
     try:
@@ -76,6 +82,8 @@ def exhaustive(n_cands: int, n_images: int, score: ScoreFn, chunk: int = 64) -> 
     except StopSearch as stop:
         res.stopped = str(stop) or "limit"
     except KeyboardInterrupt:
+        if not keep_on_interrupt:
+            raise
         res.stopped = "interrupted"
     return res
 
@@ -92,12 +100,16 @@ def race(
     halve: bool = True,
     anchors: int = 0,
     keep: int = 1,
+    keep_on_interrupt: bool = True,
 ) -> RaceResult:
     """Successive doubling with paired elimination (see the module docs).
 
     With `halve` (successive halving), each round also keeps at most the better half of the
     survivors by mean score, so the work per round stays bounded; the confidence rule can only
     remove more. The final winner is still compared against the exhaustive reference in tests.
+    Every decision reads only `res.scores`, so workers that score shares of the images and share
+    the full matrix (`camlang.synth.sharding`) decide alike. Ctrl-C ends the race with the scores
+    so far, or, without `keep_on_interrupt` (several workers), propagates.
     """
     res = RaceResult(torch.full((n_cands, n_images), math.nan), list(range(n_cands)))
     contenders = n_cands - anchors
@@ -122,6 +134,8 @@ def race(
     except StopSearch as stop:
         res.stopped = str(stop) or "limit"
     except KeyboardInterrupt:
+        if not keep_on_interrupt:
+            raise
         res.stopped = "interrupted"
     return res
 

@@ -1,5 +1,6 @@
-"""`camlang run` on several processes (gloo, localhost): same numbers as one process, failures end
-every worker with a partial report, and torchrun works like `--workers`."""
+"""`camlang run` on several processes (gloo, localhost): same numbers as one process (evaluate,
+synthesis with its scoring split over the workers, checks), `--resume` across worker counts,
+failures end every worker with a partial report, and torchrun works like `--workers`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from camlang.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
+# The synthesis's `time` never runs out here, but it makes every time decision go through rank 0's
+# broadcast (stop checks, finalists that fit, the holdout comparison's share): with 2 workers a
+# missing or extra broadcast on one rank would hang or fail the run.
 PROGRAM = f"""
 import "stdlib/cams.cam"
 import "stdlib/metrics.cam"
@@ -33,8 +37,9 @@ synthesize best from gradient_weights {{
   model = shapes
   data = train
   holdout = test
-  objective = energy_pointing_game
+  objective = average_drop
   max_size = 3
+  time = "900s"
 }}
 property same = equivalent(gradcam, hirescam)
 property robust_bandit = saliency_robust(bandit, at = [1, 1, 0, 1, 1], eps = 1.0, delta = 0.75)
@@ -104,7 +109,8 @@ def _close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=0, abs_tol=1e-6)
 
 
-def _assert_same_results(a: dict[str, Any], b: dict[str, Any]) -> None:
+def _assert_same_results(a: dict[str, Any], b: dict[str, Any], resumed: bool = False) -> None:
+    """The numbers agree (`resumed`: `b` took its per-image values from the cache, so paid no passes)."""
     for ea, eb in zip(a["evaluations"], b["evaluations"], strict=True):
         assert ea["cams"] == eb["cams"]
         for cam, row in ea["table"].items():
@@ -114,16 +120,41 @@ def _assert_same_results(a: dict[str, Any], b: dict[str, Any]) -> None:
                 assert _close(cell["mean"], other["mean"]), (cam, metric, cell, other)
                 assert _close(cell["std"], other["std"]), (cam, metric, cell, other)
                 assert cell["rank"] == other["rank"]
-        assert ea["model"]["forward_images"] == eb["model"]["forward_images"]
+        if not resumed:
+            assert ea["model"]["forward_images"] == eb["model"]["forward_images"]
     for sa, sb in zip(a["syntheses"], b["syntheses"], strict=True):
-        assert [c["expression"] for c in sa["candidates"]] == [c["expression"] for c in sb["candidates"]]
-        for ca, cb in zip(sa["candidates"], sb["candidates"], strict=True):
-            assert _close(ca["train_score"], cb["train_score"])
-            for key in ("mean", "ci_low", "ci_high"):
-                assert _close(ca["holdout"][key], cb["holdout"][key])
+        _assert_same_synthesis(sa, sb, resumed)
     assert [(c["property"], c["status"]) for c in a["checks"]] == [
         (c["property"], c["status"]) for c in b["checks"]
     ]
+
+
+def _assert_same_synthesis(sa: dict[str, Any], sb: dict[str, Any], resumed: bool = False) -> None:
+    """The winner, the candidate table, the holdout intervals and the counts agree (a resumed run
+    measured no scoring cost, so its estimate of an exhaustive search's passes differs)."""
+    assert [c["expression"] for c in sa["candidates"]] == [c["expression"] for c in sb["candidates"]]
+    assert sa["partial"] == sb["partial"] is False
+    for ca, cb in zip(sa["candidates"], sb["candidates"], strict=True):
+        assert (ca["rank"], ca["size"]) == (cb["rank"], cb["size"])
+        assert _close(ca["train_score"], cb["train_score"]), (ca, cb)
+        for key in ("mean", "ci_low", "ci_high"):
+            assert _close(ca["holdout"][key], cb["holdout"][key]), (ca, cb)
+    assert sorted(sa["comparison"]) == sorted(sb["comparison"])
+    for cam, iv in sa["comparison"].items():
+        other = sb["comparison"][cam]
+        assert (iv["rank"], iv["best"]) == (other["rank"], other["best"]), cam
+        for key in ("mean", "ci_low", "ci_high"):
+            assert _close(iv[key], other[key]), (cam, iv, other)
+    counts = ("enumerated", "distinct_after", "fully_evaluated") + (
+        () if resumed else ("exhaustive_forward_passes",)
+    )
+    assert {k: sa["counts"][k] for k in counts} == {k: sb["counts"][k] for k in counts}
+    assert sa["verdict"].split(" ")[0] == sb["verdict"].split(" ")[0]
+
+
+def _synth_cache(out: Path) -> dict[str, dict[str, float | None]]:
+    doc = json.loads((out / "cache" / "synth-best.json").read_text(encoding="utf-8"))
+    return dict(doc["values"])
 
 
 def test_two_workers_give_the_numbers_of_one(one_worker: Path, two_workers: Path) -> None:
@@ -140,11 +171,37 @@ def test_two_workers_give_the_numbers_of_one(one_worker: Path, two_workers: Path
                 assert _close(v, rows_b[index][cam][metric]), (index, cam, metric)
     # both ranks really worked: each wrote its own share of the batches
     assert len(list((two_workers / "cache").glob("evaluate-*-rank1.jsonl"))) == 1
+    # the synthesis's forward passes (capture + scoring, counted over both ranks) are one process's
+    assert a["syntheses"][0]["counts"]["forward_passes"] == b["syntheses"][0]["counts"]["forward_passes"]
+    # rank 0's score cache holds every (candidate, image) value both ranks scored, as one process's
+    cache_a, cache_b = _synth_cache(one_worker), _synth_cache(two_workers)
+    assert sorted(cache_a) == sorted(cache_b) and cache_a
+    for expr, values in cache_a.items():
+        assert sorted(values) == sorted(cache_b[expr]) == [str(i) for i in range(8)], expr
+        for i, v in values.items():
+            assert _close(v, cache_b[expr][i]), (expr, i)
 
 
-def test_torchrun_works_like_workers(program: Path, two_workers: Path) -> None:
+def test_one_worker_resumes_what_two_workers_cached(
+    program: Path, one_worker: Path, two_workers: Path
+) -> None:
+    out = program.parent / "resumed-one"
+    shutil.copytree(two_workers, out)
+    (out / "report.json").unlink()
+    assert main(["run", str(program), "--out", str(out), "--batch-size", "4", "--resume"]) == 0
+    a, b = _report(one_worker), _report(out)
+    _assert_same_results(a, b, resumed=True)
+    # every candidate score came from the cache: the search paid only the training capture
+    assert b["syntheses"][0]["counts"]["forward_passes"] == 8
+    assert a["syntheses"][0]["counts"]["forward_passes"] > 8
+
+
+def test_torchrun_works_like_workers(program: Path, one_worker: Path, two_workers: Path) -> None:
+    """Two workers under torchrun, resuming what one worker cached (both in one run, to save time)."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     out = program.parent / "torchrun"
+    shutil.copytree(one_worker, out)
+    (out / "report.json").unlink()
     got = _run(
         [
             torchrun,
@@ -158,12 +215,14 @@ def test_torchrun_works_like_workers(program: Path, two_workers: Path) -> None:
             str(out),
             "--batch-size",
             "4",
+            "--resume",
         ]
     )
     assert got.returncode == 0, got.stderr[-3000:]
     doc = _report(out)
     assert doc["world_size"] == 2
-    _assert_same_results(_report(two_workers), doc)
+    _assert_same_results(_report(two_workers), doc, resumed=True)
+    assert doc["syntheses"][0]["counts"]["forward_passes"] == 8  # scores from one worker's cache
 
 
 KILL_PROGRAM = f"""
@@ -243,6 +302,50 @@ def test_killed_worker_ends_the_run_with_a_partial_report(tmp_path: Path) -> Non
     done = int(evaluated.split(" of ")[0].replace(",", ""))
     assert 4 <= done < 400 and evaluated.endswith("of 400 images")
     assert doc["evaluations"][0]["table"]["gradcam"]["deletion"]["n"] == done
+    assert _workers_of(out, proc.pid) == {}, "a worker was left running"
+
+
+SYNTH_KILL_PROGRAM = f"""
+import "stdlib/cams.cam"
+import "stdlib/metrics.cam"
+import "stdlib/grammars.cam"
+model shapes = checkpoint("{ROOT}/models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"
+data train = synthetic_shapes(count = 64, size = 64, seed = 0)
+synthesize best from gradient_weights {{
+  model = shapes
+  data = train
+  objective = deletion
+  max_size = 5
+}}
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc to find the workers")
+def test_worker_killed_during_synthesis_ends_every_worker(tmp_path: Path) -> None:
+    """Both ranks race together: losing one mid-race ends the other (no wait for a dead peer)."""
+    program = tmp_path / "synth.cam"
+    program.write_text(SYNTH_KILL_PROGRAM, encoding="utf-8")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        cache = out / "cache" / "synth-best.json"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not cache.is_file():  # rank 0 saves after a scoring call
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        workers = _workers_of(out, proc.pid)
+        assert set(workers) == {0, 1}, workers
+        os.kill(workers[1], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, None)
+    assert "rank 1" in stderr, stderr[-3000:]
+    doc = _report(out)
+    assert doc["partial"] is True and "rank 1" in (doc["failure"] or "")
+    assert json.loads(cache.read_text(encoding="utf-8"))["values"], "the scores gathered so far are kept"
     assert _workers_of(out, proc.pid) == {}, "a worker was left running"
 
 

@@ -1,0 +1,118 @@
+"""Racing on two gloo workers that each score half of the images takes the decisions of one
+process, and a time-limit decision is rank 0's on both ranks (camlang/synth/sharding.py)."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from camlang.execution.call_counter import CallCounter
+from camlang.synth.racing import RaceResult, StopSearch, race
+from camlang.synth.sharding import SynthGroup, image_share
+
+CANDIDATES, IMAGES = 40, 64
+
+
+def _matrix() -> torch.Tensor:
+    """Scores with a real race in them: a few good candidates, many clearly worse, some NaN."""
+    gen = torch.Generator().manual_seed(3)
+    quality = torch.linspace(0.0, 1.0, CANDIDATES)[:, None]
+    scores = quality + 0.3 * torch.randn(CANDIDATES, IMAGES, generator=gen)
+    scores[7, 5] = math.nan  # an invalid value counts as the worst
+    return scores
+
+
+def _scorer(scores: torch.Tensor, counter: CallCounter, seen: list[tuple[int, int]]) -> Any:
+    def call(cands: list[int], images: list[int]) -> torch.Tensor:
+        seen.extend((c, i) for c in cands for i in images)
+        counter.add(len(cands) * len(images))
+        return scores[torch.tensor(cands)][:, torch.tensor(images)]
+
+    return call
+
+
+def _race(group: SynthGroup, stop_on_call: int | None) -> tuple[RaceResult, list[tuple[int, int]], int]:
+    """Race `_matrix()`; with `stop_on_call`, rank 0's clock says "time is up" at that call."""
+    scores, counter, seen = _matrix(), CallCounter(), []
+    scorer = _scorer(scores, counter, seen)
+    calls = [0]
+
+    def clock() -> None:
+        calls[0] += 1
+        if stop_on_call is not None and calls[0] >= stop_on_call + group.rank:  # rank 1's clock is late
+            raise StopSearch("time limit reached")
+
+    check = group.stop_check(clock, timed=True)
+
+    def score(cands: list[int], images: list[int]) -> torch.Tensor:
+        check()
+        return group.score(scorer, cands, images, counter)  # type: ignore[arg-type]
+
+    # chunks of 16 candidates: several scoring calls (and all-gathers) per round
+    res = race(CANDIDATES, IMAGES, score, first=4, keep=2, chunk=16, keep_on_interrupt=not group.distributed)
+    return res, seen, counter.images
+
+
+def _worker(rank: int, folder: str) -> None:
+    import torch.distributed as dist
+
+    from camlang.distributed import Dist
+
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{folder}/store",
+        rank=rank,
+        world_size=2,
+        timeout=datetime.timedelta(seconds=60),
+    )
+    try:
+        group = SynthGroup(Dist(rank, 2, rank, 2, "cpu", "gloo"))
+        out: dict[str, Any] = {}
+        for name, stop in (("full", None), ("stopped", 5)):
+            res, seen, passes = _race(group, stop)
+            out[name] = (res.scores, res.alive, res.eliminated_at, res.stopped, seen, passes)
+        try:
+            group.check_same("candidate list", f"rank {rank}")
+            out["mismatch"] = None
+        except Exception as err:  # noqa: BLE001 - the test reads the message
+            out["mismatch"] = str(err)
+        torch.save(out, f"{folder}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_image_share_cuts_in_order() -> None:
+    images = list(range(10, 17))
+    parts = [image_share(images, r, 3) for r in range(3)]
+    assert sum(parts, []) == images and [len(p) for p in parts] == [2, 2, 3]
+    assert image_share([5], 1, 2) == [5] and image_share([5], 0, 2) == []
+
+
+def test_two_workers_race_like_one_process(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    one = {name: _race(SynthGroup(None), stop) for name, stop in (("full", None), ("stopped", 5))}
+    mp.spawn(_worker, args=(str(tmp_path),), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    for name in ("full", "stopped"):
+        res, seen_one, passes_one = one[name]
+        for got in ranks:
+            scores, alive, eliminated_at, stopped, _, passes = got[name]
+            # the same matrix (NaN where not scored), survivors, eliminations and stop
+            assert torch.equal(scores.isnan(), res.scores.isnan())
+            assert torch.equal(torch.nan_to_num(scores), torch.nan_to_num(res.scores))
+            assert (alive, eliminated_at, stopped) == (res.alive, res.eliminated_at, res.stopped)
+            assert passes == passes_one  # every rank counts the whole run's model passes
+        # the pairs were split: each rank scored a share, together exactly what one process scored
+        share0, share1 = ranks[0][name][4], ranks[1][name][4]
+        assert share0 and share1 and not set(share0) & set(share1)
+        assert sorted(share0 + share1) == sorted(seen_one)
+    assert one["full"][0].stopped is None and len(one["full"][0].eliminated_at) > CANDIDATES // 2
+    # rank 1's own clock would have stopped one call later: it followed rank 0's decision
+    assert one["stopped"][0].stopped == "time limit reached"
+    assert ranks[0]["mismatch"] is None
+    assert "worker 1 computed a different candidate list" in ranks[1]["mismatch"]
