@@ -1,0 +1,140 @@
+"""One query's pieces dealt over two gloo workers (localhost): the verdict and counterexample of
+one process, and the early stop through the process group's store."""
+
+from __future__ import annotations
+
+import datetime
+import pickle
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from camlang import smt
+from camlang.smt import driver
+from camlang.smt.pieces import combine
+from camlang.smt.verdict import Verdict
+
+X = [0.5, 0.5, 0.5, 0.5]
+
+
+def tied_net(seed: int = 1) -> torch.nn.Sequential:
+    """A 4-16-16-6 ReLU net whose six logits are within 0.3 of each other at `X`: robustness at
+    eps 0.02 holds with 3 output disjuncts left after the bounds; at eps 0.05 disjunct 0 is
+    infeasible and disjunct 1 violated; at eps 0.1 disjunct 0 of 5 is violated."""
+    from camlang.models.architectures import build_mlp
+
+    torch.manual_seed(seed)
+    net = build_mlp([4, 16, 16, 6])
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+        y = net(torch.tensor([X]))[0]
+        net[-1].bias.sub_(y - torch.tensor([0.3, 0.0, 0.1, 0.05, 0.15, 0.2]))
+    return net
+
+
+class _SlowSearch:
+    def __init__(self, inner: Any, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    def solve(self, deadline: float) -> Any:
+        time.sleep(self.delay)
+        return self.inner.solve(deadline)
+
+    def exclude(self, pattern: Any) -> None:
+        self.inner.exclude(pattern)
+
+
+class _SlowAfterFirst:
+    """The MILP back end, with every disjunct but the first taking `delay` seconds more."""
+
+    name = "milp"
+
+    def __init__(self, delay: float) -> None:
+        self.inner, self.delay = driver.MilpBackend(), delay
+
+    def search(self, setup: Any, bounds: Any, disjunct: int, *rest: Any) -> Any:
+        found = self.inner.search(setup, bounds, disjunct, *rest)
+        return found if disjunct == 0 else _SlowSearch(found, self.delay)
+
+
+def _worker(rank: int, port: int, folder: str, jobs: list[tuple[float, float]]) -> None:
+    import torch.distributed as dist
+
+    from camlang.distributed.pieces import StorePieceShare, default_store
+
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=2,
+        timeout=datetime.timedelta(seconds=60),
+    )
+    try:
+        milp = driver.BACKENDS["milp"]
+        verdicts = []
+        for k, (eps, slow) in enumerate(jobs):
+            driver.BACKENDS["milp"] = _SlowAfterFirst(slow) if slow else milp
+            share = StorePieceShare(default_store(), f"test/q{k}", rank, 2)
+            verdicts.append(smt.check_robust(tied_net(), X, eps, timeout_s=60, share=share))
+        Path(folder, f"rank{rank}.pkl").write_bytes(pickle.dumps(verdicts))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _two_workers(tmp_path: Path, jobs: list[tuple[float, float]]) -> list[Verdict]:
+    """Each job (eps, slow) decided by two workers together; the combined verdicts."""
+    torch.multiprocessing.spawn(_worker, args=(_free_port(), str(tmp_path), jobs), nprocs=2, join=True)
+    parts = [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in range(2)]
+    return [combine([parts[0][k], parts[1][k]]) for k in range(len(jobs))]
+
+
+CASES = [(0.02, "holds", None), (0.05, "violated", 1)]
+
+
+def test_two_workers_give_the_verdicts_of_one(tmp_path: Path) -> None:
+    twos = _two_workers(tmp_path, [(eps, 0.0) for eps, _, _ in CASES])
+    for (eps, status, found), two in zip(CASES, twos, strict=True):
+        _assert_same(smt.check_robust(tied_net(), X, eps, timeout_s=60), two, status, found)
+
+
+def _assert_same(one: Verdict, two: Verdict, status: str, found: Any) -> None:
+    assert one.status == two.status == status
+    pieces = two.stats["pieces"]
+    assert pieces["world_size"] == 2 and pieces["count"] >= 3
+    assert pieces.get("found") == one.stats["pieces"].get("found") == found
+    # every piece ran on the rank it was dealt to (piece n on rank n mod 2)
+    assert all(out["rank"] == n % 2 for n, out in pieces["outcomes"].items())
+    if status == "violated":
+        assert one.counterexample is not None and two.counterexample is not None
+        np.testing.assert_allclose(two.counterexample, one.counterexample, rtol=0, atol=1e-12)
+    else:
+        assert pieces["solved"] == pieces["count"]
+
+
+def test_a_replayed_counterexample_stops_the_other_rank(tmp_path: Path) -> None:
+    """Disjunct 0 (rank 0) is violated at once; disjuncts 1-4 take 2 s each. Rank 1 stops before
+    its second piece instead of solving both (one process solves disjunct 0 only)."""
+    one = smt.check_robust(tied_net(), X, 0.1, timeout_s=60)
+    assert one.status == "violated" and one.stats["pieces"]["found"] == 0
+    assert list(one.stats["pieces"]["outcomes"]) == [0]
+    (two,) = _two_workers(tmp_path, [(0.1, 2.0)])
+    assert two.status == "violated"
+    np.testing.assert_allclose(two.counterexample, one.counterexample, rtol=0, atol=1e-12)
+    outcomes = two.stats["pieces"]["outcomes"]
+    assert outcomes[0] == {**outcomes[0], "outcome": "violated", "rank": 0}
+    rank1 = {n: out["outcome"] for n, out in outcomes.items() if n % 2 == 1}
+    assert rank1.get(3) == "skipped", outcomes
+    assert two.stats["pieces"]["solved"] <= 2 < two.stats["pieces"]["count"]
