@@ -103,6 +103,8 @@ class Pieces:
 
     def note_rest_skipped(self, n: int) -> None:
         """Pieces ``n`` and above of this rank are skipped: a lower piece is violated."""
+        if not self.stopped_early:
+            self.record["stopped_at"] = time.time()  # wall clock: compared across ranks in combine
         self.stopped_early = True
         share = self.share
         step = 1 if share is None else share.world_size
@@ -112,6 +114,7 @@ class Pieces:
     def found(self, n: int) -> None:
         """Piece ``n`` has a replayed counterexample: tell the other ranks."""
         self.record["found"] = n
+        self.record["found_at"] = time.time()
         if self.share is not None:
             self.share.announce(n)
 
@@ -165,5 +168,11 @@ def combine(parts: Sequence[Verdict]) -> Verdict:
         merged["outcomes"] = {n: outcomes[n] for n in sorted(outcomes)}
         merged["solved"] = sum(o["outcome"] not in ("skipped", "excluded") for o in outcomes.values())
         merged["skipped"] = sum(o["outcome"] == "skipped" for o in outcomes.values())
+        found_at = merged.pop("found_at", None)
+        merged.pop("stopped_at", None)
+        stops = [p.stats["pieces"]["stopped_at"] for p in parts if "stopped_at" in p.stats.get("pieces", {})]
+        if found_at is not None and stops:
+            # how long the other ranks took to notice the counterexample (finishing a solve in flight)
+            merged["stop_latency_s"] = round(max(0.0, max(stops) - found_at), 4)
         stats["pieces"] = merged
     return replace(chosen, seconds=seconds, stats=stats)

@@ -138,3 +138,5 @@ def test_a_replayed_counterexample_stops_the_other_rank(tmp_path: Path) -> None:
     rank1 = {n: out["outcome"] for n, out in outcomes.items() if n % 2 == 1}
     assert rank1.get(3) == "skipped", outcomes
     assert two.stats["pieces"]["solved"] <= 2 < two.stats["pieces"]["count"]
+    # rank 1 noticed the stop when its piece in flight ended (a solve is not interrupted)
+    assert two.stats["pieces"]["stop_latency_s"] >= 0
