@@ -334,14 +334,7 @@ def run_query(
                 return _violated(
                     setup, backend, t0, stats, (setup.at, rec), "the point itself is a counterexample"
                 )
-        if setup.attack is not None:
-            found = setup.attack(setup, deadline)
-            stats["attack_seconds"] = time.monotonic() - t0
-            if found is not None:
-                stats["found_by"] = "attack (PGD)"
-                if share is not None:
-                    share.announce(BEFORE_PIECES)
-                return _violated(setup, backend, t0, stats, found, f"{REPLAYED} (found by the PGD attack)")
+        # bounds first (milliseconds, and they settle many regions), then the attack
         bounds = compute_bounds(net, q.lo, q.hi)
         stats["undecided_relus"] = bounds.n_undecided()
         gz0 = None
@@ -352,6 +345,14 @@ def run_query(
         if not alive:
             why = "every unsafe output region is excluded by the bounds"
             return _verdict(setup, "holds", backend, t0, why, stats, by_bounds=True)
+        if setup.attack is not None:
+            found = setup.attack(setup, deadline)
+            stats["attack_seconds"] = time.monotonic() - t0 - stats["bounds_seconds"]
+            if found is not None:
+                stats["found_by"] = "attack (PGD)"
+                if share is not None:
+                    share.announce(BEFORE_PIECES)
+                return _violated(setup, backend, t0, stats, found, f"{REPLAYED} (found by the PGD attack)")
         if q.gradient is not None:
             fixing = fix_phases_by_gradient(net, bounds, q.gradient, deadline=t0 + timeout_s / 4)
             stats["fixed_by_gradient"] = list(fixing.fixed)
@@ -449,13 +450,16 @@ class _Timeout(Exception):
 
 
 def _alive_disjuncts(net: ReluNet, bounds: NetBounds, q: Query) -> list[int]:
-    """The unsafe disjuncts that CROWN cannot exclude."""
-    alive = []
+    """The unsafe disjuncts that CROWN cannot exclude, the likeliest to be violated first.
+
+    A violation ends the query, so the disjunct whose CROWN bound comes closest to being violated
+    (the lowest bound of its safe slack) is searched first; ties keep the file's order."""
+    alive: list[tuple[float, int]] = []
     for j, (A, c) in enumerate(q.disjuncts):
         low, _ = spec_bounds(net, bounds, q.lo, q.hi, np.atleast_2d(A), -np.asarray(c, dtype=np.float64))
         if not np.any(low > 0):
-            alive.append(j)
-    return alive
+            alive.append((float(np.max(low)), j))
+    return [j for _, j in sorted(alive)]
 
 
 # the most undecided ReLUs whose patterns are enumerated directly, and the most patterns within

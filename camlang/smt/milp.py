@@ -2,9 +2,13 @@
 
 One binary ``d`` per undecided ReLU serves both passes: forward ``h = relu(z)`` with the big-M
 constraints from the bounds, backward ``gz = d * gh`` linearised with the gradient bounds. Stable
-ReLUs are fixed (no binary). Patterns are closed (``d = 1`` allows ``z = 0``), which
-over-approximates torch's convention relu'(0) = 0; any solution is therefore re-checked by the
-pattern LP with a margin and by the float64 replay before it is reported (docs/smt.md).
+ReLUs are fixed (no binary). Without a gradient constraint, an undecided ReLU of the last hidden
+layer that every unsafe row wants small (a non-negative weight in each row of ``A W_L``) needs no
+binary either: ``h >= max(0, z)`` is exact there, because lowering such an ``h`` to ``relu(z)``
+only lowers every row, so a relaxed solution's ``x`` is itself a violation. Patterns are closed
+(``d = 1`` allows ``z = 0``), which over-approximates torch's convention relu'(0) = 0; any solution
+is therefore re-checked by the pattern LP with a margin and by the float64 replay before it is
+reported (docs/smt.md).
 """
 
 from __future__ import annotations
@@ -68,8 +72,9 @@ class MilpProblem:
     bounds: Bounds
     integrality: np.ndarray
     x_idx: np.ndarray
-    d_idx: list[np.ndarray]  # per layer, index of each neuron's binary or -1 if stable
+    d_idx: list[np.ndarray]  # per layer, index of each neuron's binary or -1 if stable (or relaxed)
     n_binaries: int
+    z_idx: list[np.ndarray] = field(default_factory=list)  # per layer, pre-activations (forward only)
 
 
 def build_milp(
@@ -79,19 +84,27 @@ def build_milp(
     disjunct: int,
     gz0: tuple[np.ndarray, np.ndarray] | None = None,
     forward: bool = True,
+    relax_monotone: bool = True,
 ) -> MilpProblem:
     """Encode "some x' in the box reaches unsafe disjunct ``disjunct`` (and keeps the gradient)".
 
     ``gz0`` are bounds on the first layer's gated gradient implied by the gradient constraint
     (`camlang.smt.gradfix`); they only strengthen the LP relaxation. With ``forward=False`` only
     the gates and the backward pass are encoded: the solutions are the activation patterns
-    (consistent with the stable phases) whose gradient stays within delta.
+    (consistent with the stable phases) whose gradient stays within delta. ``relax_monotone``
+    drops the binaries the module docstring shows to be unnecessary (tests compare both forms).
     """
     B = _Builder()
     inf = np.inf
     x = B.vars(query.lo, query.hi) if forward else np.zeros(0, dtype=int)
     h_prev = x
     d_idx: list[np.ndarray] = []
+    z_idx: list[np.ndarray] = []
+    A = np.atleast_2d(query.disjuncts[disjunct][0]) if forward else np.zeros((0, 0))
+    # last-layer ReLUs whose output every unsafe row wants small: exact without a binary
+    monotone = np.zeros(net.Ws[-1].shape[1], dtype=bool)
+    if relax_monotone and forward and query.gradient is None:
+        monotone = np.all(A @ net.Ws[-1] >= 0, axis=0)
     for k in range(net.n_hidden):
         if not forward:
             ph = bounds.phase[k]
@@ -107,21 +120,26 @@ def build_milp(
         W, b = net.Ws[k], net.bs[k]
         for i in range(n):  # z_i - W_i h_prev = b_i
             B.row(np.concatenate([[z[i]], h_prev]), np.concatenate([[1.0], -W[i]]), b[i], b[i])
-        und = np.flatnonzero(ph == UNDECIDED)
+        relaxed = (ph == UNDECIDED) & monotone if k == net.n_hidden - 1 else np.zeros(n, dtype=bool)
+        und = np.flatnonzero((ph == UNDECIDED) & ~relaxed)
         d = np.full(n, -1)
         d[und] = B.vars(np.zeros(len(und)), np.ones(len(und)), integer=True)
         for i in range(n):
             if ph[i] == ACTIVE:
                 B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, 0.0)
+            elif relaxed[i]:  # h >= z (h >= 0 is its bound), and below the triangle's upper side
+                B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, inf)
+                slope = u[i] / (u[i] - l[i])
+                B.row(np.array([h[i], z[i]]), np.array([1.0, -slope]), -inf, -slope * l[i])
             elif ph[i] == UNDECIDED:
                 B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, inf)  # h >= z
                 B.row(np.array([h[i], z[i], d[i]]), np.array([1.0, -1.0, -l[i]]), -inf, -l[i])
                 B.row(np.array([h[i], d[i]]), np.array([1.0, -u[i]]), -inf, 0.0)
         d_idx.append(d)
+        z_idx.append(z)
         h_prev = h
     if forward:
-        A, c = query.disjuncts[disjunct]
-        A = np.atleast_2d(A)
+        c = query.disjuncts[disjunct][1]
         AW = A @ net.Ws[-1]
         Ab = A @ net.bs[-1]
         for r in range(A.shape[0]):
@@ -137,6 +155,7 @@ def build_milp(
         x_idx=x,
         d_idx=d_idx,
         n_binaries=n_bin,
+        z_idx=z_idx,
     )
 
 
@@ -239,6 +258,9 @@ def solve_milp(
     pattern = []
     for k, d in enumerate(problem.d_idx):
         p = bounds.phase[k] == ACTIVE
+        if k < len(problem.z_idx):  # a relaxed ReLU's phase is the sign of its pre-activation
+            relaxed = (bounds.phase[k] == UNDECIDED) & (d < 0)
+            p[relaxed] = sol[problem.z_idx[k][relaxed]] > 0
         sel = d >= 0
         p[sel] = sol[d[sel]] > 0.5
         pattern.append(p)

@@ -67,7 +67,9 @@ class VnnlibProperty:
         # a side clipped at both ends spans the domain; then eps is half of it and the centre is right
         x = np.where(at_lo & ~at_hi, self.hi - eps, x)
         x = np.where(at_hi & ~at_lo, self.lo + eps, x)
-        return x
+        # eps is estimated from float32 bounds, so lo/hi -/+ eps can miss the box by ~1e-8: a point
+        # outside its own box would lose every shortcut that starts from the point (docs/smt.md)
+        return np.clip(x, self.lo, self.hi)
 
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")

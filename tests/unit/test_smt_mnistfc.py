@@ -59,6 +59,8 @@ def test_vnnlib_point_is_the_mnist_test_image() -> None:
         i = int(dist.argmin())
         # exact up to the float32 rounding of the file's numbers; the pixel step is 1/255
         assert dist[i] < 1e-7, (f.name, dist[i])
+        # and the point lies inside its own box, so the shortcuts that start from it apply
+        assert np.all(prop.point() >= prop.lo) and np.all(prop.point() <= prop.hi), f.name
         assert np.sort(dist)[1] > 1e-3  # and no other test image is close
         assert int(labels[i]) == prop.label
         found[f.stem] = i

@@ -96,3 +96,14 @@ def test_point_of_an_unclipped_box_is_its_centre() -> None:
 def test_point_of_a_side_spanning_the_domain_is_its_middle() -> None:
     p = parse_vnnlib(_box_text([0.0, 0.1], [1.0, 0.3]), 2)  # eps 0.5: X_0 = 0.5 is the only choice
     np.testing.assert_allclose(p.point(), [0.5, 0.2])
+
+
+def test_point_stays_inside_a_box_written_in_float32() -> None:
+    # bounds rounded to float32, as in VNN-COMP files: lo/hi -/+ the estimated eps can miss the box
+    x, eps = np.array([0.0, 0.3, 1.0, 0.7, 0.0]), 0.05
+    lo = np.clip(x - eps, 0, 1).astype(np.float32).astype(np.float64)
+    hi = np.clip(x + eps, 0, 1).astype(np.float32).astype(np.float64)
+    p = parse_vnnlib(_box_text(lo.tolist(), hi.tolist()), 5)
+    pt = p.point()
+    assert np.all(pt >= p.lo) and np.all(pt <= p.hi)
+    np.testing.assert_allclose(pt, x, atol=1e-7)
