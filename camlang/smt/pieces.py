@@ -99,7 +99,10 @@ class Pieces:
 
     def note(self, n: int, outcome: str, started: float) -> None:
         """Record what piece ``n`` came to ("infeasible", "violated", "boundary", "excluded", ...)."""
-        self.record["outcomes"][n] = {"outcome": outcome, "seconds": round(time.monotonic() - started, 4)}
+        out: dict[str, Any] = {"outcome": outcome, "seconds": round(time.monotonic() - started, 4)}
+        if isinstance(self.items[n], int):
+            out["disjunct"] = self.items[n]  # its index in the property's unsafe disjuncts
+        self.record["outcomes"][n] = out
 
     def note_rest_skipped(self, n: int) -> None:
         """Pieces ``n`` and above of this rank are skipped: a lower piece is violated."""

@@ -22,9 +22,9 @@ X = [0.5, 0.5, 0.5, 0.5]
 
 
 def tied_net(seed: int = 1) -> torch.nn.Sequential:
-    """A 4-16-16-6 ReLU net whose six logits are within 0.3 of each other at `X`: robustness at
-    eps 0.02 holds with 3 output disjuncts left after the bounds; at eps 0.05 disjunct 0 is
-    infeasible and disjunct 1 violated; at eps 0.1 disjunct 0 of 5 is violated."""
+    """A 4-16-16-6 ReLU net whose six logits are within 0.3 of each other at `X`. Robustness at
+    eps 0.02 holds with 3 output disjuncts left after the bounds; at eps 0.025 the first piece
+    searched is infeasible and the second violated; at eps 0.05 the first of 5 is violated."""
     from camlang.models.architectures import build_mlp
 
     torch.manual_seed(seed)
@@ -50,20 +50,20 @@ class _SlowSearch:
         self.inner.exclude(pattern)
 
 
-class _SlowAfterFirst:
-    """The MILP back end, with every disjunct but the first taking `delay` seconds more."""
+class _SlowExcept:
+    """The MILP back end, with every disjunct but `fast` taking `delay` seconds more."""
 
     name = "milp"
 
-    def __init__(self, delay: float) -> None:
-        self.inner, self.delay = driver.MilpBackend(), delay
+    def __init__(self, fast: int, delay: float) -> None:
+        self.inner, self.fast, self.delay = driver.MilpBackend(), fast, delay
 
     def search(self, setup: Any, bounds: Any, disjunct: int, *rest: Any) -> Any:
         found = self.inner.search(setup, bounds, disjunct, *rest)
-        return found if disjunct == 0 else _SlowSearch(found, self.delay)
+        return found if disjunct == self.fast else _SlowSearch(found, self.delay)
 
 
-def _worker(rank: int, port: int, folder: str, jobs: list[tuple[float, float]]) -> None:
+def _worker(rank: int, port: int, folder: str, jobs: list[tuple[float, float, int]]) -> None:
     import torch.distributed as dist
 
     from camlang.distributed.pieces import StorePieceShare, default_store
@@ -78,8 +78,8 @@ def _worker(rank: int, port: int, folder: str, jobs: list[tuple[float, float]]) 
     try:
         milp = driver.BACKENDS["milp"]
         verdicts = []
-        for k, (eps, slow) in enumerate(jobs):
-            driver.BACKENDS["milp"] = _SlowAfterFirst(slow) if slow else milp
+        for k, (eps, slow, fast) in enumerate(jobs):
+            driver.BACKENDS["milp"] = _SlowExcept(fast, slow) if slow else milp
             share = StorePieceShare(default_store(), f"test/q{k}", rank, 2)
             verdicts.append(smt.check_robust(tied_net(), X, eps, timeout_s=60, share=share))
         Path(folder, f"rank{rank}.pkl").write_bytes(pickle.dumps(verdicts))
@@ -94,18 +94,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _two_workers(tmp_path: Path, jobs: list[tuple[float, float]]) -> list[Verdict]:
-    """Each job (eps, slow) decided by two workers together; the combined verdicts."""
+def _two_workers(tmp_path: Path, jobs: list[tuple[float, float, int]]) -> list[Verdict]:
+    """Each job (eps, slow, fast disjunct) decided by two workers together; the combined verdicts."""
     torch.multiprocessing.spawn(_worker, args=(_free_port(), str(tmp_path), jobs), nprocs=2, join=True)
     parts = [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in range(2)]
     return [combine([parts[0][k], parts[1][k]]) for k in range(len(jobs))]
 
 
-CASES = [(0.02, "holds", None), (0.05, "violated", 1)]
+CASES = [(0.02, "holds", None), (0.025, "violated", 1)]
 
 
 def test_two_workers_give_the_verdicts_of_one(tmp_path: Path) -> None:
-    twos = _two_workers(tmp_path, [(eps, 0.0) for eps, _, _ in CASES])
+    twos = _two_workers(tmp_path, [(eps, 0.0, -1) for eps, _, _ in CASES])
     for (eps, status, found), two in zip(CASES, twos, strict=True):
         _assert_same(smt.check_robust(tied_net(), X, eps, timeout_s=60), two, status, found)
 
@@ -125,12 +125,13 @@ def _assert_same(one: Verdict, two: Verdict, status: str, found: Any) -> None:
 
 
 def test_a_replayed_counterexample_stops_the_other_rank(tmp_path: Path) -> None:
-    """Disjunct 0 (rank 0) is violated at once; disjuncts 1-4 take 2 s each. Rank 1 stops before
-    its second piece instead of solving both (one process solves disjunct 0 only)."""
-    one = smt.check_robust(tied_net(), X, 0.1, timeout_s=60)
+    """Piece 0 (rank 0) is violated at once; the other pieces take 2 s each. Rank 1 stops before
+    its second piece instead of solving both (one process solves piece 0 only)."""
+    one = smt.check_robust(tied_net(), X, 0.05, timeout_s=60)
     assert one.status == "violated" and one.stats["pieces"]["found"] == 0
-    assert list(one.stats["pieces"]["outcomes"]) == [0]
-    (two,) = _two_workers(tmp_path, [(0.1, 2.0)])
+    assert list(one.stats["pieces"]["outcomes"]) == [0] and one.stats["pieces"]["count"] == 5
+    fast = one.stats["pieces"]["outcomes"][0]["disjunct"]
+    (two,) = _two_workers(tmp_path, [(0.05, 2.0, fast)])
     assert two.status == "violated"
     np.testing.assert_allclose(two.counterexample, one.counterexample, rtol=0, atol=1e-12)
     outcomes = two.stats["pieces"]["outcomes"]
