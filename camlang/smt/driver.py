@@ -121,6 +121,7 @@ class Outcome:
     x: np.ndarray | None = None
     pattern: list[np.ndarray] | None = None
     message: str = ""
+    disjunct: int | None = None  # which disjunct a candidate reaches, when several were encoded
 
 
 class DisjunctSearch(Protocol):
@@ -145,12 +146,13 @@ class Backend(Protocol):
         self,
         setup: Setup,
         bounds: NetBounds,
-        disjunct: int,
+        disjunct: int | tuple[int, ...],
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
     ) -> DisjunctSearch:
-        """Encode disjunct ``disjunct``; raises `_Timeout` when encoding runs past ``deadline``."""
+        """Encode disjunct ``disjunct`` (several only where the back end sets ``joint = True``);
+        raises `_Timeout` when encoding runs past ``deadline``."""
         ...
 
 
@@ -161,22 +163,24 @@ class _MilpSearch:
 
     def solve(self, deadline: float) -> Outcome:
         out = solve_milp(self.problem, self.bounds, deadline, self.excluded)
-        return Outcome(out.status, out.x, out.pattern, out.message)  # type: ignore[arg-type]
+        return Outcome(out.status, out.x, out.pattern, out.message, out.disjunct)  # type: ignore[arg-type]
 
     def exclude(self, pattern: list[np.ndarray]) -> None:
         self.excluded.append(pattern)
 
 
 class MilpBackend:
-    """HiGHS through scipy.optimize.milp: big-M ReLUs, McCormick-exact gradient gates (milp.py)."""
+    """HiGHS through scipy.optimize.milp: big-M ReLUs, McCormick-exact gradient gates (milp.py).
+    Several disjuncts can be encoded in one MILP, with a selector binary each (`joint`)."""
 
     name = "milp"
+    joint = True
 
     def search(
         self,
         setup: Setup,
         bounds: NetBounds,
-        disjunct: int,
+        disjunct: int | tuple[int, ...],
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
@@ -211,11 +215,13 @@ class Z3Backend:
         self,
         setup: Setup,
         bounds: NetBounds,
-        disjunct: int,
+        disjunct: int | tuple[int, ...],
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
     ) -> DisjunctSearch:
+        if not isinstance(disjunct, int):
+            raise TypeError("the z3 back end encodes one disjunct at a time")
         try:
             return _Z3Search(
                 encode_reference(setup.net, bounds, setup.query, disjunct, z3.Context(), deadline)
@@ -403,6 +409,23 @@ def run_query(
                     return _violated(setup, backend, t0, stats, found, REPLAYED)
                 alive = []
                 dealt = []
+        if q.gradient is not None and len(alive) > 1 and getattr(engine, "joint", False):
+            # saliency: one MILP for every alive disjunct (the gradient part is shared); that is one
+            # piece, so with several ranks rank 0 alone searches it
+            joint = Pieces(share, "joint search of the output disjuncts", [tuple(alive)], stats)
+            for n, together in joint.mine():
+                started = time.monotonic()
+                if progress is not None:
+                    progress(0, 1, f"{backend}: {len(alive)} output disjuncts in one search")
+                stats["joint_disjuncts"] = len(alive)
+                found, cut = _decide_disjunct(setup, bounds, together, engine, deadline, stats, gz0)
+                joint.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
+                boundary += cut
+                if found is not None:
+                    joint.found(n)
+                    return _violated(setup, backend, t0, stats, found, REPLAYED)
+            alive = []
+            dealt = []
         disjuncts = Pieces(share, "output disjunct", dealt if alive else [], stats)
         for n, j in disjuncts.mine():
             started = time.monotonic()
@@ -593,17 +616,18 @@ def _pattern_lps(
 def _decide_disjunct(
     setup: Setup,
     bounds: NetBounds,
-    j: int,
+    j: int | tuple[int, ...],
     engine: Backend,
     deadline: float,
     stats: dict[str, Any],
     gz0: tuple[np.ndarray, np.ndarray] | None = None,
     stopped: Callable[[], bool] | None = None,
 ) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int]:
-    """A replayed counterexample for disjunct ``j`` (or None when infeasible), and how many
-    patterns were cut off as unrepairable boundary points. Raises `_Timeout`, and `PieceStopped`
-    when ``stopped()`` turns true between two candidates."""
+    """A replayed counterexample for disjunct ``j`` (or for one of several, encoded together), or
+    None when infeasible, and how many patterns were cut off as unrepairable boundary points.
+    Raises `_Timeout`, and `PieceStopped` when ``stopped()`` turns true between two candidates."""
     search = engine.search(setup, bounds, j, deadline, gz0, stats)
+    targets = (j,) if isinstance(j, int) else j
     cut = 0
     for _ in range(MAX_REPAIRS):
         if time.monotonic() >= deadline:
@@ -616,9 +640,12 @@ def _decide_disjunct(
         if out.status == "timeout":
             raise _Timeout(out.message)
         stats["candidates"] = stats.get("candidates", 0) + 1
-        found = _try_candidate(setup, bounds, j, out.x, out.pattern, deadline)
-        if found is not None:
-            return found, 0
+        reached = out.disjunct if out.disjunct is not None else targets[0]
+        # the disjunct the solver picked first, then (same point and pattern) every other one
+        for t in sorted(targets, key=lambda d: d != reached):
+            found = _try_candidate(setup, bounds, t, out.x, out.pattern, deadline)
+            if found is not None:
+                return found, 0
         if out.pattern is None:
             break
         search.exclude(out.pattern)

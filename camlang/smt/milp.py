@@ -14,13 +14,14 @@ reported (docs/smt.md).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
-from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds, gradient_bounds
+from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds, gradient_bounds, spec_bounds
 from camlang.smt.network import ReluNet
 from camlang.smt.query import Query
 
@@ -75,19 +76,25 @@ class MilpProblem:
     d_idx: list[np.ndarray]  # per layer, index of each neuron's binary or -1 if stable (or relaxed)
     n_binaries: int
     z_idx: list[np.ndarray] = field(default_factory=list)  # per layer, pre-activations (forward only)
+    targets: tuple[int, ...] = ()  # the disjuncts encoded
+    selector_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # one per target
 
 
 def build_milp(
     net: ReluNet,
     bounds: NetBounds,
     query: Query,
-    disjunct: int,
+    disjunct: int | Sequence[int],
     gz0: tuple[np.ndarray, np.ndarray] | None = None,
     forward: bool = True,
     relax_monotone: bool = True,
 ) -> MilpProblem:
     """Encode "some x' in the box reaches unsafe disjunct ``disjunct`` (and keeps the gradient)".
 
+    ``disjunct`` may be several disjuncts: then one selector binary per disjunct picks the one that
+    is reached (at least one), and the rows of the others are relaxed by their CROWN upper bound
+    (big-M). Saliency queries are solved this way: the gradient part, where the search spends its
+    time, is then branched on once instead of once per disjunct (docs/smt.md, "Numbers").
     ``gz0`` are bounds on the first layer's gated gradient implied by the gradient constraint
     (`camlang.smt.gradfix`); they only strengthen the LP relaxation. With ``forward=False`` only
     the gates and the backward pass are encoded: the solutions are the activation patterns
@@ -96,15 +103,16 @@ def build_milp(
     """
     B = _Builder()
     inf = np.inf
+    targets = (disjunct,) if isinstance(disjunct, (int, np.integer)) else tuple(disjunct)
     x = B.vars(query.lo, query.hi) if forward else np.zeros(0, dtype=int)
     h_prev = x
     d_idx: list[np.ndarray] = []
     z_idx: list[np.ndarray] = []
-    A = np.atleast_2d(query.disjuncts[disjunct][0]) if forward else np.zeros((0, 0))
     # last-layer ReLUs whose output every unsafe row wants small: exact without a binary
     monotone = np.zeros(net.Ws[-1].shape[1], dtype=bool)
     if relax_monotone and forward and query.gradient is None:
-        monotone = np.all(A @ net.Ws[-1] >= 0, axis=0)
+        A_all = np.vstack([np.atleast_2d(query.disjuncts[j][0]) for j in targets])
+        monotone = np.all(A_all @ net.Ws[-1] >= 0, axis=0)
     for k in range(net.n_hidden):
         if not forward:
             ph = bounds.phase[k]
@@ -138,12 +146,9 @@ def build_milp(
         d_idx.append(d)
         z_idx.append(z)
         h_prev = h
+    selectors = np.zeros(0, dtype=int)
     if forward:
-        c = query.disjuncts[disjunct][1]
-        AW = A @ net.Ws[-1]
-        Ab = A @ net.bs[-1]
-        for r in range(A.shape[0]):
-            B.row(h_prev, AW[r], -inf, float(c[r] - Ab[r]))
+        selectors = _add_unsafe_rows(B, net, bounds, query, targets, h_prev)
     if query.gradient is not None:
         _add_gradient(B, net, bounds, query, d_idx, gz0)
     n_bin = int(sum(int((d >= 0).sum()) for d in d_idx))
@@ -156,7 +161,41 @@ def build_milp(
         d_idx=d_idx,
         n_binaries=n_bin,
         z_idx=z_idx,
+        targets=targets if forward else (),
+        selector_idx=selectors,
     )
+
+
+def _add_unsafe_rows(
+    B: _Builder,
+    net: ReluNet,
+    bounds: NetBounds,
+    query: Query,
+    targets: tuple[int, ...],
+    h_last: np.ndarray,
+) -> np.ndarray:
+    """The unsafe rows ``A (W_L h + b_L) <= c`` of one disjunct, or of several with selectors."""
+    if len(targets) == 1:
+        A, c = query.disjuncts[targets[0]]
+        A = np.atleast_2d(A)
+        AW, Ab = A @ net.Ws[-1], A @ net.bs[-1]
+        for r in range(A.shape[0]):
+            B.row(h_last, AW[r], -np.inf, float(c[r] - Ab[r]))
+        return np.zeros(0, dtype=int)
+    sel = B.vars(np.zeros(len(targets)), np.ones(len(targets)), integer=True)
+    B.row(sel, np.ones(len(targets)), 1.0, np.inf)
+    for t, j in enumerate(targets):
+        A, c = query.disjuncts[j]
+        A = np.atleast_2d(A)
+        c = np.asarray(c, dtype=np.float64)
+        # A y - c <= M (1 - s): M is the row's CROWN upper bound over the (gradient-restricted) box
+        _, up = spec_bounds(net, bounds, query.lo, query.hi, A, -c)
+        AW, Ab = A @ net.Ws[-1], A @ net.bs[-1]
+        for r in range(A.shape[0]):
+            big_m = max(float(up[r]), 0.0) * (1 + 1e-9) + 1e-9
+            idx = np.concatenate([h_last, [sel[t]]])
+            B.row(idx, np.concatenate([AW[r], [big_m]]), -np.inf, float(c[r] - Ab[r]) + big_m)
+    return sel
 
 
 def _add_gradient(
@@ -218,6 +257,7 @@ class MilpOutcome:
     x: np.ndarray | None = None
     pattern: list[np.ndarray] | None = None
     message: str = ""
+    disjunct: int | None = None  # the disjunct the solution reaches
 
 
 def solve_milp(
@@ -264,4 +304,7 @@ def solve_milp(
         sel = d >= 0
         p[sel] = sol[d[sel]] > 0.5
         pattern.append(p)
-    return MilpOutcome("feasible", sol[problem.x_idx], pattern)
+    reached = problem.targets[0] if problem.targets else None
+    if len(problem.selector_idx):
+        reached = problem.targets[int(np.argmax(sol[problem.selector_idx]))]
+    return MilpOutcome("feasible", sol[problem.x_idx], pattern, disjunct=reached)
