@@ -17,7 +17,8 @@ ratio includes start-up (importing torch, loading the model) for each worker. Ta
 machine: >= 1.7x on the checks, >= 1.3x on evaluate and synthesis. The machine's load average is
 printed next to each measurement, because other jobs share it.
 
-Usage: python benchmarks/bench_distributed.py [--images 96] [--check-timeout 10] [--only evaluate,synthesis,checks]
+Usage: python benchmarks/bench_distributed.py [--images 96] [--check-timeout 10]
+       [--only evaluate,synthesis,checks] [--regions prop_0_0.05,...]
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def startup_program() -> str:
     """Start-up only: import, load the model, one tiny evaluate (the cost model's fixed term S)."""
     return (
         HEADER
-        + "data one = synthetic_shapes(count = 1, size = 64, seed = 1)\nevaluate [gradcam] on shapes, one with [sparsity]\n"
+        + "data one = synthetic_shapes(count = 1, size = 64, seed = 1)\n"
+        + "evaluate [gradcam] on shapes, one with [sparsity]\n"
     )
 
 
@@ -164,7 +166,8 @@ def cost_model(measured: dict[str, tuple[float, float]]) -> None:
     predicted = s2 + (e1 - s1) / 2
     print(
         f"cost model: S(1) = {s1:.1f} s, S(2) = {s2:.1f} s, evaluate work = {e1 - s1:.1f} s on 1 worker; "
-        f"predicted 2-worker evaluate {predicted:.1f} s, measured {e2:.1f} s ({100 * (e2 - predicted) / predicted:+.0f}%)"
+        f"predicted 2-worker evaluate {predicted:.1f} s, measured {e2:.1f} s "
+        f"({100 * (e2 - predicted) / predicted:+.0f}%)"
     )
 
 
@@ -188,7 +191,8 @@ def main() -> None:
         "pieces": pieces_program(args.regions, args.check_timeout),
     }
     print(
-        f"{'workload':<10} {'1 worker s':>11} {'2 workers s':>12} {'ratio':>6} {'target':>7}  {'load':>9}  results"
+        f"{'workload':<10} {'1 worker s':>11} {'2 workers s':>12} {'ratio':>6} {'target':>7}  "
+        f"{'load':>9}  results"
     )
     measured: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
