@@ -91,4 +91,17 @@ def _record(out_dir: Path, text: str) -> None:
         path.write_text(
             json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
         )
+        _rename_in_html(out_dir / "report.html", text)
     print(f"partial report: {out_dir / 'report.html'}", file=sys.stderr)
+
+
+def _rename_in_html(path: Path, text: str) -> None:
+    """Name the failed rank and its error in report.html too (its banner said only that a worker
+    failed or was lost)."""
+    from camlang.report.html import rename_failure
+
+    try:
+        page = path.read_text(encoding="utf-8")
+    except OSError:
+        return
+    path.write_text(rename_failure(page, text), encoding="utf-8")

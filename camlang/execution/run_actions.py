@@ -368,16 +368,24 @@ def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
     section = state.cache.section("check", [_property_key(state, n) for n in names])
     cached = {u["property"]: u for u in section.units()} if state.options.resume else {}
     mine: dict[str, CheckResult] = {}
+    partial_verdicts: dict[str, Any] = {}
+    by_pieces = _dealt_by_pieces(state, names)
+    state.check_statements += 1
     try:
         for position, name in enumerate(names):
-            if position % dist.world_size != dist.rank:
+            if name in by_pieces and name not in cached:
+                share = _piece_share(state, position)
+                partial_verdicts[name] = _smt_verdict(state, state.program.properties[name], share)
+                continue
+            if position % dist.world_size != dist.rank and name not in by_pieces:
                 continue
             if name in cached:
-                mine[name] = _check_row(cached[name])
+                if dist.is_main or name not in by_pieces:
+                    mine[name] = _check_row(cached[name])
                 continue
             mine[name] = run_check(state, name)
             section.append(_check_dict(mine[name]))
-        parts = dist.gather(mine)
+        parts = dist.gather((mine, partial_verdicts))
     except BaseException:
         if state.is_main:
             found = {
@@ -389,9 +397,48 @@ def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
     if parts is None:
         return None
     merged: dict[str, CheckResult] = {}
-    for part in parts:
+    for part, _ in parts:
         merged.update(part)
+    for name in names:
+        if name in by_pieces and name not in merged:
+            from camlang.smt.pieces import combine
+
+            verdict = combine([verdicts[name] for _, verdicts in parts])
+            merged[name] = _row(state.program.properties[name], verdict)
+            section.append(_check_dict(merged[name]))
     return [merged[n] for n in names]
+
+
+def _dealt_by_pieces(state: RunState, names: list[str]) -> set[str]:
+    """The properties whose pieces (output disjuncts, branches) are dealt over every rank.
+
+    With N ranks and P properties, the first P - (P mod N) go one per rank (property i on rank
+    i mod N: whole properties balance best and share nothing); the last P mod N (all of them when
+    P < N) would leave ranks idle, so each of those that has pieces (a robustness, saliency or
+    VNN-LIB property with an SMT back end other than z3-naive) is worked on by every rank together,
+    one after the other. docs/scaling.md explains the choice."""
+    world = state.dist.world_size
+    if world <= 1:
+        return set()
+    tail = names[len(names) - len(names) % world :]
+    return {
+        n
+        for n in tail
+        if state.program.properties[n].kind in SMT_KINDS
+        and state.program.properties[n].args.get("backend", "auto") != "z3-naive"
+    }
+
+
+SMT_KINDS = ("robust", "saliency_robust", "vnnlib")
+
+
+def _piece_share(state: RunState, position: int) -> Any:
+    """This rank's share of property ``position`` of the current check statement (store keys unique
+    to the run, the statement and the property)."""
+    from camlang.distributed.pieces import StorePieceShare, default_store
+
+    prefix = f"camlang/{state.cache.run_id}/check{state.check_statements}/p{position}"
+    return StorePieceShare(default_store(), prefix, state.dist.rank, state.dist.world_size)
 
 
 def _property_key(state: RunState, name: str) -> list[Any]:
@@ -423,10 +470,39 @@ def run_check(state: RunState, name: str) -> CheckResult:
 
 
 def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
-    name = pdef.name
     started = time.perf_counter()
     if pdef.kind in ("equivalent", "nonnegative", "bounded"):
         return _check_cam_property(state, pdef, started)
+    return _row(pdef, _smt_verdict(state, pdef, None))
+
+
+def _row(pdef: PropertyDef, verdict: Any) -> CheckResult:
+    return CheckResult(
+        pdef.name,
+        pdef.kind,
+        verdict.status,
+        verdict.backend,
+        verdict.seconds,
+        verdict.reason,
+        verdict.decided_by_bounds,
+        verdict.counterexample,
+        verdict.replay,
+    )
+
+
+def _smt_verdict(state: RunState, pdef: PropertyDef, share: Any) -> Any:
+    """The `camlang.smt.Verdict` of an SMT property; with ``share``, this rank's partial verdict
+    over its share of the property's pieces (camlang.smt.pieces)."""
+    try:
+        return _decide(state, pdef, share)
+    except CamlangError as err:
+        if err.span is None:
+            err.span = pdef.span
+        raise
+
+
+def _decide(state: RunState, pdef: PropertyDef, share: Any) -> Any:
+    name = pdef.name
     from camlang import smt
 
     module = state.model(pdef.args["model"].name).module
@@ -441,7 +517,7 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
         if pdef.kind == "vnnlib":
             prop = smt.load_vnnlib(_user_path(pdef, pdef.args["path"]), _input_count(module))
             verdict = smt.check_vnnlib(
-                module, prop, timeout_s=timeout, backend=backend, progress=report_progress
+                module, prop, timeout_s=timeout, backend=backend, progress=report_progress, share=share
             )
         else:
             x = _point(state, pdef, module)
@@ -458,6 +534,7 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
                     timeout_s=timeout,
                     backend=backend,
                     progress=report_progress,
+                    share=share,
                 )
             else:
                 robust_box = tuple(pdef.args["box"]) if pdef.args.get("box") else None
@@ -470,18 +547,9 @@ def _run_check(state: RunState, pdef: PropertyDef) -> CheckResult:
                     timeout_s=timeout,
                     backend=backend,
                     progress=report_progress,
+                    share=share,
                 )
-    return CheckResult(
-        name,
-        pdef.kind,
-        verdict.status,
-        verdict.backend,
-        verdict.seconds,
-        verdict.reason,
-        verdict.decided_by_bounds,
-        verdict.counterexample,
-        verdict.replay,
-    )
+    return verdict
 
 
 def _seconds(value: Any) -> float:

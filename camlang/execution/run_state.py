@@ -110,6 +110,8 @@ class RunState:
     unfinished: Any = None
     #: camlang.concepts: the fitted concept sources and monitors and their report, made on first use.
     concepts: Any = None
+    #: How many check statements this run has started (names their keys in the distributed store).
+    check_statements: int = 0
 
     def __post_init__(self) -> None:
         if self.workspace is None:

@@ -237,7 +237,7 @@ def render_html(
             '<p class="banner">partial (interrupted): the run was stopped; results below are incomplete.</p>'
         )
     if report.failure:
-        parts.append(f'<p class="banner">{escape(report.failure)}</p>')
+        parts.append(failure_banner(report.failure))
     parts.append(
         _meta_table(
             [
@@ -389,3 +389,25 @@ def _concept_monitor(sec: ConceptSection) -> str:
 
 def _num_or_nan(x: Any) -> float:
     return math.nan if x is None else float(x)
+
+
+def failure_banner(failure: str) -> str:
+    """The banner that names why a partial run stopped (which rank failed, and its error)."""
+    return f'<p class="{_FAILURE_CLASS}">{escape(failure)}</p>'
+
+
+_FAILURE_CLASS = "banner failure"
+
+
+def rename_failure(page: str, failure: str) -> str:
+    """``page`` (a written report.html) with its failure banner saying ``failure`` instead: the
+    launcher learns the failed rank and its error only after rank 0 wrote the report."""
+    start = page.find(f'<p class="{_FAILURE_CLASS}">')
+    if start < 0:
+        anchor = page.find("</h1>")
+        if anchor < 0:
+            return page
+        start = end = anchor + len("</h1>")
+    else:
+        end = page.index("</p>", start) + len("</p>")
+    return page[:start] + failure_banner(failure) + page[end:]

@@ -37,6 +37,7 @@ from camlang.smt.inputs import (
     torch_eval,
 )
 from camlang.smt.network import extract_relu_net
+from camlang.smt.pieces import PieceShare
 from camlang.smt.query import GradientConstraint, Query
 from camlang.smt.verdict import Verdict
 from camlang.smt.vnnlib import VnnlibProperty, load_vnnlib, parse_vnnlib
@@ -120,6 +121,7 @@ def check(
     input_shape: Sequence[int] | None = None,
     attack: bool | None = None,
     pattern_walk: bool = False,
+    share: PieceShare | None = None,
 ) -> Verdict:
     """Decide ``question`` about ``module`` with ``backend`` (see the module docstring).
 
@@ -128,8 +130,10 @@ def check(
     (enumerate the patterns whose gradient stays within delta, one LP each) before the single MILP;
     off by default because the single MILP was faster on every BanditNet of the family where they
     differ (docs/smt.md, "Numbers").
-    One query runs single-threaded: its disjuncts and branches are independent but there are no
-    distributed workers yet.
+    One query runs single-threaded. ``share``: this process is one rank of several that decide the
+    query together, each its share of the output disjuncts or branches, with an early stop on a
+    replayed counterexample (camlang/smt/pieces.py); the result is then this rank's partial
+    verdict, for `camlang.smt.pieces.combine`. The z3-naive back end has no pieces and ignores it.
     """
     name = _backend(backend)
     setup = _setup(module, question, input_shape)
@@ -138,7 +142,7 @@ def check(
     neurons = sum(W.shape[0] for W in setup.net.Ws[:-1])
     if attack if attack is not None else neurons >= ATTACK_MIN_NEURONS:
         setup = replace(setup, attack=_attack_budget)
-    return run_query(setup, name, timeout_s, progress, pattern_walk=pattern_walk)
+    return run_query(setup, name, timeout_s, progress, pattern_walk=pattern_walk, share=share)
 
 
 def falsify(
@@ -238,9 +242,11 @@ def check_saliency_robust(
     backend: str = "auto",
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
+    share: PieceShare | None = None,
 ) -> Verdict:
     """Shorthand for ``check(module, SaliencyRobust(x, eps, delta, label, box), backend, ...)``."""
-    return check(module, SaliencyRobust(x, eps, delta, label, box), backend, timeout_s, progress, input_shape)
+    question = SaliencyRobust(x, eps, delta, label, box)
+    return check(module, question, backend, timeout_s, progress, input_shape, share=share)
 
 
 def check_robust(
@@ -253,9 +259,10 @@ def check_robust(
     backend: str = "auto",
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
+    share: PieceShare | None = None,
 ) -> Verdict:
     """Shorthand for ``check(module, Robust(x, eps, label, box), backend, ...)``."""
-    return check(module, Robust(x, eps, label, box), backend, timeout_s, progress, input_shape)
+    return check(module, Robust(x, eps, label, box), backend, timeout_s, progress, input_shape, share=share)
 
 
 def _vnnlib_setup(
@@ -293,9 +300,11 @@ def check_vnnlib(
     backend: str = "auto",
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
+    share: PieceShare | None = None,
 ) -> Verdict:
     """Shorthand for ``check(module, VnnlibQuestion(prop, delta), backend, ...)``."""
-    return check(module, VnnlibQuestion(prop, delta), backend, timeout_s, progress, input_shape)
+    question = VnnlibQuestion(prop, delta)
+    return check(module, question, backend, timeout_s, progress, input_shape, share=share)
 
 
 @dataclass(frozen=True)

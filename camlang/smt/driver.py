@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -27,6 +28,7 @@ from camlang.smt.gradfix import fix_phases_by_gradient
 from camlang.smt.inputs import torch_eval
 from camlang.smt.milp import MilpProblem, build_milp, solve_milp
 from camlang.smt.network import LayerList, ReluNet
+from camlang.smt.pieces import BEFORE_PIECES, Pieces, PieceShare, PieceStopped
 from camlang.smt.query import MIN_MARGIN, LpFailure, Query, pattern_lp
 from camlang.smt.verdict import Status, Verdict
 from camlang.smt.witness import strengthen_witness
@@ -268,6 +270,7 @@ def _violated(
 
 
 REPLAYED = "counterexample replayed in torch float64"
+STOPPED = "stopped: another worker replayed a counterexample for a lower piece"
 
 
 def _try_candidate(
@@ -301,13 +304,19 @@ def _try_candidate(
 
 
 def run_query(
-    setup: Setup, backend: str, timeout_s: float, progress: Progress | None, pattern_walk: bool = False
+    setup: Setup,
+    backend: str,
+    timeout_s: float,
+    progress: Progress | None,
+    pattern_walk: bool = False,
+    share: PieceShare | None = None,
 ) -> Verdict:
     """Decide ``setup.query`` with ``backend`` (a key of `BACKENDS`), bounds first.
 
     ``pattern_walk`` enables the saliency shortcut that enumerates the activation patterns whose
     gradient stays within delta and decides each by LP (only where the back end is the MILP; the
-    benchmark measures it against the single MILP)."""
+    benchmark measures it against the single MILP). With ``share``, this rank decides only its own
+    pieces (output disjuncts, or patterns) and returns a partial verdict for `pieces.combine`."""
     t0 = time.monotonic()
     deadline = t0 + timeout_s
     engine = BACKENDS[backend]
@@ -315,13 +324,19 @@ def run_query(
     stats: dict[str, Any] = {
         "neurons": int(sum(W.shape[0] for W in net.Ws[:-1])),
         "disjuncts": len(q.disjuncts),
-        "threads": "1 (disjuncts and branches run one after the other; no distributed workers yet)",
+        "threads": (
+            "1 (disjuncts and branches run one after the other)"
+            if share is None
+            else f"pieces dealt over {share.world_size} workers; this is rank {share.rank}'s part"
+        ),
     }
     try:
         if setup.at is not None and np.all(setup.at >= q.lo) and np.all(setup.at <= q.hi):
             rec = replay(setup, setup.at)
             if rec["ok"]:
                 stats["found_by"] = "the point itself"
+                if share is not None:
+                    share.announce(BEFORE_PIECES)
                 return _violated(
                     setup, backend, t0, stats, (setup.at, rec), "the point itself is a counterexample"
                 )
@@ -330,6 +345,7 @@ def run_query(
         stats["undecided_relus"] = bounds.n_undecided()
         gz0 = None
         alive = _alive_disjuncts(net, bounds, q)
+        dealt = list(alive)  # deterministic on every rank (no time limit), unlike the gradient fixing
         stats["disjuncts_left_after_bounds"] = len(alive)
         stats["bounds_seconds"] = time.monotonic() - t0
         if not alive:
@@ -340,6 +356,8 @@ def run_query(
             stats["attack_seconds"] = time.monotonic() - t0 - stats["bounds_seconds"]
             if found is not None:
                 stats["found_by"] = "attack (PGD)"
+                if share is not None:
+                    share.announce(BEFORE_PIECES)
                 return _violated(setup, backend, t0, stats, found, f"{REPLAYED} (found by the PGD attack)")
         if q.gradient is not None:
             fixing = fix_phases_by_gradient(net, bounds, q.gradient, deadline=t0 + timeout_s / 4)
@@ -370,12 +388,19 @@ def run_query(
             if few is not None:
                 stats["patterns_within_delta"] = len(few)
                 mask = [p == UNDECIDED for p in bounds.phase]
-                for pat in few:
+                patterns = Pieces(share, "activation pattern", few, stats)
+                for n, pat in patterns.mine():
+                    started = time.monotonic()
                     found, cut = _pattern_lps(setup, pat, alive, mask, deadline, stats)
+                    patterns.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
                     if found is not None:
+                        patterns.found(n)
                         return _violated(setup, backend, t0, stats, found, REPLAYED)
                     boundary += cut
+                if patterns.stopped_early:
+                    return _verdict(setup, "unknown", backend, t0, STOPPED, stats)
                 alive = []
+                dealt = []
         if alive and pattern_walk and isinstance(engine, MilpBackend) and q.gradient is not None:
             enum = _by_patterns(setup, bounds, gz0, alive, deadline, stats, progress)
             if enum is not None:
@@ -383,25 +408,51 @@ def run_query(
                 if found is not None:
                     return _violated(setup, backend, t0, stats, found, REPLAYED)
                 alive = []
+                dealt = []
         if q.gradient is not None and len(alive) > 1 and getattr(engine, "joint", False):
-            # saliency: one MILP for every alive disjunct (the gradient part is shared)
-            if progress is not None:
-                progress(0, 1, f"{backend}: {len(alive)} output disjuncts in one search")
-            stats["joint_disjuncts"] = len(alive)
-            found, cut = _decide_disjunct(setup, bounds, tuple(alive), engine, deadline, stats, gz0)
-            boundary += cut
-            if found is not None:
-                return _violated(setup, backend, t0, stats, found, REPLAYED)
+            # saliency: one MILP for every alive disjunct (the gradient part is shared); that is one
+            # piece, so with several ranks rank 0 alone searches it
+            joint = Pieces(share, "joint search of the output disjuncts", [tuple(alive)], stats)
+            for n, together in joint.mine():
+                started = time.monotonic()
+                if progress is not None:
+                    progress(0, 1, f"{backend}: {len(alive)} output disjuncts in one search")
+                stats["joint_disjuncts"] = len(alive)
+                found, cut = _decide_disjunct(setup, bounds, together, engine, deadline, stats, gz0)
+                joint.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
+                boundary += cut
+                if found is not None:
+                    joint.found(n)
+                    return _violated(setup, backend, t0, stats, found, REPLAYED)
             alive = []
-        for n, j in enumerate(alive):
+            dealt = []
+        disjuncts = Pieces(share, "output disjunct", dealt if alive else [], stats)
+        for n, j in disjuncts.mine():
+            started = time.monotonic()
+            if j not in alive:  # excluded by the bounds after the gradient fixing
+                disjuncts.note(n, "excluded", started)
+                continue
             if progress is not None:
-                progress(n, len(alive), f"{backend}: output disjunct {j} ({n + 1}/{len(alive)})")
-            found, cut = _decide_disjunct(setup, bounds, j, engine, deadline, stats, gz0)
+                progress(n, len(dealt), f"{backend}: output disjunct {j} ({n + 1}/{len(dealt)})")
+            try:
+                found, cut = _decide_disjunct(
+                    setup, bounds, j, engine, deadline, stats, gz0, partial(disjuncts.stopped, n)
+                )
+            except PieceStopped:
+                disjuncts.note_rest_skipped(n)
+                break
+            except _Timeout:
+                disjuncts.note(n, "timeout", started)
+                raise
+            disjuncts.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
             boundary += cut
             if found is not None:
+                disjuncts.found(n)
                 return _violated(setup, backend, t0, stats, found, REPLAYED)
+        if disjuncts.stopped_early:
+            return _verdict(setup, "unknown", backend, t0, STOPPED, stats)
         if progress is not None:
-            progress(len(alive), len(alive), "done")
+            progress(len(dealt), len(dealt), "done")
         if boundary:
             return _verdict(
                 setup, "unknown", backend, t0, "unknown: boundary counterexample could not be repaired", stats
@@ -570,16 +621,19 @@ def _decide_disjunct(
     deadline: float,
     stats: dict[str, Any],
     gz0: tuple[np.ndarray, np.ndarray] | None = None,
+    stopped: Callable[[], bool] | None = None,
 ) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int]:
     """A replayed counterexample for disjunct ``j`` (or for one of several, encoded together), or
     None when infeasible, and how many patterns were cut off as unrepairable boundary points.
-    Raises `_Timeout`."""
+    Raises `_Timeout`, and `PieceStopped` when ``stopped()`` turns true between two candidates."""
     search = engine.search(setup, bounds, j, deadline, gz0, stats)
     targets = (j,) if isinstance(j, int) else j
     cut = 0
     for _ in range(MAX_REPAIRS):
         if time.monotonic() >= deadline:
             raise _Timeout("time limit reached")
+        if stopped is not None and stopped():
+            raise PieceStopped
         out = search.solve(deadline)
         if out.status == "infeasible":
             return None, cut

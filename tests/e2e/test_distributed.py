@@ -46,6 +46,9 @@ property robust_bandit = saliency_robust(bandit, at = [1, 1, 0, 1, 1], eps = 1.0
 property nonneg = nonnegative(gradcam)
 evaluate [gradcam, gradcampp, best] on shapes, test with [average_drop, energy_pointing_game, stability]
 check same, robust_bandit, nonneg
+model tied = mlp([4, 16, 16, 6], weights = "tied.pt")
+property tied_violated = robust(tied, at = [0.5, 0.5, 0.5, 0.5], eps = 0.025)
+check tied_violated
 """
 
 
@@ -55,8 +58,13 @@ def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[s
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from test_distributed_pieces import tied_net
+
     path = tmp_path_factory.mktemp("dist") / "small.cam"
     path.write_text(PROGRAM, encoding="utf-8")
+    # one property alone in its check statement: with 2 workers its output disjuncts are dealt
+    torch.save(tied_net().state_dict(), path.parent / "tied.pt")
     return path
 
 
@@ -127,6 +135,10 @@ def _assert_same_results(a: dict[str, Any], b: dict[str, Any], resumed: bool = F
     assert [(c["property"], c["status"]) for c in a["checks"]] == [
         (c["property"], c["status"]) for c in b["checks"]
     ]
+    for ca, cb in zip(a["checks"], b["checks"], strict=True):
+        assert (ca["counterexample"] is None) == (cb["counterexample"] is None)
+        if ca["counterexample"] is not None and ca["kind"] in ("robust", "saliency_robust", "vnnlib"):
+            assert all(_close(u, v) for u, v in zip(ca["counterexample"], cb["counterexample"], strict=True))
 
 
 def _assert_same_synthesis(sa: dict[str, Any], sb: dict[str, Any], resumed: bool = False) -> None:
@@ -161,7 +173,7 @@ def test_two_workers_give_the_numbers_of_one(one_worker: Path, two_workers: Path
     a, b = _report(one_worker), _report(two_workers)
     assert (a["world_size"], b["world_size"]) == (1, 2)
     assert not a["partial"] and not b["partial"]
-    assert len(a["evaluations"]) == 1 and len(a["syntheses"]) == 1 and len(a["checks"]) == 3
+    assert len(a["evaluations"]) == 1 and len(a["syntheses"]) == 1 and len(a["checks"]) == 4
     _assert_same_results(a, b)
     rows_a, rows_b = _per_image(one_worker), _per_image(two_workers)
     assert sorted(rows_a) == sorted(rows_b) == list(range(10))
@@ -169,6 +181,7 @@ def test_two_workers_give_the_numbers_of_one(one_worker: Path, two_workers: Path
         for cam, per in values.items():
             for metric, v in per.items():
                 assert _close(v, rows_b[index][cam][metric]), (index, cam, metric)
+    assert a["checks"][3]["status"] == "violated"
     # both ranks really worked: each wrote its own share of the batches
     assert len(list((two_workers / "cache").glob("evaluate-*-rank1.jsonl"))) == 1
     # the synthesis's forward passes (capture + scoring, counted over both ranks) are one process's
@@ -298,6 +311,11 @@ def test_killed_worker_ends_the_run_with_a_partial_report(tmp_path: Path) -> Non
     doc = _report(out)
     assert doc["partial"] is True
     assert "rank 1" in (doc["failure"] or "")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    # the banner names the rank and its error (rank 0 wrote it before the launcher knew them)
+    assert '<p class="banner failure">worker rank 1 failed (killed by signal SIGKILL)</p>' in page, doc[
+        "failure"
+    ]
     evaluated = doc["evaluations"][0]["data"]["evaluated"]
     done = int(evaluated.split(" of ")[0].replace(",", ""))
     assert 4 <= done < 400 and evaluated.endswith("of 400 images")

@@ -77,6 +77,25 @@ def test_partial_report_is_marked(tmp_path: Path) -> None:
     assert 'class="banner"' in html and html.count("partial (interrupted)") >= 3
 
 
+def test_failure_banner_is_renamed_after_the_launcher_learns_the_rank(tmp_path: Path) -> None:
+    from camlang.report.html import rename_failure
+
+    report = replace(sample_report(partial=True), failure="a worker failed or was lost (stopped)")
+    page = write_report(tmp_path, report, grid_images=0).html.read_text(encoding="utf-8")
+    assert "a worker failed or was lost" in page
+    renamed = rename_failure(page, "worker rank 1 failed (killed by signal SIGKILL) <&>")
+    assert "a worker failed or was lost" not in renamed
+    assert "worker rank 1 failed (killed by signal SIGKILL) &lt;&amp;&gt;" in renamed
+    assert renamed.replace(
+        "worker rank 1 failed (killed by signal SIGKILL) &lt;&amp;&gt;", ""
+    ) == page.replace("a worker failed or was lost (stopped)", "")
+    # a report written without any failure gets the banner under its title
+    plain = write_report(tmp_path / "b", sample_report(partial=True), grid_images=0).html.read_text(
+        encoding="utf-8"
+    )
+    assert "rank 2 failed" in rename_failure(plain, "rank 2 failed")
+
+
 def test_user_strings_are_escaped(tmp_path: Path) -> None:
     report = sample_report()
     evil = CheckResult("<script>alert(1)</script>", "k", "holds", "z3", 0.1, reason="a & b")
