@@ -17,7 +17,8 @@ Part 3, plain robustness on the same regions (VNN-COMP's own question), camlang 
 the witness margins in float64 and float32, and every disagreement. Target: camlang decides every
 region that either tool decides (at least 28 of 30) with a lower median over decided regions.
 
-One query runs single-threaded (no distributed workers yet); ``--workers N`` runs N regions at a
+One query runs single-threaded here (`camlang run --workers N` deals one property's pieces over
+torch.distributed ranks; docs/scaling.md); ``--workers N`` runs N regions at a
 time in separate processes, one thread each, for both tools alike.
 
 Usage: python benchmarks/bench_sr.py [--timeout 120] [--regions 30] [--deltas 1e-4,1e-3,1e-2]
