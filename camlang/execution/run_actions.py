@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -352,7 +353,8 @@ def _names(indices: list[int], class_names: Any) -> list[Any]:
 
 
 def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
-    """Decide properties, spread over the workers (property i on rank i mod N); rank 0 gets the rows.
+    """Decide properties, spread over the workers (each takes the next property when it is free,
+    `_claimed_in_turn`); rank 0 gets the rows.
 
     Each verdict goes into the run's cache as soon as it is found; `--resume` skips the cached ones.
     Cams the properties name are resolved first on every rank, so a synthesis they need runs on all.
@@ -367,24 +369,26 @@ def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
                 state.cam_node(value.name)
     section = state.cache.section("check", [_property_key(state, n) for n in names])
     cached = {u["property"]: u for u in section.units()} if state.options.resume else {}
+    done = set(cached)
+    if state.options.resume and dist.world_size > 1:
+        # every rank must claim from the same list: rank 0's view of the cache decides (only rank 0
+        # needs the cached rows themselves)
+        done = set(dist.broadcast(sorted(cached)))
     mine: dict[str, CheckResult] = {}
     partial_verdicts: dict[str, Any] = {}
     by_pieces = _dealt_by_pieces(state, names)
     state.check_statements += 1
     try:
-        for position, name in enumerate(names):
-            if name in by_pieces and name not in cached:
-                share = _piece_share(state, position)
-                partial_verdicts[name] = _smt_verdict(state, state.program.properties[name], share)
-                continue
-            if position % dist.world_size != dist.rank and name not in by_pieces:
-                continue
-            if name in cached:
-                if dist.is_main or name not in by_pieces:
-                    mine[name] = _check_row(cached[name])
-                continue
+        if dist.is_main:
+            mine |= {n: _check_row(cached[n]) for n in names if n in done}
+        whole = [n for n in names if n not in by_pieces and n not in done]
+        for name in _claimed_in_turn(state, whole):
             mine[name] = run_check(state, name)
             section.append(_check_dict(mine[name]))
+        for position, name in enumerate(names):
+            if name in by_pieces and name not in done:
+                share = _piece_share(state, position)
+                partial_verdicts[name] = _smt_verdict(state, state.program.properties[name], share)
         parts = dist.gather((mine, partial_verdicts))
     except BaseException:
         if state.is_main:
@@ -407,6 +411,23 @@ def run_checks(state: RunState, names: list[str]) -> list[CheckResult] | None:
             merged[name] = _row(state.program.properties[name], verdict)
             section.append(_check_dict(merged[name]))
     return [merged[n] for n in names]
+
+
+def _claimed_in_turn(state: RunState, names: list[str]) -> Iterator[str]:
+    """The properties this rank decides: with several ranks, each takes the next unclaimed one
+    from a counter in the process group's store when it is free, so a rank that drew quick
+    properties takes more of them (a verdict does not depend on the rank that found it)."""
+    if state.dist.world_size <= 1:
+        yield from names
+        return
+    import torch.distributed as torch_dist
+
+    from camlang.distributed.pieces import default_store
+
+    prefix = f"camlang/{state.cache.run_id}/check{state.check_statements}/claims"
+    store = torch_dist.PrefixStore(prefix, default_store())
+    while (k := int(store.add("next", 1)) - 1) < len(names):
+        yield names[k]
 
 
 def _dealt_by_pieces(state: RunState, names: list[str]) -> set[str]:
