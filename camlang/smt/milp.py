@@ -94,7 +94,7 @@ def build_milp(
     ``disjunct`` may be several disjuncts: then one selector binary per disjunct picks the one that
     is reached (at least one), and the rows of the others are relaxed by their CROWN upper bound
     (big-M). Saliency queries are solved this way: the gradient part, where the search spends its
-    time, is then branched on once instead of once per disjunct (docs/smt.md, "Numbers").
+    time, is then branched on once instead of once per disjunct (docs/smt.md, "Pipeline").
     ``gz0`` are bounds on the first layer's gated gradient implied by the gradient constraint
     (`camlang.smt.gradfix`); they only strengthen the LP relaxation. With ``forward=False`` only
     the gates and the backward pass are encoded: the solutions are the activation patterns
