@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,25 @@ evaluate [gradcam, scorecam] on shapes, test with [deletion]
 """
 
 
+def _kill_rank1_once(proc: subprocess.Popen[str], out: Path, ready: Callable[[], bool]) -> str:
+    """Wait (at most 240 s) until ``ready()``, SIGKILL worker rank 1, and return the launcher's
+    standard error once it has exited, which must be with a failure."""
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not ready():
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        workers = _workers_of(out, proc.pid)
+        assert set(workers) == {0, 1}, workers
+        os.kill(workers[1], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode not in (0, None)
+    return stderr
+
+
 def _workers_of(out: Path, launcher: int) -> dict[int, int]:
     """Live worker processes of the run writing to `out`, by rank (from /proc)."""
     found: dict[int, int] = {}
@@ -291,22 +311,12 @@ def test_killed_worker_ends_the_run_with_a_partial_report(tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            shard = list((out / "cache").glob("evaluate-*-rank1.jsonl")) if (out / "cache").is_dir() else []
-            if shard and shard[0].read_text(encoding="utf-8").count("\n") >= 2:
-                break
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            time.sleep(0.2)
-        workers = _workers_of(out, proc.pid)
-        assert set(workers) == {0, 1}, workers
-        os.kill(workers[1], signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode not in (0, None)
+
+    def rank1_wrote_two_batches() -> bool:
+        shard = list((out / "cache").glob("evaluate-*-rank1.jsonl")) if (out / "cache").is_dir() else []
+        return bool(shard) and shard[0].read_text(encoding="utf-8").count("\n") >= 2
+
+    stderr = _kill_rank1_once(proc, out, rank1_wrote_two_batches)
     assert "rank 1" in stderr, stderr[-3000:]
     doc = _report(out)
     assert doc["partial"] is True
@@ -346,20 +356,8 @@ def test_worker_killed_during_synthesis_ends_every_worker(tmp_path: Path) -> Non
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "camlang", "run", str(program), "--out", str(out), "--workers", "2"]
     proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        cache = out / "cache" / "synth-best.json"
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not cache.is_file():  # rank 0 saves after a scoring call
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            time.sleep(0.2)
-        workers = _workers_of(out, proc.pid)
-        assert set(workers) == {0, 1}, workers
-        os.kill(workers[1], signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode not in (0, None)
+    cache = out / "cache" / "synth-best.json"
+    stderr = _kill_rank1_once(proc, out, cache.is_file)  # rank 0 saves after a scoring call
     assert "rank 1" in stderr, stderr[-3000:]
     doc = _report(out)
     assert doc["partial"] is True and "rank 1" in (doc["failure"] or "")
