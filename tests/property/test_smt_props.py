@@ -220,3 +220,39 @@ def test_monotone_relaxation_keeps_every_robustness_answer(data: st.DataObject, 
             y, _ = net.forward(r.x)
             A, c = disjuncts[j]
             assert float((np.atleast_2d(A) @ y)[0]) <= float(c[0]) + 1e-6
+
+
+@SETTINGS
+@given(data=st.data(), eps=st.floats(0.2, 1.0), delta=st.floats(0.0, 1.0))
+def test_joint_milp_is_feasible_exactly_when_some_disjunct_is(
+    data: st.DataObject, eps: float, delta: float
+) -> None:
+    """The saliency MILP over several disjuncts (selector binaries, big-M from CROWN) has a
+    solution exactly when one of the single-disjunct MILPs has, and its solution reaches the
+    disjunct its selector names."""
+    from camlang.smt.milp import build_milp, solve_milp
+    from camlang.smt.query import Query
+
+    m, n_in = data.draw(nets())
+    x = np.array(data.draw(points(n_in)))
+    net = to_relu_net(extract_layers(m, (1, n_in)))
+    label = int(np.argmax(net.forward(x)[0]))
+    lo, hi = np.clip(x - eps, 0, 1), np.clip(x + eps, 0, 1)
+    others = [j for j in range(net.n_outputs) if j != label]
+    disjuncts = tuple((np.eye(net.n_outputs)[label] - np.eye(net.n_outputs)[j], np.zeros(1)) for j in others)
+    c = np.eye(net.n_outputs)[label]
+    grad = GradientConstraint(c, net.gradient(x, c), delta)
+    q = Query(lo, hi, disjuncts, grad)
+    b = compute_bounds(net, lo, hi)
+    single = [
+        solve_milp(build_milp(net, b, q, j), b, time.monotonic() + 30).status for j in range(len(others))
+    ]
+    joint = solve_milp(build_milp(net, b, q, tuple(range(len(others)))), b, time.monotonic() + 30)
+    assert "timeout" not in single and joint.status != "timeout"
+    assert (joint.status == "feasible") == ("feasible" in single)
+    if joint.status == "feasible":
+        assert joint.disjunct is not None and single[joint.disjunct] == "feasible"
+        assert joint.x is not None
+        y, _ = net.forward(joint.x)
+        A, _ = disjuncts[joint.disjunct]
+        assert float(A @ y) <= 1e-6
