@@ -13,7 +13,7 @@ The hash is blake2b, so keys are the same in every process and on every machine 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -66,11 +66,7 @@ def per_image_normal(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Standard normal noise `[len(indices), *shape]`, row i drawn from image i's own generator."""
-    rows = [
-        torch.randn(tuple(shape), generator=image_generator(run_seed, i, op, *salt), dtype=dtype)
-        for i in _indices(indices)
-    ]
-    return _stack(rows, shape, dtype).to(device)
+    return _per_image_draws(torch.randn, run_seed, indices, op, shape, salt, dtype).to(device)
 
 
 def per_image_uniform(
@@ -83,11 +79,7 @@ def per_image_uniform(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Uniform `[0, 1)` noise `[len(indices), *shape]`, row i drawn from image i's own generator."""
-    rows = [
-        torch.rand(tuple(shape), generator=image_generator(run_seed, i, op, *salt), dtype=dtype)
-        for i in _indices(indices)
-    ]
-    return _stack(rows, shape, dtype).to(device)
+    return _per_image_draws(torch.rand, run_seed, indices, op, shape, salt, dtype).to(device)
 
 
 def per_image_randint(
@@ -105,6 +97,23 @@ def per_image_randint(
         for i in _indices(indices)
     ]
     return _stack(rows, shape, torch.int64).to(device)
+
+
+def _per_image_draws(
+    draw: Callable[..., torch.Tensor],
+    run_seed: int,
+    indices: torch.Tensor | Sequence[int],
+    op: str,
+    shape: Sequence[int],
+    salt: tuple[int | str, ...],
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """``draw(shape, generator=..., dtype=...)`` once per image, from that image's own generator."""
+    rows = [
+        draw(tuple(shape), generator=image_generator(run_seed, i, op, *salt), dtype=dtype)
+        for i in _indices(indices)
+    ]
+    return _stack(rows, shape, dtype)
 
 
 def _stack(rows: list[torch.Tensor], shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
