@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
 from camlang.data import synthetic_shapes
 from camlang.execution.declaration_loading import LiveModel
 from camlang.frontend.check import check_text
 from camlang.frontend.program import Program
-from camlang.models import DEMO_CHECKPOINT, LoadedModel, ShapesCNN, load_demo_model
 from camlang.synth import SynthOutcome, prove_equivalent, synthesize
+from tests.conftest import demo_live_model
 
 PRELUDE = """import "stdlib/cams.cam"
 import "stdlib/metrics.cam"
@@ -28,24 +25,13 @@ data te = synthetic_shapes(count = 4, size = 64, seed = 1)
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def live() -> LiveModel:
     """The demo CNN (trained checkpoint when present, else seeded random weights)."""
-    if DEMO_CHECKPOINT.is_file():
-        loaded = load_demo_model()
-    else:
-        torch.manual_seed(0)
-        loaded = LoadedModel(ShapesCNN().eval(), "shapes_cnn", "random weights (seed 0)")
-    module = loaded.module.eval()
-    return LiveModel("m", loaded, module.features[6], "features.6", False, torch.device("cpu"))
+    return demo_live_model()
 
 
 def run(

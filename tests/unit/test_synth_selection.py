@@ -4,7 +4,6 @@ time limit over the whole run, the paired verdict and the shared stdlib holdout 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,11 @@ from camlang.data import synthetic_shapes
 from camlang.execution.declaration_loading import LiveModel
 from camlang.frontend.check import check_text
 from camlang.frontend.program import Program
-from camlang.models import DEMO_CHECKPOINT, LoadedModel, ShapesCNN, load_demo_model
 from camlang.synth import SynthOutcome, default_reference_cams, prove_equivalent, synthesize
 from camlang.synth.compare import StdlibScoreCache, paired_comparison
 from camlang.synth.limits import ProgressLog
 from camlang.synth.scoring import SplitData
+from tests.conftest import demo_live_model
 
 # `target` is no stdlib CAM: Grad-CAM's weights from positive gradients, its map squared. The
 # objective is the distance to it, so it is optimal by construction (distance 0), and the only
@@ -45,23 +44,12 @@ data te = synthetic_shapes(count = 4, size = 64, seed = 1)
 """
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def live() -> LiveModel:
-    if DEMO_CHECKPOINT.is_file():
-        loaded = load_demo_model()
-    else:
-        torch.manual_seed(0)
-        loaded = LoadedModel(ShapesCNN().eval(), "shapes_cnn", "random weights (seed 0)")
-    module = loaded.module.eval()
-    return LiveModel("m", loaded, module.features[6], "features.6", False, torch.device("cpu"))
+    return demo_live_model()
 
 
 def run(
