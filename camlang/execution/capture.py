@@ -29,6 +29,7 @@ from camlang.errors import CamlangError
 from camlang.execution.call_counter import CallCounter
 from camlang.frontend.layer_layout import LayerLayout, as_layout, infer_layout
 from camlang.frontend.op_table import TERMINALS
+from camlang.metrics._common import images_per_call
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
 #: Terminals computed at the target layer (their types carry a layer axis).
@@ -274,6 +275,7 @@ def masked_scores(
     masks = (up - lo) / (hi - lo + 1e-8)
     out = torch.empty(b, c, dtype=x.dtype, device=x.device)
     pairs = [(i, j) for i in range(b) for j in range(c)]
+    chunk_size = images_per_call(x, chunk_size)
     for start in range(0, len(pairs), chunk_size):
         chunk = pairs[start : start + chunk_size]
         bi = torch.tensor([p[0] for p in chunk], device=x.device)
@@ -307,6 +309,7 @@ def ablated_scores(
     chw = layout.to_chw(a)
     b, c = chw.shape[:2]
     out = torch.empty(b, c, dtype=x.dtype, device=x.device)
+    chunk_size = images_per_call(x, chunk_size)
     expand_ok = True
     for i in range(b):
         row = torch.tensor([i], device=x.device)

@@ -1,11 +1,13 @@
 """Shared plumbing for the metric primitives: input checks, chunked model calls, pixel ranks.
 
 Every metric that calls the model goes through `run_model` (or `evaluate_masked`), so the
-`chunk_size` cap and the `CallCounter` bookkeeping live in one place.
+`chunk_size` cap, the CPU call size (`images_per_call`) and the `CallCounter` bookkeeping live in
+one place.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -58,6 +60,29 @@ def check_targets(targets: torch.Tensor, batch: int) -> None:
         raise CamlangError(f"targets must hold integer class indices, got dtype {targets.dtype}")
 
 
+#: On a CPU a model call on a large batch is slower per image than several small calls, because the
+#: activations of a large batch no longer fit in the caches. CPU calls are cut to about this many
+#: input values. `benchmarks/bench_call_size.py` measures images per second by call size; the best
+#: sizes on the 2-core CI machine were 8-16 images for the demo CNN at 64x64, 16 for the CIFAR-10
+#: ResNet-20 at 32x32 and 2 for the ImageNet MobileNetV2 at 224x224 (up to 2.3x the throughput of
+#: 32-image calls there).
+CPU_CALL_VALUES = 131_072
+#: Fewer than two images per call leaves the second intra-op thread idle on the large models.
+MIN_CPU_CALL = 2
+
+
+def images_per_call(x: torch.Tensor, cap: int) -> int:
+    """Images per model call for inputs shaped like `x [B, ...]`: `cap` off the CPU; on a CPU,
+    about `CPU_CALL_VALUES` input values per call, at least `MIN_CPU_CALL` and at most `cap`.
+
+    Depends only on the shape and device, so every worker of a run cuts its calls the same way.
+    """
+    if x.device.type != "cpu" or x.dim() == 0:
+        return cap
+    per_image = max(1, math.prod(x.shape[1:]))
+    return max(1, min(cap, max(MIN_CPU_CALL, CPU_CALL_VALUES // per_image)))
+
+
 def check_chunk_size(chunk_size: int) -> None:
     """Raise a CamlangError unless `chunk_size` is a positive integer."""
     if not isinstance(chunk_size, int) or chunk_size < 1:
@@ -77,8 +102,10 @@ def drop_candidates(t: torch.Tensor, had_candidates: bool) -> torch.Tensor:
 def run_model(
     model_fn: ModelFn, x: torch.Tensor, chunk_size: int, counter: CallCounter | None
 ) -> torch.Tensor:
-    """Evaluate `model_fn` on `x` in chunks of at most `chunk_size` images, without gradients."""
+    """Evaluate `model_fn` on `x` in chunks of at most `chunk_size` images, without gradients
+    (fewer per call on a CPU, see `images_per_call`)."""
     outs = []
+    chunk_size = images_per_call(x, chunk_size)
     with torch.no_grad():
         for start in range(0, x.shape[0], chunk_size):
             part = x[start : start + chunk_size]

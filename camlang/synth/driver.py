@@ -19,10 +19,11 @@ The phases, each a function below:
 `time` bounds all of it: the search stops early enough to leave the measured cost of phases
 5 and 6, and the run prints its estimate of the comparison's cost before starting it.
 
-On several workers (`dist`, see `camlang.synth.sharding` and docs/scaling.md) every rank runs
-these phases on the same data: capture, enumeration and deduplication are repeated on each rank
-(they give the same candidates everywhere, which is checked), every scoring call is split over
-the images, and time-limit decisions are rank 0's, broadcast. An interrupt or a lost worker then
+On several workers (`dist`, see `camlang.synth.sharding` and docs/scaling.md) the captures are
+split by batches and gathered, so every rank holds the same terminals; enumeration and
+deduplication are repeated on each rank (they give the same candidates everywhere, which is
+checked), every scoring call is split over the images, and time-limit decisions are rank 0's,
+broadcast. An interrupt or a lost worker then
 ends the synthesis on every rank (the run's partial report and the score cache keep what finished)
 instead of returning the best so far.
 """
@@ -354,7 +355,9 @@ def _capture_train(job: _Job, train: Dataset) -> SplitData:
     batch = job.batch_size if limits.seconds is None else max(1, min(job.batch_size, 4))
     try:
         before = job.group.stop_check(check, job.timed)
-        data = capture_split(job.live, train, needs, batch, job.counter, before, keep_partial=True)
+        data = capture_split(
+            job.live, train, needs, batch, job.counter, before, keep_partial=True, group=job.group
+        )
     except StopSearch as stop:
         raise CamlangError(
             f"synthesize `{job.name}`: {stop} while capturing the training data",
@@ -385,7 +388,9 @@ def _capture_holdout(job: _Job, holdout: Dataset | None, data: SplitData, stop: 
         # under a time limit, small batches let the share check stop the capture in time
         batch = job.batch_size if limits.seconds is None else max(1, min(job.batch_size, 4))
         before = job.group.stop_check(check, job.timed)
-        hdata = capture_split(job.live, holdout, needs, batch, job.counter, before, keep_partial=True)
+        hdata = capture_split(
+            job.live, holdout, needs, batch, job.counter, before, keep_partial=True, group=job.group
+        )
     except KeyboardInterrupt:
         _interrupted(job, stop)
         return None

@@ -14,6 +14,8 @@ import torch
 
 from camlang.backends.torch_eager import TorchContext, evaluate, normalize_maps
 from camlang.data import Dataset
+from camlang.data.base import Batch
+from camlang.distributed.shard import shard_batches
 from camlang.errors import CamlangError
 from camlang.execution.cam_engine import CamBatch, CamEngine
 from camlang.execution.capture import capture
@@ -25,6 +27,7 @@ from camlang.metrics._common import CallCounter
 from camlang.report.model import Interval
 from camlang.synth.observe import as_map
 from camlang.synth.racing import StopSearch
+from camlang.synth.sharding import SynthGroup
 
 
 @dataclass(frozen=True)
@@ -64,43 +67,95 @@ def capture_split(
     before_batch: Callable[[], None] | None = None,
     limit: int | None = None,
     keep_partial: bool = False,
+    group: SynthGroup | None = None,
 ) -> SplitData:
     """Capture the terminals `needs` of (the first `limit`) images of `ds`.
 
     `before_batch` runs before every batch (the limits check: it may raise `StopSearch`). With
     `keep_partial`, a stop after the first batch keeps the images captured so far (a prefix).
+
+    With a distributed `group` the batches are captured in rounds: in each round rank r captures
+    batch `round start + r`, and one all-gather gives every rank the round's batches and their
+    forward passes. The checks then run batch by batch on every rank, with the pass counter as one
+    process would have it, so the captured prefix and the counter (the passes of the kept
+    batches) do not depend on the number of workers; a stop discards the rest of its round.
     """
-    parts: list[dict[str, torch.Tensor]] = []
-    xs, raws, masks, logits, targets = [], [], [], [], []
-    labels: list[int] = []
+    group = group or SynthGroup()
     view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
-    for batch in view.batches(batch_size):
-        if before_batch is not None:
-            try:
-                before_batch()
-            except StopSearch:
-                if not (keep_partial and parts):
-                    raise
+    shards = shard_batches(len(view), batch_size)
+    kept: list[_Captured] = []
+
+    def stopped() -> bool:
+        if before_batch is None:
+            return False
+        try:
+            before_batch()
+        except StopSearch:
+            if not (keep_partial and kept):
+                raise
+            return True
+        return False
+
+    def capture_shard(j: int) -> _Captured:
+        return _capture_batch(live, view.get(range(shards[j].start, shards[j].stop)), needs, counter)
+
+    for start in range(0, len(shards), group.world_size):
+        if not group.distributed:
+            if stopped():
                 break
-        x = batch.x.to(live.device)
-        cap = capture(live.module, live.layer, x, needs, None, counter=counter)
-        parts.append({k: v.detach().cpu() for k, v in cap.terminals.items()})
-        xs.append(batch.x)
-        raws.append(batch.raw)
-        if batch.masks is not None:
-            masks.append(batch.masks)
-        logits.append(cap.logits.detach().cpu())
-        targets.append(cap.targets.cpu())
-        labels.extend(int(t) for t in cap.targets)
-    terms = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            kept.append(capture_shard(start))
+            continue
+        base = counter.images
+        j = start + group.rank
+        part = capture_shard(j) if j < len(shards) else None
+        gathered = group.dist.all_gather((part, counter.images - base))
+        counter.images = base
+        for part, passes in gathered[: len(shards) - start]:
+            if stopped():
+                return _join(kept)
+            kept.append(part)
+            counter.images += int(passes)
+    if not kept:
+        raise CamlangError(f"data `{ds.name}` has no images to capture")
+    return _join(kept)
+
+
+@dataclass(frozen=True)
+class _Captured:
+    """One batch's images and terminals, on the CPU."""
+
+    x: torch.Tensor
+    raw: torch.Tensor
+    masks: torch.Tensor | None
+    logits: torch.Tensor
+    targets: torch.Tensor
+    terminals: dict[str, torch.Tensor]
+
+
+def _capture_batch(live: LiveModel, batch: Batch, needs: set[str], counter: CallCounter) -> _Captured:
+    cap = capture(live.module, live.layer, batch.x.to(live.device), needs, None, counter=counter)
+    return _Captured(
+        batch.x,
+        batch.raw,
+        batch.masks,
+        cap.logits.detach().cpu(),
+        cap.targets.cpu(),
+        {k: v.detach().cpu() for k, v in cap.terminals.items()},
+    )
+
+
+def _join(parts: list[_Captured]) -> SplitData:
+    terms = {k: torch.cat([p.terminals[k] for p in parts]) for k in parts[0].terminals}
+    masks = [p.masks for p in parts if p.masks is not None]
+    targets = torch.cat([p.targets for p in parts])
     return SplitData(
-        torch.cat(xs),
-        torch.cat(raws),
+        torch.cat([p.x for p in parts]),
+        torch.cat([p.raw for p in parts]),
         torch.cat(masks) if masks else None,
-        torch.cat(logits),
-        torch.cat(targets),
+        torch.cat([p.logits for p in parts]),
+        targets,
         terms,
-        labels,
+        [int(t) for t in targets],
     )
 
 

@@ -1,9 +1,10 @@
 """One synthesis on several workers: scoring sharded over images, every decision taken together.
 
-Every rank runs the same synthesis (capture, enumeration, deduplication, race, comparison) on
-the same data, so each holds the same candidates in the same order. Only the expensive part is
-split: a scoring call `candidates x images` gives each rank a contiguous share of the images,
-and one all-gather puts the per-image values back together, in image order, on every rank. Every
+Every rank runs the same synthesis (enumeration, deduplication, race, comparison) on the same
+data, so each holds the same candidates in the same order. The expensive parts are split: the
+captures deal their batches over the ranks and gather them (`scoring.capture_split`), and a
+scoring call `candidates x images` gives each rank a contiguous share of the images, and one
+all-gather puts the per-image values back together, in image order, on every rank. Every
 statistic (racing's paired bounds, successive halving, means, bootstrap intervals) is then the
 same arithmetic on the same full matrix as in one process, so every rank takes the same decision
 without being told.

@@ -116,3 +116,68 @@ def test_two_workers_race_like_one_process(tmp_path: Path) -> None:
     assert one["stopped"][0].stopped == "time limit reached"
     assert ranks[0]["mismatch"] is None
     assert "worker 1 computed a different candidate list" in ranks[1]["mismatch"]
+
+
+#: 9 images in batches of 2: five batches, so rank 1 has nothing to capture in the third round;
+#: the budget stops the capture inside the second round (after 3 batches, 6 passes).
+CAPTURE_IMAGES, CAPTURE_BATCH, CAPTURE_BUDGET = 9, 2, 5
+
+
+def _capture(group: SynthGroup, budget: int | None) -> tuple[Any, int]:
+    from camlang.data.shapes import synthetic_shapes
+    from camlang.synth.scoring import capture_split
+    from tests.conftest import demo_live_model
+
+    torch.set_num_threads(1)
+    counter = CallCounter()
+
+    def check() -> None:
+        if budget is not None and counter.images >= budget:
+            raise StopSearch(f"budget of {budget} forward passes reached")
+
+    ds = synthetic_shapes(count=CAPTURE_IMAGES, size=32, seed=4)
+    data = capture_split(
+        demo_live_model(), ds, {"A", "G"}, CAPTURE_BATCH, counter, check, keep_partial=True, group=group
+    )
+    return data, counter.images
+
+
+def _capture_worker(rank: int, folder: str) -> None:
+    import torch.distributed as dist
+
+    from camlang.distributed import Dist
+
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{folder}/store",
+        rank=rank,
+        world_size=2,
+        timeout=datetime.timedelta(seconds=60),
+    )
+    try:
+        group = SynthGroup(Dist(rank, 2, rank, 2, "cpu", "gloo"))
+        out = {name: _capture(group, budget) for name, budget in (("full", None), ("budget", CAPTURE_BUDGET))}
+        torch.save(out, f"{folder}/capture{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_workers_capture_like_one_process(tmp_path: Path) -> None:
+    """Each rank captures every other batch; both end with the split one process captures, and a
+    budget stop keeps the same prefix with the same pass count."""
+    import torch.multiprocessing as mp
+
+    one = {name: _capture(SynthGroup(None), budget) for name, budget in (("full", None), ("budget", CAPTURE_BUDGET))}
+    assert one["full"][0].count == CAPTURE_IMAGES
+    assert one["budget"][0].count == 6  # stopped before the fourth batch: 3 batches x 2 images
+    mp.spawn(_capture_worker, args=(str(tmp_path),), nprocs=2, join=True)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"capture{rank}.pt", weights_only=False)
+        for name in ("full", "budget"):
+            (want, want_passes), (data, passes) = one[name], got[name]
+            assert passes == want_passes
+            assert data.labels == want.labels and torch.equal(data.x, want.x)
+            assert torch.allclose(data.logits, want.logits, atol=1e-6)
+            assert set(data.terminals) == set(want.terminals)
+            for key, value in want.terminals.items():
+                assert torch.allclose(data.terminals[key], value, atol=1e-6), key
