@@ -167,7 +167,10 @@ def test_two_workers_capture_like_one_process(tmp_path: Path) -> None:
     budget stop keeps the same prefix with the same pass count."""
     import torch.multiprocessing as mp
 
-    one = {name: _capture(SynthGroup(None), budget) for name, budget in (("full", None), ("budget", CAPTURE_BUDGET))}
+    one = {
+        name: _capture(SynthGroup(None), budget)
+        for name, budget in (("full", None), ("budget", CAPTURE_BUDGET))
+    }
     assert one["full"][0].count == CAPTURE_IMAGES
     assert one["budget"][0].count == 6  # stopped before the fourth batch: 3 batches x 2 images
     mp.spawn(_capture_worker, args=(str(tmp_path),), nprocs=2, join=True)
