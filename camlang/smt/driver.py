@@ -30,7 +30,7 @@ from camlang.smt.milp import MilpProblem, build_milp, solve_milp
 from camlang.smt.network import LayerList, ReluNet
 from camlang.smt.pieces import BEFORE_PIECES, Pieces, PieceShare, PieceStopped
 from camlang.smt.query import MIN_MARGIN, LpFailure, Query, pattern_lp
-from camlang.smt.split import Phase, branches, contradicts, split_relus
+from camlang.smt.split import Phase, branches, contradicts, flip_costs, split_relus
 from camlang.smt.verdict import Status, Verdict
 from camlang.smt.witness import strengthen_witness
 from camlang.smt.z3_encode import EncodingTimeout, Z3Problem, encode_naive, encode_reference, solve_z3
@@ -490,10 +490,12 @@ def _joint_search(
     together = tuple(alive)
     fixings: list[tuple[Phase, ...]] = [()]
     if share is not None and share.world_size > 1:
-        relus = split_relus(bounds, share.world_size)
-        at = setup.at
+        at, grad = setup.at, setup.query.gradient
+        in_box = at is not None and bool(np.all(at >= setup.query.lo) and np.all(at <= setup.query.hi))
+        costs = flip_costs(setup.net, at, grad.c) if at is not None and in_box and grad is not None else None
+        relus = split_relus(bounds, share.world_size, costs)
         own = None
-        if at is not None and np.all(at >= setup.query.lo) and np.all(at <= setup.query.hi):
+        if at is not None and in_box:
             _, pre = setup.net.forward(at)
             own = [bool(pre[layer][i] > 0) for layer, i in relus]
         fixings = branches(relus, own)
