@@ -12,6 +12,8 @@ Workloads:
 4. pieces (only with `--only pieces`): a few mnistfc plain-robustness regions (`--regions`), each
    alone in its check statement, so with 2 workers each region's output disjuncts are dealt over
    both (camlang/smt/pieces.py); prints each region's seconds (the slower rank's) and verdict.
+   With `--saliency DELTA` the regions are saliency-robustness questions instead, whose joint MILP
+   is split into one branch per worker (camlang/smt/split.py).
 
 Both runs of a workload are the same command (`python -m camlang run FILE --workers N`), so the
 ratio includes start-up (importing torch, loading the model) for each worker. Targets on a 2-core
@@ -19,7 +21,7 @@ machine: >= 1.7x on the checks, >= 1.3x on evaluate and synthesis. The machine's
 printed next to each measurement, because other jobs share it.
 
 Usage: python benchmarks/bench_distributed.py [--images 96] [--check-timeout 10]
-       [--only startup,evaluate,synthesis,checks,pieces] [--regions prop_0_0.05,...]
+       [--only startup,evaluate,synthesis,checks,pieces] [--regions prop_0_0.05,...] [--saliency 1e-4]
 """
 
 from __future__ import annotations
@@ -103,14 +105,25 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def pieces_program(regions: str, timeout: float) -> str | None:
+def pieces_program(regions: str, timeout: float, saliency: float | None = None) -> str | None:
+    """Each region alone in its check statement: plain robustness (the VNN-LIB property), or with
+    ``saliency`` = delta saliency robustness at the region's eps (its joint MILP is split into
+    branches with 2 workers, camlang/smt/split.py)."""
     onnx_path = MNIST / "mnist-net_256x2.onnx"
     if not onnx_path.is_file():
         return None
     lines = [f'model net = onnx("{onnx_path}")']
     for stem in regions.split(","):
         name = "p_" + stem.replace(".", "_")
-        lines.append(f'property {name} = vnnlib(net, path = "{MNIST / stem}.vnnlib", timeout = {timeout})')
+        path = MNIST / f"{stem}.vnnlib"
+        if saliency is None:
+            lines.append(f'property {name} = vnnlib(net, path = "{path}", timeout = {timeout})')
+        else:
+            eps = float(stem.split("_")[2])
+            lines.append(
+                f'property {name} = saliency_robust(net, at = vnnlib("{path}"), eps = {eps}, '
+                f"delta = {saliency}, box = [0, 1], timeout = {timeout})"
+            )
         lines.append(f"check {name}")
     return "\n".join(lines) + "\n"
 
@@ -187,6 +200,14 @@ def main() -> None:
     ap.add_argument("--check-timeout", type=float, default=10.0, help="seconds per mnistfc property")
     ap.add_argument("--only", default="startup,evaluate,synthesis,checks")
     ap.add_argument("--regions", default=REGIONS, help="mnistfc regions of the pieces workload")
+    ap.add_argument(
+        "--saliency",
+        type=float,
+        default=None,
+        metavar="DELTA",
+        help="pieces workload: saliency robustness with this delta at each region's eps instead of the "
+        "VNN-LIB property (its joint MILP is split into branches over the workers)",
+    )
     args = ap.parse_args()
     wanted = args.only.split(",")
     print(
@@ -198,7 +219,7 @@ def main() -> None:
         "evaluate": evaluate_program(args.images),
         "synthesis": synthesis_program(max(8, args.images // 2)),
         "checks": checks_program(args.check_timeout),
-        "pieces": pieces_program(args.regions, args.check_timeout),
+        "pieces": pieces_program(args.regions, args.check_timeout, args.saliency),
     }
     print(
         f"{'workload':<10} {'1 worker s':>11} {'2 workers s':>12} {'ratio':>6} {'target':>7}  "

@@ -14,7 +14,7 @@ Flow of every check (docs/smt.md has the details and the soundness argument):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol
@@ -30,6 +30,7 @@ from camlang.smt.milp import MilpProblem, build_milp, solve_milp
 from camlang.smt.network import LayerList, ReluNet
 from camlang.smt.pieces import BEFORE_PIECES, Pieces, PieceShare, PieceStopped
 from camlang.smt.query import MIN_MARGIN, LpFailure, Query, pattern_lp
+from camlang.smt.split import Phase, branches, contradicts, flip_costs, split_relus
 from camlang.smt.verdict import Status, Verdict
 from camlang.smt.witness import strengthen_witness
 from camlang.smt.z3_encode import EncodingTimeout, Z3Problem, encode_naive, encode_reference, solve_z3
@@ -150,9 +151,11 @@ class Backend(Protocol):
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
+        fixed: Sequence[Phase] = (),
     ) -> DisjunctSearch:
-        """Encode disjunct ``disjunct`` (several only where the back end sets ``joint = True``);
-        raises `_Timeout` when encoding runs past ``deadline``."""
+        """Encode disjunct ``disjunct`` (several only where the back end sets ``joint = True``), in the
+        branch where the ReLUs of ``fixed`` have those phases (only where ``joint``); raises
+        `_Timeout` when encoding runs past ``deadline``."""
         ...
 
 
@@ -184,8 +187,9 @@ class MilpBackend:
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
+        fixed: Sequence[Phase] = (),
     ) -> DisjunctSearch:
-        problem = build_milp(setup.net, bounds, setup.query, disjunct, gz0)
+        problem = build_milp(setup.net, bounds, setup.query, disjunct, gz0, fixed=fixed)
         stats["binaries"] = max(stats.get("binaries", 0), problem.n_binaries)
         return _MilpSearch(problem, bounds)
 
@@ -219,9 +223,10 @@ class Z3Backend:
         deadline: float,
         gz0: tuple[np.ndarray, np.ndarray] | None,
         stats: dict[str, Any],
+        fixed: Sequence[Phase] = (),
     ) -> DisjunctSearch:
-        if not isinstance(disjunct, int):
-            raise TypeError("the z3 back end encodes one disjunct at a time")
+        if not isinstance(disjunct, int) or fixed:
+            raise TypeError("the z3 back end encodes one disjunct at a time, without fixed phases")
         try:
             return _Z3Search(
                 encode_reference(setup.net, bounds, setup.query, disjunct, z3.Context(), deadline)
@@ -410,20 +415,16 @@ def run_query(
                 alive = []
                 dealt = []
         if q.gradient is not None and len(alive) > 1 and getattr(engine, "joint", False):
-            # saliency: one MILP for every alive disjunct (the gradient part is shared); that is one
-            # piece, so with several ranks rank 0 alone searches it
-            joint = Pieces(share, "joint search of the output disjuncts", [tuple(alive)], stats)
-            for n, together in joint.mine():
-                started = time.monotonic()
-                if progress is not None:
-                    progress(0, 1, f"{backend}: {len(alive)} output disjuncts in one search")
-                stats["joint_disjuncts"] = len(alive)
-                found, cut = _decide_disjunct(setup, bounds, together, engine, deadline, stats, gz0)
-                joint.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
-                boundary += cut
-                if found is not None:
-                    joint.found(n)
-                    return _violated(setup, backend, t0, stats, found, REPLAYED)
+            # saliency: one MILP for every alive disjunct (the gradient part is shared). With several
+            # ranks it is split into 2^k branches on the phases of k undecided ReLUs (split.py)
+            found, cut, stopped = _joint_search(
+                setup, bounds, alive, engine, deadline, stats, gz0, share, progress
+            )
+            if found is not None:
+                return _violated(setup, backend, t0, stats, found, REPLAYED)
+            if stopped:
+                return _verdict(setup, "unknown", backend, t0, STOPPED, stats)
+            boundary += cut
             alive = []
             dealt = []
         disjuncts = Pieces(share, "output disjunct", dealt if alive else [], stats)
@@ -470,6 +471,70 @@ def run_query(
 
 class _Timeout(Exception):
     pass
+
+
+def _joint_search(
+    setup: Setup,
+    bounds: NetBounds,
+    alive: list[int],
+    engine: Backend,
+    deadline: float,
+    stats: dict[str, Any],
+    gz0: tuple[np.ndarray, np.ndarray] | None,
+    share: PieceShare | None,
+    progress: Progress | None,
+) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int, bool]:
+    """Every alive disjunct in one MILP (one process), or that MILP split into branches that are
+    dealt over the ranks of ``share``: (this rank's replayed counterexample or None, boundary
+    patterns cut, whether this rank stopped for a lower piece's counterexample)."""
+    together = tuple(alive)
+    fixings: list[tuple[Phase, ...]] = [()]
+    if share is not None and share.world_size > 1:
+        at, grad = setup.at, setup.query.gradient
+        in_box = at is not None and bool(np.all(at >= setup.query.lo) and np.all(at <= setup.query.hi))
+        costs = flip_costs(setup.net, at, grad.c) if at is not None and in_box and grad is not None else None
+        relus = split_relus(bounds, share.world_size, costs)
+        own = None
+        if at is not None and in_box:
+            _, pre = setup.net.forward(at)
+            own = [bool(pre[layer][i] > 0) for layer, i in relus]
+        fixings = branches(relus, own)
+        stats["joint_split"] = {
+            "relus": [list(r) for r in relus],
+            "branches": len(fixings),
+            "note": "the verdict does not depend on the number of workers; the witness may",
+        }
+    kind = "joint search of the output disjuncts" if len(fixings) == 1 else "branch of the joint search"
+    # one piece: the list one process always had (its key unchanged); split: each branch's phases
+    items: list[Any] = [together] if len(fixings) == 1 else [(together, f) for f in fixings]
+    joint = Pieces(share, kind, items, stats)
+    stats["joint_disjuncts"] = len(alive)
+    cut_total = 0
+    for n, _ in joint.mine():
+        fixed = fixings[n]
+        started = time.monotonic()
+        if progress is not None:
+            what = f"{len(alive)} output disjuncts in one search"
+            progress(n, len(fixings), what if not fixed else f"{what}, branch {n + 1}/{len(fixings)}")
+        if fixed and contradicts(bounds, fixed):
+            joint.note(n, "infeasible", started)
+            continue
+        try:
+            found, cut = _decide_disjunct(
+                setup, bounds, together, engine, deadline, stats, gz0, partial(joint.stopped, n), fixed
+            )
+        except PieceStopped:
+            joint.note_rest_skipped(n)
+            break
+        except _Timeout:
+            joint.note(n, "timeout", started)
+            raise
+        joint.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
+        cut_total += cut
+        if found is not None:
+            joint.found(n)
+            return found, 0, False
+    return None, cut_total, joint.stopped_early
 
 
 def _alive_disjuncts(net: ReluNet, bounds: NetBounds, q: Query) -> list[int]:
@@ -622,11 +687,17 @@ def _decide_disjunct(
     stats: dict[str, Any],
     gz0: tuple[np.ndarray, np.ndarray] | None = None,
     stopped: Callable[[], bool] | None = None,
+    fixed: Sequence[Phase] = (),
 ) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int]:
     """A replayed counterexample for disjunct ``j`` (or for one of several, encoded together), or
     None when infeasible, and how many patterns were cut off as unrepairable boundary points.
-    Raises `_Timeout`, and `PieceStopped` when ``stopped()`` turns true between two candidates."""
-    search = engine.search(setup, bounds, j, deadline, gz0, stats)
+    Raises `_Timeout`, and `PieceStopped` when ``stopped()`` turns true between two candidates.
+    ``fixed``: the branch of a split joint search (ReLU phases fixed exactly, `camlang.smt.split`)."""
+    search = (
+        engine.search(setup, bounds, j, deadline, gz0, stats, fixed)
+        if fixed
+        else engine.search(setup, bounds, j, deadline, gz0, stats)
+    )
     targets = (j,) if isinstance(j, int) else j
     cut = 0
     for _ in range(MAX_REPAIRS):

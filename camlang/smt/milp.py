@@ -88,6 +88,7 @@ def build_milp(
     gz0: tuple[np.ndarray, np.ndarray] | None = None,
     forward: bool = True,
     relax_monotone: bool = True,
+    fixed: Sequence[tuple[int, int, bool]] = (),
 ) -> MilpProblem:
     """Encode "some x' in the box reaches unsafe disjunct ``disjunct`` (and keeps the gradient)".
 
@@ -100,6 +101,10 @@ def build_milp(
     the gates and the backward pass are encoded: the solutions are the activation patterns
     (consistent with the stable phases) whose gradient stays within delta. ``relax_monotone``
     drops the binaries the module docstring shows to be unnecessary (tests compare both forms).
+    ``fixed`` are (layer, neuron, active) phases of undecided ReLUs to fix exactly: the binary's
+    bounds become ``[1, 1]`` (``h = z >= 0``) or ``[0, 0]`` (``h = 0 >= z``), one branch of a split
+    search (`camlang.smt.split`); a fixing that contradicts a stable phase raises ValueError (the
+    caller decides such a branch without a MILP).
     """
     B = _Builder()
     inf = np.inf
@@ -113,12 +118,21 @@ def build_milp(
     if relax_monotone and forward and query.gradient is None:
         A_all = np.vstack([np.atleast_2d(query.disjuncts[j][0]) for j in targets])
         monotone = np.all(A_all @ net.Ws[-1] >= 0, axis=0)
+    for layer, i, active in fixed:
+        ph_i = bounds.phase[layer][i]
+        if ph_i != UNDECIDED and (ph_i == ACTIVE) != active:
+            raise ValueError(
+                f"fixing ReLU {i} of layer {layer} {'in' * (not active)}active contradicts its bounds"
+            )
+        if layer == net.n_hidden - 1:
+            monotone[i] = False  # a fixed ReLU keeps its binary
     for k in range(net.n_hidden):
         if not forward:
             ph = bounds.phase[k]
             und = np.flatnonzero(ph == UNDECIDED)
             d = np.full(ph.shape[0], -1)
             d[und] = B.vars(np.zeros(len(und)), np.ones(len(und)), integer=True)
+            _fix_binaries(B, fixed, k, d)
             d_idx.append(d)
             continue
         l, u, ph = bounds.lower[k], bounds.upper[k], bounds.phase[k]
@@ -143,6 +157,7 @@ def build_milp(
                 B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, inf)  # h >= z
                 B.row(np.array([h[i], z[i], d[i]]), np.array([1.0, -1.0, -l[i]]), -inf, -l[i])
                 B.row(np.array([h[i], d[i]]), np.array([1.0, -u[i]]), -inf, 0.0)
+        _fix_binaries(B, fixed, k, d, z, h)
         d_idx.append(d)
         z_idx.append(z)
         h_prev = h
@@ -164,6 +179,29 @@ def build_milp(
         targets=targets if forward else (),
         selector_idx=selectors,
     )
+
+
+def _fix_binaries(
+    B: _Builder,
+    fixed: Sequence[tuple[int, int, bool]],
+    layer: int,
+    d: np.ndarray,
+    z: np.ndarray | None = None,
+    h: np.ndarray | None = None,
+) -> None:
+    """Fix the binaries of layer ``layer``'s fixed ReLUs, and the bounds they imply on z and h
+    (implied by the big-M rows too; as bounds they help HiGHS's presolve)."""
+    for k, i, active in fixed:
+        if k != layer or d[i] < 0:
+            continue  # a stable ReLU: build_milp checked that the fixing agrees with it
+        B.lb[d[i]] = B.ub[d[i]] = 1.0 if active else 0.0
+        if z is None or h is None:
+            continue
+        if active:
+            B.lb[z[i]] = max(B.lb[z[i]], 0.0)
+        else:
+            B.ub[z[i]] = min(B.ub[z[i]], 0.0)
+            B.ub[h[i]] = 0.0
 
 
 def _add_unsafe_rows(

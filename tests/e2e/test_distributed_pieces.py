@@ -79,7 +79,16 @@ class _SlowExcept:
         return found if disjunct == self.fast else _SlowSearch(found, self.delay)
 
 
-def _worker(rank: int, port: int, folder: str, jobs: list[tuple[float, float]]) -> None:
+def saliency(eps: float, delta: float, share: Any = None) -> Verdict:
+    """Saliency robustness of `tied_net` with the few-patterns shortcut off, so that the search is
+    the joint MILP over the alive output disjuncts (split into branches with two workers)."""
+    from unittest import mock
+
+    with mock.patch.object(driver, "ENUM_MAX_RELUS", -1):
+        return smt.check_saliency_robust(tied_net(), X, eps, delta, timeout_s=60, share=share)
+
+
+def _worker(rank: int, port: int, folder: str, jobs: list[tuple[float, float, float]]) -> None:
     import torch.distributed as dist
 
     from camlang.distributed.pieces import StorePieceShare, default_store
@@ -94,9 +103,11 @@ def _worker(rank: int, port: int, folder: str, jobs: list[tuple[float, float]]) 
     try:
         milp = driver.BACKENDS["milp"]
         verdicts = []
-        for k, (eps, slow) in enumerate(jobs):
+        for k, (eps, slow, delta) in enumerate(jobs):
             share = StorePieceShare(default_store(), f"test/q{k}", rank, 2)
-            if slow:  # eps is ignored: the one-violated question, every other disjunct slowed down
+            if delta:
+                verdicts.append(saliency(eps, delta, share))
+            elif slow:  # eps is ignored: the one-violated question, every other disjunct slowed down
                 driver.BACKENDS["milp"] = _SlowExcept(ONE_VIOLATED, slow)
                 verdicts.append(driver.run_query(one_violated_setup(), "milp", 60, None, share=share))
                 driver.BACKENDS["milp"] = milp
@@ -114,8 +125,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _two_workers(tmp_path: Path, jobs: list[tuple[float, float]]) -> list[Verdict]:
-    """Each job (eps, slow) decided by two workers together; the combined verdicts."""
+def _two_workers(tmp_path: Path, jobs: list[tuple[float, float, float]]) -> list[Verdict]:
+    """Each job (eps, slow, delta; a saliency question when delta > 0) decided by two workers together; the combined verdicts."""
     torch.multiprocessing.spawn(_worker, args=(_free_port(), str(tmp_path), jobs), nprocs=2, join=True)
     parts = [pickle.loads((tmp_path / f"rank{r}.pkl").read_bytes()) for r in range(2)]
     return [combine([parts[0][k], parts[1][k]]) for k in range(len(jobs))]
@@ -125,7 +136,7 @@ CASES = [(0.02, "holds", None), (0.025, "violated", 1)]
 
 
 def test_two_workers_give_the_verdicts_of_one(tmp_path: Path) -> None:
-    twos = _two_workers(tmp_path, [(eps, 0.0) for eps, _, _ in CASES])
+    twos = _two_workers(tmp_path, [(eps, 0.0, 0.0) for eps, _, _ in CASES])
     for (eps, status, found), two in zip(CASES, twos, strict=True):
         _assert_same(smt.check_robust(tied_net(), X, eps, timeout_s=60), two, status, found)
 
@@ -154,7 +165,7 @@ def test_a_replayed_counterexample_stops_the_other_rank(tmp_path: Path) -> None:
     assert one.stats["pieces"]["outcomes"] == {
         0: {**one.stats["pieces"]["outcomes"][0], "disjunct": ONE_VIOLATED}
     }
-    (two,) = _two_workers(tmp_path, [(0.0, 2.0)])
+    (two,) = _two_workers(tmp_path, [(0.0, 2.0, 0.0)])
     assert two.status == "violated"
     np.testing.assert_allclose(two.counterexample, one.counterexample, rtol=0, atol=1e-12)
     outcomes = two.stats["pieces"]["outcomes"]
@@ -166,3 +177,30 @@ def test_a_replayed_counterexample_stops_the_other_rank(tmp_path: Path) -> None:
     assert rank1[3] == "skipped" and rank1[1] in ("infeasible", "skipped"), outcomes
     assert two.stats["pieces"]["solved"] <= 2 < two.stats["pieces"]["count"]
     assert two.stats["pieces"]["stop_latency_s"] >= 0
+
+
+#: saliency questions (eps, delta, verdict) whose search is the joint MILP: two branches with two workers
+SALIENCY = [(0.02, 0.3, "holds"), (0.05, 0.2, "violated")]
+
+
+def test_two_workers_split_the_joint_saliency_milp(tmp_path: Path) -> None:
+    """With two workers the joint saliency MILP is two branches (one ReLU's phase fixed), one per
+    rank; the verdict is that of the single MILP (the witness may differ, and must replay)."""
+    twos = _two_workers(tmp_path, [(eps, 0.0, delta) for eps, delta, _ in SALIENCY])
+    for (eps, delta, status), two in zip(SALIENCY, twos, strict=True):
+        one = saliency(eps, delta)
+        assert one.status == two.status == status
+        assert one.stats["joint_disjuncts"] >= 2 and "joint_split" not in one.stats
+        assert one.stats["pieces"]["count"] == 1
+        split, pieces = two.stats["joint_split"], two.stats["pieces"]
+        assert split["branches"] == 2 and len(split["relus"]) == 1
+        assert pieces["kind"] == "branch of the joint search" and pieces["world_size"] == 2
+        assert all(out["rank"] == n % 2 for n, out in pieces["outcomes"].items())
+        if status == "holds":  # both ranks solved their branch and proved it infeasible
+            assert {n: (o["outcome"], o["rank"]) for n, o in pieces["outcomes"].items()} == {
+                0: ("infeasible", 0),
+                1: ("infeasible", 1),
+            }
+        else:
+            assert two.replay is not None and two.replay["ok"]
+            assert pieces["outcomes"][pieces["found"]]["outcome"] == "violated"

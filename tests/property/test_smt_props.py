@@ -7,7 +7,7 @@ import time
 import numpy as np
 import torch
 import z3
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -256,3 +256,93 @@ def test_joint_milp_is_feasible_exactly_when_some_disjunct_is(
         y, _ = net.forward(joint.x)
         A, _ = disjuncts[joint.disjunct]
         assert float(A @ y) <= 1e-6
+
+
+class _Board:
+    """The ranks' shared announcements of one query (what the c10d store holds in a real run)."""
+
+    def __init__(self) -> None:
+        self.found: list[int] = []
+
+
+class _FakeShare:
+    """A `PieceShare` for one rank of ``world_size``, the ranks run one after the other."""
+
+    def __init__(self, board: _Board, rank: int, world_size: int) -> None:
+        self.board, self.rank, self.world_size = board, rank, world_size
+
+    def lowest_found(self) -> int | None:
+        return min(self.board.found) if self.board.found else None
+
+    def announce(self, piece: int) -> None:
+        self.board.found.append(piece)
+
+
+@st.composite
+def tied_nets(draw: st.DrawFn) -> tuple[nn.Module, list[float]]:
+    """A 3-8-8-4 ReLU net (weights x3) whose logits at the point are within 0.3 of each other, so
+    that several output disjuncts stay alive and the joint saliency MILP has work to do."""
+    seed = draw(st.integers(0, 10_000))
+    x = draw(points(3))
+    gaps = draw(st.lists(st.floats(0.0, 0.3), min_size=3, max_size=3))
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4)).double().eval()
+    with torch.no_grad():
+        for layer in m:
+            if isinstance(layer, nn.Linear):
+                layer.weight.mul_(3)
+        y = m(torch.tensor([x], dtype=torch.float64))[0]
+        m[-1].bias.sub_(y - torch.tensor([0.3, *gaps], dtype=torch.float64))
+    return m, x
+
+
+@SETTINGS
+@given(data=st.data(), eps=st.floats(0.02, 0.15), delta=st.floats(0.02, 1.0))
+def test_split_joint_milp_gives_the_one_piece_verdict(data: st.DataObject, eps: float, delta: float) -> None:
+    """The joint saliency MILP split into 2 and 4 branches (ranks simulated in one process, in
+    both orders, so that higher branches are sometimes decided first) gives the verdict of the one
+    MILP, and every counterexample replays. The pattern shortcut is switched off so that these
+    small nets reach the joint MILP."""
+    from unittest import mock
+
+    from camlang.smt import driver
+    from camlang.smt.pieces import combine
+
+    m, x = data.draw(tied_nets())
+    with mock.patch.object(driver, "ENUM_MAX_RELUS", -1):
+        one = check_saliency_robust(m, x, eps, delta, timeout_s=30)
+        assert one.status != "unknown", one.reason
+        for world in (2, 4):
+            for order in (range(world), range(world - 1, -1, -1)):
+                board = _Board()
+                parts = {
+                    r: check_saliency_robust(
+                        m, x, eps, delta, timeout_s=30, share=_FakeShare(board, r, world)
+                    )
+                    for r in order
+                }
+                got = combine([parts[r] for r in range(world)])
+                assert got.status == one.status, (world, list(order), got.reason, one.reason)
+                event(f"{one.status}, joint MILP: {'joint_disjuncts' in one.stats}")
+                if "joint_disjuncts" not in one.stats:
+                    continue
+                split = got.stats.get("joint_split")
+                assert split is not None and split["branches"] == 2 ** len(split["relus"])
+                assert len(split["relus"]) == min(
+                    world.bit_length() - 1, got.stats["undecided_after_gradient"]
+                )
+                if got.status == "holds":  # every branch proved infeasible, on its own rank
+                    outcomes = got.stats["pieces"]["outcomes"]
+                    assert sorted(outcomes) == list(range(split["branches"]))
+                    assert all(
+                        o["outcome"] == "infeasible" and o["rank"] == n % world for n, o in outcomes.items()
+                    )
+                if got.status == "violated":
+                    assert got.replay is not None and got.replay["ok"]
+                    cex = np.array(got.counterexample)
+                    assert np.all(np.abs(cex - np.array(x)) <= eps + 1e-12)
+                    label = int(got.property.split("label=")[1].rstrip(")"))
+                    logits, grad = _torch(m, cex, label)
+                    _, g0 = _torch(m, np.array(x), label)
+                    assert int(np.argmax(logits)) != label
+                    assert float(np.max(np.abs(grad - g0))) <= delta

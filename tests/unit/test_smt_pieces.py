@@ -70,3 +70,74 @@ def test_ranks_that_dealt_different_piece_lists_give_unknown() -> None:
 def test_one_process_is_unchanged() -> None:
     one = Verdict("p", "holds", "milp", 0.5, "proved", False, None, None, {"pieces": {"outcomes": {}}})
     assert combine([one]).status == "holds"
+
+
+# --- the joint saliency MILP split into branches (camlang/smt/split.py) ---
+
+
+def _bounds(lower: list[list[float]], upper: list[list[float]]) -> Any:
+    import numpy as np
+
+    from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds
+
+    lo, up = tuple(np.array(v) for v in lower), tuple(np.array(v) for v in upper)
+    phase = tuple(np.where(a > 0, ACTIVE, np.where(b <= 0, INACTIVE, UNDECIDED)) for a, b in zip(lo, up))
+    return NetBounds(lo, up, phase)
+
+
+def test_split_picks_the_loosest_undecided_relus_deterministically() -> None:
+    from camlang.smt.split import split_relus
+
+    # -l*u: layer 0: 1*1 = 1 (balanced), 0.1*10 = 1 (tie: lower index first), stable; layer 1: 2*3 = 6
+    b = _bounds([[-1.0, -0.1, 0.5], [-2.0, -4.0]], [[1.0, 10.0, 2.0], [3.0, -1.0]])
+    assert split_relus(b, 1) == []
+    assert split_relus(b, 2) == [(1, 0)]
+    assert split_relus(b, 3) == split_relus(b, 4) == [(1, 0), (0, 0)]
+    assert split_relus(b, 8) == [(1, 0), (0, 0), (0, 1)]
+    assert split_relus(b, 64) == [(1, 0), (0, 0), (0, 1)]  # only three are undecided
+
+
+def test_branches_cover_every_phase_combination_starting_from_the_points_own() -> None:
+    from camlang.smt.split import branches, contradicts
+
+    got = branches([(1, 0), (0, 0)], own=[True, False])
+    assert got[0] == ((1, 0, True), (0, 0, False))
+    assert sorted(got) == sorted(((1, 0, a), (0, 0, c)) for a in (False, True) for c in (False, True))
+    b = _bounds([[0.5, -1.0]], [[2.0, 1.0]])  # neuron 0 stable active
+    assert contradicts(b, [(0, 0, False)]) and not contradicts(b, [(0, 0, True), (0, 1, False)])
+
+
+def test_a_fixed_phase_is_encoded_exactly_in_the_milp() -> None:
+    import time
+
+    import numpy as np
+    import pytest
+    import torch
+
+    from camlang.smt.bounds import UNDECIDED, compute_bounds
+    from camlang.smt.milp import build_milp, solve_milp
+    from camlang.smt.network import extract_layers, to_relu_net
+    from camlang.smt.query import GradientConstraint, Query
+
+    torch.manual_seed(3)
+    m = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3)).double()
+    net = to_relu_net(extract_layers(m, (1, 3)))
+    x = np.array([0.5, 0.4, 0.6])
+    lo, hi = x - 0.4, x + 0.4
+    c = np.eye(3)[0]
+    # an unsafe set every output reaches (y_0 - y_1 <= 1000): each branch that meets the box is feasible
+    unsafe = ((np.eye(3)[0] - np.eye(3)[1], np.array([1000.0])),)
+    q = Query(lo, hi, unsafe, GradientConstraint(c, net.gradient(x, c), 10.0))
+    b = compute_bounds(net, lo, hi)
+    und = np.flatnonzero(b.phase[0] == UNDECIDED)
+    assert len(und) >= 2
+    for i in und:
+        for active in (False, True):
+            out = solve_milp(build_milp(net, b, q, 0, fixed=[(0, int(i), active)]), b, time.monotonic() + 30)
+            assert out.status == "feasible" and out.x is not None and out.pattern is not None
+            assert bool(out.pattern[0][i]) == active
+            z = net.forward(out.x)[1][0][i]
+            assert (z >= -1e-7) if active else (z <= 1e-7)
+    stable = int(np.flatnonzero(b.phase[0] != UNDECIDED)[0])
+    with pytest.raises(ValueError, match="contradicts"):
+        build_milp(net, b, q, 0, fixed=[(0, stable, not bool(b.phase[0][stable]))])
