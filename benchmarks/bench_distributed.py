@@ -5,7 +5,8 @@ Workloads:
 1. evaluate: Score-CAM (plus Grad-CAM) on the demo CNN with deletion and average drop;
 0. startup: one tiny evaluate, to measure the fixed cost S(W) of starting W workers;
 2. synthesis: `gradient_weights` on the demo CNN with deletion (candidate scoring is split over
-   the images; capture and enumeration are repeated on every worker, see docs/scaling.md); the
+   the images and the captures by batch; enumeration is repeated on every worker, see
+   docs/scaling.md); the
    synthesis's own seconds (from the report, without start-up) are printed too;
 3. checks: the 30 mnistfc saliency-robustness properties (skipped, with a message, without
    ../shared/data/mnistfc);

@@ -61,26 +61,28 @@ def check_targets(targets: torch.Tensor, batch: int) -> None:
 
 
 #: On a CPU a model call on a large batch is slower per image than several small calls, because the
-#: activations of a large batch no longer fit in the caches. CPU calls are cut to about this many
-#: input values. `benchmarks/bench_call_size.py` measures images per second by call size; the best
-#: sizes on the 2-core CI machine were 8-16 images for the demo CNN at 64x64, 16 for the CIFAR-10
-#: ResNet-20 at 32x32 and 2 for the ImageNet MobileNetV2 at 224x224 (up to 2.3x the throughput of
-#: 32-image calls there).
+#: activations of a large batch no longer fit in the caches. CPU calls are cut to the largest power
+#: of two of images that stays within this many input values. `benchmarks/bench_call_size.py`
+#: measures images per second by call size: on the 2-core CI machine the best sizes were about 8
+#: images for the demo CNN at 64x64 (rule: 8), 8-32 for the CIFAR-10 ResNet-20 at 32x32 (rule: 32)
+#: and 2-4 for the ImageNet MobileNetV2 at 224x224 (rule: 2), and 256-image calls were 1.3-2x slower.
 CPU_CALL_VALUES = 131_072
 #: Fewer than two images per call leaves the second intra-op thread idle on the large models.
 MIN_CPU_CALL = 2
 
 
 def images_per_call(x: torch.Tensor, cap: int) -> int:
-    """Images per model call for inputs shaped like `x [B, ...]`: `cap` off the CPU; on a CPU,
-    about `CPU_CALL_VALUES` input values per call, at least `MIN_CPU_CALL` and at most `cap`.
+    """Images per model call for inputs shaped like `x [B, ...]`: `cap` off the CPU; on a CPU, the
+    largest power of two within `CPU_CALL_VALUES` input values, at least `MIN_CPU_CALL`, at most
+    `cap`.
 
     Depends only on the shape and device, so every worker of a run cuts its calls the same way.
     """
     if x.device.type != "cpu" or x.dim() == 0:
         return cap
-    per_image = max(1, math.prod(x.shape[1:]))
-    return max(1, min(cap, max(MIN_CPU_CALL, CPU_CALL_VALUES // per_image)))
+    fits = CPU_CALL_VALUES // max(1, math.prod(x.shape[1:]))
+    power = 1 << (fits.bit_length() - 1) if fits >= 1 else 1
+    return max(1, min(cap, max(MIN_CPU_CALL, power)))
 
 
 def check_chunk_size(chunk_size: int) -> None:
@@ -213,7 +215,7 @@ def evaluate_masked(
     chunk_size: int,
     counter: CallCounter | None,
 ) -> torch.Tensor:
-    """Logits [n, K] of the images of `job`, in chunked model calls."""
-    return run_model_stream(
-        model_fn, masked_images(ranks, inside, outside, job, chunk_size), chunk_size, counter
-    )
+    """Logits [n, K] of the images of `job`, in chunked model calls (the images are made one call's
+    worth at a time, so on a CPU they are still in the caches when the model reads them)."""
+    call = images_per_call(inside, chunk_size)
+    return run_model_stream(model_fn, masked_images(ranks, inside, outside, job, call), call, counter)
