@@ -86,7 +86,7 @@ def nets() -> list[Net]:
                 "features[-1]",
                 224,
                 f'images("{SHARED / "coral_test_images"}", size = 224, '
-                'normalize = [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], limit = {n})',
+                "normalize = [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], limit = {n})",
             )
         )
     else:
@@ -122,9 +122,7 @@ def part_throughput(found: list[Net], threads: list[int], seconds: float) -> Non
             best = max(rates, key=rates.__getitem__)
             old = "  ".join(f"vs {b}: {rates[pick] / rates[b]:.2f}x" for b in OLD_SIZES if b in rates)
             print(f"{net.name}, {t} thread(s): {row}")
-            print(
-                f"    rule picks {pick} (*): {old}  vs best ({best}): {rates[pick] / rates[best]:.2f}x"
-            )
+            print(f"    rule picks {pick} (*): {old}  vs best ({best}): {rates[pick] / rates[best]:.2f}x")
 
 
 def program(net: Net, images: int) -> str:
