@@ -435,20 +435,12 @@ def run_query(
                 continue
             if progress is not None:
                 progress(n, len(dealt), f"{backend}: output disjunct {j} ({n + 1}/{len(dealt)})")
-            try:
-                found, cut = _decide_disjunct(
-                    setup, bounds, j, engine, deadline, stats, gz0, partial(disjuncts.stopped, n)
-                )
-            except PieceStopped:
-                disjuncts.note_rest_skipped(n)
+            decided = _decide_piece(disjuncts, n, started, setup, bounds, j, engine, deadline, stats, gz0)
+            if decided is None:
                 break
-            except _Timeout:
-                disjuncts.note(n, "timeout", started)
-                raise
-            disjuncts.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
+            found, cut = decided
             boundary += cut
             if found is not None:
-                disjuncts.found(n)
                 return _violated(setup, backend, t0, stats, found, REPLAYED)
         if disjuncts.stopped_early:
             return _verdict(setup, "unknown", backend, t0, STOPPED, stats)
@@ -519,22 +511,48 @@ def _joint_search(
         if fixed and contradicts(bounds, fixed):
             joint.note(n, "infeasible", started)
             continue
-        try:
-            found, cut = _decide_disjunct(
-                setup, bounds, together, engine, deadline, stats, gz0, partial(joint.stopped, n), fixed
-            )
-        except PieceStopped:
-            joint.note_rest_skipped(n)
+        decided = _decide_piece(
+            joint, n, started, setup, bounds, together, engine, deadline, stats, gz0, fixed
+        )
+        if decided is None:
             break
-        except _Timeout:
-            joint.note(n, "timeout", started)
-            raise
-        joint.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
+        found, cut = decided
         cut_total += cut
         if found is not None:
-            joint.found(n)
             return found, 0, False
     return None, cut_total, joint.stopped_early
+
+
+def _decide_piece(
+    pieces: Pieces,
+    n: int,
+    started: float,
+    setup: Setup,
+    bounds: NetBounds,
+    target: int | tuple[int, ...],
+    engine: Backend,
+    deadline: float,
+    stats: dict[str, Any],
+    gz0: tuple[np.ndarray, np.ndarray] | None,
+    fixed: Sequence[Phase] = (),
+) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int] | None:
+    """`_decide_disjunct` on piece ``n`` of ``pieces``, its outcome noted (and announced when
+    violated); None when a lower piece's counterexample stopped it (the rank's other pieces are
+    then skipped). Raises `_Timeout`."""
+    try:
+        found, cut = _decide_disjunct(
+            setup, bounds, target, engine, deadline, stats, gz0, partial(pieces.stopped, n), fixed
+        )
+    except PieceStopped:
+        pieces.note_rest_skipped(n)
+        return None
+    except _Timeout:
+        pieces.note(n, "timeout", started)
+        raise
+    pieces.note(n, "violated" if found else "boundary" if cut else "infeasible", started)
+    if found is not None:
+        pieces.found(n)
+    return found, cut
 
 
 def _alive_disjuncts(net: ReluNet, bounds: NetBounds, q: Query) -> list[int]:

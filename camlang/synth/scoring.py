@@ -83,7 +83,7 @@ def capture_split(
     group = group or SynthGroup()
     view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
     shards = shard_batches(len(view), batch_size)
-    kept: list[_Captured] = []
+    kept: list[SplitData] = []
 
     def stopped() -> bool:
         if before_batch is None:
@@ -96,7 +96,7 @@ def capture_split(
             return True
         return False
 
-    def capture_shard(j: int) -> _Captured:
+    def capture_shard(j: int) -> SplitData:
         return _capture_batch(live, view.get(range(shards[j].start, shards[j].stop)), needs, counter)
 
     for start in range(0, len(shards), group.world_size):
@@ -110,52 +110,42 @@ def capture_split(
         part = capture_shard(j) if j < len(shards) else None
         gathered = group.dist.all_gather((part, counter.images - base))
         counter.images = base
-        for part, passes in gathered[: len(shards) - start]:
+        for got, passes in gathered[: len(shards) - start]:  # ranks past the last batch sent None
             if stopped():
                 return _join(kept)
-            kept.append(part)
+            kept.append(got)
             counter.images += int(passes)
     if not kept:
         raise CamlangError(f"data `{ds.name}` has no images to capture")
     return _join(kept)
 
 
-@dataclass(frozen=True)
-class _Captured:
+def _capture_batch(live: LiveModel, batch: Batch, needs: set[str], counter: CallCounter) -> SplitData:
     """One batch's images and terminals, on the CPU."""
-
-    x: torch.Tensor
-    raw: torch.Tensor
-    masks: torch.Tensor | None
-    logits: torch.Tensor
-    targets: torch.Tensor
-    terminals: dict[str, torch.Tensor]
-
-
-def _capture_batch(live: LiveModel, batch: Batch, needs: set[str], counter: CallCounter) -> _Captured:
     cap = capture(live.module, live.layer, batch.x.to(live.device), needs, None, counter=counter)
-    return _Captured(
+    targets = cap.targets.cpu()
+    return SplitData(
         batch.x,
         batch.raw,
         batch.masks,
         cap.logits.detach().cpu(),
-        cap.targets.cpu(),
+        targets,
         {k: v.detach().cpu() for k, v in cap.terminals.items()},
+        [int(t) for t in targets],
     )
 
 
-def _join(parts: list[_Captured]) -> SplitData:
-    terms = {k: torch.cat([p.terminals[k] for p in parts]) for k in parts[0].terminals}
+def _join(parts: list[SplitData]) -> SplitData:
+    """The batches as one split, in order."""
     masks = [p.masks for p in parts if p.masks is not None]
-    targets = torch.cat([p.targets for p in parts])
     return SplitData(
         torch.cat([p.x for p in parts]),
         torch.cat([p.raw for p in parts]),
         torch.cat(masks) if masks else None,
         torch.cat([p.logits for p in parts]),
-        targets,
-        terms,
-        [int(t) for t in targets],
+        torch.cat([p.targets for p in parts]),
+        {k: torch.cat([p.terminals[k] for p in parts]) for k in parts[0].terminals},
+        [label for p in parts for label in p.labels],
     )
 
 

@@ -3,8 +3,10 @@ process, and a time-limit decision is rank 0's on both ranks (camlang/synth/shar
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,9 @@ def _race(group: SynthGroup, stop_on_call: int | None) -> tuple[RaceResult, list
     return res, seen, counter.images
 
 
-def _worker(rank: int, folder: str) -> None:
+@contextlib.contextmanager
+def _two_rank_group(rank: int, folder: str) -> Iterator[SynthGroup]:
+    """This process as `rank` of a two-process gloo group (a file store in `folder`)."""
     import torch.distributed as dist
 
     from camlang.distributed import Dist
@@ -70,7 +74,13 @@ def _worker(rank: int, folder: str) -> None:
         timeout=datetime.timedelta(seconds=60),
     )
     try:
-        group = SynthGroup(Dist(rank, 2, rank, 2, "cpu", "gloo"))
+        yield SynthGroup(Dist(rank, 2, rank, 2, "cpu", "gloo"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _worker(rank: int, folder: str) -> None:
+    with _two_rank_group(rank, folder) as group:
         out: dict[str, Any] = {}
         for name, stop in (("full", None), ("stopped", 5)):
             res, seen, passes = _race(group, stop)
@@ -81,8 +91,6 @@ def _worker(rank: int, folder: str) -> None:
         except Exception as err:  # noqa: BLE001 - the test reads the message
             out["mismatch"] = str(err)
         torch.save(out, f"{folder}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_image_share_cuts_in_order() -> None:
@@ -143,23 +151,9 @@ def _capture(group: SynthGroup, budget: int | None) -> tuple[Any, int]:
 
 
 def _capture_worker(rank: int, folder: str) -> None:
-    import torch.distributed as dist
-
-    from camlang.distributed import Dist
-
-    dist.init_process_group(
-        "gloo",
-        init_method=f"file://{folder}/store",
-        rank=rank,
-        world_size=2,
-        timeout=datetime.timedelta(seconds=60),
-    )
-    try:
-        group = SynthGroup(Dist(rank, 2, rank, 2, "cpu", "gloo"))
-        out = {name: _capture(group, budget) for name, budget in (("full", None), ("budget", CAPTURE_BUDGET))}
-        torch.save(out, f"{folder}/capture{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    with _two_rank_group(rank, folder) as group:
+        budgets = (("full", None), ("budget", CAPTURE_BUDGET))
+        torch.save({name: _capture(group, b) for name, b in budgets}, f"{folder}/capture{rank}.pt")
 
 
 def test_two_workers_capture_like_one_process(tmp_path: Path) -> None:
