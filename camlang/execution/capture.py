@@ -309,7 +309,8 @@ def ablated_scores(
     chw = layout.to_chw(a)
     b, c = chw.shape[:2]
     out = torch.empty(b, c, dtype=x.dtype, device=x.device)
-    chunk_size = images_per_call(x, chunk_size)
+    # no CPU call-size cut here: each call runs the layers below `layer` on one image, and only the
+    # layers above it on `chunk_size` ablated copies, so smaller calls would repeat the lower part
     expand_ok = True
     for i in range(b):
         row = torch.tensor([i], device=x.device)

@@ -23,9 +23,8 @@ On several workers (`dist`, see `camlang.synth.sharding` and docs/scaling.md) th
 split by batches and gathered, so every rank holds the same terminals; enumeration and
 deduplication are repeated on each rank (they give the same candidates everywhere, which is
 checked), every scoring call is split over the images, and time-limit decisions are rank 0's,
-broadcast. An interrupt or a lost worker then
-ends the synthesis on every rank (the run's partial report and the score cache keep what finished)
-instead of returning the best so far.
+broadcast. An interrupt or a lost worker then ends the synthesis on every rank (the run's partial
+report and the score cache keep what finished) instead of returning the best so far.
 """
 
 from __future__ import annotations
