@@ -463,8 +463,12 @@ def _piece_share(state: RunState, position: int) -> Any:
 
 
 def _property_key(state: RunState, name: str) -> list[Any]:
+    """What a property's verdict depends on: its definition and its network's weights (so
+    `--resume` after the weights file changed decides it again)."""
     pdef = state.program.properties[name]
-    return [name, pdef.kind, repr(sorted(pdef.args.items(), key=lambda kv: kv[0]))]
+    model = pdef.args.get("model")
+    weights = _weights_digest(state.model(model.name).module) if isinstance(model, Ref) else None
+    return [name, pdef.kind, repr(sorted(pdef.args.items(), key=lambda kv: kv[0])), weights]
 
 
 def _check_dict(row: CheckResult) -> dict[str, Any]:
@@ -522,11 +526,42 @@ def _smt_verdict(state: RunState, pdef: PropertyDef, share: Any) -> Any:
         raise
 
 
+class _CachedPieces:
+    """A property's pieces proved infeasible, kept in the run's cache as they are proved
+    (`camlang.smt.pieces.PieceMemo`): `--resume` skips them instead of solving them again."""
+
+    def __init__(self, state: RunState, pdef: PropertyDef) -> None:
+        # keyed by the network's weights too (`_property_key`): a proof is about these weights
+        self.section = state.cache.section("pieces", _property_key(state, pdef.name))
+        self.proved: dict[str, set[int]] = {}
+        if state.options.resume:
+            for unit in self.section.units():
+                self.proved.setdefault(str(unit["list"]), set()).add(int(unit["piece"]))
+
+    def infeasible(self, key: str) -> set[int]:
+        return set(self.proved.get(key, ()))
+
+    def keep(self, key: str, piece: int) -> None:
+        self.section.append({"list": key, "piece": piece})
+
+
+def _weights_digest(module: Any) -> str:
+    """A digest of a network's parameters and buffers (names, shapes and values)."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=8)
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _decide(state: RunState, pdef: PropertyDef, share: Any) -> Any:
     name = pdef.name
     from camlang import smt
 
     module = state.model(pdef.args["model"].name).module
+    memo = _CachedPieces(state, pdef)
     timeout = _seconds(pdef.args.get("timeout", 120.0))
     backend = pdef.args.get("backend", "auto")
     with make_progress(state.console, enabled=state.is_main) as progress:
@@ -538,7 +573,13 @@ def _decide(state: RunState, pdef: PropertyDef, share: Any) -> Any:
         if pdef.kind == "vnnlib":
             prop = smt.load_vnnlib(_user_path(pdef, pdef.args["path"]), _input_count(module))
             verdict = smt.check_vnnlib(
-                module, prop, timeout_s=timeout, backend=backend, progress=report_progress, share=share
+                module,
+                prop,
+                timeout_s=timeout,
+                backend=backend,
+                progress=report_progress,
+                share=share,
+                memo=memo,
             )
         else:
             x = _point(state, pdef, module)
@@ -556,6 +597,7 @@ def _decide(state: RunState, pdef: PropertyDef, share: Any) -> Any:
                     backend=backend,
                     progress=report_progress,
                     share=share,
+                    memo=memo,
                 )
             else:
                 robust_box = tuple(pdef.args["box"]) if pdef.args.get("box") else None
@@ -569,6 +611,7 @@ def _decide(state: RunState, pdef: PropertyDef, share: Any) -> Any:
                     backend=backend,
                     progress=report_progress,
                     share=share,
+                    memo=memo,
                 )
     return verdict
 

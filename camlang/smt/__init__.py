@@ -37,7 +37,7 @@ from camlang.smt.inputs import (
     torch_eval,
 )
 from camlang.smt.network import extract_relu_net
-from camlang.smt.pieces import PieceShare
+from camlang.smt.pieces import PieceMemo, PieceShare
 from camlang.smt.query import GradientConstraint, Query
 from camlang.smt.verdict import Verdict
 from camlang.smt.vnnlib import VnnlibProperty, load_vnnlib, parse_vnnlib
@@ -122,6 +122,7 @@ def check(
     attack: bool | None = None,
     pattern_walk: bool = False,
     share: PieceShare | None = None,
+    memo: PieceMemo | None = None,
 ) -> Verdict:
     """Decide ``question`` about ``module`` with ``backend`` (see the module docstring).
 
@@ -134,6 +135,8 @@ def check(
     query together, each its share of the output disjuncts or branches, with an early stop on a
     replayed counterexample (camlang/smt/pieces.py); the result is then this rank's partial
     verdict, for `camlang.smt.pieces.combine`. The z3-naive back end has no pieces and ignores it.
+    ``memo``: keeps each piece proved infeasible and skips those proved before (`camlang run
+    --resume` passes the run's cache), so an interrupted query continues where it stopped.
     """
     name = _backend(backend)
     setup = _setup(module, question, input_shape)
@@ -142,7 +145,7 @@ def check(
     neurons = sum(W.shape[0] for W in setup.net.Ws[:-1])
     if attack if attack is not None else neurons >= ATTACK_MIN_NEURONS:
         setup = replace(setup, attack=_attack_budget)
-    return run_query(setup, name, timeout_s, progress, pattern_walk=pattern_walk, share=share)
+    return run_query(setup, name, timeout_s, progress, pattern_walk=pattern_walk, share=share, memo=memo)
 
 
 def falsify(
@@ -243,10 +246,11 @@ def check_saliency_robust(
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
     share: PieceShare | None = None,
+    memo: PieceMemo | None = None,
 ) -> Verdict:
     """Shorthand for ``check(module, SaliencyRobust(x, eps, delta, label, box), backend, ...)``."""
     question = SaliencyRobust(x, eps, delta, label, box)
-    return check(module, question, backend, timeout_s, progress, input_shape, share=share)
+    return check(module, question, backend, timeout_s, progress, input_shape, share=share, memo=memo)
 
 
 def check_robust(
@@ -260,9 +264,12 @@ def check_robust(
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
     share: PieceShare | None = None,
+    memo: PieceMemo | None = None,
 ) -> Verdict:
     """Shorthand for ``check(module, Robust(x, eps, label, box), backend, ...)``."""
-    return check(module, Robust(x, eps, label, box), backend, timeout_s, progress, input_shape, share=share)
+    return check(
+        module, Robust(x, eps, label, box), backend, timeout_s, progress, input_shape, share=share, memo=memo
+    )
 
 
 def _vnnlib_setup(
@@ -301,10 +308,11 @@ def check_vnnlib(
     progress: Progress | None = None,
     input_shape: Sequence[int] | None = None,
     share: PieceShare | None = None,
+    memo: PieceMemo | None = None,
 ) -> Verdict:
     """Shorthand for ``check(module, VnnlibQuestion(prop, delta), backend, ...)``."""
     question = VnnlibQuestion(prop, delta)
-    return check(module, question, backend, timeout_s, progress, input_shape, share=share)
+    return check(module, question, backend, timeout_s, progress, input_shape, share=share, memo=memo)
 
 
 @dataclass(frozen=True)

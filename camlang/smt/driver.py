@@ -28,7 +28,7 @@ from camlang.smt.gradfix import fix_phases_by_gradient
 from camlang.smt.inputs import torch_eval
 from camlang.smt.milp import MilpProblem, build_milp, solve_milp
 from camlang.smt.network import LayerList, ReluNet
-from camlang.smt.pieces import BEFORE_PIECES, Pieces, PieceShare, PieceStopped
+from camlang.smt.pieces import BEFORE_PIECES, PieceMemo, Pieces, PieceShare, PieceStopped
 from camlang.smt.query import MIN_MARGIN, LpFailure, Query, pattern_lp
 from camlang.smt.split import Phase, branches, contradicts, flip_costs, split_relus
 from camlang.smt.verdict import Status, Verdict
@@ -315,13 +315,15 @@ def run_query(
     progress: Progress | None,
     pattern_walk: bool = False,
     share: PieceShare | None = None,
+    memo: PieceMemo | None = None,
 ) -> Verdict:
     """Decide ``setup.query`` with ``backend`` (a key of `BACKENDS`), bounds first.
 
     ``pattern_walk`` enables the saliency shortcut that enumerates the activation patterns whose
     gradient stays within delta and decides each by LP (only where the back end is the MILP; the
     benchmark measures it against the single MILP). With ``share``, this rank decides only its own
-    pieces (output disjuncts, or patterns) and returns a partial verdict for `pieces.combine`."""
+    pieces (output disjuncts, or patterns) and returns a partial verdict for `pieces.combine`.
+    ``memo`` keeps the pieces proved infeasible, and skips those an earlier run proved."""
     t0 = time.monotonic()
     deadline = t0 + timeout_s
     engine = BACKENDS[backend]
@@ -393,7 +395,7 @@ def run_query(
             if few is not None:
                 stats["patterns_within_delta"] = len(few)
                 mask = [p == UNDECIDED for p in bounds.phase]
-                patterns = Pieces(share, "activation pattern", few, stats)
+                patterns = Pieces(share, "activation pattern", few, stats, memo)
                 for n, pat in patterns.mine():
                     started = time.monotonic()
                     found, cut = _pattern_lps(setup, pat, alive, mask, deadline, stats)
@@ -418,7 +420,7 @@ def run_query(
             # saliency: one MILP for every alive disjunct (the gradient part is shared). With several
             # ranks it is split into 2^k branches on the phases of k undecided ReLUs (split.py)
             found, cut, stopped = _joint_search(
-                setup, bounds, alive, engine, deadline, stats, gz0, share, progress
+                setup, bounds, alive, engine, deadline, stats, gz0, share, progress, memo
             )
             if found is not None:
                 return _violated(setup, backend, t0, stats, found, REPLAYED)
@@ -427,7 +429,7 @@ def run_query(
             boundary += cut
             alive = []
             dealt = []
-        disjuncts = Pieces(share, "output disjunct", dealt if alive else [], stats)
+        disjuncts = Pieces(share, "output disjunct", dealt if alive else [], stats, memo)
         for n, j in disjuncts.mine():
             started = time.monotonic()
             if j not in alive:  # excluded by the bounds after the gradient fixing
@@ -475,6 +477,7 @@ def _joint_search(
     gz0: tuple[np.ndarray, np.ndarray] | None,
     share: PieceShare | None,
     progress: Progress | None,
+    memo: PieceMemo | None = None,
 ) -> tuple[tuple[np.ndarray, dict[str, Any]] | None, int, bool]:
     """Every alive disjunct in one MILP (one process), or that MILP split into branches that are
     dealt over the ranks of ``share``: (this rank's replayed counterexample or None, boundary
@@ -499,7 +502,7 @@ def _joint_search(
     kind = "joint search of the output disjuncts" if len(fixings) == 1 else "branch of the joint search"
     # one piece: the list one process always had (its key unchanged); split: each branch's phases
     items: list[Any] = [together] if len(fixings) == 1 else [(together, f) for f in fixings]
-    joint = Pieces(share, kind, items, stats)
+    joint = Pieces(share, kind, items, stats, memo)
     stats["joint_disjuncts"] = len(alive)
     cut_total = 0
     for n, _ in joint.mine():

@@ -18,6 +18,12 @@ do not depend on N (docs/scaling.md), and `combine` turns the ranks' partial ver
 
 A HiGHS solve cannot be interrupted through scipy, so a rank notices a stop between pieces and
 between the repair candidates of one piece, not inside a solve.
+
+With a `PieceMemo` (the run's cache, `camlang run`), every piece proved infeasible is kept as it
+is proved, under the digest of its piece list; `--resume` then skips those pieces (their outcome
+is `infeasible` with `cached: true`), so an interrupted long property continues where it was
+instead of starting over. Only `infeasible` is kept: an exact MILP or LP proof for that piece
+list, which the same property (the cache section is keyed by its definition) proves again.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any, Protocol
 
 from camlang.smt.verdict import Verdict
 
-__all__ = ["PieceShare", "Pieces", "PieceStopped", "combine", "BEFORE_PIECES"]
+__all__ = ["PieceMemo", "PieceShare", "Pieces", "PieceStopped", "combine", "BEFORE_PIECES"]
 
 #: The piece index of a counterexample found before the pieces were dealt (the point, the attack).
 BEFORE_PIECES = -1
@@ -51,6 +57,18 @@ class PieceShare(Protocol):
         ...
 
 
+class PieceMemo(Protocol):
+    """The pieces of one query proved infeasible before (a resumed run), and where to keep new ones."""
+
+    def infeasible(self, key: str) -> set[int]:
+        """Pieces of the piece list with digest ``key`` proved infeasible earlier."""
+        ...
+
+    def keep(self, key: str, piece: int) -> None:
+        """Piece ``piece`` of the list ``key`` is proved infeasible (kept at once)."""
+        ...
+
+
 class PieceStopped(Exception):
     """Another rank replayed a counterexample for a lower piece: this piece's result cannot matter."""
 
@@ -61,33 +79,46 @@ class Pieces:
     Without a share (one process) every piece is this rank's and nothing is polled, so the walk is
     the plain loop it replaces."""
 
-    def __init__(self, share: PieceShare | None, kind: str, items: Sequence[Any], stats: dict[str, Any]):
-        self.share, self.kind, self.items = share, kind, list(items)
+    def __init__(
+        self,
+        share: PieceShare | None,
+        kind: str,
+        items: Sequence[Any],
+        stats: dict[str, Any],
+        memo: PieceMemo | None = None,
+    ):
+        self.share, self.kind, self.items, self.memo = share, kind, list(items), memo
+        key = hashlib.blake2b(repr(self.items).encode(), digest_size=6).hexdigest()
+        #: the memo's name for this piece list (its kind and items)
+        self.memo_key = f"{kind}/{key}"
         self.record: dict[str, Any] = {
             "kind": kind,
             "count": len(self.items),
-            "key": hashlib.blake2b(repr(self.items).encode(), digest_size=6).hexdigest(),
+            "key": key,
             "rank": 0 if share is None else share.rank,
             "world_size": 1 if share is None else share.world_size,
             "outcomes": {},
         }
         if self.items:
             stats["pieces"] = self.record
+        #: pieces proved infeasible by an earlier, interrupted run (skipped, not searched again)
+        self.known = memo.infeasible(self.memo_key) if memo is not None and self.items else set()
         #: True once this rank skipped pieces because another rank found a lower one violated
         self.stopped_early = False
 
     def mine(self) -> Iterator[tuple[int, Any]]:
-        """(piece index, item) for each piece of this rank, stopping at a lower announced piece."""
+        """(piece index, item) for each piece of this rank, stopping at a lower announced piece;
+        pieces the memo proved infeasible are noted and not yielded."""
         share = self.share
         for n, item in enumerate(self.items):
-            if share is None:
-                yield n, item
-                continue
-            if n % share.world_size != share.rank:
+            if share is not None and n % share.world_size != share.rank:
                 continue
             if self.stopped(n):
                 self.note_rest_skipped(n)
                 return
+            if n in self.known:
+                self.record["outcomes"][n] = {"outcome": "infeasible", "seconds": 0.0, "cached": True}
+                continue
             yield n, item
 
     def stopped(self, n: int) -> bool:
@@ -103,6 +134,8 @@ class Pieces:
         if isinstance(self.items[n], int):
             out["disjunct"] = self.items[n]  # its index in the property's unsafe disjuncts
         self.record["outcomes"][n] = out
+        if outcome == "infeasible" and self.memo is not None:
+            self.memo.keep(self.memo_key, n)
 
     def note_rest_skipped(self, n: int) -> None:
         """Pieces ``n`` and above of this rank are skipped: a lower piece is violated."""

@@ -141,3 +141,55 @@ def test_a_fixed_phase_is_encoded_exactly_in_the_milp() -> None:
     stable = int(np.flatnonzero(b.phase[0] != UNDECIDED)[0])
     with pytest.raises(ValueError, match="contradicts"):
         build_milp(net, b, q, 0, fixed=[(0, stable, not bool(b.phase[0][stable]))])
+
+
+class _DictMemo:
+    """An in-memory `PieceMemo` (the run's cache keeps the same rows in JSON lines)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, set[int]] = {}
+
+    def infeasible(self, key: str) -> set[int]:
+        return set(self.kept.get(key, ()))
+
+    def keep(self, key: str, piece: int) -> None:
+        self.kept.setdefault(key, set()).add(piece)
+
+
+def test_a_memo_keeps_infeasible_pieces_and_a_second_search_skips_them() -> None:
+    from tests.e2e.test_distributed_pieces import X, tied_net
+
+    from camlang import smt
+
+    memo = _DictMemo()
+    first = smt.check_robust(tied_net(), X, 0.02, timeout_s=60, memo=memo)
+    assert first.status == "holds"
+    outcomes = first.stats["pieces"]["outcomes"]
+    assert len(outcomes) >= 2 and all(o["outcome"] == "infeasible" for o in outcomes.values())
+    (key, kept), *others = memo.kept.items()
+    assert not others and kept == set(outcomes)
+    # resumed with every piece proved: nothing is searched again, and the verdict is the same
+    again = smt.check_robust(tied_net(), X, 0.02, timeout_s=60, memo=memo)
+    assert again.status == "holds"
+    assert all(o.get("cached") for o in again.stats["pieces"]["outcomes"].values())
+    # resumed after the first piece only: the others are searched, the first is not
+    partial = _DictMemo()
+    partial.kept[key] = {0}
+    third = smt.check_robust(tied_net(), X, 0.02, timeout_s=60, memo=partial)
+    assert third.status == "holds"
+    got = third.stats["pieces"]["outcomes"]
+    assert got[0].get("cached") and not any(o.get("cached") for n, o in got.items() if n != 0)
+    assert partial.kept[key] == set(outcomes)
+
+
+def test_a_memo_never_hides_a_violation() -> None:
+    """Only infeasible pieces are kept: a violated property is violated again on resume."""
+    from tests.e2e.test_distributed_pieces import X, tied_net
+
+    from camlang import smt
+
+    memo = _DictMemo()
+    first = smt.check_robust(tied_net(), X, 0.05, timeout_s=60, memo=memo)
+    again = smt.check_robust(tied_net(), X, 0.05, timeout_s=60, memo=memo)
+    assert first.status == again.status == "violated"
+    assert again.replay is not None
