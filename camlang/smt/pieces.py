@@ -34,6 +34,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+import numpy as np
+
 from camlang.smt.verdict import Verdict
 
 __all__ = ["PieceMemo", "PieceShare", "Pieces", "PieceStopped", "combine", "BEFORE_PIECES"]
@@ -69,6 +71,27 @@ class PieceMemo(Protocol):
         ...
 
 
+def items_digest(items: Sequence[Any]) -> str:
+    """A digest of a piece list: every value of its arrays (numpy's repr elides long arrays), its
+    nesting and its other items' reprs."""
+    digest = hashlib.blake2b(digest_size=6)
+
+    def feed(value: Any) -> None:
+        if isinstance(value, np.ndarray):
+            digest.update(f"array {value.dtype} {value.shape}:".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, list | tuple):
+            digest.update(f"{type(value).__name__} {len(value)}(".encode())
+            for item in value:
+                feed(item)
+            digest.update(b")")
+        else:
+            digest.update(f"{value!r};".encode())
+
+    feed(list(items))
+    return digest.hexdigest()
+
+
 class PieceStopped(Exception):
     """Another rank replayed a counterexample for a lower piece: this piece's result cannot matter."""
 
@@ -88,7 +111,7 @@ class Pieces:
         memo: PieceMemo | None = None,
     ):
         self.share, self.kind, self.items, self.memo = share, kind, list(items), memo
-        key = hashlib.blake2b(repr(self.items).encode(), digest_size=6).hexdigest()
+        key = items_digest(self.items)
         #: the memo's name for this piece list (its kind and items)
         self.memo_key = f"{kind}/{key}"
         self.record: dict[str, Any] = {

@@ -193,3 +193,18 @@ def test_a_memo_never_hides_a_violation() -> None:
     again = smt.check_robust(tied_net(), X, 0.05, timeout_s=60, memo=memo)
     assert first.status == again.status == "violated"
     assert again.replay is not None
+
+
+def test_piece_lists_that_differ_inside_long_arrays_have_different_digests() -> None:
+    """numpy's repr elides the middle of long arrays; the memo's list digest must not."""
+    import numpy as np
+
+    from camlang.smt.pieces import items_digest
+
+    a = [[np.zeros(2000)], [np.ones(3)]]
+    b = [[np.zeros(2000)], [np.ones(3)]]
+    b[0][0][1000] = 1.0
+    assert repr(a) == repr(b)
+    assert items_digest(a) != items_digest(b)
+    assert items_digest(a) == items_digest([[np.zeros(2000)], [np.ones(3)]])
+    assert items_digest([0, 1]) != items_digest([(0, 1)])
