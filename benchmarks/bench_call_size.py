@@ -54,7 +54,7 @@ class Net:
 
 def nets() -> list[Net]:
     """The demo CNN, and the shared-data networks that are present."""
-    found = [
+    candidates = [
         Net(
             "demo CNN 64x64",
             ROOT / "models" / "shapes_cnn.pt",
@@ -62,35 +62,29 @@ def nets() -> list[Net]:
             "features.6",
             64,
             "synthetic_shapes(count = {n}, size = 64, seed = 1)",
-        )
+        ),
+        Net(
+            "CIFAR-10 ResNet-20 32x32",
+            SHARED / "cifar10_resnet_akamaster" / "resnet20-12fca82f.th",
+            "cifar_resnet20",
+            "layer3",
+            32,
+            f'images("{SHARED / "cifar10_test_1k"}", size = 32, normalize = "imagenet", limit = {{n}})',
+        ),
+        Net(
+            "ImageNet MobileNetV2 224x224",
+            SHARED / "imagenet_mobilenet_v2" / "mobilenet_v2_coral_tf1qat_dequant_torchvision.pth",
+            "mobilenet_v2_tf",
+            "features[-1]",
+            224,
+            f'images("{SHARED / "coral_test_images"}", size = 224, '
+            "normalize = [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], limit = {n})",
+        ),
     ]
-    r20 = SHARED / "cifar10_resnet_akamaster" / "resnet20-12fca82f.th"
-    if r20.is_file():
-        found.append(
-            Net(
-                "CIFAR-10 ResNet-20 32x32",
-                r20,
-                "cifar_resnet20",
-                "layer3",
-                32,
-                f'images("{SHARED / "cifar10_test_1k"}", size = 32, normalize = "imagenet", limit = {{n}})',
-            )
-        )
-    mnv2 = SHARED / "imagenet_mobilenet_v2" / "mobilenet_v2_coral_tf1qat_dequant_torchvision.pth"
-    if mnv2.is_file():
-        found.append(
-            Net(
-                "ImageNet MobileNetV2 224x224",
-                mnv2,
-                "mobilenet_v2_tf",
-                "features[-1]",
-                224,
-                f'images("{SHARED / "coral_test_images"}", size = 224, '
-                "normalize = [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], limit = {n})",
-            )
-        )
-    else:
-        print(f"(the shared networks are skipped: {SHARED} is absent)")
+    found = [net for net in candidates if net.checkpoint.is_file()]
+    for net in candidates:
+        if net not in found:
+            print(f"({net.name} is skipped: {net.checkpoint} is absent)")
     return found
 
 

@@ -246,14 +246,16 @@ def main() -> None:
             load0 = os.getloadavg()[0]
             # This VM's speed drifts by up to 2x over minutes (the same run's CPU seconds too), so
             # the two worker counts alternate, and each ratio is taken within a pair of runs.
-            ones, twos, cpus = [], [], []
+            ones, twos, cpus, agreements = [], [], [], []
             for rep in range(args.reps):
                 order = (1, 2) if rep % 2 == 0 else (2, 1)
                 got = {w: run(program, Path(tmp) / f"{name}-{w}", w) for w in order}
                 ones.append(got[1][0])
                 twos.append(got[2][0])
                 cpus.append((CPU[(name, 1)], CPU[(name, 2)]))
+                agreements.append(agreement(got[1][1], got[2][1]))  # every pair's results compared
             rep1, rep2 = got[1][1], got[2][1]
+            agreed = "; ".join(dict.fromkeys(agreements))
             pair_ratios = sorted(a / b for a, b in zip(ones, twos))
             one, two = statistics.median(ones), statistics.median(twos)
             CPU[(name, 1)] = statistics.median(c[0] for c in cpus)
@@ -268,7 +270,7 @@ def main() -> None:
                 verdict = "none (the issue sets none; 1.0x = no slower)"
             print(
                 f"{name:<10} {one:>11.1f} {two:>12.1f} {ratio:>5.2f}x {TARGETS[name]:>6.1f}x  "
-                f"{load0:>4.1f}-{load1:<4.1f}  {agreement(rep1, rep2)}; target {verdict}",
+                f"{load0:>4.1f}-{load1:<4.1f}  {agreed}; target {verdict}",
                 flush=True,
             )
             cpu1, cpu2 = CPU[(name, 1)], CPU[(name, 2)]

@@ -6,6 +6,8 @@ Paths in declarations resolve with `camlang.paths.resolve_user_path`. Every fail
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,16 @@ class LiveModel:
     @property
     def module(self) -> nn.Module:
         return self.loaded.module
+
+    @functools.cached_property
+    def weights_digest(self) -> str:
+        """A digest of the network's parameters and buffers (names, shapes, dtypes and values),
+        computed once: what a cached proof about this network depends on."""
+        digest = hashlib.blake2b(digest_size=8)
+        for name, tensor in sorted(self.module.state_dict().items()):
+            digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+            digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     @property
     def target_layers(self) -> nn.Module | list[nn.Module] | None:

@@ -467,7 +467,7 @@ def _property_key(state: RunState, name: str) -> list[Any]:
     `--resume` after the weights file changed decides it again)."""
     pdef = state.program.properties[name]
     model = pdef.args.get("model")
-    weights = _weights_digest(state.model(model.name).module) if isinstance(model, Ref) else None
+    weights = state.model(model.name).weights_digest if isinstance(model, Ref) else None
     return [name, pdef.kind, repr(sorted(pdef.args.items(), key=lambda kv: kv[0])), weights]
 
 
@@ -543,17 +543,6 @@ class _CachedPieces:
 
     def keep(self, key: str, piece: int) -> None:
         self.section.append({"list": key, "piece": piece})
-
-
-def _weights_digest(module: Any) -> str:
-    """A digest of a network's parameters and buffers (names, shapes and values)."""
-    import hashlib
-
-    digest = hashlib.blake2b(digest_size=8)
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _decide(state: RunState, pdef: PropertyDef, share: Any) -> Any:

@@ -714,11 +714,7 @@ def _decide_disjunct(
     None when infeasible, and how many patterns were cut off as unrepairable boundary points.
     Raises `_Timeout`, and `PieceStopped` when ``stopped()`` turns true between two candidates.
     ``fixed``: the branch of a split joint search (ReLU phases fixed exactly, `camlang.smt.split`)."""
-    search = (
-        engine.search(setup, bounds, j, deadline, gz0, stats, fixed)
-        if fixed
-        else engine.search(setup, bounds, j, deadline, gz0, stats)
-    )
+    search = engine.search(setup, bounds, j, deadline, gz0, stats, fixed)
     targets = (j,) if isinstance(j, int) else j
     cut = 0
     for _ in range(MAX_REPAIRS):

@@ -23,7 +23,8 @@ With a `PieceMemo` (the run's cache, `camlang run`), every piece proved infeasib
 is proved, under the digest of its piece list; `--resume` then skips those pieces (their outcome
 is `infeasible` with `cached: true`), so an interrupted long property continues where it was
 instead of starting over. Only `infeasible` is kept: an exact MILP or LP proof for that piece
-list, which the same property (the cache section is keyed by its definition) proves again.
+list, which the same property (the cache section is keyed by its definition and its
+network's weights) proves again.
 """
 
 from __future__ import annotations
