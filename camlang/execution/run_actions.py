@@ -517,13 +517,22 @@ def _row(pdef: PropertyDef, verdict: Any) -> CheckResult:
 
 def _smt_verdict(state: RunState, pdef: PropertyDef, share: Any) -> Any:
     """The `camlang.smt.Verdict` of an SMT property; with ``share``, this rank's partial verdict
-    over its share of the property's pieces (camlang.smt.pieces)."""
+    over its share of the property's pieces (camlang.smt.pieces).
+
+    The solver turns a Ctrl-C into an `unknown` verdict (right for a library call); a run stops
+    there instead, so the property is not kept as decided and `--resume` continues it from the
+    pieces already proved."""
+    from camlang.smt.driver import INTERRUPTED
+
     try:
-        return _decide(state, pdef, share)
+        verdict = _decide(state, pdef, share)
     except CamlangError as err:
         if err.span is None:
             err.span = pdef.span
         raise
+    if verdict.status == "unknown" and verdict.reason == INTERRUPTED:
+        raise KeyboardInterrupt
+    return verdict
 
 
 class _CachedPieces:

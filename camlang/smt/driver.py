@@ -276,6 +276,8 @@ def _violated(
 
 REPLAYED = "counterexample replayed in torch float64"
 STOPPED = "stopped: another worker replayed a counterexample for a lower piece"
+#: The reason of the `unknown` verdict a Ctrl-C during the search gives (`camlang run` stops there).
+INTERRUPTED = "interrupted"
 
 
 def _try_candidate(
@@ -460,7 +462,7 @@ def run_query(
     except (_Timeout, EncodingTimeout) as to:
         return _verdict(setup, "unknown", backend, t0, f"timeout after {timeout_s:g} s ({to})", stats)
     except KeyboardInterrupt:
-        return _verdict(setup, "unknown", backend, t0, "interrupted", stats)
+        return _verdict(setup, "unknown", backend, t0, INTERRUPTED, stats)
 
 
 class _Timeout(Exception):
@@ -780,4 +782,4 @@ def run_naive(setup: Setup, timeout_s: float, progress: Progress | None) -> Verd
             setup, "unknown", backend, t0, f"timeout after {timeout_s:g} s (while encoding)", stats
         )
     except KeyboardInterrupt:
-        return _verdict(setup, "unknown", backend, t0, "interrupted", stats)
+        return _verdict(setup, "unknown", backend, t0, INTERRUPTED, stats)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 
 from camlang.cli import main
@@ -55,3 +57,38 @@ def test_resume_skips_the_pieces_an_interrupted_run_proved(tmp_path: Path) -> No
     (out / "report.json").unlink()
     assert main(["run", str(program), "--out", str(out), "--resume"]) == 0
     assert _status(out) == "violated"  # decided again (this network is not robust there)
+
+
+def test_ctrl_c_inside_a_property_is_not_kept_as_its_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C during the second piece stops the run (partial report, exit 130) without keeping
+    "unknown: interrupted" as the property's verdict; `--resume` decides it from the first piece on."""
+    from camlang.smt import driver
+
+    torch.save(tied_net().state_dict(), tmp_path / "tied.pt")
+    program = tmp_path / "tied.cam"
+    program.write_text(PROGRAM, encoding="utf-8")
+    out = tmp_path / "out"
+    real = driver._decide_disjunct
+    calls: list[int] = []
+
+    def interrupted_at_the_second_piece(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(driver, "_decide_disjunct", interrupted_at_the_second_piece)
+    assert main(["run", str(program), "--out", str(out)]) == 130
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["partial"] and report["checks"] == []
+    kept = [line for path in (out / "cache").glob("check-*.jsonl") for line in path.read_text().splitlines()]
+    assert kept == []  # no verdict was kept for the interrupted property
+    assert len(_pieces(out)) == 1  # the first piece was proved before the interrupt
+
+    monkeypatch.setattr(driver, "_decide_disjunct", real)
+    assert main(["run", str(program), "--out", str(out), "--resume"]) == 0
+    assert _status(out) == "holds"
+    pieces = _pieces(out)
+    assert len(pieces) == len({(p["list"], p["piece"]) for p in pieces}) >= 2  # none proved twice
