@@ -32,7 +32,6 @@ import torch
 
 from camlang.backends.torch_eager import normalize_maps
 from camlang.data import synthetic_shapes
-from camlang.execution.cam_engine import CamEngine
 from camlang.frontend.check import check_file
 from camlang.methods import (
     deepcover,
@@ -45,6 +44,7 @@ from camlang.metrics import pointing_game, sufficient_fraction
 from camlang.metrics._common import CallCounter
 from camlang.models import load_demo_model
 from camlang.paths import stdlib_dir
+from camlang.runtime.cam_engine import CamEngine
 
 # Table I of the seed paper: minutes per image on VGG16 (GPU), without / with stopping criterion.
 PAPER_MINUTES = {

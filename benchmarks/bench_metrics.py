@@ -37,11 +37,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, 
 
 from camlang import metrics as M
 from camlang.data import synthetic_shapes
-from camlang.execution.cam_engine import CamEngine
-from camlang.execution.declaration_loading import LiveModel
-from camlang.execution.metric_evaluation import Evaluator
 from camlang.frontend.check import check_text
 from camlang.models import DEMO_TARGET_LAYER, load_demo_model, resolve_layer
+from camlang.runtime.cam_engine import CamEngine
+from camlang.runtime.declaration_loading import LiveModel
+from camlang.runtime.metric_evaluation import Evaluator
 
 PEERS = {
     "gradcam": GradCAM,

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from camlang import metrics as M
+from camlang.core.per_image_rng import per_image_uniform
 from camlang.data import synthetic_shapes
-from camlang.execution.cam_engine import CamEngine
-from camlang.execution.per_image_rng import per_image_uniform
 from camlang.frontend.check import check_text
 from camlang.models import DEMO_TARGET_LAYER, load_demo_model, resolve_layer
+from camlang.runtime.cam_engine import CamEngine
 
 CAMS = ("gradcam", "scorecam")
 SEED = 0

@@ -16,9 +16,9 @@ import time
 import torch
 
 from camlang.data import synthetic_shapes
-from camlang.execution.declaration_loading import LiveModel
 from camlang.frontend.check import check_text
 from camlang.models import DEMO_CHECKPOINT, LoadedModel, ShapesCNN, load_demo_model
+from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth import synthesize
 
 

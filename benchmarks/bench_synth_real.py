@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from camlang.execution.declaration_loading import load_data, load_model
 from camlang.frontend.check import check_text
+from camlang.runtime.declaration_loading import load_data, load_model
 from camlang.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[1]

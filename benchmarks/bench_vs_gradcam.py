@@ -32,9 +32,9 @@ from pytorch_grad_cam import (
 )
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from camlang.execution.cam_engine import CamEngine
 from camlang.frontend.check import check_file
 from camlang.paths import stdlib_dir
+from camlang.runtime.cam_engine import CamEngine
 
 GRADIENT_CAMS = {
     "gradcam": GradCAM,

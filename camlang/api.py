@@ -20,16 +20,16 @@ import torch
 from torch import nn
 
 from camlang.errors import CamlangError
-from camlang.execution.cam_engine import CamEngine
-from camlang.execution.capture import LayoutArg, Targets
-from camlang.execution.declaration_loading import LiveModel
-from camlang.execution.run_state import Workspace
 from camlang.frontend.check import check_file, check_text
 from camlang.frontend.diagnostics import CompileError
 from camlang.frontend.ir import Node
 from camlang.frontend.layer_layout import LayerLayout
 from camlang.frontend.program import Program
 from camlang.notebook import OverlayGrid, RunResult, overlay_batch
+from camlang.run.state import Workspace
+from camlang.runtime.cam_engine import CamEngine
+from camlang.runtime.capture import LayoutArg, Targets
+from camlang.runtime.declaration_loading import LiveModel
 
 
 class CAMModule(nn.Module):
@@ -146,7 +146,7 @@ class LoadedProgram:
 
         from rich.console import Console
 
-        from camlang.execution.run_program import RunOptions, run_program
+        from camlang.run.program import RunOptions, run_program
 
         out_dir = Path(out) if out is not None else Path("camlang-out") / Path(self.program.main.name).stem
         console = Console(file=io.StringIO()) if quiet else Console()

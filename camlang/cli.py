@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from camlang import __version__
+from camlang.core.version import __version__
 from camlang.errors import CamlangError
 from camlang.frontend.diagnostics import CompileError, Diagnostic, render, render_all
 
@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Execute a file's actions and write the report."""
     if args.workers is not None and args.workers > 1:
         return _launch(args)
-    from camlang.execution.run_program import run_file
+    from camlang.run.program import run_file
 
     return run_file(
         args.file,
@@ -129,7 +129,7 @@ def _launch(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Write a CAM as a standalone nn.Module source file."""
-    from camlang.execution.standalone_export import export_cam_from_file
+    from camlang.run.export import export_cam_from_file
 
     path = export_cam_from_file(args.file, args.cam, args.output)
     print(f"wrote {path}")

@@ -17,8 +17,8 @@ import torch
 import torchvision
 
 from camlang.frontend.check import check_file
-from camlang.execution.cam_engine import CamEngine
-from camlang.execution.standalone_export import write_module
+from camlang.runtime.cam_engine import CamEngine
+from camlang.run.export import write_module
 from camlang.paths import stdlib_dir
 
 work = Path(sys.argv[1])

@@ -31,8 +31,8 @@ def demo_live_model() -> Any:
     present, else seeded random weights)."""
     import torch
 
-    from camlang.execution.declaration_loading import LiveModel
     from camlang.models import DEMO_CHECKPOINT, LoadedModel, ShapesCNN, load_demo_model
+    from camlang.runtime.declaration_loading import LiveModel
 
     if DEMO_CHECKPOINT.is_file():
         loaded = load_demo_model()

@@ -60,7 +60,7 @@ class TorchContext:
 
     def generator(self, op: str) -> list[torch.Generator]:
         """One generator per image keyed to (seed, dataset index, op): maps do not depend on batching."""
-        from camlang.execution.per_image_rng import image_generators
+        from camlang.core.per_image_rng import image_generators
 
         batch = self.terminals["X"].shape[0]
         indices = self.indices if self.indices is not None else torch.arange(batch)

@@ -3,7 +3,7 @@
 The op table (`camlang.frontend.op_table`) names this module in its kernel registry and loads it the first
 time a torch kernel is asked for, so the front end never imports torch. Values use the keep-dims
 layout `[N, c, h, w]`. Whole saliency methods register from `camlang.methods.kernels`; metric
-ops call the metric runtime context (`camlang.execution.metric_evaluation.MetricContext`) explicitly.
+ops call the metric runtime context (`camlang.runtime.metric_evaluation.MetricContext`) explicitly.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ TORCH: dict[str, TorchFn] = {
     "pc1": lambda ctx, a, k: pc1_torch(a[0]),
     "minmax": lambda ctx, a, k: minmax(a[0]),
     "upsample": lambda ctx, a, k: ctx.upsample(a[0]),
-    # metric language: the metric runtime context computes these (camlang.execution.metric_evaluation)
+    # metric language: the metric runtime context computes these (camlang.runtime.metric_evaluation)
     "P_at": lambda ctx, a, k: ctx.op_P_at(*a, **k),
     "S_at": lambda ctx, a, k: ctx.op_S_at(*a, **k),
     "L_at": lambda ctx, a, k: ctx.op_L_at(*a, **k),

@@ -1,7 +1,7 @@
 """IR -> standalone PyTorch source: an `nn.Module` file that needs only torch.
 
 Like a sympy printer, this backend is mostly a table from op to a source template. The
-generated module captures activations and gradients the same way `camlang.execution.capture` does and
+generated module captures activations and gradients the same way `camlang.runtime.capture` does and
 normalizes maps the same way, so it reproduces in-process evaluation. Shared subterms become
 named locals; single-use subterms are inlined. The file is registered in `linecache` when loaded
 in-process, so tracebacks and `inspect.getsource` show it.
@@ -16,7 +16,7 @@ import textwrap
 import types
 from collections import Counter
 
-from camlang import __version__
+from camlang.core.version import __version__
 from camlang.frontend.ir import Node, postorder
 from camlang.frontend.op_table import OPS, SYMBOL_OF, OpSpec
 

@@ -1,4 +1,4 @@
-"""The `heatmaps` and `monitor ... on` actions of a run (see `camlang.execution.run_program`)."""
+"""The `heatmaps` and `monitor ... on` actions of a run (see `camlang.run.program`)."""
 
 from __future__ import annotations
 

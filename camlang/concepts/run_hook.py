@@ -1,4 +1,4 @@
-"""The one entry point `camlang.execution.run_program` calls for the concept actions."""
+"""The one entry point `camlang.run.program` calls for the concept actions."""
 
 from __future__ import annotations
 

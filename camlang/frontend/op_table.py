@@ -314,7 +314,7 @@ def _metric_op(
     ranking_arg: int | None = None,
 ) -> OpSpec:
     """A metric-language op, computed by the metric runtime context
-    (`camlang.execution.metric_evaluation`)."""
+    (`camlang.runtime.metric_evaluation`)."""
     return OpSpec(
         name, params, rule, doc, frozenset({"metric"}), "metric", None, model, ranking_arg=ranking_arg
     )

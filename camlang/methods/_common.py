@@ -109,7 +109,7 @@ def fill_value(fill: float | Tensor, x: Tensor, method: str) -> Tensor:
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 """A method's randomness: one generator per image (a list, batch-independent: see
-`camlang.execution.per_image_rng`), or one generator (or None, torch's global one) shared by all images in
+`camlang.core.per_image_rng`), or one generator (or None, torch's global one) shared by all images in
 batch order."""
 
 
@@ -122,7 +122,7 @@ def per_image_generators(generator: Generators, batch: int, method: str) -> list
         raise CamlangError(
             f"{method}: `generator` must be one torch.Generator or a list of one per image ({batch}), "
             f"got {len(gens)} item(s)",
-            hint="camlang.execution.per_image_rng.image_generators(seed, indices, op) makes one per image",
+            hint="camlang.core.per_image_rng.image_generators(seed, indices, op) makes one per image",
         )
     return gens
 

@@ -168,7 +168,7 @@ def deepcover(
     mutant and at least `min_tests` mutants were run, or `max_tests` is reached (pixels still
     never masked then have ef = ep = 0; an image without failing mutants gets an all-zero map,
     which `.failing` shows). Each image stops on its own criterion, so its map does not depend
-    on the other images of the batch; with one generator per image (`camlang.execution.per_image_rng`) it does
+    on the other images of the batch; with one generator per image (`camlang.core.per_image_rng`) it does
     not depend on the batch at all. Mutants of all active images are batched, `chunk_size` images
     per model call.
     """

@@ -6,7 +6,7 @@ input resolution. Functions that call the model take `chunk_size` (images per ca
 optional `CallCounter`, and report their own image count in their result.
 """
 
-from camlang.execution.call_counter import CallCounter
+from camlang.core.call_counter import CallCounter
 from camlang.metrics._common import pixel_ranks
 from camlang.metrics.complexity import entropy, sparsity
 from camlang.metrics.curves import CurveResult, deletion_auc, insertion_auc, step_counts, trapezoid_auc

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from camlang.core.call_counter import CallCounter as CallCounter  # re-exported for older imports
 from camlang.errors import CamlangError
-from camlang.execution.call_counter import CallCounter as CallCounter  # re-exported for older imports
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
 """`model_fn(x [N, C, H, W]) -> logits [N, K]`."""

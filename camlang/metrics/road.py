@@ -23,7 +23,7 @@ MoRF: lower (more negative) is better. LeRF: higher (closer to 0) is better.
 `road_combined = (LeRF - MoRF) / 2`, higher is better.
 
 Noise: by default image b's noise for (mode, percentile) comes from its own generator keyed to
-(`seed`, `indices[b]`, mode, percentile) (`camlang.execution.per_image_rng`), so scores do not depend on
+(`seed`, `indices[b]`, mode, percentile) (`camlang.core.per_image_rng`), so scores do not depend on
 batching; all candidate maps of an image share it. For parity with pytorch-grad-cam pass one `generator`: the
 noise is then drawn as one `randn(C, n_removed)` per imputed image in the order candidate,
 percentile, image (`road_combined` does LeRF first, then MoRF), the order pytorch-grad-cam draws
@@ -47,8 +47,8 @@ import scipy.sparse
 import scipy.sparse.linalg
 import torch
 
+from camlang.core.per_image_rng import image_generator
 from camlang.errors import CamlangError
-from camlang.execution.per_image_rng import image_generator
 from camlang.metrics._common import (
     CallCounter,
     ModelFn,

@@ -4,7 +4,7 @@ These metrics take `cam_fn(x [N, C, H, W], targets [N]) -> L [N, H, W]` (normali
 of fixed maps, because they re-run the method on perturbed inputs. All perturbed inputs of a
 metric go to `cam_fn` together, in chunks of at most `chunk_size` images; `CallCounter` counts
 `cam_fn` calls and images. Random draws come from one generator per image keyed to the run seed
-and the image's dataset index (`camlang.execution.per_image_rng`), so results do not depend on batching.
+and the image's dataset index (`camlang.core.per_image_rng`), so results do not depend on batching.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Literal
 
 import torch
 
+from camlang.core.per_image_rng import per_image_normal, per_image_uniform
 from camlang.errors import CamlangError
-from camlang.execution.per_image_rng import per_image_normal, per_image_uniform
 from camlang.metrics._common import CallCounter, CamFn, check_chunk_size, check_images, check_targets
 from camlang.metrics.transforms import hflip, shift, shift_valid_mask
 
@@ -73,7 +73,7 @@ def stability(
     """Float [B]: mean over `samples` draws of `mean |cam(x + N(0, std^2)) - cam(x)|`. Lower is better.
 
     Draw s of image b comes from its own generator keyed to (`seed`, `indices[b]`, s)
-    (`camlang.execution.per_image_rng`; `indices` default to the batch positions), so a value does not depend
+    (`camlang.core.per_image_rng`; `indices` default to the batch positions), so a value does not depend
     on the batch.
     """
     _prepare(x, targets, chunk_size)

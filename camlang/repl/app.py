@@ -21,7 +21,7 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 from rich.console import Console
 
-from camlang import __version__
+from camlang.core.version import __version__
 from camlang.repl.commands import load_file
 from camlang.repl.completer import CamCompleter
 from camlang.repl.keys import build_key_bindings

@@ -20,9 +20,8 @@ from typing import Any
 
 from rich.console import Console
 
-from camlang import __version__
+from camlang.core.version import __version__
 from camlang.errors import CamlangError
-from camlang.execution.run_state import RunOptions, RunState
 from camlang.frontend import syntax as s
 from camlang.frontend.check import Checker
 from camlang.frontend.diagnostics import CompileError, Diagnostic
@@ -33,6 +32,7 @@ from camlang.frontend.program import Program
 from camlang.frontend.source import NO_SPAN, SourceFile, Span
 from camlang.repl.results import Result, Typed
 from camlang.report import RunReport
+from camlang.run.state import RunOptions, RunState
 
 #: What a bare expression is wrapped in to parse it (its diagnostics are shifted back).
 _WRAP = "cam _ = "
@@ -216,8 +216,8 @@ class Session:
 
     def run_action(self, action: s.Action) -> str:
         """`evaluate`, `check` or `export` typed at the prompt, as `camlang run` does them."""
-        from camlang.execution.run_actions import run_check, run_evaluate
         from camlang.report.terminal import checks_table, eval_table
+        from camlang.run.actions import run_check, run_evaluate
 
         match action:
             case s.Evaluate():
@@ -242,7 +242,7 @@ class Session:
 
     def export(self, name: str, target: Path) -> str:
         """Write cam `name` as a standalone module (running its synthesis first if needed)."""
-        from camlang.execution.standalone_export import write_module
+        from camlang.run.export import write_module
 
         if name not in self.names() or self.names()[name] != "cam":
             raise CamlangError(f"no cam named `{name}`", hint="`:cams` lists them")

@@ -16,14 +16,14 @@ from PIL import Image
 
 from camlang.backends.torch_eager import TorchContext, evaluate, terminals_used
 from camlang.errors import CamlangError
-from camlang.execution.cam_engine import CamEngine
-from camlang.execution.capture import capture
 from camlang.frontend.ir import Node, postorder, to_text
 from camlang.frontend.op_table import OPS
 from camlang.frontend.program import MetricDef
 from camlang.repl.results import Result, Typed
 from camlang.report.ansi import ansi_preview
 from camlang.report.colormap import overlay_rgb
+from camlang.runtime.cam_engine import CamEngine
+from camlang.runtime.capture import capture
 
 if TYPE_CHECKING:
     from camlang.repl.session import Session
@@ -154,7 +154,7 @@ def metric_cam(session: Session) -> tuple[str, Node]:
 
 
 def _metric_value(session: Session, typed: Typed, head: str) -> Result:
-    from camlang.execution.metric_evaluation import Evaluator, metric_needs_mask, referenced_cams
+    from camlang.runtime.metric_evaluation import Evaluator, metric_needs_mask, referenced_cams
 
     label, cam_node = metric_cam(session)
     live, _, batch = selection(session)

@@ -1,6 +1,6 @@
 """The data a run report is made from.
 
-The run driver (`camlang/execution/run_program.py`) fills these frozen dataclasses; the writers in this
+The run driver (`camlang/run/program.py`) fills these frozen dataclasses; the writers in this
 package (`write_report`, `print_summary`) only read them. Nothing here computes CAMs or metrics.
 
 Conventions (see docs/report_schema.md for the JSON they become):

@@ -42,13 +42,13 @@ import torch
 from camlang.backends.torch_eager import terminals_used
 from camlang.data import Dataset
 from camlang.errors import CamlangError
-from camlang.execution.declaration_loading import LiveModel
-from camlang.execution.metric_evaluation import referenced_cams
 from camlang.frontend.ir import Node, to_text
 from camlang.frontend.program import GrammarDef, MetricDef, Program, SynthDef
 from camlang.metrics._common import CallCounter
 from camlang.passes.simplify import simplify
 from camlang.report.model import Candidate, Interval, MetricInfo, SynthCounts, SynthResult, Visuals
+from camlang.runtime.declaration_loading import LiveModel
+from camlang.runtime.metric_evaluation import referenced_cams
 from camlang.synth.cache import ScoreCache
 from camlang.synth.compare import PairedComparison, StdlibScoreCache, paired_comparison
 from camlang.synth.enumeration import Enumerator, Fixed, Template

@@ -17,14 +17,14 @@ from camlang.data import Dataset
 from camlang.data.base import Batch
 from camlang.distributed.shard import shard_batches
 from camlang.errors import CamlangError
-from camlang.execution.cam_engine import CamBatch, CamEngine
-from camlang.execution.capture import capture
-from camlang.execution.declaration_loading import LiveModel
-from camlang.execution.metric_evaluation import Evaluator, referenced_cams
 from camlang.frontend.ir import Node
 from camlang.frontend.program import MetricDef
 from camlang.metrics._common import CallCounter
 from camlang.report.model import Interval
+from camlang.runtime.cam_engine import CamBatch, CamEngine
+from camlang.runtime.capture import capture
+from camlang.runtime.declaration_loading import LiveModel
+from camlang.runtime.metric_evaluation import Evaluator, referenced_cams
 from camlang.synth.observe import as_map
 from camlang.synth.racing import StopSearch
 from camlang.synth.sharding import SynthGroup

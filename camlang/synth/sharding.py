@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from camlang.core.call_counter import CallCounter
 from camlang.errors import CamlangError
-from camlang.execution.call_counter import CallCounter
 from camlang.frontend.ir import Node
 from camlang.synth.racing import StopSearch
 

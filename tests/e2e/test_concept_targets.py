@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
-import io
-
 from rich.console import Console
 
-from camlang.execution.run_program import run_program
-from camlang.execution.run_state import RunOptions
 from camlang.frontend.check import check_file
+from camlang.run.program import run_program
+from camlang.run.state import RunOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = f"""import "stdlib/cams.cam"

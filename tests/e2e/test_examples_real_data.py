@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from camlang import cli
-from camlang.execution.declaration_loading import load_data, load_model
 from camlang.frontend.check import check_file
+from camlang.runtime.declaration_loading import load_data, load_model
 from tests.conftest import shared_data
 
 ROOT = Path(__file__).resolve().parents[2]

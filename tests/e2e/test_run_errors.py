@@ -109,9 +109,9 @@ def test_nan_cam_is_reported_and_the_run_continues(
 def test_ctrl_c_keeps_the_finished_evaluate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import camlang.execution.run_actions
+    import camlang.run.actions
 
-    real = camlang.execution.run_actions.run_evaluate
+    real = camlang.run.actions.run_evaluate
     calls: list[int] = []
 
     def interrupt_second(*args: object, **kwargs: object) -> object:
@@ -120,7 +120,7 @@ def test_ctrl_c_keeps_the_finished_evaluate(
             raise KeyboardInterrupt
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(camlang.execution.run_actions, "run_evaluate", interrupt_second)
+    monkeypatch.setattr(camlang.run.actions, "run_evaluate", interrupt_second)
     body = (
         "data d = synthetic_shapes(count = 4, size = 64, seed = 1)\n"
         "evaluate [gradcam] on shapes, d with [sparsity]\n"

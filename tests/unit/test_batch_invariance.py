@@ -1,6 +1,6 @@
 """Every random draw is keyed to (run seed, dataset index, op): results do not depend on batching.
 
-The images are scored the way `camlang run` scores them (`camlang/execution/run_actions.py`): a `CamEngine` and
+The images are scored the way `camlang run` scores them (`camlang/run/actions.py`): a `CamEngine` and
 an `Evaluator` per batch of `Dataset.batches(batch_size)`, with `Batch.indices` passed to both.
 Each stochastic op and metric (noise, stability, max/avg sensitivity, ROAD, direction accuracy)
 and each random method (SmoothGrad, DeepCover, extremal perturbation) must give every image the
@@ -15,11 +15,11 @@ import torch
 
 from camlang.data import synthetic_shapes
 from camlang.data.base import Dataset
-from camlang.execution.cam_engine import CamEngine
-from camlang.execution.declaration_loading import LiveModel
-from camlang.execution.metric_evaluation import Evaluator
 from camlang.frontend.check import check_text
 from camlang.models import DEMO_TARGET_LAYER, load_demo_model, resolve_layer
+from camlang.runtime.cam_engine import CamEngine
+from camlang.runtime.declaration_loading import LiveModel
+from camlang.runtime.metric_evaluation import Evaluator
 
 SOURCE = """import "stdlib/cams.cam"
 import "stdlib/metrics.cam"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from camlang.core.per_image_rng import image_generator
 from camlang.errors import CamlangError
-from camlang.execution.per_image_rng import image_generator
 from camlang.metrics import (
     CallCounter,
     avg_sensitivity,

@@ -10,10 +10,10 @@ import torch
 timm = pytest.importorskip("timm", reason="timm is the optional camlang[timm] extra")
 
 from camlang.errors import CamlangError  # noqa: E402
-from camlang.execution.cam_engine import CamEngine  # noqa: E402
-from camlang.execution.declaration_loading import load_model  # noqa: E402
 from camlang.frontend.check import check_text  # noqa: E402
 from camlang.paths import stdlib_dir  # noqa: E402
+from camlang.runtime.cam_engine import CamEngine  # noqa: E402
+from camlang.runtime.declaration_loading import load_model  # noqa: E402
 
 GRADCAM = check_text(f'import "{stdlib_dir() / "cams.cam"}"\n', "<t>", None).cams["gradcam"].node
 

@@ -11,11 +11,11 @@ import pytest
 from rich.console import Console
 
 from camlang.distributed import Dist, shard_batches
-from camlang.execution.metric_evaluation import Evaluator
-from camlang.execution.run_cache import RunCache
-from camlang.execution.run_program import RunOptions, run_program
 from camlang.frontend.check import check_text
 from camlang.progress import PlainProgress, make_progress
+from camlang.run.cache import RunCache
+from camlang.run.program import RunOptions, run_program
+from camlang.runtime.metric_evaluation import Evaluator
 
 ROOT = Path(__file__).resolve().parents[2]
 

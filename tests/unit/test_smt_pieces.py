@@ -157,9 +157,8 @@ class _DictMemo:
 
 
 def test_a_memo_keeps_infeasible_pieces_and_a_second_search_skips_them() -> None:
-    from tests.e2e.test_distributed_pieces import X, tied_net
-
     from camlang import smt
+    from tests.e2e.test_distributed_pieces import X, tied_net
 
     memo = _DictMemo()
     first = smt.check_robust(tied_net(), X, 0.02, timeout_s=60, memo=memo)
@@ -184,9 +183,8 @@ def test_a_memo_keeps_infeasible_pieces_and_a_second_search_skips_them() -> None
 
 def test_a_memo_never_hides_a_violation() -> None:
     """Only infeasible pieces are kept: a violated property is violated again on resume."""
-    from tests.e2e.test_distributed_pieces import X, tied_net
-
     from camlang import smt
+    from tests.e2e.test_distributed_pieces import X, tied_net
 
     memo = _DictMemo()
     first = smt.check_robust(tied_net(), X, 0.05, timeout_s=60, memo=memo)

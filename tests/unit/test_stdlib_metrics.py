@@ -1,7 +1,7 @@
 """Every metric of stdlib/metrics.cam, run through the language, against a direct reference.
 
 The metrics are checked and compiled from the stdlib source and scored by
-`camlang.execution.metric_evaluation.Evaluator` over a stacked (cam x image) batch, the code path `camlang run`
+`camlang.runtime.metric_evaluation.Evaluator` over a stacked (cam x image) batch, the code path `camlang run`
 uses. Each reference below is written from the metric's definition with per-image loops and
 pytorch-grad-cam's metric classes where it has them (Average Drop, Increase in Confidence, ROAD).
 References that need the CAM of a changed image (the robustness metrics) get it from a
@@ -19,13 +19,13 @@ from pytorch_grad_cam.metrics.cam_mult_image import DropInConfidence, IncreaseIn
 from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
+from camlang.core.per_image_rng import image_generator
 from camlang.data import synthetic_shapes
-from camlang.execution.cam_engine import CamBatch, CamEngine
-from camlang.execution.declaration_loading import LiveModel
-from camlang.execution.metric_evaluation import Evaluator
-from camlang.execution.per_image_rng import image_generator
 from camlang.frontend.check import check_text
 from camlang.models import DEMO_TARGET_LAYER, load_demo_model, resolve_layer
+from camlang.runtime.cam_engine import CamBatch, CamEngine
+from camlang.runtime.declaration_loading import LiveModel
+from camlang.runtime.metric_evaluation import Evaluator
 
 SOURCE = 'import "stdlib/cams.cam"\nimport "stdlib/metrics.cam"\n'
 CAMS = ["gradcam", "layercam", "eigencam"]
@@ -158,7 +158,7 @@ def _road_removed(L: torch.Tensor, p: float, mode: str, tie_rule: str) -> np.nda
 
 def _road_reference(setup: dict, cam: str, b: int, mode: str, tie_rule: str) -> float:
     """Mean over 10..90 of logit(imputed) - logit(x): pytorch-grad-cam's noise-free imputer, plus
-    0.01 * N(0, 1) on the removed pixels from the image's own generator (camlang.execution.per_image_rng)."""
+    0.01 * N(0, 1) on the removed pixels from the image's own generator (camlang.core.per_image_rng)."""
     x, L = setup["batch"].x[b], setup["cams"].maps[cam][b].detach()
     index, t = int(setup["batch"].indices[b]), int(setup["cams"].targets[b])
     imputer = NoisyLinearImputer(noise=0.0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from camlang.data import synthetic_shapes
-from camlang.execution.declaration_loading import LiveModel
 from camlang.frontend.check import check_text
 from camlang.frontend.program import Program
+from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth import SynthOutcome, prove_equivalent, synthesize
 from tests.conftest import demo_live_model
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from camlang.data import synthetic_shapes
-from camlang.execution.capture import capture
 from camlang.frontend.check import check_text
 from camlang.frontend.ir import verify
 from camlang.frontend.program import Program
 from camlang.models import ShapesCNN
+from camlang.runtime.capture import capture
 from camlang.synth.enumeration import Enumerator
 from camlang.synth.observe import Observer, all_ranking_only, depends_only_on_ranking
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from camlang.data import synthetic_shapes
-from camlang.execution.declaration_loading import LiveModel
 from camlang.frontend.check import check_text
 from camlang.frontend.program import Program
+from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth import SynthOutcome, default_reference_cams, prove_equivalent, synthesize
 from camlang.synth.compare import StdlibScoreCache, paired_comparison
 from camlang.synth.limits import ProgressLog

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from camlang.execution.call_counter import CallCounter
+from camlang.core.call_counter import CallCounter
 from camlang.synth.racing import RaceResult, StopSearch, race
 from camlang.synth.sharding import SynthGroup, image_share
 

@@ -12,10 +12,10 @@ import torchvision
 import camlang
 from camlang.backends.torch_eager import normalize_maps, scale_to_input
 from camlang.errors import CamlangError
-from camlang.execution.cam_engine import CamEngine
 from camlang.frontend.check import check_file
 from camlang.frontend.layer_layout import LayerLayout, as_layout, infer_layout, reshape_transform, tokens
 from camlang.paths import stdlib_dir
+from camlang.runtime.cam_engine import CamEngine
 
 STDLIB_CAMS = {n: c.node for n, c in check_file(stdlib_dir() / "cams.cam").cams.items()}
 GRADIENT_CAMS = [n for n in STDLIB_CAMS if n not in ("scorecam", "ablationcam")]

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from camlang.backends.torch_source import generate, load_generated
-from camlang.execution.cam_engine import CamEngine
 from camlang.frontend.check import check_file
 from camlang.paths import stdlib_dir
+from camlang.runtime.cam_engine import CamEngine
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "modules"
 SNAPSHOT_CAMS = ("gradcam", "gradcampp", "scorecam", "ablationcam", "eigencam")

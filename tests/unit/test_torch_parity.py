@@ -11,10 +11,10 @@ import pytest
 import torch
 import torchvision
 
-from camlang.execution.cam_engine import CamEngine
 from camlang.frontend.check import check_file
 from camlang.frontend.ir import Node
 from camlang.paths import stdlib_dir
+from camlang.runtime.cam_engine import CamEngine
 
 gradcam_lib = pytest.importorskip(
     "pytorch_grad_cam", reason="grad-cam (pytorch-grad-cam) is a test dependency"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from camlang.execution.cam_engine import CamEngine
 from camlang.frontend.check import check_file
 from camlang.paths import stdlib_dir
+from camlang.runtime.cam_engine import CamEngine
 from tests.conftest import shared_data
 
 pytest.importorskip("pytorch_grad_cam", reason="grad-cam (pytorch-grad-cam) is a test dependency")

@@ -19,13 +19,13 @@ from torch import nn
 from camlang.backends.torch_eager import TorchContext, evaluate, fuse_maps, normalize_maps, terminals_used
 from camlang.compat.grad_cam.utils.model_targets import ClassifierOutputTarget
 from camlang.errors import CamlangError
-from camlang.execution.cam_engine import CamEngine
-from camlang.execution.capture import Scorer, capture
 from camlang.frontend.check import check_text
 from camlang.frontend.diagnostics import CompileError
 from camlang.frontend.ir import Node
 from camlang.frontend.layer_layout import LayerLayout
 from camlang.frontend.layer_layout import reshape_transform as layout_from_transform
+from camlang.runtime.cam_engine import CamEngine
+from camlang.runtime.capture import Scorer, capture
 
 _FLIPS = (False, True)
 _FACTORS = (0.9, 1.0, 1.1)  # pytorch-grad-cam's aug_smooth: horizontal flip x brightness factors

@@ -1,15 +1,15 @@
 """The state of one run: what is loaded and what has been produced, behind a small interface.
 
-Three drivers share it: `camlang run` (`camlang.execution.run_program`), the REPL (`camlang.repl.session`) and
+Three drivers share it: `camlang run` (`camlang.run.program`), the REPL (`camlang.repl.session`) and
 the Python API (`camlang.api.LoadedProgram`).
 
 - `Workspace` loads a program's models and data sets on first use and keeps them. It is the one
   place that turns declarations into live objects for a run (the API uses it alone).
 - `RunState` adds what a run produces: synthesized cams, the report built so far, warnings, and
   the run's place in a distributed job (`camlang.distributed.Dist`) and its result cache
-  (`camlang.execution.run_cache.RunCache`).
+  (`camlang.run.cache.RunCache`).
 
-Actions (`camlang.execution.run_actions`) read and extend a `RunState` only through its methods.
+Actions (`camlang.run.actions`) read and extend a `RunState` only through its methods.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Any
 from rich.console import Console
 
 from camlang.errors import CamlangError
-from camlang.execution.declaration_loading import LiveModel, load_data, load_model
 from camlang.frontend.ir import Node
 from camlang.frontend.program import CamDef, Program
 from camlang.report import RunReport
+from camlang.runtime.declaration_loading import LiveModel, load_data, load_model
 
 __all__ = ["RunOptions", "RunState", "Workspace"]
 
@@ -103,7 +103,7 @@ class RunState:
     report: RunReport | None = None
     workspace: Workspace | None = None
     dist: Any = None  # camlang.distributed.Dist; None means one process
-    cache: Any = None  # camlang.execution.run_cache.RunCache; None means no per-batch cache
+    cache: Any = None  # camlang.run.cache.RunCache; None means no per-batch cache
     synthesized: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     #: The finished part of the action that was running when the run stopped (for the report).
@@ -121,7 +121,7 @@ class RunState:
 
             self.dist = Dist.single(self.options.device)
         if self.cache is None:
-            from camlang.execution.run_cache import RunCache
+            from camlang.run.cache import RunCache
 
             self.cache = RunCache(None, self.dist, resume=False)
 

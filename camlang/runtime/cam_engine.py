@@ -15,9 +15,9 @@ from torch import nn
 
 from camlang.backends.torch_eager import TorchContext, evaluate, fuse_maps, normalize_maps, terminals_used
 from camlang.errors import CamlangError
-from camlang.execution.capture import CallCounter, LayoutArg, Scorer, Targets, capture
 from camlang.frontend.ir import Node
 from camlang.frontend.layer_layout import LayerLayout
+from camlang.runtime.capture import CallCounter, LayoutArg, Scorer, Targets, capture
 
 FUSIONS = ("mean", "max")
 

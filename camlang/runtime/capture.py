@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from camlang.core.call_counter import CallCounter
 from camlang.errors import CamlangError
-from camlang.execution.call_counter import CallCounter
 from camlang.frontend.layer_layout import LayerLayout, as_layout, infer_layout
 from camlang.frontend.op_table import TERMINALS
 from camlang.metrics._common import images_per_call

@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from camlang.core.call_counter import CallCounter
 from camlang.distributed import shard_batches
 from camlang.errors import CamlangError
-from camlang.execution.call_counter import CallCounter
-from camlang.execution.cam_engine import CamEngine
-from camlang.execution.metric_evaluation import Evaluator, metric_needs_mask, metric_settings, referenced_cams
 from camlang.frontend import syntax as s
 from camlang.frontend.program import IndexRef, PropertyDef, Ref
 from camlang.progress import make_progress
 from camlang.report import CheckResult, EvalResult, MetricInfo, Visuals
 from camlang.report.model import stat_of
+from camlang.runtime.cam_engine import CamEngine
+from camlang.runtime.metric_evaluation import Evaluator, metric_needs_mask, metric_settings, referenced_cams
 
 if TYPE_CHECKING:
-    from camlang.execution.run_state import RunState
+    from camlang.run.state import RunState
 
 
 def _forward_error(err: Exception, model: str, data: str, x: torch.Tensor) -> CamlangError:
@@ -55,7 +55,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
     for ref in referenced_cams([m.node for m in metrics.values()]):
         nodes.setdefault(ref, state.cam_node(ref)[0])
     from camlang.backends.torch_eager import terminals_used
-    from camlang.execution.capture import LAYER_TERMINALS
+    from camlang.runtime.capture import LAYER_TERMINALS
 
     if live.layer is None and terminals_used(nodes.values()) & LAYER_TERMINALS:
         raise CamlangError(

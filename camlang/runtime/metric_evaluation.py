@@ -18,13 +18,13 @@ import torch.nn.functional as F
 
 from camlang import metrics as M
 from camlang.backends.torch_eager import evaluate
+from camlang.core.call_counter import CallCounter
+from camlang.core.per_image_rng import image_generators, per_image_normal, per_image_uniform
 from camlang.errors import CamlangError
-from camlang.execution.call_counter import CallCounter
-from camlang.execution.cam_engine import CamBatch, CamEngine
-from camlang.execution.declaration_loading import LiveModel
-from camlang.execution.per_image_rng import image_generators, per_image_normal, per_image_uniform
 from camlang.frontend.ir import Node, postorder
 from camlang.frontend.program import MetricDef
+from camlang.runtime.cam_engine import CamBatch, CamEngine
+from camlang.runtime.declaration_loading import LiveModel
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Synthesis jobs run when an action first needs their result (and any unused ones at the end).
 The report (report.json, report.html, PNGs) is rewritten after every action, and every finished
-batch of an evaluate and every finished check goes into the run's cache (`camlang.execution.run_cache`), so
+batch of an evaluate and every finished check goes into the run's cache (`camlang.run.cache`), so
 Ctrl-C, a crash or a lost worker keeps everything that finished: the report is marked partial and
 counts what it covers ("412 of 200,000 images"); `--resume` continues from the cache. Relative
 export paths are written inside the output folder.
@@ -21,17 +21,17 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from camlang import __version__
+from camlang.core.version import __version__
 from camlang.distributed import Dist, WorkerFailure
 from camlang.distributed.context import DEFAULT_TIMEOUT_S, clear_failures, note_failure, read_failures
 from camlang.errors import CamlangError
-from camlang.execution.run_cache import RunCache
-from camlang.execution.run_state import RunOptions, RunState
 from camlang.frontend import syntax as s
 from camlang.frontend.check import check_file
 from camlang.frontend.diagnostics import CompileError
 from camlang.frontend.program import Program
 from camlang.report import Export, RunReport, print_summary, write_report
+from camlang.run.cache import RunCache
+from camlang.run.state import RunOptions, RunState
 
 __all__ = ["RunOptions", "RunState", "run_file", "run_program"]
 
@@ -143,7 +143,7 @@ def _run_action(state: RunState, action: s.Action) -> None:
 
 
 def _dispatch(state: RunState, action: s.Action) -> None:
-    from camlang.execution.run_actions import run_checks, run_evaluate
+    from camlang.run.actions import run_checks, run_evaluate
 
     match action:
         case s.Evaluate():
@@ -159,7 +159,7 @@ def _dispatch(state: RunState, action: s.Action) -> None:
 
             run_concept_action(state, action)
         case s.Export():
-            from camlang.execution.standalone_export import write_module
+            from camlang.run.export import write_module
 
             node, text = state.cam_node(action.cam.name)
             if not state.is_main:
