@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from camlang.data.archive import ARCHIVE_SUFFIXES, is_archive, unpacked_folder
 from camlang.data.base import Batch, Dataset, normalize_images, resolve_normalization
 from camlang.errors import CamlangError
 
@@ -56,6 +57,9 @@ def _image_files(folder: Path, recursive: bool) -> list[Path]:
 
 
 def _check_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """The folder named by `path`, or the unpacked contents when `path` is an archive."""
+    if is_archive(path):
+        return unpacked_folder(path)
     folder = Path(path).expanduser()
     if not folder.exists():
         raise CamlangError(
@@ -63,7 +67,10 @@ def _check_folder(path: str | os.PathLike[str], what: str) -> Path:
             hint="check the path; relative paths are relative to the current directory",
         )
     if not folder.is_dir():
-        raise CamlangError(f"{what} {str(path)!r} is not a folder (resolved to {folder.resolve()})")
+        raise CamlangError(
+            f"{what} {str(path)!r} is not a folder (resolved to {folder.resolve()})",
+            hint="give a folder, or an archive ending in " + ", ".join(ARCHIVE_SUFFIXES),
+        )
     return folder
 
 
@@ -404,6 +411,8 @@ def images(
 
     - Layout: a flat folder of images, or one subfolder per class (labels are the sorted
       subfolder names' positions) when the folder itself holds no images.
+    - `folder` (and `masks`) may be an archive (`.tar.gz`, `.zip`, ...): it is unpacked once into
+      the user's cache folder (`camlang.data.archive`) and read from there.
     - `labels`: a CSV path with `filename,label` rows (integers, or class names that are sorted
       into indices), or a list of class names that maps subfolder names onto the model's indices.
     - `masks`: a folder with one mask per image (same relative name, any image extension),

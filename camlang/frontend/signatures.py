@@ -177,7 +177,7 @@ _DATA_COMMON = (
         '"train" or "holdout" part of a split',
         check=Choices(("train", "holdout")),
     ),
-    Arg("split_fraction", ("number",), 0.5, "the holdout share when split is given"),
+    Arg("split_fraction", ("number",), 0.5, "the train share when split is given"),
 )
 
 DATA_SOURCES: dict[str, tuple[Arg, ...]] = {
@@ -196,7 +196,12 @@ DATA_SOURCES: dict[str, tuple[Arg, ...]] = {
     )
     + _DATA_COMMON,
     "images": (
-        Arg("folder", ("string",), doc="an image folder (flat or one subfolder per class)", is_path=True),
+        Arg(
+            "folder",
+            ("string",),
+            doc="an image folder (flat or one subfolder per class), or a .tar.gz / .zip of one",
+            is_path=True,
+        ),
         Arg("size", ("int",), 224, "resize to size x size", check=_POSITIVE),
         Arg("normalize", ("string", "list"), "imagenet", "imagenet, cifar, none or [mean, std]"),
         Arg("labels", ("string", "list", "none"), None, "a CSV file or class-name list"),
