@@ -338,4 +338,5 @@ REFERENCED = [
     "sufficient_fraction",
     "sparsity",
     "entropy",
+    "adcc",
 ]
