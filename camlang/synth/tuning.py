@@ -13,6 +13,13 @@ The tuner never sees data: it calls `loss(node)`, which the driver builds over t
 split alone, so the holdout cannot leak into the constants. It stops at `seconds`, or after
 `max_evaluations` calls of `loss`, and returns the best point seen (never worse than the grid's
 choice). Reported values are rounded to 3 significant digits and re-scored.
+
+Wiring, after the race (`en` the `Enumerator`, `raw` the winner as enumerated, before any
+simplification, `scorer` the selection split's `Scorer`, `sign` +1 to minimize, -1 to maximize):
+
+    sites = constant_sites(en.alts, en.start, raw, en.constants_of(raw))
+    loss = lambda node: sign * float(scorer([node], selection_rows).nanmean())
+    tuned = tune_constants(program.builder, raw, sites, loss, seconds=budget, start_loss=...)
 """
 
 from __future__ import annotations
