@@ -15,8 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-import typing
-from typing import Any
+from typing import Any, get_args
 
 import lark
 from lark import Token, Transformer, v_args
@@ -296,7 +295,7 @@ def _unquote(raw: str) -> str:
 
 
 #: The grammar's binary operators, by their text (a closed set: the grammar admits no others).
-_BINOPS: dict[str, s.BinOpSymbol] = {op: op for op in typing.get_args(s.BinOpSymbol)}
+_BINOPS: dict[str, s.BinOpSymbol] = {op: op for op in get_args(s.BinOpSymbol)}
 
 
 def _binop_symbol(tok: Token) -> s.BinOpSymbol:
