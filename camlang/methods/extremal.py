@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -283,6 +284,18 @@ def extremal_perturbation(
     return ExtremalResult(masks.sum(dim=1), masks, area_t, scores, forward_passes)
 
 
+class ExtremalOptions(TypedDict, total=False):
+    """`extremal_perturbation`'s keyword-only options, for `extremal_map`."""
+
+    stride: int | None
+    sigma: float | None
+    max_blur: float | None
+    levels: int
+    reg_weight: float
+    reg_growth: float
+    progress: Progress | None
+
+
 def extremal_map(
     module: nn.Module,
     x: Tensor,
@@ -292,7 +305,7 @@ def extremal_map(
     smooth: float = 0.0,
     learning_rate: float | None = None,
     fast: bool = False,
-    **options: object,
+    **options: Unpack[ExtremalOptions],
 ) -> Tensor:
     """`extremal_perturbation(...).map`: the sum over areas of the masks, `[B, H, W]`."""
     return extremal_perturbation(
@@ -304,5 +317,5 @@ def extremal_map(
         smooth,
         learning_rate,
         fast,
-        **options,  # type: ignore[arg-type]
+        **options,
     ).map
