@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from camlang.concepts.deploy import DeployedMonitor
+from camlang.data.base import Dataset
 from camlang.errors import CamlangError
 from camlang.frontend.check import check_file, check_text
 from camlang.frontend.diagnostics import CompileError
@@ -111,7 +112,7 @@ class LoadedProgram:
             name = next(iter(self.program.models))
         return self._workspace.model(name)
 
-    def data(self, name: str) -> Any:
+    def data(self, name: str) -> Dataset:
         """The dataset `name` (lazy; loaded once)."""
         return self._workspace.data(name)
 
@@ -156,7 +157,7 @@ class LoadedProgram:
         assert report is not None, "a single-process run always has a report"
         return RunResult(report, out_dir, status)
 
-    def monitor(self, name: str, detector: str = "monitor") -> Any:
+    def monitor(self, name: str, detector: str = "monitor") -> DeployedMonitor:
         """The concept monitor `name`, fitted and calibrated: `monitor(images)` gives per-image flags and
         scores.
 

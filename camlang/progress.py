@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -21,6 +22,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -29,9 +31,38 @@ from rich.progress import (
 PLAIN_INTERVAL_S = 5.0
 
 
+class ProgressDisplay(Protocol):
+    """What both displays offer: rich's `Progress` and `PlainProgress`."""
+
+    def __enter__(self) -> ProgressDisplay: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def add_task(self, description: str, *, total: float | None = ...) -> TaskID:
+        """A new task (None total: unknown length)."""
+        ...
+
+    def update(
+        self,
+        task_id: TaskID,
+        *,
+        advance: float | None = ...,
+        completed: float | None = ...,
+        total: float | None = ...,
+        description: str | None = ...,
+    ) -> None:
+        """Move a task on, or change its total or description."""
+        ...
+
+
 def make_progress(
     console: Console | None = None, *, enabled: bool = True, interval: float = PLAIN_INTERVAL_S
-) -> Any:
+) -> ProgressDisplay:
     """A progress display for `console` (bar on a terminal, plain lines otherwise)."""
     console = console or Console()
     if not enabled:
@@ -70,14 +101,19 @@ class PlainProgress:
     def __enter__(self) -> PlainProgress:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         for task_id, task in self.tasks.items():
-            if not task.finished and exc[0] is None and self._long(task):
+            if not task.finished and exc_type is None and self._long(task):
                 self._print(task_id, force=True)
 
-    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+    def add_task(self, description: str, total: float | None = None, **_: object) -> TaskID:
         now = time.monotonic()
-        task_id = len(self.tasks)
+        task_id = TaskID(len(self.tasks))
         self.tasks[task_id] = _Task(description, total, 0.0, now, now)
         return task_id
 
@@ -89,7 +125,7 @@ class PlainProgress:
         completed: float | None = None,
         total: float | None = None,
         description: str | None = None,
-        **_: Any,
+        **_: object,
     ) -> None:
         task = self.tasks[task_id]
         if description is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from rich.console import Console
 
 from camlang.concepts.adversarial import pgd_linf
 from camlang.concepts.build import ConceptRuntime
@@ -19,7 +20,7 @@ from camlang.frontend import syntax as s
 
 
 def run_heatmaps(
-    runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Any
+    runtime: ConceptRuntime, report: ConceptReport, act: s.Heatmaps, console: Console
 ) -> SemanticHeatmaps | None:
     """Semantic and differential heatmaps of a concept set on a model and data, and localisation."""
     source = runtime.source(act.concepts.name)
@@ -56,7 +57,7 @@ def run_heatmaps(
     return heat
 
 
-def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, console: Any) -> None:
+def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, console: Console) -> None:
     """Evaluate a monitor against MSP and energy on misclassifications of DATA (and PGD examples)."""
     monitor = runtime.monitor(act.monitor.name)
     mdef = runtime.state.program.monitors[act.monitor.name]
@@ -98,20 +99,22 @@ def _pgd_features(
     if len(keep) == 0:
         return None
     batch = ds.get(keep)
+    labels = batch.labels
+    assert labels is not None, "correct images have labels"
     mean, std = ds.normalization
     lo = ((0 - torch.tensor(mean)) / torch.tensor(std)).view(1, -1, 1, 1)
     hi = ((1 - torch.tensor(mean)) / torch.tensor(std)).view(1, -1, 1, 1)
     gen = torch.Generator().manual_seed(int(args["seed"]))
     parts = []
     for start in range(0, len(keep), 128):
-        x, y = batch.x[start : start + 128], batch.labels[start : start + 128]
+        x, y = batch.x[start : start + 128], labels[start : start + 128]
         x_adv = pgd_linf(
             live.module, x, y, eps=eps, steps=int(args["pgd_steps"]), lower=lo, upper=hi, generator=gen
         )
         parts.append(forward_with_features(live.module, x_adv, runtime.layers_of(model)))
     logits = torch.cat([p[0] for p in parts])
     pooled = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
-    fooled = logits.argmax(1) != batch.labels
+    fooled = logits.argmax(1) != labels
     sub = clean.subset(keep)
     both = Features(
         torch.cat([sub.logits, logits[fooled]]),

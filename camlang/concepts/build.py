@@ -7,28 +7,21 @@ carries every layer any concept set of that model reads: heatmaps, probes and mo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from camlang.concepts.features import PENULTIMATE, Features, extract_features
 from camlang.concepts.monitor import ConceptMonitor, fit_monitor
 from camlang.concepts.sources import ConceptSource, annotation_source, fit_probes, select_concepts
+from camlang.concepts.state import ConceptState
 from camlang.errors import CamlangError
-from camlang.frontend.program import ConceptSetDef, MonitorDef, Program
-
-
-class _State(Protocol):
-    program: Program
-
-    def data(self, name: str) -> Any: ...
-
-    def model(self, name: str, data_name: str | None = None) -> Any: ...
+from camlang.frontend.program import ConceptSetDef, MonitorDef
+from camlang.frontend.source import Span
 
 
 @dataclass
 class ConceptRuntime:
     """Fitted concept sources, monitors and cached features of one run."""
 
-    state: _State
+    state: ConceptState
     sources: dict[str, ConceptSource] = field(default_factory=dict)
     monitors: dict[str, ConceptMonitor] = field(default_factory=dict)
     features: dict[tuple[str, str], Features] = field(default_factory=dict)
@@ -60,7 +53,7 @@ class ConceptRuntime:
                 raise
         return self.features[key]
 
-    def _probe_span(self, model: str) -> Any:
+    def _probe_span(self, model: str) -> Span | None:
         for cdef in self.state.program.concept_sets.values():
             if cdef.kind == "probes" and cdef.args["model"].name == model:
                 return cdef.span

@@ -16,23 +16,48 @@ accuracy through it (class prompts "a photo of a {class}") are reported.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from camlang.concepts.features import PENULTIMATE, Features
+from camlang.concepts.state import ConceptModel
+from camlang.data.base import Dataset
 from camlang.errors import CamlangError
 from camlang.paths import resolve_user_path
 
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
+#: open_clip's tokenizer: prompts to token ids `[K, context_length]`.
+Tokenizer = Callable[[list[str]], torch.Tensor]
 
-def _open_clip() -> Any:
+
+class _ClipVisual(Protocol):
+    image_size: int | tuple[int, int]
+
+
+class ClipModel(Protocol):
+    """What camlang uses of an open_clip `CLIP` model: its two towers and the image size."""
+
+    @property
+    def visual(self) -> _ClipVisual: ...
+
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Text embeddings of token ids."""
+        ...
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Image embeddings of CLIP-normalized images."""
+        ...
+
+
+def _open_clip() -> ModuleType:
     try:
         import open_clip
     except ImportError as err:
@@ -42,7 +67,7 @@ def _open_clip() -> Any:
     return open_clip
 
 
-def load_clip(arch: str, weights: Path, base: Path | None = None) -> tuple[nn.Module, Any]:
+def load_clip(arch: str, weights: Path, base: Path | None = None) -> tuple[ClipModel, Tokenizer]:
     """An open_clip model of `arch` (a name, or a model-config .json file) with weights from `weights`.
 
     Returns `(model, tokenizer)`. The tokenizer is open_clip's bundled BPE tokenizer; configs
@@ -127,16 +152,16 @@ class ClipSource:
         }
 
 
-def encode_text(model: nn.Module, tokenizer: Any, prompts: list[str]) -> torch.Tensor:
+def encode_text(model: ClipModel, tokenizer: Tokenizer, prompts: list[str]) -> torch.Tensor:
     """Unit text embeddings `[K, E]` of `prompts`."""
     with torch.no_grad():
-        return F.normalize(model.encode_text(tokenizer(prompts)).float(), dim=1)  # type: ignore[operator]
+        return F.normalize(model.encode_text(tokenizer(prompts)).float(), dim=1)
 
 
-def encode_images(model: nn.Module, raw: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def encode_images(model: ClipModel, raw: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Unit CLIP image embeddings `[N, E]` of RGB images in [0, 1] (resized, CLIP-normalized)."""
-    size = model.visual.image_size  # type: ignore[union-attr]
-    size = size if isinstance(size, tuple | list) else (size, size)
+    image_size = model.visual.image_size
+    size = image_size if isinstance(image_size, tuple | list) else (image_size, image_size)
     mean = torch.tensor(_CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(_CLIP_STD).view(1, 3, 1, 1)
     out = []
@@ -145,7 +170,7 @@ def encode_images(model: nn.Module, raw: torch.Tensor, batch_size: int = 64) -> 
             x = F.interpolate(
                 raw[start : start + batch_size], size=tuple(size), mode="bicubic", align_corners=False
             )
-            out.append(F.normalize(model.encode_image((x.clamp(0, 1) - mean) / std).float(), dim=1))  # type: ignore[operator]
+            out.append(F.normalize(model.encode_image((x.clamp(0, 1) - mean) / std).float(), dim=1))
     return torch.cat(out)
 
 
@@ -164,8 +189,8 @@ def r_squared(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def fit_clip_source(
-    model: nn.Module,
-    tokenizer: Any,
+    model: ClipModel,
+    tokenizer: Tokenizer,
     prompts: list[str],
     names: list[str],
     align: Features,
@@ -193,7 +218,9 @@ def fit_clip_source(
     )
 
 
-def build_clip_source(args: dict[str, Any], base: Path, live: Any, data: Any, align: Features) -> ClipSource:
+def build_clip_source(
+    args: dict[str, Any], base: Path, live: ConceptModel, data: Dataset, align: Features
+) -> ClipSource:
     """The `clip(...)` concept source of a `.cam` file."""
     weights = resolve_user_path(args["weights"], base)
     if weights is None:

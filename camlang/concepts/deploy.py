@@ -8,14 +8,17 @@ out.flags, out.scores, out.predictions
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import torch
 
 from camlang.concepts.build import ConceptRuntime
 from camlang.concepts.features import Features, forward_with_features
 from camlang.concepts.monitor import DETECTORS, ConceptMonitor
+from camlang.concepts.state import ConceptModel
+from camlang.data.base import Dataset
 from camlang.errors import CamlangError
+from camlang.frontend.program import Program
 
 
 @dataclass(frozen=True)
@@ -28,20 +31,35 @@ class MonitorOutput:
     logits: torch.Tensor  # [B, classes]
 
 
+class LoadedProgramLike(Protocol):
+    """What a monitor needs of `camlang.api.LoadedProgram`: its program, models and data."""
+
+    @property
+    def program(self) -> Program: ...
+
+    def model(self, name: str | None = None) -> ConceptModel:
+        """The model `name`."""
+        ...
+
+    def data(self, name: str) -> Dataset:
+        """The data set `name`."""
+        ...
+
+
 class _ProgramState:
     """Adapts a `LoadedProgram` to what `ConceptRuntime` needs (cached data and models)."""
 
-    def __init__(self, prog: Any) -> None:
+    def __init__(self, prog: LoadedProgramLike) -> None:
         self.program = prog.program
         self._prog = prog
-        self._data: dict[str, Any] = {}
+        self._data: dict[str, Dataset] = {}
 
-    def data(self, name: str) -> Any:
+    def data(self, name: str) -> Dataset:
         if name not in self._data:
             self._data[name] = self._prog.data(name)
         return self._data[name]
 
-    def model(self, name: str, data_name: str | None = None) -> Any:
+    def model(self, name: str, data_name: str | None = None) -> ConceptModel:
         return self._prog.model(name)
 
 
@@ -74,7 +92,7 @@ class DeployedMonitor:
         return MonitorOutput(flags, scores, logits.argmax(1), logits)
 
 
-def deployed_monitor(prog: Any, name: str, detector: str = "monitor") -> DeployedMonitor:
+def deployed_monitor(prog: LoadedProgramLike, name: str, detector: str = "monitor") -> DeployedMonitor:
     """Fit and calibrate monitor `name` of a loaded program (as `camlang run` would)."""
     if name not in prog.program.monitors:
         raise CamlangError(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from camlang.data.base import Dataset
 from camlang.errors import CamlangError
@@ -80,7 +80,7 @@ def last_linear(model: nn.Module) -> nn.Linear:
     return linears[-1]
 
 
-def pool_activation(output: Any, layer: str) -> torch.Tensor:
+def pool_activation(output: object, layer: str) -> torch.Tensor:
     """Pool one layer's output to `[B, D]`; refuse outputs that are neither spatial nor vectors."""
     if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
         output = output[0]
@@ -95,15 +95,15 @@ def pool_activation(output: Any, layer: str) -> torch.Tensor:
     return output.float().mean(dim=(2, 3)) if output.dim() == 4 else output.float()
 
 
-def _hook(model: nn.Module, layer: str, sink: dict[str, torch.Tensor]) -> Any:
+def _hook(model: nn.Module, layer: str, sink: dict[str, torch.Tensor]) -> RemovableHandle:
     if layer == PENULTIMATE:
 
-        def pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
+        def pre(_m: nn.Module, args: tuple[object, ...]) -> None:
             sink[layer] = pool_activation(args[0], layer)
 
         return last_linear(model).register_forward_pre_hook(pre)
 
-    def post(_m: nn.Module, _args: Any, output: Any) -> None:
+    def post(_m: nn.Module, _args: tuple[object, ...], output: object) -> None:
         sink[layer] = pool_activation(output, layer)
 
     return resolve_layer(model, layer).register_forward_hook(post)

@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from camlang.concepts.heatmaps import SemanticHeatmaps, top_cells  # noqa: E402
 from camlang.concepts.localise import Localisation  # noqa: E402
@@ -43,7 +44,7 @@ class ConceptReport:
     def folder(self) -> Path:
         return self.out_dir / FOLDER
 
-    def _save(self, fig: Any, name: str) -> str:
+    def _save(self, fig: Figure, name: str) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
@@ -172,7 +173,7 @@ class ConceptReport:
         )
 
 
-def _matrices(heat: SemanticHeatmaps, c: int) -> Any:
+def _matrices(heat: SemanticHeatmaps, c: int) -> Figure:
     k = len(heat.concepts)
     fig, axes = plt.subplots(1, 3, figsize=(3 * (2 + 0.35 * k), 2 + 0.35 * k))
     panels = [

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
+
+from rich.console import Console
 
 from camlang.concepts.actions import run_heatmaps, run_watch
 from camlang.concepts.build import ConceptRuntime
 from camlang.concepts.heatmaps import SemanticHeatmaps
 from camlang.concepts.report import ConceptReport
+from camlang.concepts.state import ConceptState, RunOutput
 from camlang.frontend import syntax as s
+from camlang.report.model import ConceptSection
 
 
-def run_concept_action(state: Any, action: s.Heatmaps | s.Watch) -> SemanticHeatmaps | None:
+class ConceptRunState(ConceptState, Protocol):
+    """A run's state as the concept actions use it: they keep their fitted sources, monitors and
+    report on it (`concepts`, made on first use) and add their sections to its report."""
+
+    concepts: tuple[ConceptRuntime, ConceptReport] | None
+
+    @property
+    def options(self) -> RunOutput: ...
+
+    @property
+    def console(self) -> Console: ...
+
+    def update_report(self, *, concepts: tuple[ConceptSection, ...]) -> None:
+        """Replace the report's concept sections."""
+        ...
+
+
+def run_concept_action(state: ConceptRunState, action: s.Heatmaps | s.Watch) -> SemanticHeatmaps | None:
     """Run a `heatmaps` or `monitor ... on` action; its report goes to `<out>/concepts/` and
     into the run's main report (`state.report.concepts`), when the state has one.
 

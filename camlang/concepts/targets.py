@@ -10,14 +10,27 @@ layer paths apply.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import torch
 from torch import nn
 
 from camlang.concepts.features import PENULTIMATE, last_linear, pool_activation
 from camlang.concepts.sources import ProbeSource, select_concepts
+from camlang.concepts.state import ConceptModel
+from camlang.frontend import syntax as s
 from camlang.models.layers import resolve_layer
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from camlang.concepts.run_hook import ConceptRunState
+
+    class _LiveDataclass(ConceptModel, DataclassInstance, Protocol):
+        """A live model that `dataclasses.replace` can copy (`runtime.declaration_loading.LiveModel`)."""
+
+
+_Live = TypeVar("_Live", bound="_LiveDataclass")
 
 
 class ConceptScores(nn.Module):
@@ -35,10 +48,10 @@ class ConceptScores(nn.Module):
         """Concept scores of `x`; the model's logits are computed and dropped."""
         seen: list[torch.Tensor] = []
 
-        def pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
+        def pre(_m: nn.Module, args: tuple[object, ...]) -> None:
             seen.append(pool_activation(args[0], self.source.layer))
 
-        def post(_m: nn.Module, _args: Any, output: Any) -> None:
+        def post(_m: nn.Module, _args: tuple[object, ...], output: object) -> None:
             seen.append(pool_activation(output, self.source.layer))
 
         handle = (
@@ -63,7 +76,9 @@ def concept_targets(source: ProbeSource, names: Sequence[str] | str, count: int)
     return torch.tensor([index[n] for n in wanted], dtype=torch.long)
 
 
-def concept_live_model(state: Any, live: Any, target: Any) -> tuple[Any, torch.Tensor]:
+def concept_live_model(
+    state: ConceptRunState, live: _Live, target: s.ConceptTarget
+) -> tuple[_Live, torch.Tensor]:
     """For `evaluate ... for concept SET.NAME`: `live` seen through probe set SET, and NAME's index.
 
     The returned live model's module is `ConceptScores`, so the cams' target score (and S, S_at)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from camlang.data.archive import ARCHIVE_SUFFIXES, is_archive, unpacked_folder
 from camlang.data.base import Batch, Dataset, normalize_images, resolve_normalization
 from camlang.errors import CamlangError
+
+_V = TypeVar("_V")
 
 #: File extensions treated as images (lower case).
 IMAGE_EXTENSIONS = frozenset(
@@ -93,7 +96,7 @@ def _read_csv(path: str | os.PathLike[str], what: str) -> list[list[str]]:
     return rows
 
 
-def _lookup(table: dict[str, object], entry_name: str) -> object | None:
+def _lookup(table: Mapping[str, _V], entry_name: str) -> _V | None:
     """Find a CSV/mask key for an image by relative name, then by base name, then by stem."""
     for key in (
         entry_name,
@@ -209,19 +212,19 @@ class ImageFolderDataset(Dataset):
             self._mask_paths = self._match_masks(_check_folder(masks, "masks folder"), entries)
         if boxes is not None:
             table = _box_table(boxes)
-            found = [_lookup(table, e.name) for e in entries]  # type: ignore[arg-type]
+            found = [_lookup(table, e.name) for e in entries]
             missing = [e.name for e, b in zip(entries, found) if b is None]
             if missing:
                 raise CamlangError(
                     f"{len(missing)} image(s) have no box in {str(boxes)!r} (first: {_first_few(missing)})",
                     hint="add a filename,x0,y0,x1,y1 row for each image, or remove those images",
                 )
-            self._boxes = found  # type: ignore[assignment]
+            self._boxes = [b for b in found if b is not None]  # all found: checked above
         self.has_masks = masks is not None or boxes is not None
         self._concepts: torch.Tensor | None = None
         if concepts is not None:
             names, ctable = _concept_table(concepts)
-            crows = [_lookup(ctable, e.name) for e in entries]  # type: ignore[arg-type]
+            crows = [_lookup(ctable, e.name) for e in entries]
             missing = [e.name for e, r in zip(entries, crows) if r is None]
             if missing:
                 raise CamlangError(
@@ -288,11 +291,11 @@ class ImageFolderDataset(Dataset):
                 continue
             label: int | None = None
             if csv_labels is not None:
-                found = _lookup(csv_labels, name)  # type: ignore[arg-type]
+                found = _lookup(csv_labels, name)
                 if found is None:
                     unlabelled.append(name)
                     continue
-                label = int(found)  # type: ignore[call-overload]
+                label = int(found)
             elif layout_classes is not None:
                 label = class_of_dir[path.relative_to(root).parts[0]]
             entries.append(_Entry(path, name, width, height, label))
@@ -329,7 +332,7 @@ class ImageFolderDataset(Dataset):
 
     @staticmethod
     def _match_masks(mask_root: Path, entries: list[_Entry]) -> list[Path]:
-        table: dict[str, object] = {}
+        table: dict[str, Path] = {}
         for p in _image_files(mask_root, recursive=True):
             rel = p.relative_to(mask_root)
             table.setdefault(rel.with_suffix("").as_posix(), p)
@@ -341,7 +344,7 @@ class ImageFolderDataset(Dataset):
                 f"{len(missing)} image(s) have no mask in {str(mask_root)!r} (first: {_first_few(missing)})",
                 hint="a mask has the image's relative name with any image extension",
             )
-        return found  # type: ignore[return-value]
+        return [m for m in found if m is not None]  # all found: checked above
 
     # -- loading --------------------------------------------------------------------------------
     def _open(self, path: Path, mode: str, resample: Image.Resampling) -> np.ndarray:

@@ -19,6 +19,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import torch
@@ -174,7 +175,7 @@ def _ignore_sigterm() -> None:
 def _stop_on_sigterm() -> None:
     """The launcher stops the other workers with SIGTERM when one fails: end this one cleanly."""
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough; let the report finish
         raise WorkerFailure("stopped by the launcher because another worker failed or was lost")
 

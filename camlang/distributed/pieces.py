@@ -13,12 +13,15 @@ merges their partial verdicts on rank 0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch.distributed is imported only when a run is distributed
+    from torch.distributed import Store
 
 __all__ = ["StorePieceShare", "default_store"]
 
 
-def default_store() -> Any:
+def default_store() -> Store:
     """The default process group's key-value store (the launcher's c10d store)."""
     from torch.distributed import distributed_c10d
 
@@ -28,7 +31,7 @@ def default_store() -> Any:
 class StorePieceShare:
     """One query's `camlang.smt.pieces.PieceShare` over ``store``, under the key prefix ``prefix``."""
 
-    def __init__(self, store: Any, prefix: str, rank: int, world_size: int) -> None:
+    def __init__(self, store: Store, prefix: str, rank: int, world_size: int) -> None:
         import torch.distributed as dist
 
         self.store = dist.PrefixStore(prefix, store)

@@ -103,7 +103,7 @@ class Builder:
         return node.nid < len(self._nodes) and self._nodes[node.nid] is node
 
 
-def _hashable(value: Any) -> Any:
+def _hashable(value: object) -> object:
     if isinstance(value, list | tuple):
         return tuple(_hashable(v) for v in value)
     if isinstance(value, float) and value != value:

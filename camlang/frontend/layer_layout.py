@@ -145,7 +145,8 @@ def tokens(prefix: int | None = None, grid: int | tuple[int, int] | None = None)
         grid = (grid, grid)
     if grid is not None and (len(grid) != 2 or any(not isinstance(g, int) or g < 1 for g in grid)):
         raise CamlangError(f"tokens(grid = {grid!r}): grid must be a positive size or [height, width]")
-    return LayerLayout("tokens", prefix, tuple(grid) if grid is not None else None)  # type: ignore[arg-type]
+    # A list from the source (`grid = [14, 14]`) becomes a tuple: the layout is hashable.
+    return LayerLayout("tokens", prefix, (grid[0], grid[1]) if grid is not None else None)
 
 
 def as_layout(value: LayerLayout | str | None) -> LayerLayout:

@@ -15,10 +15,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import lark
 from lark import Token, Transformer, v_args
+from lark.tree import Meta
 
 from camlang.frontend import syntax as s
 from camlang.frontend.diagnostics import CompileError, Diagnostic
@@ -101,7 +102,7 @@ def lex(text: str) -> Iterator[Lexeme]:
         return
 
 
-def parse(text: str, name: str = "<input>", path: Any = None) -> s.Module:
+def parse(text: str, name: str = "<input>", path: Path | None = None) -> s.Module:
     """Parse a whole file; raise `CompileError` with every syntax diagnostic found."""
     module, diagnostics = parse_with_recovery(SourceFile(name, text, path))
     if diagnostics:
@@ -278,7 +279,7 @@ def _innermost_bracket(text: str, pos: int) -> str | None:
     return stack[-1] if stack else None
 
 
-def _span(source: SourceFile, meta: Any) -> Span:
+def _span(source: SourceFile, meta: Meta) -> Span:
     if getattr(meta, "empty", True):
         return Span(source, 0, 0)
     return Span(source, meta.start_pos, meta.end_pos)
@@ -293,12 +294,20 @@ def _unquote(raw: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
+#: The grammar's binary operators, by their text (a closed set: the grammar admits no others).
+_BINOPS: dict[str, s.BinOpSymbol] = {op: op for op in get_args(s.BinOpSymbol)}
+
+
+def _binop_symbol(tok: Token) -> s.BinOpSymbol:
+    return _BINOPS[str(tok)]
+
+
 #: A tree node's children (the alias keeps the `list` rule method from shadowing the builtin in annotations).
 _Children = list[Any]
 
 
 @v_args(meta=True)
-class _Builder(Transformer):  # type: ignore[type-arg]
+class _Builder(Transformer[Token, s.Module]):
     """Tree -> AST. Purely structural: semantic checks happen in `camlang.frontend.check`."""
 
     def __init__(self, source: SourceFile) -> None:
@@ -311,107 +320,107 @@ class _Builder(Transformer):  # type: ignore[type-arg]
     def _str(self, tok: Token) -> s.String:
         return s.String(_unquote(str(tok)), _tok_span(self.src, tok))
 
-    def start(self, meta: Any, children: list[Any]) -> s.Module:
+    def start(self, meta: Meta, children: list[Any]) -> s.Module:
         return s.Module(tuple(children), Span(self.src, 0, len(self.src.text)))
 
-    def import_stmt(self, meta: Any, c: _Children) -> s.Import:
+    def import_stmt(self, meta: Meta, c: _Children) -> s.Import:
         return s.Import(self._str(c[0]), _span(self.src, meta))
 
-    def layer_list(self, meta: Any, c: _Children) -> tuple[s.String, ...]:
+    def layer_list(self, meta: Meta, c: _Children) -> tuple[s.String, ...]:
         return tuple(self._str(t) for t in c)
 
-    def at_clause(self, meta: Any, c: _Children) -> tuple[tuple[s.String, ...], tuple[s.Call, ...]]:
+    def at_clause(self, meta: Meta, c: _Children) -> tuple[tuple[s.String, ...], tuple[s.Call, ...]]:
         return c[0], tuple(c[1:])
 
-    def model_decl(self, meta: Any, c: _Children) -> s.ModelDecl:
+    def model_decl(self, meta: Meta, c: _Children) -> s.ModelDecl:
         if len(c) <= 2:
             return s.ModelDecl(self._id(c[0]), c[1], None, _span(self.src, meta))
         layers, options = c[2]
         return s.ModelDecl(self._id(c[0]), c[1], layers[0], _span(self.src, meta), layers[1:], options)
 
-    def data_decl(self, meta: Any, c: _Children) -> s.DataDecl:
+    def data_decl(self, meta: Meta, c: _Children) -> s.DataDecl:
         return s.DataDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
-    def cam_decl(self, meta: Any, c: _Children) -> s.CamDecl:
+    def cam_decl(self, meta: Meta, c: _Children) -> s.CamDecl:
         return s.CamDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
-    def metric_decl(self, meta: Any, c: _Children) -> s.MetricDecl:
+    def metric_decl(self, meta: Meta, c: _Children) -> s.MetricDecl:
         direction: s.Direction = "minimize" if str(c[1]) == "minimize" else "maximize"
         return s.MetricDecl(self._id(c[0]), direction, c[2], _span(self.src, meta))
 
-    def grammar_decl(self, meta: Any, c: _Children) -> s.GrammarDecl:
+    def grammar_decl(self, meta: Meta, c: _Children) -> s.GrammarDecl:
         return s.GrammarDecl(self._id(c[0]), tuple(c[1:]), _span(self.src, meta))
 
-    def production(self, meta: Any, c: _Children) -> s.Production:
+    def production(self, meta: Meta, c: _Children) -> s.Production:
         return s.Production(self._id(c[0]), tuple(c[1:]), _span(self.src, meta))
 
-    def synth_decl(self, meta: Any, c: _Children) -> s.SynthDecl:
+    def synth_decl(self, meta: Meta, c: _Children) -> s.SynthDecl:
         return s.SynthDecl(self._id(c[0]), self._id(c[1]), tuple(c[2:]), _span(self.src, meta))
 
-    def setting(self, meta: Any, c: _Children) -> s.Setting:
+    def setting(self, meta: Meta, c: _Children) -> s.Setting:
         return s.Setting(c[0], c[1], _span(self.src, meta))
 
-    def argname(self, meta: Any, c: _Children) -> s.Ident:
+    def argname(self, meta: Meta, c: _Children) -> s.Ident:
         return self._id(c[0])
 
-    def property_decl(self, meta: Any, c: _Children) -> s.PropertyDecl:
+    def property_decl(self, meta: Meta, c: _Children) -> s.PropertyDecl:
         return s.PropertyDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
-    def evaluate_stmt(self, meta: Any, c: _Children) -> s.Evaluate:
+    def evaluate_stmt(self, meta: Meta, c: _Children) -> s.Evaluate:
         return s.Evaluate(c[0], self._id(c[1]), self._id(c[2]), c[3], _span(self.src, meta), c[4])
 
-    def concept_target(self, meta: Any, c: _Children) -> s.ConceptTarget:
+    def concept_target(self, meta: Meta, c: _Children) -> s.ConceptTarget:
         return s.ConceptTarget(self._id(c[0]), self._id(c[1]), _span(self.src, meta))
 
-    def check_stmt(self, meta: Any, c: _Children) -> s.Check:
+    def check_stmt(self, meta: Meta, c: _Children) -> s.Check:
         return s.Check(tuple(self._id(t) for t in c), _span(self.src, meta))
 
-    def export_stmt(self, meta: Any, c: _Children) -> s.Export:
+    def export_stmt(self, meta: Meta, c: _Children) -> s.Export:
         return s.Export(self._id(c[0]), self._str(c[1]), _span(self.src, meta))
 
-    def concepts_decl(self, meta: Any, c: _Children) -> s.ConceptsDecl:
+    def concepts_decl(self, meta: Meta, c: _Children) -> s.ConceptsDecl:
         return s.ConceptsDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
-    def monitor_decl(self, meta: Any, c: _Children) -> s.MonitorDecl:
+    def monitor_decl(self, meta: Meta, c: _Children) -> s.MonitorDecl:
         return s.MonitorDecl(self._id(c[0]), c[1], _span(self.src, meta))
 
-    def heatmaps_stmt(self, meta: Any, c: _Children) -> s.Heatmaps:
+    def heatmaps_stmt(self, meta: Meta, c: _Children) -> s.Heatmaps:
         return s.Heatmaps(self._id(c[0]), self._id(c[1]), self._id(c[2]), _span(self.src, meta))
 
-    def monitor_stmt(self, meta: Any, c: _Children) -> s.Watch:
+    def monitor_stmt(self, meta: Meta, c: _Children) -> s.Watch:
         return s.Watch(self._id(c[0]), self._id(c[1]), _span(self.src, meta))
 
-    def name_list(self, meta: Any, c: _Children) -> tuple[s.Ident, ...]:
+    def name_list(self, meta: Meta, c: _Children) -> tuple[s.Ident, ...]:
         return tuple(self._id(t) for t in c if t is not None)
 
     # ---- expressions
-    def number(self, meta: Any, c: _Children) -> s.Number:
+    def number(self, meta: Meta, c: _Children) -> s.Number:
         raw = str(c[0])
         value: int | float = int(raw) if re.fullmatch(r"\d+", raw) else float(raw)
         return s.Number(value, _tok_span(self.src, c[0]))
 
-    def string(self, meta: Any, c: _Children) -> s.String:
+    def string(self, meta: Meta, c: _Children) -> s.String:
         return self._str(c[0])
 
-    def none(self, meta: Any, c: _Children) -> s.Const:
+    def none(self, meta: Meta, c: _Children) -> s.Const:
         return s.Const(None, _span(self.src, meta))
 
-    def true(self, meta: Any, c: _Children) -> s.Const:
+    def true(self, meta: Meta, c: _Children) -> s.Const:
         return s.Const(True, _span(self.src, meta))
 
-    def false(self, meta: Any, c: _Children) -> s.Const:
+    def false(self, meta: Meta, c: _Children) -> s.Const:
         return s.Const(False, _span(self.src, meta))
 
-    def name(self, meta: Any, c: _Children) -> s.Name:
+    def name(self, meta: Meta, c: _Children) -> s.Name:
         return s.Name(str(c[0]), _tok_span(self.src, c[0]))
 
-    def index(self, meta: Any, c: _Children) -> s.Index:
+    def index(self, meta: Meta, c: _Children) -> s.Index:
         return s.Index(s.Name(str(c[0]), _tok_span(self.src, c[0])), c[1], _span(self.src, meta))
 
-    def list(self, meta: Any, c: _Children) -> s.ListExpr:
+    def list(self, meta: Meta, c: _Children) -> s.ListExpr:
         return s.ListExpr(tuple(x for x in c if x is not None), _span(self.src, meta))
 
-    def call(self, meta: Any, c: _Children) -> s.Call:
+    def call(self, meta: Meta, c: _Children) -> s.Call:
         func = self._id(c[0])
         args: list[s.Expr] = []
         kwargs: list[s.KwArg] = []
@@ -424,11 +433,11 @@ class _Builder(Transformer):  # type: ignore[type-arg]
                 args.append(a)
         return s.Call(func, tuple(args), tuple(kwargs), _span(self.src, meta))
 
-    def kwarg(self, meta: Any, c: _Children) -> s.KwArg:
+    def kwarg(self, meta: Meta, c: _Children) -> s.KwArg:
         return s.KwArg(c[0], c[1], _span(self.src, meta))
 
-    def binop(self, meta: Any, c: _Children) -> s.BinOp:
-        return s.BinOp(str(c[1]), c[0], c[2], _span(self.src, meta))  # type: ignore[arg-type]
+    def binop(self, meta: Meta, c: _Children) -> s.BinOp:
+        return s.BinOp(_binop_symbol(c[1]), c[0], c[2], _span(self.src, meta))
 
-    def neg(self, meta: Any, c: _Children) -> s.Neg:
+    def neg(self, meta: Meta, c: _Children) -> s.Neg:
         return s.Neg(c[0], _span(self.src, meta))

@@ -11,9 +11,10 @@ bound dictionaries. `kind` values: "string", "int", "number", "bool", "list", "a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Final
 
-REQUIRED: Any = object()
+#: The default of a parameter that has none (compared by identity).
+REQUIRED: Final[object] = object()
 
 #: A value check's verdict: (message, hint) when the value is bad.
 Problem = tuple[str, str | None]
@@ -25,7 +26,7 @@ class Choices:
 
     values: tuple[str, ...]
 
-    def problem(self, name: str, value: Any) -> Problem | None:
+    def problem(self, name: str, value: object) -> Problem | None:
         if value in self.values:
             return None
         allowed = " or ".join(f'"{v}"' for v in self.values)
@@ -40,7 +41,7 @@ class AtLeast:
     strict: bool = False
     hint: str | None = None
 
-    def problem(self, name: str, value: Any) -> Problem | None:
+    def problem(self, name: str, value: object) -> Problem | None:
         if not isinstance(value, int | float) or isinstance(value, bool):
             return None
         if value > self.bound or (not self.strict and value == self.bound):
@@ -57,9 +58,12 @@ class PositiveInts:
     min_len: int
     message: str
 
-    def problem(self, name: str, value: Any) -> Problem | None:
-        ok = isinstance(value, list) and len(value) >= self.min_len
-        if ok and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+    def problem(self, name: str, value: object) -> Problem | None:
+        if (
+            isinstance(value, list)
+            and len(value) >= self.min_len
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        ):
             return None
         return self.message, None
 
@@ -71,14 +75,14 @@ class Duration:
     word: str
     example: str
 
-    def problem(self, name: str, value: Any) -> Problem | None:
+    def problem(self, name: str, value: object) -> Problem | None:
         try:
             parse_duration(value)
         except ValueError:
             return f'bad {self.word} "{value}"', f"write e.g. {self.example}"
         return None
 
-    def convert(self, value: Any) -> Any:
+    def convert(self, value: object) -> float:
         return parse_duration(value)
 
 
@@ -91,18 +95,18 @@ class Arg:
 
     name: str
     kinds: tuple[str, ...]
-    default: Any = REQUIRED
+    default: object = REQUIRED
     doc: str = ""
     is_path: bool = False
     check: ValueCheck | None = None
 
-    def problem(self, value: Any) -> Problem | None:
+    def problem(self, value: object) -> Problem | None:
         """What is wrong with a well-kinded `value` (None when it is fine or `none`)."""
         if value is None or self.check is None:
             return None
         return self.check.problem(self.name, value)
 
-    def convert(self, value: Any) -> Any:
+    def convert(self, value: object) -> object:
         """The value loaders see (durations become seconds); call only after `problem` is None."""
         if value is None or not isinstance(self.check, Duration):
             return value
@@ -347,7 +351,7 @@ SYNTH_SETTINGS: dict[str, Arg] = {
 SYNTH_REQUIRED = ("model", "data", "objective")
 
 
-def parse_duration(value: Any) -> float:
+def parse_duration(value: object) -> float:
     """Seconds from `"120s"`, `"10m"`, `"1h"` or a number; ValueError otherwise."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         if value <= 0:

@@ -18,9 +18,9 @@ depends on the input.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +67,9 @@ _DROPOUTS = frozenset("dropout dropout1d dropout2d dropout3d alpha_dropout featu
 Fn = Callable[..., Any]
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
+#: A clamp bound: a number, a tensor (input-independent, or the model is refused) or none.
+Bound = float | Tensor | None
+_P = TypeVar("_P")
 
 
 def _name(func: Fn) -> str:
@@ -93,7 +96,7 @@ class PatternTape(TorchFunctionMode):
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
-        self.patterns: list[Any] = []
+        self.patterns: list[object] = []
         self.replay = False
         self._cursor = 0
         self._stack: list[tuple[str, nn.Module]] = []
@@ -120,10 +123,10 @@ class PatternTape(TorchFunctionMode):
         handles = []
         for path, sub in self.module.named_modules():
 
-            def pre(mod: nn.Module, args: Any, path: str = path) -> None:
+            def pre(mod: nn.Module, args: tuple[object, ...], path: str = path) -> None:
                 self._stack.append((path or "<model>", mod))
 
-            def post(mod: nn.Module, args: Any, out: Any) -> None:
+            def post(mod: nn.Module, args: tuple[object, ...], out: object) -> None:
                 if self._stack:
                     self._stack.pop()
 
@@ -160,24 +163,26 @@ class PatternTape(TorchFunctionMode):
 
     # --- the pattern tape -------------------------------------------------------------------
 
-    def _pattern(self, compute: Callable[[], Any]) -> Any:
+    def _pattern(self, compute: Callable[[], _P]) -> _P:
         if not self.replay:
             value = compute()
             self.patterns.append(value)
             return value
         if self._cursor >= len(self.patterns):
             raise self._control_flow_error()
-        value = self.patterns[self._cursor]
+        # The replay pass asks for the patterns in the recording's order (a different order is
+        # the control-flow error above), so this one came from the same `compute`.
+        recorded = cast(_P, self.patterns[self._cursor])
         self._cursor += 1
-        return value
+        return recorded
 
     def __torch_function__(
         self,
         func: Fn,
-        types: Any,
+        types: Collection[type],
         args: Args = (),
         kwargs: Kwargs | None = None,
-    ) -> Any:
+    ) -> object:
         kwargs = kwargs or {}
         name = _name(func)
         handler = _HANDLERS.get(name)
@@ -214,8 +219,8 @@ class PatternTape(TorchFunctionMode):
             if any(_depends(leaf) for leaf in tree_leaves((args, kwargs))):
                 raise self._not_pl(f"applies `{name}` to an input-dependent tensor")
 
-    def _frozen_constant(self, func: Fn, args: Args, kwargs: Kwargs) -> Any:
-        def compute() -> Any:
+    def _frozen_constant(self, func: Fn, args: Args, kwargs: Kwargs) -> object:
+        def compute() -> object:
             out = func(*args, **kwargs)
             return out.detach() if isinstance(out, Tensor) else out
 
@@ -226,7 +231,7 @@ class PatternTape(TorchFunctionMode):
 # Each computes its pattern from the actual input (record) or takes it from the tape (replay),
 # then evaluates the operation as a function that is affine in the input given the pattern.
 
-Handler = Callable[[PatternTape, Fn, Args, Kwargs], Any]
+Handler = Callable[[PatternTape, Fn, Args, Kwargs], object]
 
 
 def _inplace(func: Fn, args: Args, kwargs: Kwargs, index: int) -> bool:
@@ -245,13 +250,13 @@ def _finish(z: Tensor, out: Tensor, inplace: bool) -> Tensor:
     return out
 
 
-def _relu(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _relu(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor:
     z: Tensor = args[0]
     mask = tape._pattern(lambda: z.detach() > 0)
     return _finish(z, z * mask.to(z.dtype), _inplace(func, args, kwargs, 1))
 
 
-def _leaky_relu(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _leaky_relu(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor:
     z: Tensor = args[0]
     slope = float(_arg(args, kwargs, 1, "negative_slope", 0.01))
     mask = tape._pattern(lambda: z.detach() > 0)
@@ -260,7 +265,7 @@ def _leaky_relu(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
     return _finish(z, z * factor, _inplace(func, args, kwargs, 2))
 
 
-def _prelu(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _prelu(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor:
     z: Tensor = args[0]
     weight: Tensor = _arg(args, kwargs, 1, "weight", None)
     if _depends(weight) and not tape.replay:
@@ -271,7 +276,7 @@ def _prelu(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
     return z * torch.where(mask, torch.ones_like(z), weight.to(z.dtype))
 
 
-def _select_regions(tape: PatternTape, z: Tensor, lo: Any, hi: Any, strict: bool) -> Tensor:
+def _select_regions(tape: PatternTape, z: Tensor, lo: Bound, hi: Bound, strict: bool) -> Tensor:
     """Frozen clamp: `z` inside `[lo, hi]`, the bound outside; `lo`/`hi` may be None."""
     for bound in (lo, hi):
         if _depends(bound) and not tape.replay:
@@ -293,7 +298,7 @@ def _select_regions(tape: PatternTape, z: Tensor, lo: Any, hi: Any, strict: bool
     return out
 
 
-def _hardtanh(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _hardtanh(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor:
     z: Tensor = args[0]
     if _name(func).startswith("relu6"):
         lo, hi, inplace = 0.0, 6.0, _inplace(func, args, kwargs, 1)
@@ -304,7 +309,7 @@ def _hardtanh(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
     return _finish(z, _select_regions(tape, z, lo, hi, strict=True), inplace)
 
 
-def _clamp(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _clamp(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor:
     z: Tensor = args[0]
     name = _name(func).rstrip("_")
     if name == "clamp_min":
@@ -316,7 +321,7 @@ def _clamp(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
     return _finish(z, _select_regions(tape, z, lo, hi, strict=False), _name(func).endswith("_"))
 
 
-def _threshold(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _threshold(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor:
     z: Tensor = args[0]
     th = float(_arg(args, kwargs, 1, "threshold", 0.0))
     value = float(_arg(args, kwargs, 2, "value", 0.0))
@@ -325,13 +330,13 @@ def _threshold(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
     return _finish(z, out, _inplace(func, args, kwargs, 3))
 
 
-def _abs(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _abs(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor:
     z: Tensor = args[0]
     sign = tape._pattern(lambda: torch.where(z.detach() < 0, -1.0, 1.0).to(z.dtype))
     return _finish(z, z * sign, _name(func).endswith("_"))
 
 
-def _maximum(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _maximum(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor:
     a, b = args[0], _arg(args, kwargs, 1, "other", None)
     if not isinstance(b, Tensor):
         raise tape._not_pl(f"applies `{_name(func)}` in a form Xmage does not support")
@@ -340,7 +345,9 @@ def _maximum(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
     return torch.where(pick_a, a, b)
 
 
-def _max_reduce(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+def _max_reduce(
+    tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs
+) -> Tensor | torch.return_types.max | torch.return_types.min:
     """`torch.max` / `torch.min`: element-wise with a tensor, or along `dim` (frozen argmax)."""
     second = _arg(args, kwargs, 1, "dim", None)
     if isinstance(second, Tensor) or "other" in kwargs:
@@ -368,7 +375,7 @@ def _pool_with_indices(kind: str, dims: int) -> Handler:
     with_indices = getattr(F, f"{kind}{dims}d_with_indices")
     flag_index = 6 if kind == "max_pool" else 2  # position of `return_indices`, where accepted
 
-    def handler(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Any:
+    def handler(tape: PatternTape, func: Fn, args: Args, kwargs: Kwargs) -> Tensor | tuple[Tensor, Tensor]:
         z: Tensor = args[0]
 
         def compute() -> tuple[Tensor, bool]:

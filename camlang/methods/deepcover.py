@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import torch
 from torch import Tensor, nn
@@ -222,16 +223,29 @@ def deepcover(
     return DeepCoverResult(scores, counts, tests, failing, forward_passes)
 
 
+class DeepCoverOptions(TypedDict, total=False):
+    """`deepcover`'s keyword options, for `deepcover_map`."""
+
+    min_tests: int
+    max_tests: int
+    sizes: tuple[float, float]
+    patches: int
+    fill: float | Tensor
+    round_size: int
+    chunk_size: int
+    progress: Progress | None
+
+
 def deepcover_map(
     module: nn.Module,
     x: Tensor,
     targets: Targets = None,
     measure: str = "ochiai",
     generator: Generators = None,
-    **options: object,
+    **options: Unpack[DeepCoverOptions],
 ) -> Tensor:
     """`deepcover(...).map`: the SFL score map `[B, H, W]`; `options` are `deepcover`'s keywords."""
-    return deepcover(module, x, targets, measure, generator=generator, **options).map  # type: ignore[arg-type]
+    return deepcover(module, x, targets, measure, generator=generator, **options).map
 
 
 def deepcover_explanation(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +132,105 @@ def _check_areas(areas: Sequence[float], method: str) -> tuple[float, ...]:
     return values
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """The resolved optimisation settings of one call (presets, then explicit arguments)."""
+
+    steps: int
+    levels: int
+    stride: int
+    sigma: float
+    max_blur: float
+    lr: float
+
+
+def _schedule(
+    height: int,
+    width: int,
+    fast: bool,
+    steps: int | None,
+    levels: int,
+    stride: int | None,
+    sigma: float | None,
+    max_blur: float | None,
+    learning_rate: float | None,
+    smooth: float,
+) -> _Schedule:
+    """Check the arguments and fill in the paper's defaults scaled to the image size."""
+    method = "extremal"
+    steps = check_positive_int(steps if steps is not None else (80 if fast else 800), "steps", method)
+    levels = check_positive_int(levels, "levels", method)
+    if smooth < 0:
+        raise CamlangError(f"{method}: `smooth` must be >= 0, got {smooth!r}")
+    scale = min(height, width) / 224
+    if stride is None:
+        stride = max(1, round(7 * scale)) * (2 if fast else 1)
+    stride = check_positive_int(stride, "stride", method)
+    return _Schedule(
+        steps=steps,
+        levels=levels,
+        stride=stride,
+        sigma=float(sigma) if sigma is not None else 21.0 * scale,
+        max_blur=float(max_blur) if max_blur is not None else 20.0 * scale,
+        lr=float(learning_rate) if learning_rate is not None else (0.05 if fast else 0.01),
+    )
+
+
+def _reference(areas: tuple[float, ...], rows: int, pixels: int, x: Tensor) -> Tensor:
+    """The sorted reference masks `r_a`: row n has `a H W` trailing ones for area n mod A."""
+    ref = torch.zeros(rows, pixels, dtype=x.dtype, device=x.device)
+    for row in range(rows):
+        ref[row, pixels - round(areas[row % len(areas)] * pixels) :] = 1.0
+    return ref
+
+
+@dataclass(frozen=True)
+class _Game:
+    """One batch of the preservation game: which image and class each mask row plays for."""
+
+    module: nn.Module
+    pyramid: Tensor
+    image: Tensor
+    target: Tensor
+    gen: MaskGenerator
+    ref: Tensor
+
+
+def _optimise(
+    game: _Game,
+    param: Tensor,
+    sched: _Schedule,
+    reg_weight: float,
+    reg_growth: float,
+    progress: Progress | None,
+) -> None:
+    """Run Adam on the mask parameter in place, clamping it to [0, 1] after each step."""
+    rows = param.shape[0]
+    # Adam, written out: importing torch.optim pulls in torch._dynamo, which takes seconds.
+    first_moment = torch.zeros_like(param)
+    second_moment = torch.zeros_like(param)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    growth = reg_growth ** (1.0 / max(sched.steps - 1, 1))
+    weight = reg_weight
+    for step in range(sched.steps):
+        with torch.enable_grad():
+            mask = game.gen(param)
+            logits = check_logits(game.module(perturb(game.pyramid, game.image, mask)), rows, "extremal")
+            score = logits.gather(1, game.target[:, None]).squeeze(1)
+            regul = ((mask.flatten(1).sort(dim=1).values - game.ref) ** 2).mean(dim=1)
+            loss = (-score + weight * regul).sum()
+            (grad,) = torch.autograd.grad(loss, param)
+        with torch.no_grad():
+            first_moment.mul_(beta1).add_(grad, alpha=1 - beta1)
+            second_moment.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            m_hat = first_moment / (1 - beta1 ** (step + 1))
+            v_hat = second_moment / (1 - beta2 ** (step + 1))
+            param.sub_(sched.lr * m_hat / (v_hat.sqrt() + eps)).clamp_(0, 1)
+        weight *= growth
+        if progress is not None:
+            progress(step + 1, sched.steps)
+
+
 def extremal_perturbation(
     module: nn.Module,
     x: Tensor,
@@ -160,62 +260,40 @@ def extremal_perturbation(
     method = "extremal"
     x = check_images(x, method).detach()
     area_t = _check_areas(areas, method)
-    steps = check_positive_int(steps if steps is not None else (80 if fast else 800), "steps", method)
-    levels = check_positive_int(levels, "levels", method)
-    if smooth < 0:
-        raise CamlangError(f"{method}: `smooth` must be >= 0, got {smooth!r}")
     batch, _, height, width = x.shape
-    scale = min(height, width) / 224
-    if stride is None:
-        stride = max(1, round(7 * scale)) * (2 if fast else 1)
-    stride = check_positive_int(stride, "stride", method)
-    sigma = float(sigma) if sigma is not None else 21.0 * scale
-    max_blur = float(max_blur) if max_blur is not None else 20.0 * scale
-    lr = float(learning_rate) if learning_rate is not None else (0.05 if fast else 0.01)
+    sched = _schedule(height, width, fast, steps, levels, stride, sigma, max_blur, learning_rate, smooth)
 
     with torch.no_grad():
         t = resolve_targets(targets, check_logits(module(x), batch, method), method)
-        pyramid = blur_pyramid(x, levels, max_blur)
+        pyramid = blur_pyramid(x, sched.levels, sched.max_blur)
     n_areas = len(area_t)
     image = torch.arange(batch, device=x.device).repeat_interleave(n_areas)  # row n -> image n // A
     target = t[image]
-    gen = MaskGenerator(height, width, stride, sigma, smooth)
+    gen = MaskGenerator(height, width, sched.stride, sched.sigma, smooth)
     param = torch.full((batch * n_areas, 1, *gen.lattice), 0.5, dtype=x.dtype, device=x.device)
     param.requires_grad_(True)
-    pixels = height * width
-    ref = torch.zeros(batch * n_areas, pixels, dtype=x.dtype, device=x.device)
-    for row in range(batch * n_areas):
-        ref[row, pixels - round(area_t[row % n_areas] * pixels) :] = 1.0
-    # Adam, written out: importing torch.optim pulls in torch._dynamo, which takes seconds.
-    first_moment = torch.zeros_like(param)
-    second_moment = torch.zeros_like(param)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    growth = reg_growth ** (1.0 / max(steps - 1, 1))
-    weight = reg_weight
-    for step in range(steps):
-        with torch.enable_grad():
-            mask = gen(param)
-            logits = check_logits(module(perturb(pyramid, image, mask)), batch * n_areas, method)
-            score = logits.gather(1, target[:, None]).squeeze(1)
-            regul = ((mask.flatten(1).sort(dim=1).values - ref) ** 2).mean(dim=1)
-            loss = (-score + weight * regul).sum()
-            (grad,) = torch.autograd.grad(loss, param)
-        with torch.no_grad():
-            first_moment.mul_(beta1).add_(grad, alpha=1 - beta1)
-            second_moment.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            m_hat = first_moment / (1 - beta1 ** (step + 1))
-            v_hat = second_moment / (1 - beta2 ** (step + 1))
-            param.sub_(lr * m_hat / (v_hat.sqrt() + eps)).clamp_(0, 1)
-        weight *= growth
-        if progress is not None:
-            progress(step + 1, steps)
+    ref = _reference(area_t, batch * n_areas, height * width, x)
+    game = _Game(module, pyramid, image, target, gen, ref)
+    _optimise(game, param, sched, reg_weight, reg_growth, progress)
     with torch.no_grad():
         mask = gen(param)
         final = batched_logits(module, perturb(pyramid, image, mask), batch * n_areas, method)
     masks = mask.detach().reshape(batch, n_areas, height, width)
     scores = final.gather(1, target[:, None]).reshape(batch, n_areas)
-    forward_passes = batch + (steps + 1) * batch * n_areas
+    forward_passes = batch + (sched.steps + 1) * batch * n_areas
     return ExtremalResult(masks.sum(dim=1), masks, area_t, scores, forward_passes)
+
+
+class ExtremalOptions(TypedDict, total=False):
+    """`extremal_perturbation`'s keyword-only options, for `extremal_map`."""
+
+    stride: int | None
+    sigma: float | None
+    max_blur: float | None
+    levels: int
+    reg_weight: float
+    reg_growth: float
+    progress: Progress | None
 
 
 def extremal_map(
@@ -227,7 +305,7 @@ def extremal_map(
     smooth: float = 0.0,
     learning_rate: float | None = None,
     fast: bool = False,
-    **options: object,
+    **options: Unpack[ExtremalOptions],
 ) -> Tensor:
     """`extremal_perturbation(...).map`: the sum over areas of the masks, `[B, H, W]`."""
     return extremal_perturbation(
@@ -239,5 +317,5 @@ def extremal_map(
         smooth,
         learning_rate,
         fast,
-        **options,  # type: ignore[arg-type]
+        **options,
     ).map

@@ -9,9 +9,10 @@ targets from the torch context and returns a `[B, 1, H_in, W_in]` map.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from camlang.methods.deepcover import deepcover
 from camlang.methods.extremal import extremal_perturbation
@@ -19,7 +20,23 @@ from camlang.methods.gradient import smoothgrad
 from camlang.methods.xmage import xmage_map
 
 
-def _smoothgrad(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
+class MethodContext(Protocol):
+    """What a whole-method kernel reads of the torch back end's context (`TorchContext`)."""
+
+    def method_inputs(self) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """The model, the input batch and the targets."""
+        ...
+
+    def generator(self, op: str) -> list[torch.Generator]:
+        """One generator per image for the random op `op`."""
+        ...
+
+
+#: A kernel: the context, the tensor operands and the static attributes; a `[B, 1, H, W]` map.
+Kernel = Callable[[MethodContext, tuple[torch.Tensor, ...], dict[str, Any]], torch.Tensor]
+
+
+def _smoothgrad(ctx: MethodContext, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     model, x, t = ctx.method_inputs()
     with torch.enable_grad():
         return smoothgrad(
@@ -27,13 +44,13 @@ def _smoothgrad(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> tor
         )[:, None]
 
 
-def _xmage(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
+def _xmage(ctx: MethodContext, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     model, x, t = ctx.method_inputs()
     with torch.enable_grad():
         return xmage_map(model, x, t)[:, None]
 
 
-def _deepcover(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
+def _deepcover(ctx: MethodContext, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     model, x, t = ctx.method_inputs()
     tests = k["tests"]
     with torch.enable_grad():
@@ -49,7 +66,7 @@ def _deepcover(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torc
     return result.map.to(x.dtype)[:, None]
 
 
-def _extremal(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
+def _extremal(ctx: MethodContext, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     model, x, t = ctx.method_inputs()
     with torch.enable_grad():
         return extremal_perturbation(model, x, t, areas=(k["area"],), steps=k["steps"]).map.to(x.dtype)[
@@ -57,7 +74,7 @@ def _extremal(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch
         ]
 
 
-TORCH: dict[str, Callable[[Any, tuple[torch.Tensor, ...], dict[str, Any]], torch.Tensor]] = {
+TORCH: dict[str, Kernel] = {
     "smoothgrad": _smoothgrad,
     "xmage": _xmage,
     "deepcover": _deepcover,

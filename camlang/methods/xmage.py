@@ -150,6 +150,65 @@ def distribution_map_rgb(signed_map: Tensor) -> Tensor:
     return rgb.round().clamp(0, 255).to(torch.uint8)
 
 
+def _checked_map(signed_map: Tensor, batch: int, height: int, width: int, method: str) -> Tensor:
+    """The map as `[B, H, W]` (a single `[H, W]` map for one image is accepted), detached."""
+    if not isinstance(signed_map, Tensor):
+        got = type(signed_map).__name__
+        raise CamlangError(f"{method}: expected the map as a tensor [B, H, W], got {got}")
+    smap = signed_map.detach()
+    if smap.dim() == 2 and batch == 1:
+        smap = smap.unsqueeze(0)
+    if tuple(smap.shape) != (batch, height, width):
+        raise CamlangError(
+            f"{method}: the map has shape {tuple(signed_map.shape)}, "
+            f"but the images need [{batch}, {height}, {width}]",
+            hint="upsample the map to the input resolution first",
+        )
+    return smap
+
+
+@dataclass(frozen=True)
+class _Probes:
+    """The perturbed batch, one row per (image, pixel, sign): which image, where, which way."""
+
+    image: Tensor
+    ii: Tensor
+    jj: Tensor
+    up: Tensor
+    step: Tensor
+
+
+def _probes(chosen: Tensor, fraction: float, x: Tensor) -> _Probes:
+    """Rows for the `[B, P]` chosen pixel positions, each scaled up and then down."""
+    batch, count = chosen.shape
+    width = x.shape[-1]
+    # Row r of the perturbed batch: image r // (2P), pixel (r // 2) % P, sign + for even r.
+    total = batch * count * 2
+    rows = torch.arange(total, device=x.device)
+    image, which, up = rows // (2 * count), (rows // 2) % count, rows % 2 == 0
+    flat = chosen[image, which]
+    ii, jj = flat // width, flat % width
+    step = torch.where(up, x.new_tensor(1.0 + fraction), x.new_tensor(1.0 - fraction))
+    return _Probes(image, ii, jj, up, step)
+
+
+def _score_changes(
+    module: nn.Module, x: Tensor, probes: _Probes, t: Tensor, f0: Tensor, chunk_size: int, method: str
+) -> Tensor:
+    """The target logit's change for each probe row, computed `chunk_size` rows at a time."""
+    image, ii, jj, step = probes.image, probes.ii, probes.jj, probes.step
+    total = image.shape[0]
+    changes = []
+    for start in range(0, total, chunk_size):
+        sl = slice(start, min(start + chunk_size, total))
+        copies = x[image[sl]].clone()
+        idx = torch.arange(copies.shape[0], device=x.device)
+        copies[idx, :, ii[sl], jj[sl]] = copies[idx, :, ii[sl], jj[sl]] * step[sl, None]
+        out = batched_logits(module, copies, chunk_size, method)
+        changes.append(out.gather(1, t[image[sl], None]).squeeze(1) - f0[image[sl]])
+    return torch.cat(changes)
+
+
 def direction_accuracy(
     module: nn.Module,
     x: Tensor,
@@ -187,18 +246,7 @@ def direction_accuracy(
     pixels = check_positive_int(pixels, "pixels", method)
     chunk_size = check_positive_int(chunk_size, "chunk_size", method)
     batch, _, height, width = x.shape
-    if not isinstance(signed_map, Tensor):
-        got = type(signed_map).__name__
-        raise CamlangError(f"{method}: expected the map as a tensor [B, H, W], got {got}")
-    smap = signed_map.detach()
-    if smap.dim() == 2 and batch == 1:
-        smap = smap.unsqueeze(0)
-    if tuple(smap.shape) != (batch, height, width):
-        raise CamlangError(
-            f"{method}: the map has shape {tuple(signed_map.shape)}, "
-            f"but the images need [{batch}, {height}, {width}]",
-            hint="upsample the map to the input resolution first",
-        )
+    smap = _checked_map(signed_map, batch, height, width, method)
     if not 0 < fraction < 1:
         raise CamlangError(f"{method}: `fraction` must be in (0, 1), got {fraction!r}")
     if dtype is not None:
@@ -212,22 +260,9 @@ def direction_accuracy(
     count = min(pixels, height * width)
     gens = per_image_generators(generator, batch, method)
     chosen = rand_rows((height * width,), gens, x.device).argsort(dim=1)[:, :count]  # [B, P]
-    # Row r of the perturbed batch: image r // (2P), pixel (r // 2) % P, sign + for even r.
-    total = batch * count * 2
-    rows = torch.arange(total, device=x.device)
-    image, which, up = rows // (2 * count), (rows // 2) % count, rows % 2 == 0
-    flat = chosen[image, which]
-    ii, jj = flat // width, flat % width
-    step = torch.where(up, x.new_tensor(1.0 + fraction), x.new_tensor(1.0 - fraction))
-    changes = []
-    for start in range(0, total, chunk_size):
-        sl = slice(start, min(start + chunk_size, total))
-        copies = x[image[sl]].clone()
-        idx = torch.arange(copies.shape[0], device=x.device)
-        copies[idx, :, ii[sl], jj[sl]] = copies[idx, :, ii[sl], jj[sl]] * step[sl, None]
-        out = batched_logits(module, copies, chunk_size, method)
-        changes.append(out.gather(1, t[image[sl], None]).squeeze(1) - f0[image[sl]])
-    delta = torch.cat(changes)
+    probes = _probes(chosen, fraction, x)
+    delta = _score_changes(module, x, probes, t, f0, chunk_size, method)
+    image, ii, jj, up = probes.image, probes.ii, probes.jj, probes.up
     actual = torch.where(delta.abs() <= tol * (1 + f0[image].abs()), 0.0, delta.sign())
     predicted = smap[image, ii, jj].sign() * torch.where(up, 1.0, -1.0)
     correct = (actual == predicted.to(actual.dtype)).to(torch.float32)

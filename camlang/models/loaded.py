@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from torch import nn
+
+from camlang.frontend.layer_layout import LayerLayout
 
 
 @dataclass
@@ -30,4 +31,4 @@ class LoadedModel:
     class_names: list[str] | None = None
     # a loader's own choice of CAM layer (and its layout), used when the .cam file names none
     default_layer: str | None = None
-    default_layout: Any = None
+    default_layout: LayerLayout | None = None

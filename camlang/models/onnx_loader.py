@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from camlang.errors import CamlangError
 from camlang.models.loaded import LoadedModel
 
+if TYPE_CHECKING:  # onnx is an optional dependency, imported when a model is loaded
+    from onnx import ValueInfoProto
 
-def _static_dims(value_info: object) -> list[int | None]:
-    dims = value_info.type.tensor_type.shape.dim  # type: ignore[attr-defined]
+
+def _static_dims(value_info: ValueInfoProto) -> list[int | None]:
+    dims = value_info.type.tensor_type.shape.dim
     return [int(d.dim_value) if d.HasField("dim_value") else None for d in dims]
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+from torch import nn
 
 from camlang.errors import CamlangError
 from camlang.frontend.layer_layout import LayerLayout
@@ -21,7 +24,7 @@ from camlang.models.loaded import LoadedModel
 INSTALL_HINT = "install the extra: pip install 'camlang[timm]'"
 
 
-def _timm() -> Any:
+def _timm() -> ModuleType:
     try:
         import timm
     except ImportError:
@@ -29,7 +32,7 @@ def _timm() -> Any:
     return timm
 
 
-def default_layer(module: Any) -> tuple[str, LayerLayout | None] | None:
+def default_layer(module: nn.Module) -> tuple[str, LayerLayout | None] | None:
     """A sensible CAM layer (path, layout) for common timm families, or None to find one generically."""
     kind = type(module).__name__
     if kind == "ResNet" and hasattr(module, "layer4"):
@@ -41,7 +44,9 @@ def default_layer(module: Any) -> tuple[str, LayerLayout | None] | None:
     if hasattr(module, "blocks") and hasattr(module, "num_prefix_tokens") and hasattr(module, "patch_embed"):
         grid = getattr(module.patch_embed, "grid_size", None)
         grid_hw = (int(grid[0]), int(grid[1])) if grid is not None else None
-        return "blocks[-1].norm1", LayerLayout("tokens", int(module.num_prefix_tokens), grid_hw)
+        return "blocks[-1].norm1", LayerLayout(
+            "tokens", int(getattr(module, "num_prefix_tokens", 0)), grid_hw
+        )
     return None
 
 

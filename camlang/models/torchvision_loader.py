@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torchvision
 from torch import nn
+from torchvision.models import WeightsEnum
 
 from camlang.data.base import NORMALIZATION_PRESETS
 from camlang.errors import CamlangError
@@ -56,7 +57,7 @@ def torchvision_info(name: str) -> tuple[int | None, Normalization, list[str] | 
     return _weights_info(enum.DEFAULT)
 
 
-def _weights_info(weights: Any) -> tuple[int | None, Normalization, list[str] | None]:
+def _weights_info(weights: WeightsEnum) -> tuple[int | None, Normalization, list[str] | None]:
     transform = weights.transforms()
     crop = getattr(transform, "crop_size", None)
     size = int(crop[0]) if crop else None
@@ -66,7 +67,7 @@ def _weights_info(weights: Any) -> tuple[int | None, Normalization, list[str] | 
     return size, (mean, std), list(categories) if categories else None
 
 
-def build_torchvision(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+def build_torchvision(name: str, num_classes: int, **kwargs: object) -> nn.Module:
     """A randomly initialised torchvision model (never touches the network)."""
     try:
         return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
@@ -76,7 +77,7 @@ def build_torchvision(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
         ) from exc
 
 
-def _pretrained_kwargs(name: str, weights: Any) -> dict[str, Any]:
+def _pretrained_kwargs(name: str, weights: WeightsEnum) -> dict[str, Any]:
     """The constructor arguments torchvision's builder sets itself when given `weights`."""
     kwargs: dict[str, Any] = {}
     if name in ("inception_v3", "googlenet"):
@@ -107,7 +108,7 @@ def looks_like_path(weights: str) -> bool:
     )
 
 
-def _resolve_weights(name: str, weights: str) -> Any:
+def _resolve_weights(name: str, weights: str) -> WeightsEnum:
     enum = _weights_enum(name)
     if enum is None:
         raise CamlangError(

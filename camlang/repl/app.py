@@ -139,5 +139,5 @@ def session_error(session: Session, err: Exception) -> Result:
     if isinstance(err, CompileError):
         return Result("error", diagnostics=list(err.diagnostics))
     if isinstance(err, CamlangError):
-        return Result("error", diagnostics=[session._error_diagnostic(err)])
+        return Result("error", diagnostics=[session.error_diagnostic(err)])
     return Result("internal", f"internal error, please report: {type(err).__name__}: {err}")

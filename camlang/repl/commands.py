@@ -10,7 +10,6 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from camlang.errors import CamlangError
 from camlang.frontend.diagnostics import Diagnostic
@@ -18,10 +17,8 @@ from camlang.frontend.parser import parse_with_recovery
 from camlang.frontend.source import SourceFile
 from camlang.passes.simplify import simplify
 from camlang.repl import show
+from camlang.repl.context import ReplSession
 from camlang.repl.results import Result, ResultKind, Typed
-
-if TYPE_CHECKING:
-    from camlang.repl.session import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +28,10 @@ class Command:
     name: str
     usage: str
     help: str
-    run: Callable[[Session, str], Result]
+    run: Callable[[ReplSession, str], Result]
 
 
-def run_command(session: Session, text: str) -> Result:
+def run_command(session: ReplSession, text: str) -> Result:
     """Dispatch `:name args`; unknown commands get a suggestion."""
     word, _, rest = text[1:].partition(" ")
     word = word.strip()
@@ -67,7 +64,7 @@ def _path_arg(arg: str, usage: str) -> Path:
     return Path(parts[0]).expanduser()
 
 
-def _help(session: Session, arg: str) -> Result:
+def _help(session: ReplSession, arg: str) -> Result:
     name = arg.lstrip(":")
     if name:
         cmd = COMMANDS.get(ALIASES.get(name, name))
@@ -85,7 +82,7 @@ def _help(session: Session, arg: str) -> Result:
     return _ok("\n".join(lines))
 
 
-def load_file(session: Session, path: Path, *, replay: bool = False) -> Result:
+def load_file(session: ReplSession, path: Path, *, replay: bool = False) -> Result:
     """Check a .cam file's declarations into the session (its actions are listed, not run)."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -106,11 +103,11 @@ def load_file(session: Session, path: Path, *, replay: bool = False) -> Result:
     skipped = len(session.program.actions) - before_actions
     del session.program.actions[before_actions:]
     for stmt in module.statements:
-        session._remember(stmt, resolved.parent)
+        session.remember(stmt, resolved.parent)
     if not replay and resolved not in session.loaded_files:
         session.loaded_files.append(resolved)
         session.log.append(("load", str(resolved)))
-    session._select_defaults()
+    session.select_defaults()
     lines = [f"loaded {path} ({session.summary()})"]
     if skipped:
         lines.append(f"{skipped} action{'s' if skipped != 1 else ''} in the file not run: type one to run it")
@@ -118,21 +115,21 @@ def load_file(session: Session, path: Path, *, replay: bool = False) -> Result:
     return Result(kind, "\n".join(lines), diagnostics=diags)
 
 
-def _load(session: Session, arg: str) -> Result:
+def _load(session: ReplSession, arg: str) -> Result:
     return load_file(session, _path_arg(arg, ":load FILE"))
 
 
-def _reload(session: Session, arg: str) -> Result:
+def _reload(session: ReplSession, arg: str) -> Result:
     log = list(session.log)
     keep = (session.current_model, session.current_data, session.current_cam, session.image)
-    session._reset_program()
+    session.reset_program()
     diags: list[Diagnostic] = []
     for kind, value in log:
         result = load_file(session, Path(value), replay=True) if kind == "load" else session.run_source(value)
         diags += result.diagnostics
     session.current_model, session.current_data, session.current_cam, session.image = keep
     session.current_cam_node = None
-    session._select_defaults()
+    session.select_defaults()
     files = len([k for k, _ in log if k == "load"])
     inputs = len(log) - files
     return Result(
@@ -142,7 +139,7 @@ def _reload(session: Session, arg: str) -> Result:
     )
 
 
-def _listing(session: Session, kind: str, current: str | None) -> Result:
+def _listing(session: ReplSession, kind: str, current: str | None) -> Result:
     names = [n for n, k in session.names().items() if k == kind]
     if not names:
         return _ok(f"no {kind} declared")
@@ -153,7 +150,7 @@ def _listing(session: Session, kind: str, current: str | None) -> Result:
     return _ok("\n".join(lines))
 
 
-def _use(session: Session, arg: str) -> Result:
+def _use(session: ReplSession, arg: str) -> Result:
     parts = arg.split()
     if len(parts) != 2 or parts[0] not in ("model", "data", "cam"):
         raise CamlangError(
@@ -177,7 +174,7 @@ def _use(session: Session, arg: str) -> Result:
     return _ok(f"using {kind} {name}")
 
 
-def _image(session: Session, arg: str) -> Result:
+def _image(session: ReplSession, arg: str) -> Result:
     try:
         n = int(_need(arg, ":image N"))
     except ValueError:
@@ -194,28 +191,28 @@ def _image(session: Session, arg: str) -> Result:
     return _ok(f"image {n} of {session.current_data}")
 
 
-def _typed(session: Session, arg: str, usage: str) -> Typed | Result:
+def _typed(session: ReplSession, arg: str, usage: str) -> Typed | Result:
     typed = session.type_expression(_need(arg, usage))
     if isinstance(typed, list):
         return Result("error", diagnostics=typed)
     return typed
 
 
-def _type(session: Session, arg: str) -> Result:
+def _type(session: ReplSession, arg: str) -> Result:
     typed = _typed(session, arg, ":type EXPR")
     if isinstance(typed, Result):
         return typed
     return _ok(f"{typed.text} : {typed.node.ty}  ({typed.context} expression)")
 
 
-def _ir(session: Session, arg: str) -> Result:
+def _ir(session: ReplSession, arg: str) -> Result:
     typed = _typed(session, arg, ":ir EXPR")
     if isinstance(typed, Result):
         return typed
     return _ok(show.ir_passes(session, typed))
 
 
-def _simplify(session: Session, arg: str) -> Result:
+def _simplify(session: ReplSession, arg: str) -> Result:
     from camlang.frontend.ir import to_text
 
     typed = _typed(session, arg, ":simplify EXPR")
@@ -226,7 +223,7 @@ def _simplify(session: Session, arg: str) -> Result:
     return _ok(f"{to_text(node)}{same}")
 
 
-def _export(session: Session, arg: str) -> Result:
+def _export(session: ReplSession, arg: str) -> Result:
     parts = arg.split(maxsplit=1)
     if len(parts) != 2:
         raise CamlangError(f"cannot understand `:export {arg}`", hint="usage :export NAME FILE.py")
@@ -236,7 +233,7 @@ def _export(session: Session, arg: str) -> Result:
     return _ok(session.export(parts[0], target))
 
 
-def _save(session: Session, arg: str) -> Result:
+def _save(session: ReplSession, arg: str) -> Result:
     target = _path_arg(arg, ":save FILE.cam")
     folder = target.resolve().parent
     lines = ["# Declarations saved from a camlang REPL session.", *session.imports, ""]
@@ -256,45 +253,45 @@ def _save(session: Session, arg: str) -> Result:
     return _ok(f"saved {len(session.entries)} declarations to {target}{notes}")
 
 
-def _history(session: Session, arg: str) -> Result:
+def _history(session: ReplSession, arg: str) -> Result:
     shown = session.history[:-1]  # not `:history` itself
     width = len(str(len(shown)))
     return _ok("\n".join(f"{i + 1:>{width}}  {line}" for i, line in enumerate(shown)) or "(no input yet)")
 
 
-def _open(session: Session, arg: str) -> Result:
+def _open(session: ReplSession, arg: str) -> Result:
     if session.last_png is None:
         raise CamlangError("no heatmap yet", hint="show a cam first, e.g. type `gradcam`")
     session.opener(session.last_png)
     return _ok(f"opened {session.last_png}")
 
 
-def _grid(session: Session, arg: str) -> Result:
+def _grid(session: ReplSession, arg: str) -> Result:
     names = _need(arg, ":grid CAM1 CAM2 ...").replace(",", " ").split()
     return show.grid(session, names)
 
 
-def _quit(session: Session, arg: str) -> Result:
+def _quit(session: ReplSession, arg: str) -> Result:
     return Result("exit", "bye")
 
 
-def _models(s: Session, a: str) -> Result:
+def _models(s: ReplSession, a: str) -> Result:
     return _listing(s, "model", s.current_model)
 
 
-def _data(s: Session, a: str) -> Result:
+def _data(s: ReplSession, a: str) -> Result:
     return _listing(s, "data", s.current_data)
 
 
-def _cams(s: Session, a: str) -> Result:
+def _cams(s: ReplSession, a: str) -> Result:
     return _listing(s, "cam", s.current_cam)
 
 
-def _metrics(s: Session, a: str) -> Result:
+def _metrics(s: ReplSession, a: str) -> Result:
     return _listing(s, "metric", None)
 
 
-def _concepts(s: Session, a: str) -> Result:
+def _concepts(s: ReplSession, a: str) -> Result:
     from camlang.concepts.terminal import list_concept_sources
 
     return _ok(list_concept_sources(s.program))

@@ -16,9 +16,8 @@ import traceback
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from camlang.core.version import __version__
 from camlang.errors import CamlangError
@@ -30,7 +29,9 @@ from camlang.frontend.parser import parse_with_recovery
 from camlang.frontend.pretty import pretty_stmt
 from camlang.frontend.program import Program
 from camlang.frontend.source import NO_SPAN, SourceFile, Span
+from camlang.repl.commands import run_command
 from camlang.repl.results import Result, Typed
+from camlang.repl.show import show_value
 from camlang.report import RunReport
 from camlang.run.state import RunOptions, RunState
 
@@ -52,14 +53,14 @@ class Session:
         *,
         device: str = "cpu",
         progress_console: Console | None = None,
-        opener: Callable[[Path], Any] | None = None,
+        opener: Callable[[Path], object] | None = None,
         preview_width: int = 32,
         truecolor: bool | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.device = device
         self.progress_console = progress_console or Console(file=io.StringIO(), force_terminal=False)
-        self.opener = opener or (lambda p: webbrowser.open(p.resolve().as_uri()))
+        self.opener: Callable[[Path], object] = opener or (lambda p: webbrowser.open(p.resolve().as_uri()))
         self.preview_width = preview_width
         self.truecolor = truecolor
         self.history: list[str] = []
@@ -77,10 +78,10 @@ class Session:
         self.image = 0
         self.last_png: Path | None = None
         self.counter = 0
-        self._reset_program()
+        self.reset_program()
 
     # ---- state ------------------------------------------------------------------------
-    def _reset_program(self) -> None:
+    def reset_program(self) -> None:
         self.program = Program(SourceFile("<repl>", ""))
         self.checker = Checker(self.program, allow_redefine=True)
         options = RunOptions(self.out_dir, self.device, batch_size=32)
@@ -117,7 +118,7 @@ class Session:
             image = f"{self.image}/{len(self.state.datasets[self.current_data])}"
         return {"model": model, "layer": layer, "data": data, "image": image, "cam": self.current_cam or "-"}
 
-    def _select_defaults(self) -> None:
+    def select_defaults(self) -> None:
         if self.current_model not in self.program.models:
             self.current_model = next(iter(self.program.models), None)
         if self.current_data not in self.program.datas:
@@ -135,8 +136,6 @@ class Session:
         self.counter += 1
         try:
             if text.lstrip().startswith(":"):
-                from camlang.repl.commands import run_command
-
                 return run_command(self, text.strip())
             return self.run_source(text)
         except KeyboardInterrupt:
@@ -144,12 +143,12 @@ class Session:
         except CompileError as err:
             return Result("error", diagnostics=list(err.diagnostics))
         except CamlangError as err:
-            return Result("error", diagnostics=[self._error_diagnostic(err)])
+            return Result("error", diagnostics=[self.error_diagnostic(err)])
         except Exception as err:  # noqa: BLE001 - no input may kill the session
             detail = "".join(traceback.format_exception_only(type(err), err)).strip()
             return Result("internal", f"internal error, please report: {detail}")
 
-    def _error_diagnostic(self, err: CamlangError) -> Diagnostic:
+    def error_diagnostic(self, err: CamlangError) -> Diagnostic:
         span = err.span if isinstance(err.span, Span) else NO_SPAN
         code = err.code if err.code.startswith(("E", "W")) else "E900"
         return Diagnostic(code, err.message, span, hint=err.hint)
@@ -167,12 +166,12 @@ class Session:
         before_diags = len(self.checker.bag.items)
         self.checker.check_module(module, source)
         diags = self.checker.bag.items[before_diags:]
-        self._select_defaults()
+        self.select_defaults()
         if any(d.is_error for d in diags):
             return Result("error", diagnostics=diags)
         lines: list[str] = []
         for stmt in module.statements:
-            self._remember(stmt, Path.cwd())
+            self.remember(stmt, Path.cwd())
             if not isinstance(stmt, s.Evaluate | s.Check | s.Export):
                 self.log.append(("source", stmt.span.text))
             name = getattr(stmt, "name", None)
@@ -182,7 +181,7 @@ class Session:
             lines.append(self.run_action(action))
         return Result("ok", "\n".join(x for x in lines if x), diagnostics=diags)
 
-    def _remember(self, stmt: s.Stmt, base: Path) -> None:
+    def remember(self, stmt: s.Stmt, base: Path) -> None:
         """Record a declaration's text (for `:save`); imports are kept as written."""
         if isinstance(stmt, s.Import):
             line = pretty_stmt(stmt)
@@ -250,7 +249,7 @@ class Session:
         path = write_module(name, node, text, target)
         return f"exported {name} to {path}"
 
-    def _rich(self, renderable: Any) -> str:
+    def _rich(self, renderable: RenderableType) -> str:
         buf = io.StringIO()
         Console(file=buf, width=110, force_terminal=False, color_system=None).print(renderable)
         return buf.getvalue().rstrip()
@@ -294,8 +293,6 @@ class Session:
         typed = self.type_expression(text)
         if isinstance(typed, list):
             return Result("error", diagnostics=typed)
-        from camlang.repl.show import show_value
-
         return show_value(self, typed)
 
 

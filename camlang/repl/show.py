@@ -9,34 +9,29 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 
 from camlang.backends.torch_eager import TorchContext, evaluate, terminals_used
+from camlang.data.base import Batch, Dataset
 from camlang.errors import CamlangError
 from camlang.frontend.ir import Node, postorder, to_text
 from camlang.frontend.op_table import OPS
 from camlang.frontend.program import MetricDef
+from camlang.repl.context import ReplSession
 from camlang.repl.results import Result, Typed
 from camlang.report.ansi import ansi_preview
 from camlang.report.colormap import overlay_rgb
 from camlang.runtime.cam_engine import CamEngine
 from camlang.runtime.capture import capture
-
-if TYPE_CHECKING:
-    from camlang.repl.session import Session
+from camlang.runtime.declaration_loading import LiveModel
 
 #: Heatmap PNGs are scaled up to at least this many pixels on their long side.
 PNG_SIZE = 256
 
 
-def _result(kind: str, output: str, **extra: Any) -> Result:
-    return Result(kind, output, **extra)  # type: ignore[arg-type]
-
-
-def selection(session: Session) -> tuple[Any, Any, Any]:
+def selection(session: ReplSession) -> tuple[LiveModel, Dataset, Batch]:
     """The live model, the dataset and the batch of the current image; a CamlangError if unset."""
     if session.current_model is None or session.current_data is None:
         missing = "a model" if session.current_model is None else "data"
@@ -54,8 +49,8 @@ def selection(session: Session) -> tuple[Any, Any, Any]:
     return live, ds, ds.get([session.image])
 
 
-def _class_name(index: int, ds: Any, live: Any) -> str:
-    names = ds.describe().get("class_names") or live.loaded.class_names
+def _class_name(index: int, ds: Dataset, live: LiveModel) -> str:
+    names = ds.class_names or live.loaded.class_names
     if names and 0 <= index < len(names):
         return str(names[index])
     return str(index)
@@ -65,22 +60,22 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")[:40] or "expr"
 
 
-def show_value(session: Session, typed: Typed) -> Result:
+def show_value(session: ReplSession, typed: Typed) -> Result:
     """Type, and when possible value, of a bare expression."""
     ty = typed.node.ty
     head = f"{typed.text} : {ty}"
     if session.current_model is None or session.current_data is None:
-        return _result("value", head + "\n(declare a model and data, or :load a file, to see its value)")
+        return Result("value", head + "\n(declare a model and data, or :load a file, to see its value)")
     if typed.context == "cam" and (ty.is_layer_map or ty.is_input_map):
         return heatmap(session, typed.text, typed.node, head)
     if typed.context == "cam":
         return _cam_value(session, typed, head)
     if ty.is_scalar:
         return _metric_value(session, typed, head)
-    return _result("value", head + "\n(a metric expression is shown when it is a scalar, e.g. mean(...))")
+    return Result("value", head + "\n(a metric expression is shown when it is a scalar, e.g. mean(...))")
 
 
-def heatmap(session: Session, label: str, node: Node, head: str) -> Result:
+def heatmap(session: ReplSession, label: str, node: Node, head: str) -> Result:
     """Evaluate a cam on the current image: PNG overlay in the output folder and an ANSI preview."""
     live, ds, batch = selection(session)
     x = batch.x.to(live.device)
@@ -109,7 +104,7 @@ def heatmap(session: Session, label: str, node: Node, head: str) -> Result:
         f"wrote {path}",
     ]
     preview = ansi_preview(rgb, session.preview_width, session.truecolor)
-    return _result("heatmap", "\n".join(lines), image_path=path, preview=preview)
+    return Result("heatmap", "\n".join(lines), image_path=path, preview=preview)
 
 
 def _stats(value: torch.Tensor) -> str:
@@ -126,7 +121,7 @@ def _stats(value: torch.Tensor) -> str:
     )
 
 
-def _cam_value(session: Session, typed: Typed, head: str) -> Result:
+def _cam_value(session: ReplSession, typed: Typed, head: str) -> Result:
     """A non-map expression over the layer terminals (a channel vector, a tensor, a scalar)."""
     live, _, batch = selection(session)
     x = batch.x.to(live.device)
@@ -134,13 +129,13 @@ def _cam_value(session: Session, typed: Typed, head: str) -> Result:
     ctx = TorchContext(cap.terminals, (int(x.shape[-2]), int(x.shape[-1])), x.dtype, x.device)
     with torch.no_grad():
         value = evaluate([typed.node], ctx)[typed.node.nid]
-    return _result(
+    return Result(
         "value",
         f"{head} {_stats(value[0])}  ({session.current_model}, {session.current_data}[{session.image}])",
     )
 
 
-def metric_cam(session: Session) -> tuple[str, Node]:
+def metric_cam(session: ReplSession) -> tuple[str, Node]:
     """The cam whose map a metric expression reads as `L`: the last one shown, or the first declared."""
     node = session.current_cam_node
     if session.current_cam is not None and node is not None:
@@ -153,7 +148,7 @@ def metric_cam(session: Session) -> tuple[str, Node]:
     )
 
 
-def _metric_value(session: Session, typed: Typed, head: str) -> Result:
+def _metric_value(session: ReplSession, typed: Typed, head: str) -> Result:
     from camlang.runtime.metric_evaluation import Evaluator, metric_needs_mask, referenced_cams
 
     label, cam_node = metric_cam(session)
@@ -175,7 +170,7 @@ def _metric_value(session: Session, typed: Typed, head: str) -> Result:
     values = Evaluator(live, engine, chunk_size=256).score([label], cam_batch, x, masks, {"_": mdef})
     value = float(values.values["_"][0, 0])
     where = f"{session.current_model}, {session.current_data}[{session.image}], L = {label}"
-    return _result("value", f"{head} = {value:.6g}  ({where})")
+    return Result("value", f"{head} = {value:.6g}  ({where})")
 
 
 def ir_listing(root: Node) -> list[str]:
@@ -189,7 +184,7 @@ def ir_listing(root: Node) -> list[str]:
     return lines
 
 
-def ir_passes(session: Session, typed: Typed) -> str:
+def ir_passes(session: ReplSession, typed: Typed) -> str:
     """`:ir`: the lowered IR (shared subterms interned), then the IR after each pass."""
     from camlang.passes.simplify import simplify
 
@@ -202,7 +197,7 @@ def ir_passes(session: Session, typed: Typed) -> str:
     return "\n".join(out)
 
 
-def grid(session: Session, cams: list[str], images: int = 4) -> Result:
+def grid(session: ReplSession, cams: list[str], images: int = 4) -> Result:
     """`:grid a b ...`: the named cams on up to `images` images from the current one, as one PNG."""
     from camlang.report.grid import render_grid
     from camlang.report.model import Visuals
@@ -225,4 +220,4 @@ def grid(session: Session, cams: list[str], images: int = 4) -> Result:
     img.save(path)
     session.last_png = path
     where = f"{session.current_model}, {session.current_data}[{indices[0]}..{indices[-1]}]"
-    return _result("ok", f"grid of {', '.join(cams)} on {where}\nwrote {path}", image_path=path)
+    return Result("ok", f"grid of {', '.join(cams)} on {where}\nwrote {path}", image_path=path)

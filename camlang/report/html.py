@@ -58,7 +58,7 @@ def _meta_table(rows: Sequence[tuple[str, Any]]) -> str:
     return f'<table class="meta">{body}</table>'
 
 
-def _plain(v: Any) -> str:
+def _plain(v: object) -> str:
     if isinstance(v, float):
         return fmt_number(v)
     if isinstance(v, Mapping):
@@ -387,7 +387,7 @@ def _concept_monitor(sec: ConceptSection) -> str:
     return "\n".join(out)
 
 
-def _num_or_nan(x: Any) -> float:
+def _num_or_nan(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 

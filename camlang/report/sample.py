@@ -49,8 +49,8 @@ def _blob(centres: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     return (blob - lo) / (hi - lo)
 
 
-def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: bool = False) -> RunReport:
-    """A deterministic report: two evaluations (one with a NaN column), one synthesis, three checks."""
+def _sample_visuals(n_images: int, size: int, seed: int) -> Visuals:
+    """Disc images with their masks, two blob maps near the discs and a noise map with a NaN image."""
     gen = torch.Generator().manual_seed(seed)
     raw, masks, centres = _discs(n_images, size, gen)
     shifted = (centres + torch.tensor([3, -2])).clamp(0, size - 1)
@@ -63,14 +63,21 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
     }
     labels = ["disc"] * n_images
     preds = ["disc" if i % 3 else "square" for i in range(n_images)]
-    visuals = Visuals(raw=raw, maps=maps, masks=masks, labels=labels, predictions=preds)
-    metrics = [
+    return Visuals(raw=raw, maps=maps, masks=masks, labels=labels, predictions=preds)
+
+
+def _sample_metrics() -> list[MetricInfo]:
+    """The three metrics of the first evaluation (a fresh list: each report owns its own)."""
+    return [
         MetricInfo("pointing_game", "maximize", "fraction of maps whose peak lies in the mask"),
         MetricInfo("deletion_auc", "minimize", "area under the deletion curve"),
         MetricInfo("insertion_auc", "maximize", "area under the insertion curve"),
     ]
-    n = n_images
-    table = {
+
+
+def _sample_table(n: int) -> dict[str, dict[str, Stat]]:
+    """Made-up statistics of the three cams; eigencam has NaN images."""
+    return {
         "gradcam": {
             "pointing_game": Stat(1.0, 0.0, n, 0, 1.0, 1.0),
             "deletion_auc": Stat(0.21, 0.05, n, 0, 0.18, 0.24),
@@ -87,6 +94,10 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
             "insertion_auc": Stat(0.41, 0.12, n, 1, 0.34, 0.48),
         },
     }
+
+
+def _sample_evaluations(n: int, size: int, visuals: Visuals) -> list[EvalResult]:
+    """Two evaluations: all three cams with visuals, then gradcam alone at another layer."""
     model = {
         "name": "demo_cnn",
         "source": "camlang.models.demo",
@@ -103,7 +114,9 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
         " * relu(G)) * A))",
         "eigencam": "relu(pc1(A))",
     }
-    ev1 = EvalResult("evaluate #1", model, data, list(maps), metrics, table, visuals, definitions)
+    metrics = _sample_metrics()
+    table = _sample_table(n)
+    ev1 = EvalResult("evaluate #1", model, data, list(visuals.maps), metrics, table, visuals, definitions)
     ev2 = EvalResult(
         "evaluate #2",
         {**model, "layer": "features.0", "layer_chosen_by_default": False},
@@ -113,9 +126,15 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
         {"gradcam": {"pointing_game": Stat(0.5, 0.5, n)}},
         None,
     )
+    return [ev1, ev2]
+
+
+def _sample_synthesis(visuals: Visuals, partial: bool) -> SynthResult:
+    """One synthesis whose winner is compared with two declared cams."""
     objective = MetricInfo("deletion_auc", "minimize")
     winner = "relu(mean_hw(G)) * A"
-    synth = SynthResult(
+    gradcam = visuals.maps["gradcam"]
+    return SynthResult(
         name="synthesize best_deletion",
         grammar="E ::= A | G | relu(E) | E * E | mean_hw(E) | sum_c(E)",
         objective=objective,
@@ -138,9 +157,13 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
             "gradcam": Interval(0.21, 0.18, 0.24),
             "gradcam++": Interval(0.21, 0.17, 0.25),
         },
-        visuals=Visuals(raw=raw, maps={winner: maps["gradcam"], "gradcam": maps["gradcam"]}, masks=masks),
+        visuals=Visuals(raw=visuals.raw, maps={winner: gradcam, "gradcam": gradcam}, masks=visuals.masks),
     )
-    checks = [
+
+
+def _sample_checks() -> list[CheckResult]:
+    """Three checks: one holds, one violated with a confirmed counterexample, one unknown."""
+    return [
         CheckResult("logit_bound", "output_range", "holds", "z3", 0.12, "proved by interval bounds", True),
         CheckResult(
             "robust_eps_0.1",
@@ -155,6 +178,11 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
         ),
         CheckResult("cam_monotone", "cam_property", "unknown", "z3", 30.0, "timeout after 30 s"),
     ]
+
+
+def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: bool = False) -> RunReport:
+    """A deterministic report: two evaluations (one with a NaN column), one synthesis, three checks."""
+    visuals = _sample_visuals(n_images, size, seed)
     return RunReport(
         camlang_version="0.1.0",
         source_file="examples/sample.cam",
@@ -163,8 +191,8 @@ def sample_report(n_images: int = 4, size: int = 32, seed: int = 0, partial: boo
         device="cpu",
         partial=partial,
         warnings=["sample report: the numbers in it are made up for tests and documentation"],
-        evaluations=[ev1, ev2],
-        syntheses=[synth],
-        checks=checks,
+        evaluations=_sample_evaluations(n_images, size, visuals),
+        syntheses=[_sample_synthesis(visuals, partial)],
+        checks=_sample_checks(),
         exports=[Export("gradcam", "out/gradcam_module.py")],
     )

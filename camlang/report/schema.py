@@ -237,18 +237,18 @@ _CHECK = (
 )
 
 
-def _missing(obj: Any, keys: Sequence[str], where: str, problems: list[str]) -> None:
+def _missing(obj: object, keys: Sequence[str], where: str, problems: list[str]) -> None:
     if not isinstance(obj, Mapping):
         problems.append(f"{where}: expected an object, got {type(obj).__name__}")
         return
     problems.extend(f"{where}: missing key {k!r}" for k in keys if k not in obj)
 
 
-def validate_report_dict(doc: Any, source: str = "report.json") -> None:
+def validate_report_dict(doc: object, source: str = "report.json") -> None:
     """Raise `CamlangError` listing every schema problem in a loaded report document."""
     problems: list[str] = []
     _missing(doc, _TOP, "report", problems)
-    if problems:
+    if problems or not isinstance(doc, Mapping):  # `_missing` reported anything but an object
         raise CamlangError(f"{source} is not a camlang report: " + "; ".join(problems))
     if doc["schema_version"] != SCHEMA_VERSION:
         raise CamlangError(
@@ -281,9 +281,9 @@ def validate_report_dict(doc: Any, source: str = "report.json") -> None:
         raise CamlangError(f"{source} does not match report schema {SCHEMA_VERSION}: " + "; ".join(problems))
 
 
-def _concept_problems(sec: Any, where: str, problems: list[str]) -> None:
+def _concept_problems(sec: object, where: str, problems: list[str]) -> None:
     kind = sec.get("kind") if isinstance(sec, Mapping) else None
-    if kind not in _CONCEPT:
+    if kind not in _CONCEPT or not isinstance(sec, Mapping):
         problems.append(f"{where}: kind must be 'heatmaps' or 'monitor', got {kind!r}")
         return
     _missing(sec, _CONCEPT[kind], where, problems)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -67,8 +67,14 @@ def synth_table(sy: SynthResult) -> Table:
         caption=Text(caption),
         title_style="bold",
     )
-    for col, justify in (("#", "right"), ("expression", "left"), ("size", "right"), ("train", "right")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("#", "right"),
+        ("expression", "left"),
+        ("size", "right"),
+        ("train", "right"),
+    )
+    for col, justify in columns:
+        table.add_column(col, justify=justify)
     table.add_column("holdout", justify="right")
     table.add_column("CI", justify="right")
     table.add_column("note")

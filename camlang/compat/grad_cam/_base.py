@@ -10,6 +10,7 @@ mean over layers, min-max again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,11 @@ def first_component_numpy(weighted: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(out).astype(np.float32))[:, None]
 
 
-def _scalar(value: Any, index: int) -> torch.Tensor:
+#: What a model's forward returns: logits, or a tuple/list whose first element is the logits.
+ModelOutput = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
+
+
+def _scalar(value: object, index: int) -> torch.Tensor:
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
         got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise CamlangError(
@@ -69,14 +74,15 @@ def _scalar(value: Any, index: int) -> torch.Tensor:
     return value.reshape(())
 
 
-def _rows(output: Any) -> Any:
+def _rows(output: ModelOutput) -> torch.Tensor:
+    # Models that return a tuple (logits, extras) are scored on the first element.
     return output[0] if isinstance(output, tuple | list) else output
 
 
 def target_scorer(targets: Sequence[Callable[[Any], Any]]) -> Scorer:
     """A camlang scorer from pytorch-grad-cam targets: `targets[i](output row)` for image `i`."""
 
-    def score(output: Any, rows: torch.Tensor) -> torch.Tensor:
+    def score(output: ModelOutput, rows: torch.Tensor) -> torch.Tensor:
         out = _rows(output)
         return torch.stack([_scalar(targets[int(r)](o), int(r)) for r, o in zip(rows, out)])
 
@@ -144,7 +150,8 @@ class BaseCAM:
     ) -> tuple[list[int] | None, Scorer | None]:
         """Class indices (fast path, all ClassifierOutputTarget or None) or a scorer for other targets."""
         if targets is None or all(type(t) is ClassifierOutputTarget for t in targets):
-            return (None if targets is None else [int(t.category) for t in targets]), None  # type: ignore[attr-defined]
+            classes = [t for t in targets or () if isinstance(t, ClassifierOutputTarget)]
+            return (None if targets is None else [int(t.category) for t in classes]), None
         if len(targets) != batch:
             raise CamlangError(
                 f"got {len(targets)} targets for a batch of {batch} images", hint="give one target per image"
@@ -235,7 +242,12 @@ class BaseCAM:
     def __enter__(self) -> BaseCAM:
         return self
 
-    def __exit__(self, exc_type: Any, exc_value: Any, exc_tb: Any) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool:
         # Nothing to release: camlang removes its hooks after every call.
         self._cam_engine = None
         if isinstance(exc_value, IndexError):

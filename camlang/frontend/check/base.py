@@ -5,12 +5,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from camlang.frontend import syntax as s
 from camlang.frontend.diagnostics import DiagnosticBag
 from camlang.frontend.ir import Node
 from camlang.frontend.op_table import TERMINALS
 from camlang.frontend.program import Program
+from camlang.frontend.signatures import Arg
 from camlang.frontend.source import SourceFile
 
 
@@ -44,6 +46,14 @@ class CheckerBase:
 
     def lower(self, expr: s.Expr, context: str) -> Node | None:
         """Lower an expression to IR (the `Checker` implements it; cam and metric checks use it)."""
+        raise NotImplementedError
+
+    def _bind(self, call: s.Call, spec: tuple[Arg, ...], base: Path | None) -> dict[str, Any] | None:
+        """Bind a declaration call's literal arguments (`DeclarationChecks` implements it)."""
+        raise NotImplementedError
+
+    def _concept_target(self, stmt: s.Evaluate, target: s.ConceptTarget) -> bool:
+        """Check `evaluate ... for concept SET.NAME` (`ConceptChecks` implements it)."""
         raise NotImplementedError
 
     def _declare(self, ident: s.Ident, kind: str) -> bool:

@@ -8,9 +8,10 @@ its own diagnostics and interprets the bound expressions (literals, IR operands 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Final, Literal, Protocol, TypeAlias
 
 from camlang.frontend import syntax as s
 from camlang.frontend.program import IndexRef, Ref
@@ -27,7 +28,7 @@ class Parameter(Protocol):
     def name(self) -> str: ...
 
     @property
-    def default(self) -> Any: ...
+    def default(self) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +82,26 @@ def bind_call(call: s.Call, params: Sequence[Parameter]) -> Binding:
 
 # ---- literal values -----------------------------------------------------------
 
+
+class NotLiteral(enum.Enum):
+    """The type of `BAD`."""
+
+    BAD = "not a literal"
+
+
 #: Marks an expression that is not a literal value.
-BAD: Any = object()
+BAD: Final = NotLiteral.BAD
+
+#: A literal argument's value: a number, string, bool or none, a reference to a declaration
+#: (`m`, `data[3]`), a list of plain literals, or a `vnnlib("file")` point.
+LiteralValue: TypeAlias = (
+    int | float | str | bool | None | Ref | IndexRef | list["LiteralValue"] | tuple[Literal["vnnlib"], str]
+)
+#: An op's static attribute: an integer, a number or a string.
+StaticValue: TypeAlias = int | float | str
 
 
-def literal_value(expr: s.Expr) -> Any:
+def literal_value(expr: s.Expr) -> LiteralValue | NotLiteral:
     """The value of a literal argument (numbers, strings, lists, references), or `BAD`."""
     match expr:
         case s.Number(value=v):
@@ -102,14 +118,15 @@ def literal_value(expr: s.Expr) -> Any:
             return IndexRef(base.id, i, expr.span)
         case s.ListExpr(items=items):
             values = [literal_value(i) for i in items]
-            return BAD if any(v is BAD or isinstance(v, Ref | IndexRef) for v in values) else values
+            plain: list[LiteralValue] = [v for v in values if not isinstance(v, NotLiteral | Ref | IndexRef)]
+            return plain if len(plain) == len(values) else BAD
         case s.Call(func=func, args=(s.String(value=path),)) if func.name == "vnnlib":
             return ("vnnlib", path)
         case _:
             return BAD
 
 
-def static_value(expr: s.Expr, kind: str) -> Any:
+def static_value(expr: s.Expr, kind: str) -> StaticValue | NotLiteral:
     """An op's static attribute of `kind` ("int", "number", "string", "value") from a literal, or `BAD`."""
     value = literal_value(expr)
     if isinstance(value, bool):
@@ -133,7 +150,7 @@ STATIC_WORDS = {
 }
 
 
-def kind_ok(value: Any, kinds: tuple[str, ...]) -> bool:
+def kind_ok(value: LiteralValue, kinds: tuple[str, ...]) -> bool:
     """Whether a literal value is one of the declaration-argument `kinds`."""
     if value is None:
         return "none" in kinds

@@ -41,7 +41,7 @@ class ConceptChecks(CheckerBase):
         if spec is None:
             self._unknown(stmt.source.func, CONCEPT_SOURCES, "concept source")
             return
-        args = self._bind(stmt.source, spec, base)  # type: ignore[attr-defined]
+        args = self._bind(stmt.source, spec, base)
         if args is None:
             return
         ok = self._known_concepts(stmt.source, args)
@@ -122,7 +122,7 @@ class ConceptChecks(CheckerBase):
         if spec is None:
             self._unknown(stmt.source.func, MONITOR_KINDS, "monitor kind")
             return
-        args = self._bind(stmt.source, spec, base)  # type: ignore[attr-defined]
+        args = self._bind(stmt.source, spec, base)
         if args is None:
             return
         if not 0 < args["fpr"] < 1:

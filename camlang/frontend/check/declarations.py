@@ -13,7 +13,16 @@ from typing import Any
 
 from camlang.frontend import syntax as s
 from camlang.frontend.check.base import CheckerBase, suggest
-from camlang.frontend.check.binding import BAD, bind_call, describe, kind_ok, kinds_text, literal_value
+from camlang.frontend.check.binding import (
+    BAD,
+    LiteralValue,
+    NotLiteral,
+    bind_call,
+    describe,
+    kind_ok,
+    kinds_text,
+    literal_value,
+)
 from camlang.frontend.check.layer_options import layer_options
 from camlang.frontend.ir import Node
 from camlang.frontend.op_table import FUNCTIONS, OPS, TERMINALS
@@ -264,7 +273,7 @@ class DeclarationChecks(CheckerBase):
                 for metric in stmt.metrics:
                     ok &= self._expect(metric, ("metric",))
                 if stmt.concept is not None and ok:
-                    ok &= self._concept_target(stmt, stmt.concept)  # type: ignore[attr-defined]
+                    ok &= self._concept_target(stmt, stmt.concept)
             case s.Check():
                 for prop in stmt.properties:
                     ok &= self._expect(prop, ("property",))
@@ -324,7 +333,7 @@ class DeclarationChecks(CheckerBase):
                     out[arg.name] = value
         return out if ok else None
 
-    def _literal(self, expr: s.Expr, arg: Arg, base: Path | None) -> Any:
+    def _literal(self, expr: s.Expr, arg: Arg, base: Path | None) -> LiteralValue | NotLiteral:
         value = literal_value(expr)
         kinds = arg.kinds
         if isinstance(value, Ref):

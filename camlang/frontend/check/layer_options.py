@@ -73,13 +73,8 @@ def _tokens(opt: s.Call, bag: DiagnosticBag) -> LayerLayout | None:
             prefix = value
         elif kw.name.name == "grid" and isinstance(value, int) and value > 0:
             grid = (value, value)
-        elif (
-            kw.name.name == "grid"
-            and isinstance(value, list)
-            and len(value) == 2
-            and all(isinstance(v, int) and v > 0 for v in value)
-        ):
-            grid = (value[0], value[1])
+        elif kw.name.name == "grid" and (pair := _positive_pair(value)) is not None:
+            grid = pair
         elif kw.name.name in ("prefix", "grid"):
             want = "a whole number >= 0" if kw.name.name == "prefix" else "a positive size or [height, width]"
             bag.error(
@@ -98,3 +93,12 @@ def _tokens(opt: s.Call, bag: DiagnosticBag) -> LayerLayout | None:
             )
             return None
     return LayerLayout("tokens", prefix, grid)
+
+
+def _positive_pair(value: object) -> tuple[int, int] | None:
+    """`[height, width]` of two positive integers, else None."""
+    if isinstance(value, list) and len(value) == 2:
+        rows, cols = value
+        if isinstance(rows, int) and rows > 0 and isinstance(cols, int) and cols > 0:
+            return rows, cols
+    return None

@@ -10,7 +10,7 @@ from typing import Any
 
 from camlang.frontend import syntax as s
 from camlang.frontend.check.base import CheckerBase, Reported, suggest
-from camlang.frontend.check.binding import BAD, STATIC_WORDS, bind_call, describe, static_value
+from camlang.frontend.check.binding import BAD, STATIC_WORDS, StaticValue, bind_call, describe, static_value
 from camlang.frontend.ir import Node
 from camlang.frontend.op_table import BINARY_SYMBOLS, FUNCTIONS, SYMBOL_OF, TERMINALS
 from camlang.frontend.source import Span
@@ -137,7 +137,7 @@ class ExpressionLowering(CheckerBase):
                 attrs[p.name] = self._static(arg, p.kind, p.name, spec.name)
         return self._make(name, tuple(operands), attrs, call.span)
 
-    def _static(self, expr: s.Expr, kind: str, pname: str, op: str) -> Any:
+    def _static(self, expr: s.Expr, kind: str, pname: str, op: str) -> StaticValue:
         if kind == "cam":
             if isinstance(expr, s.Name) and self._kind(expr.id) == "cam":
                 return expr.id

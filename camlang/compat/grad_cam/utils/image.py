@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -68,7 +67,9 @@ def preprocess_image(
     return x[None]
 
 
-def scale_cam_image(cam: Any, target_size: tuple[int, int] | None = None) -> np.ndarray:
+def scale_cam_image(
+    cam: np.ndarray | torch.Tensor | Sequence[np.ndarray], target_size: tuple[int, int] | None = None
+) -> np.ndarray:
     """Per-map min-max scaling, then resizing to `target_size` = (width, height): float32 `[N, H, W]`."""
     t = torch.as_tensor(np.asarray(cam, dtype=np.float32))[:, None]
     t = t - t.amin(dim=(-2, -1), keepdim=True)

@@ -6,8 +6,6 @@ names, constructors and values as in pytorch-grad-cam.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -46,7 +44,7 @@ class BinaryClassifierOutputTarget:
 class SemanticSegmentationTarget:
     """The sum of `category`'s scores over the pixels of a binary `mask` (`[H, W]` numpy or tensor)."""
 
-    def __init__(self, category: int, mask: Any) -> None:
+    def __init__(self, category: int, mask: np.ndarray | torch.Tensor) -> None:
         self.category = category
         self.mask = torch.from_numpy(mask) if isinstance(mask, np.ndarray) else torch.as_tensor(mask)
 
