@@ -28,7 +28,7 @@ from camlang.backends.z3_lower import Z3_OPS
 from camlang.errors import CamlangError
 from camlang.smt.attack import pgd_attack
 from camlang.smt.backends import BACKENDS
-from camlang.smt.driver import run_naive, run_query
+from camlang.smt.driver import INTERRUPTED, run_naive, run_query
 from camlang.smt.inputs import BoxLike, PointLike, check_nonneg
 from camlang.smt.network import extract_relu_net
 from camlang.smt.pieces import PieceMemo, PieceShare
@@ -49,6 +49,7 @@ __all__ = [
     "VnnlibQuestion",
     "Question",
     "Progress",
+    "INTERRUPTED",
     "check",
     "falsify",
     "check_saliency_robust",

@@ -105,17 +105,17 @@ def run_query(
     neurons = int(sum(W.shape[0] for W in setup.net.Ws[:-1]))
     log.add(QueryShape(neurons, len(setup.query.disjuncts), _threads(share)))
     ctx = Context(
-        setup,
-        BACKENDS[backend],
-        backend,
-        t0,
-        t0 + timeout_s,
-        timeout_s,
-        log,
-        progress,
-        share,
-        memo,
-        pattern_walk,
+        setup=setup,
+        engine=BACKENDS[backend],
+        backend=backend,
+        t0=t0,
+        deadline=t0 + timeout_s,
+        timeout_s=timeout_s,
+        log=log,
+        progress=progress,
+        share=share,
+        memo=memo,
+        pattern_walk=pattern_walk,
     )
     try:
         carry = Carry()
