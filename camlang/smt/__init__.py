@@ -17,9 +17,9 @@ Back ends: "auto" (= "milp"), "milp" (HiGHS), "z3" (the bounded reference encodi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 from torch import nn
@@ -27,23 +27,20 @@ from torch import nn
 from camlang.backends.z3_lower import Z3_OPS
 from camlang.errors import CamlangError
 from camlang.smt.attack import pgd_attack
-from camlang.smt.driver import BACKENDS, Progress, Setup, run_naive, run_query
-from camlang.smt.inputs import (
-    box_arrays,
-    check_label,
-    check_nonneg,
-    label_disjuncts,
-    prepare_point,
-    torch_eval,
-)
+from camlang.smt.backends import BACKENDS
+from camlang.smt.driver import INTERRUPTED, run_naive, run_query
+from camlang.smt.inputs import BoxLike, PointLike, check_nonneg
 from camlang.smt.network import extract_relu_net
 from camlang.smt.pieces import PieceMemo, PieceShare
-from camlang.smt.query import GradientConstraint, Query
-from camlang.smt.verdict import Verdict
+from camlang.smt.questions import Question, Robust, SaliencyRobust, VnnlibQuestion, build_setup
+from camlang.smt.search import Progress
+from camlang.smt.setup import Found, Setup
+from camlang.smt.verdict import ReplayRecord, Verdict
 from camlang.smt.vnnlib import VnnlibProperty, load_vnnlib, parse_vnnlib
 
 __all__ = [
     "Verdict",
+    "ReplayRecord",
     "VnnlibProperty",
     "DeltaFlip",
     "Z3_OPS",
@@ -51,6 +48,8 @@ __all__ = [
     "Robust",
     "VnnlibQuestion",
     "Question",
+    "Progress",
+    "INTERRUPTED",
     "check",
     "falsify",
     "check_saliency_robust",
@@ -66,6 +65,8 @@ BACKEND_NAMES = ("auto", *BACKENDS, "z3-naive")
 # networks with at least this many ReLUs run the PGD attack before the proof search by default;
 # on smaller ones (BanditNet) the exact search is faster than the attack's set-up
 ATTACK_MIN_NEURONS = 64
+# the question's set-up (kept under its old name: tests build set-ups through it)
+_setup = build_setup
 
 
 def _backend(name: str) -> str:
@@ -74,42 +75,6 @@ def _backend(name: str) -> str:
             f"unknown SMT back end `{name}`", hint=f"use one of: {', '.join(BACKEND_NAMES)}", code="E703"
         )
     return "milp" if name == "auto" else name
-
-
-@dataclass(frozen=True)
-class SaliencyRobust:
-    """Every x' with ``|x'-x|_inf <= eps`` (in ``box``) and ``|VG(x')-VG(x)|_inf <= delta`` keeps the
-    prediction ``label`` (default: the class predicted at x). VG is the gradient of the label's
-    logit w.r.t. the input (torch's relu'(0) = 0)."""
-
-    x: Any
-    eps: float
-    delta: float
-    label: int | None = None
-    box: Any = (0.0, 1.0)
-
-
-@dataclass(frozen=True)
-class Robust:
-    """Classic local robustness: every x' with ``|x'-x|_inf <= eps`` (in ``box``) predicts ``label``."""
-
-    x: Any
-    eps: float
-    label: int | None = None
-    box: Any = None
-
-
-@dataclass(frozen=True)
-class VnnlibQuestion:
-    """A VNN-LIB property: no input of the box reaches the unsafe output set. With ``delta``, only
-    inputs whose gradient of the property's label stays within ``delta`` of its value at the
-    property's image (`VnnlibProperty.point`) count."""
-
-    prop: VnnlibProperty
-    delta: float | None = None
-
-
-Question = SaliencyRobust | Robust | VnnlibQuestion
 
 
 def check(
@@ -139,7 +104,7 @@ def check(
     --resume` passes the run's cache), so an interrupted query continues where it stopped.
     """
     name = _backend(backend)
-    setup = _setup(module, question, input_shape)
+    setup = build_setup(module, question, input_shape)
     if name == "z3-naive":
         return run_naive(setup, timeout_s, progress)
     neurons = sum(W.shape[0] for W in setup.net.Ws[:-1])
@@ -156,91 +121,28 @@ def falsify(
     timeout_s: float = 60.0,
     seed: int = 0,
     input_shape: Sequence[int] | None = None,
-) -> tuple[np.ndarray, dict[str, Any]] | None:
+) -> tuple[np.ndarray, ReplayRecord] | None:
     """Search for a counterexample to ``question`` with PGD alone (restricted to the gradient
     constraint for saliency questions): a replayed witness and its replay record, or None.
 
     Benchmarks and tests run it against every "holds": a witness there is a soundness bug."""
-    import time
-
-    setup = _setup(module, question, input_shape)
-    return pgd_attack(setup, time.monotonic() + timeout_s, steps=steps, restarts=restarts, seed=seed)
-
-
-def _setup(module: nn.Module, question: Question, input_shape: Sequence[int] | None) -> Setup:
-    if isinstance(question, SaliencyRobust):
-        setup = _point_setup(
-            module,
-            question.x,
-            question.eps,
-            question.delta,
-            question.label,
-            question.box,
-            input_shape,
-            "saliency_robust",
-        )
-    elif isinstance(question, Robust):
-        setup = _point_setup(
-            module, question.x, question.eps, None, question.label, question.box, input_shape, "robust"
-        )
-    elif isinstance(question, VnnlibQuestion):
-        setup = _vnnlib_setup(module, question.prop, question.delta, input_shape)
-    else:
-        raise CamlangError(f"cannot check {question!r}", hint="pass SaliencyRobust, Robust or VnnlibQuestion")
-    return setup
+    setup = build_setup(module, question, input_shape)
+    found = pgd_attack(setup, time.monotonic() + timeout_s, steps=steps, restarts=restarts, seed=seed)
+    return None if found is None else (found.x, found.replay)
 
 
-def _attack_budget(setup: Setup, deadline: float) -> Any:
+def _attack_budget(setup: Setup, deadline: float) -> Found | None:
     """PGD with a small budget: 40 steps, 8 restarts, at most 1/10 of the time left."""
-    import time
-
     return pgd_attack(setup, min(deadline, time.monotonic() + (deadline - time.monotonic()) / 10))
-
-
-def _fmt(v: float) -> str:
-    return f"{v:g}"
-
-
-def _point_setup(
-    module: nn.Module,
-    x: Any,
-    eps: float,
-    delta: float | None,
-    label: int | None,
-    box: Any,
-    input_shape: Sequence[int] | None,
-    kind: str,
-) -> Setup:
-    eps = check_nonneg(eps, "eps")
-    if delta is not None:
-        delta = check_nonneg(delta, "delta")
-    module64, flat, shape, layers, net = prepare_point(module, x, input_shape)
-    logits, _ = torch_eval(module64, flat, shape, None)
-    lab = check_label(label, logits)
-    b_lo, b_hi = box_arrays(box, flat.size)
-    lo, hi = np.maximum(flat - eps, b_lo), np.minimum(flat + eps, b_hi)
-    if np.any(lo > hi):
-        raise CamlangError("`at` lies outside `box` by more than eps, so the region is empty", code="E702")
-    grad = None
-    name = f"{kind}(eps={_fmt(eps)}, label={lab})"
-    if delta is not None:
-        _, g0 = torch_eval(module64, flat, shape, lab)
-        assert g0 is not None
-        c = np.zeros(net.n_outputs)
-        c[lab] = 1.0
-        grad = GradientConstraint(c, g0, delta)
-        name = f"{kind}(eps={_fmt(eps)}, delta={_fmt(delta)}, label={lab})"
-    query = Query(lo, hi, label_disjuncts(lab, net.n_outputs), grad)
-    return Setup(name, module64, shape, layers, net, query, lab, flat)
 
 
 def check_saliency_robust(
     module: nn.Module,
-    x: Any,
+    x: PointLike,
     eps: float,
     delta: float,
     label: int | None = None,
-    box: Any = (0.0, 1.0),
+    box: BoxLike = (0.0, 1.0),
     timeout_s: float = 120.0,
     backend: str = "auto",
     progress: Progress | None = None,
@@ -255,10 +157,10 @@ def check_saliency_robust(
 
 def check_robust(
     module: nn.Module,
-    x: Any,
+    x: PointLike,
     eps: float,
     label: int | None = None,
-    box: Any = None,
+    box: BoxLike = None,
     timeout_s: float = 120.0,
     backend: str = "auto",
     progress: Progress | None = None,
@@ -270,33 +172,6 @@ def check_robust(
     return check(
         module, Robust(x, eps, label, box), backend, timeout_s, progress, input_shape, share=share, memo=memo
     )
-
-
-def _vnnlib_setup(
-    module: nn.Module, prop: VnnlibProperty, delta: float | None, input_shape: Sequence[int] | None
-) -> Setup:
-    n = prop.lo.size
-    module64, point, shape, layers, net = prepare_point(module, prop.point(), input_shape)
-    if net.n_outputs != prop.n_outputs:
-        raise CamlangError(
-            f"{prop.path} talks about {prop.n_outputs} outputs but the network has {net.n_outputs}",
-            code="E711",
-        )
-    grad = None
-    name = f"vnnlib({prop.path})"
-    if delta is not None:
-        delta = check_nonneg(delta, "delta")
-        logits, _ = torch_eval(module64, point, shape, None)
-        lab = prop.label if prop.label is not None else int(np.argmax(logits))
-        _, g0 = torch_eval(module64, point, shape, lab)
-        assert g0 is not None
-        c = np.zeros(net.n_outputs)
-        c[lab] = 1.0
-        grad = GradientConstraint(c, g0, delta)
-        name = f"vnnlib({prop.path}, delta={_fmt(delta)}, saliency of class {lab} at the property's image)"
-    assert point.size == n
-    query = Query(prop.lo.copy(), prop.hi.copy(), prop.disjuncts, grad)
-    return Setup(name, module64, shape, layers, net, query, None, point)
 
 
 def check_vnnlib(
@@ -331,12 +206,12 @@ class DeltaFlip:
 
 def find_delta_flip(
     module: nn.Module,
-    x: Any,
+    x: PointLike,
     eps: float,
     lo: float,
     hi: float,
     label: int | None = None,
-    box: Any = (0.0, 1.0),
+    box: BoxLike = (0.0, 1.0),
     tol: float = 1e-3,
     max_steps: int = 40,
     timeout_s: float = 120.0,

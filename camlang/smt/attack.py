@@ -8,22 +8,18 @@ properties every step must keep ``|VG(x') - VG(x)|_inf <= delta``: a step that b
 input gradient of a ReLU network is constant on each activation region, so a walk that starts at
 the point itself stays inside the regions whose gradient is close enough.
 
-Every point the attack returns has been replayed in torch float64 (check.replay): the attack can
+Every point the attack returns has been replayed in torch float64 (`camlang.smt.setup.replay`): the attack can
 only ever produce "violated" with a real witness. The benchmarks also run it with 200 steps against
 every "holds" as a soundness cross-check.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import numpy as np
 import torch
 
+from camlang.smt.setup import Found, Setup, replay
 from camlang.smt.witness import violation_margin
-
-if TYPE_CHECKING:
-    from camlang.smt.driver import Setup
 
 __all__ = ["pgd_attack"]
 
@@ -51,11 +47,9 @@ def pgd_attack(
     restarts: int = 8,
     seed: int = 0,
     step_size: float | None = None,
-) -> tuple[np.ndarray, dict[str, Any]] | None:
+) -> Found | None:
     """A replayed counterexample found by PGD, or None (which proves nothing)."""
     import time
-
-    from camlang.smt.driver import replay
 
     q = setup.query
     lo = torch.as_tensor(q.lo, dtype=torch.float64)
@@ -78,10 +72,10 @@ def pgd_attack(
     alpha = step_size if step_size is not None else 2.5 * width / 2 / max(steps, 1) * 4
 
     def within(xb: torch.Tensor) -> torch.Tensor:
-        if g0 is None:
+        if g0 is None or grad_c is None:
             return torch.ones(xb.shape[0], dtype=torch.bool)
         vg = _input_gradients(setup, xb, g_label)
-        return (vg - g0).abs().amax(dim=1) <= grad_c.delta  # type: ignore[union-attr]
+        return (vg - g0).abs().amax(dim=1) <= grad_c.delta
 
     for step in range(steps):
         if time.monotonic() >= deadline:
@@ -95,7 +89,7 @@ def pgd_attack(
             rec = replay(setup, x[i].numpy())
             if rec["ok"]:
                 rec["found_at_step"] = step
-                return x[i].numpy().copy(), rec
+                return Found(x[i].numpy().copy(), rec)
         direction = torch.sign(g)
         if grad_c is not None and step == 0:  # spread the restarts: a random first direction
             direction[1:] = torch.sign(torch.rand(restarts - 1, lo.numel(), generator=gen) - 0.5).double()
@@ -118,5 +112,5 @@ def pgd_attack(
         rec = replay(setup, x[i].numpy())
         if rec["ok"]:
             rec["found_at_step"] = steps
-            return x[i].numpy().copy(), rec
+            return Found(x[i].numpy().copy(), rec)
     return None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -14,6 +14,8 @@ from camlang.errors import CamlangError
 from camlang.smt.network import LayerList, ReluNet, extract_relu_net
 
 __all__ = [
+    "PointLike",
+    "BoxLike",
     "as_module64",
     "torch_eval",
     "box_arrays",
@@ -22,6 +24,11 @@ __all__ = [
     "check_label",
     "check_nonneg",
 ]
+
+#: A point: a torch tensor, a numpy array or a (nested) list of numbers.
+PointLike = torch.Tensor | npt.ArrayLike
+#: A box ``(lo, hi)``: numbers, or one value per input each; None is unbounded.
+BoxLike = Sequence[npt.ArrayLike] | None
 
 
 def _expected_inputs(module: nn.Module) -> int | None:
@@ -53,7 +60,7 @@ def torch_eval(
     return out.detach().numpy(), g.reshape(-1).numpy()
 
 
-def _as_array(x: Any, what: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
+def _as_array(x: PointLike, what: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
     if isinstance(x, torch.Tensor):
         t = x.detach().to(torch.float64).cpu()
         shape = tuple(t.shape) if t.dim() >= 2 and t.shape[0] == 1 else (1, *t.shape)
@@ -67,7 +74,8 @@ def _as_array(x: Any, what: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
     return arr.reshape(-1), None
 
 
-def box_arrays(box: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+def box_arrays(box: BoxLike, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The box ``(lo, hi)`` as two arrays of ``n`` values (unbounded when ``box`` is None)."""
     if box is None:
         return np.full(n, -np.inf), np.full(n, np.inf)
     try:
@@ -92,7 +100,7 @@ def box_arrays(box: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare_point(
-    module: nn.Module, x: Any, input_shape: Sequence[int] | None
+    module: nn.Module, x: PointLike, input_shape: Sequence[int] | None
 ) -> tuple[nn.Module, np.ndarray, tuple[int, ...], LayerList, ReluNet]:
     """Validate ``x`` against the network and extract it."""
     flat, shape = _as_array(x, "at")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -107,56 +108,22 @@ def build_milp(
     caller decides such a branch without a MILP).
     """
     B = _Builder()
-    inf = np.inf
     targets = (disjunct,) if isinstance(disjunct, (int, np.integer)) else tuple(disjunct)
     x = B.vars(query.lo, query.hi) if forward else np.zeros(0, dtype=int)
     h_prev = x
     d_idx: list[np.ndarray] = []
     z_idx: list[np.ndarray] = []
-    # last-layer ReLUs whose output every unsafe row wants small: exact without a binary
-    monotone = np.zeros(net.Ws[-1].shape[1], dtype=bool)
-    if relax_monotone and forward and query.gradient is None:
-        A_all = np.vstack([np.atleast_2d(query.disjuncts[j][0]) for j in targets])
-        monotone = np.all(A_all @ net.Ws[-1] >= 0, axis=0)
-    for layer, i, active in fixed:
-        ph_i = bounds.phase[layer][i]
-        if ph_i != UNDECIDED and (ph_i == ACTIVE) != active:
-            raise ValueError(
-                f"fixing ReLU {i} of layer {layer} {'in' * (not active)}active contradicts its bounds"
-            )
-        if layer == net.n_hidden - 1:
-            monotone[i] = False  # a fixed ReLU keeps its binary
+    monotone = _monotone_relus(net, bounds, query, targets, fixed, relax_monotone and forward)
     for k in range(net.n_hidden):
         if not forward:
-            ph = bounds.phase[k]
-            und = np.flatnonzero(ph == UNDECIDED)
-            d = np.full(ph.shape[0], -1)
-            d[und] = B.vars(np.zeros(len(und)), np.ones(len(und)), integer=True)
-            _fix_binaries(B, fixed, k, d)
-            d_idx.append(d)
+            d_idx.append(_gate_binaries(B, bounds, fixed, k))
             continue
-        l, u, ph = bounds.lower[k], bounds.upper[k], bounds.phase[k]
-        n = l.shape[0]
-        z = B.vars(l, u)
-        h = B.vars(np.maximum(l, 0.0), np.maximum(u, 0.0))
-        W, b = net.Ws[k], net.bs[k]
-        for i in range(n):  # z_i - W_i h_prev = b_i
-            B.row(np.concatenate([[z[i]], h_prev]), np.concatenate([[1.0], -W[i]]), b[i], b[i])
-        relaxed = (ph == UNDECIDED) & monotone if k == net.n_hidden - 1 else np.zeros(n, dtype=bool)
-        und = np.flatnonzero((ph == UNDECIDED) & ~relaxed)
-        d = np.full(n, -1)
-        d[und] = B.vars(np.zeros(len(und)), np.ones(len(und)), integer=True)
-        for i in range(n):
-            if ph[i] == ACTIVE:
-                B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, 0.0)
-            elif relaxed[i]:  # h >= z (h >= 0 is its bound), and below the triangle's upper side
-                B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, inf)
-                slope = u[i] / (u[i] - l[i])
-                B.row(np.array([h[i], z[i]]), np.array([1.0, -slope]), -inf, -slope * l[i])
-            elif ph[i] == UNDECIDED:
-                B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, inf)  # h >= z
-                B.row(np.array([h[i], z[i], d[i]]), np.array([1.0, -1.0, -l[i]]), -inf, -l[i])
-                B.row(np.array([h[i], d[i]]), np.array([1.0, -u[i]]), -inf, 0.0)
+        relaxed = (
+            (bounds.phase[k] == UNDECIDED) & monotone
+            if k == net.n_hidden - 1
+            else np.zeros(bounds.phase[k].shape[0], dtype=bool)
+        )
+        d, z, h = _relu_layer(B, net, bounds, k, h_prev, relaxed)
         _fix_binaries(B, fixed, k, d, z, h)
         d_idx.append(d)
         z_idx.append(z)
@@ -179,6 +146,73 @@ def build_milp(
         targets=targets if forward else (),
         selector_idx=selectors,
     )
+
+
+def _monotone_relus(
+    net: ReluNet,
+    bounds: NetBounds,
+    query: Query,
+    targets: tuple[int, ...],
+    fixed: Sequence[tuple[int, int, bool]],
+    relax: bool,
+) -> np.ndarray:
+    """Last-layer ReLUs whose output every unsafe row wants small: exact without a binary (module
+    docstring). Checks that ``fixed`` agrees with the stable phases (ValueError otherwise)."""
+    monotone = np.zeros(net.Ws[-1].shape[1], dtype=bool)
+    if relax and query.gradient is None:
+        A_all = np.vstack([np.atleast_2d(query.disjuncts[j][0]) for j in targets])
+        monotone = np.all(A_all @ net.Ws[-1] >= 0, axis=0)
+    for layer, i, active in fixed:
+        ph_i = bounds.phase[layer][i]
+        if ph_i != UNDECIDED and (ph_i == ACTIVE) != active:
+            raise ValueError(
+                f"fixing ReLU {i} of layer {layer} {'in' * (not active)}active contradicts its bounds"
+            )
+        if layer == net.n_hidden - 1:
+            monotone[i] = False  # a fixed ReLU keeps its binary
+    return monotone
+
+
+def _gate_binaries(
+    B: _Builder, bounds: NetBounds, fixed: Sequence[tuple[int, int, bool]], k: int
+) -> np.ndarray:
+    """Layer ``k``'s gates alone (no forward pass): a binary per undecided ReLU, -1 elsewhere."""
+    ph = bounds.phase[k]
+    und = np.flatnonzero(ph == UNDECIDED)
+    d = np.full(ph.shape[0], -1)
+    d[und] = B.vars(np.zeros(len(und)), np.ones(len(und)), integer=True)
+    _fix_binaries(B, fixed, k, d)
+    return d
+
+
+def _relu_layer(
+    B: _Builder, net: ReluNet, bounds: NetBounds, k: int, h_prev: np.ndarray, relaxed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer ``k`` forward: ``z = W h_prev + b`` and ``h = relu(z)`` (big-M on each undecided ReLU
+    but the ``relaxed`` ones, which get the triangle); the indices of (binaries, z, h)."""
+    inf = np.inf
+    l, u, ph = bounds.lower[k], bounds.upper[k], bounds.phase[k]
+    n = l.shape[0]
+    z = B.vars(l, u)
+    h = B.vars(np.maximum(l, 0.0), np.maximum(u, 0.0))
+    W, b = net.Ws[k], net.bs[k]
+    for i in range(n):  # z_i - W_i h_prev = b_i
+        B.row(np.concatenate([[z[i]], h_prev]), np.concatenate([[1.0], -W[i]]), b[i], b[i])
+    und = np.flatnonzero((ph == UNDECIDED) & ~relaxed)
+    d = np.full(n, -1)
+    d[und] = B.vars(np.zeros(len(und)), np.ones(len(und)), integer=True)
+    for i in range(n):
+        if ph[i] == ACTIVE:
+            B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, 0.0)
+        elif relaxed[i]:  # h >= z (h >= 0 is its bound), and below the triangle's upper side
+            B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, inf)
+            slope = u[i] / (u[i] - l[i])
+            B.row(np.array([h[i], z[i]]), np.array([1.0, -slope]), -inf, -slope * l[i])
+        elif ph[i] == UNDECIDED:
+            B.row(np.array([h[i], z[i]]), np.array([1.0, -1.0]), 0.0, inf)  # h >= z
+            B.row(np.array([h[i], z[i], d[i]]), np.array([1.0, -1.0, -l[i]]), -inf, -l[i])
+            B.row(np.array([h[i], d[i]]), np.array([1.0, -u[i]]), -inf, 0.0)
+    return d, z, h
 
 
 def _fix_binaries(
@@ -291,7 +325,7 @@ def _add_gradient(
 class MilpOutcome:
     """ "infeasible", "feasible" (with a pattern) or "timeout"."""
 
-    status: str
+    status: Literal["infeasible", "feasible", "timeout"]
     x: np.ndarray | None = None
     pattern: list[np.ndarray] | None = None
     message: str = ""

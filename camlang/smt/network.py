@@ -21,7 +21,6 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -296,15 +295,17 @@ def _probe_affine(
     return Affine(W, z.numpy().copy()), out_shape
 
 
-def _maxpool_groups(module: nn.Module, shape: tuple[int, ...], what: str) -> tuple[MaxPool, tuple]:
+def _maxpool_groups(
+    module: nn.MaxPool1d | nn.MaxPool2d, shape: tuple[int, ...], what: str
+) -> tuple[MaxPool, tuple[int, ...]]:
     if getattr(module, "ceil_mode", False) or getattr(module, "return_indices", False):
         raise CamlangError(f"layer {what}: ceil_mode / return_indices are not supported", code="E700")
     n = int(np.prod(shape[1:]))
     idx = torch.arange(1, n + 1, dtype=torch.float64).reshape(shape)
-    k: Any = module.kernel_size
-    s: Any = module.stride
-    p: Any = module.padding
-    d: Any = module.dilation
+    k: int | tuple[int, ...] = module.kernel_size
+    s: int | tuple[int, ...] = module.stride
+    p: int | tuple[int, ...] = module.padding
+    d: int | tuple[int, ...] = module.dilation
     if isinstance(module, nn.MaxPool1d):
         idx = idx.unsqueeze(-2)
         one = [v[0] if isinstance(v, tuple) else v for v in (k, s, p, d)]
@@ -343,7 +344,8 @@ def extract_layers(module: nn.Module, input_shape: tuple[int, ...]) -> LayerList
             if kind == "relu":
                 layers.append(Relu(int(np.prod(shape[1:]))))
             elif kind == "maxpool":
-                pool, shape = _maxpool_groups(fn, shape, what)  # type: ignore[arg-type]
+                assert isinstance(fn, nn.MaxPool1d | nn.MaxPool2d)  # `_module_steps` yields only these
+                pool, shape = _maxpool_groups(fn, shape, what)
                 layers.append(pool)
             else:
                 aff, shape = _probe_affine(fn, shape, what)

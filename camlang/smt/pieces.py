@@ -33,13 +33,15 @@ import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from camlang.smt.verdict import Verdict
 
 __all__ = ["PieceMemo", "PieceShare", "Pieces", "PieceStopped", "combine", "BEFORE_PIECES"]
+
+T = TypeVar("T")
 
 #: The piece index of a counterexample found before the pieces were dealt (the point, the attack).
 BEFORE_PIECES = -1
@@ -72,12 +74,12 @@ class PieceMemo(Protocol):
         ...
 
 
-def items_digest(items: Sequence[Any]) -> str:
+def items_digest(items: Sequence[object]) -> str:
     """A digest of a piece list: every value of its arrays (numpy's repr elides long arrays), its
     nesting and its other items' reprs."""
     digest = hashlib.blake2b(digest_size=6)
 
-    def feed(value: Any) -> None:
+    def feed(value: object) -> None:
         if isinstance(value, np.ndarray):
             digest.update(f"array {value.dtype} {value.shape}:".encode())
             digest.update(np.ascontiguousarray(value).tobytes())
@@ -97,8 +99,9 @@ class PieceStopped(Exception):
     """Another rank replayed a counterexample for a lower piece: this piece's result cannot matter."""
 
 
-class Pieces:
-    """Walk one query's piece list: this rank's pieces, in order, with per-piece stats.
+class Pieces(Generic[T]):
+    """Walk one query's piece list: this rank's pieces, in order, with per-piece stats (`record`,
+    which the query's stats show under "pieces" when the list is not empty).
 
     Without a share (one process) every piece is this rank's and nothing is polled, so the walk is
     the plain loop it replaces."""
@@ -107,8 +110,7 @@ class Pieces:
         self,
         share: PieceShare | None,
         kind: str,
-        items: Sequence[Any],
-        stats: dict[str, Any],
+        items: Sequence[T],
         memo: PieceMemo | None = None,
     ):
         self.share, self.kind, self.items, self.memo = share, kind, list(items), memo
@@ -123,14 +125,12 @@ class Pieces:
             "world_size": 1 if share is None else share.world_size,
             "outcomes": {},
         }
-        if self.items:
-            stats["pieces"] = self.record
         #: pieces proved infeasible by an earlier, interrupted run (skipped, not searched again)
         self.known = memo.infeasible(self.memo_key) if memo is not None and self.items else set()
         #: True once this rank skipped pieces because another rank found a lower one violated
         self.stopped_early = False
 
-    def mine(self) -> Iterator[tuple[int, Any]]:
+    def mine(self) -> Iterator[tuple[int, T]]:
         """(piece index, item) for each piece of this rank, stopping at a lower announced piece;
         pieces the memo proved infeasible are noted and not yielded."""
         share = self.share

@@ -15,13 +15,13 @@ slack ``min(c - A y)`` over the unsafe disjuncts: positive means strictly inside
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from camlang.smt.driver import Setup
+from camlang.smt.setup import Setup, replay
+from camlang.smt.verdict import ReplayRecord
 
 __all__ = ["strengthen_witness", "violation_margin"]
 
@@ -32,7 +32,9 @@ _ROUNDS = 4
 _ENOUGH = 1e-5
 
 
-def violation_margin(logits: torch.Tensor, label: int | None, disjuncts: Any) -> torch.Tensor:
+def violation_margin(
+    logits: torch.Tensor, label: int | None, disjuncts: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> torch.Tensor:
     """How far the logits lie inside the unsafe set (positive: strictly inside)."""
     if label is not None:
         others = torch.cat([logits[:label], logits[label + 1 :]])
@@ -60,14 +62,12 @@ def _float32_margin(setup: Setup, x: np.ndarray) -> float:
         return float(violation_margin(y, setup.label, setup.query.disjuncts))
 
 
-def strengthen_witness(setup: Setup, x: np.ndarray, rec: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+def strengthen_witness(setup: Setup, x: np.ndarray, rec: ReplayRecord) -> tuple[np.ndarray, ReplayRecord]:
     """Push the replayed counterexample ``x`` deeper into the unsafe set (module docstring).
 
     Returns the (possibly moved) point and its replay record, with ``margin_f64``,
     ``margin_f32``, ``margin_before`` and ``boundary_only`` added. The result always replays.
     """
-    from camlang.smt.driver import replay
-
     q = setup.query
     scale = float(np.max(q.hi - q.lo)) if q.hi.size else 0.0
     best_x, best_rec = np.asarray(x, dtype=np.float64), rec
@@ -92,7 +92,7 @@ def strengthen_witness(setup: Setup, x: np.ndarray, rec: dict[str, Any]) -> tupl
                 break
         if not moved:
             break
-    out = dict(best_rec)
+    out = best_rec.copy()
     out["margin_before"] = before
     out["margin_f64"] = best_m
     out["margin_f32"] = _float32_margin(setup, best_x)

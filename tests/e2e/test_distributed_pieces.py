@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from camlang import smt
-from camlang.smt import driver
+from camlang.smt import driver, patterns
 from camlang.smt.pieces import combine
 from camlang.smt.verdict import Verdict
 
@@ -57,6 +57,7 @@ ONE_VIOLATED = 5  # the index of the reachable disjunct in one_violated_setup()
 class _SlowSearch:
     def __init__(self, inner: Any, delay: float) -> None:
         self.inner, self.delay = inner, delay
+        self.binaries = inner.binaries
 
     def solve(self, deadline: float) -> Any:
         time.sleep(self.delay)
@@ -70,6 +71,9 @@ class _SlowExcept:
     """The MILP back end, with every disjunct but `fast` taking `delay` seconds more."""
 
     name = "milp"
+    # one disjunct at a time, never the pattern shortcut: each disjunct is its own piece
+    supports_joint_milp = False
+    supports_pattern_lps = False
 
     def __init__(self, fast: int, delay: float) -> None:
         self.inner, self.fast, self.delay = driver.MilpBackend(), fast, delay
@@ -84,7 +88,7 @@ def saliency(eps: float, delta: float, share: Any = None) -> Verdict:
     the joint MILP over the alive output disjuncts (split into branches with two workers)."""
     from unittest import mock
 
-    with mock.patch.object(driver, "ENUM_MAX_RELUS", -1):
+    with mock.patch.object(patterns, "ENUM_MAX_RELUS", -1):
         return smt.check_saliency_robust(tied_net(), X, eps, delta, timeout_s=60, share=share)
 
 

@@ -64,13 +64,13 @@ def test_ctrl_c_inside_a_property_is_not_kept_as_its_verdict(
 ) -> None:
     """A Ctrl-C during the second piece stops the run (partial report, exit 130) without keeping
     "unknown: interrupted" as the property's verdict; `--resume` decides it from the first piece on."""
-    from camlang.smt import driver
+    from camlang.smt import search
 
     torch.save(tied_net().state_dict(), tmp_path / "tied.pt")
     program = tmp_path / "tied.cam"
     program.write_text(PROGRAM, encoding="utf-8")
     out = tmp_path / "out"
-    real = driver._decide_disjunct
+    real = search.decide_disjunct
     calls: list[int] = []
 
     def interrupted_at_the_second_piece(*args: Any, **kwargs: Any) -> Any:
@@ -79,7 +79,7 @@ def test_ctrl_c_inside_a_property_is_not_kept_as_its_verdict(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(driver, "_decide_disjunct", interrupted_at_the_second_piece)
+    monkeypatch.setattr(search, "decide_disjunct", interrupted_at_the_second_piece)
     assert main(["run", str(program), "--out", str(out)]) == 130
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["partial"] and report["checks"] == []
@@ -87,7 +87,7 @@ def test_ctrl_c_inside_a_property_is_not_kept_as_its_verdict(
     assert kept == []  # no verdict was kept for the interrupted property
     assert len(_pieces(out)) == 1  # the first piece was proved before the interrupt
 
-    monkeypatch.setattr(driver, "_decide_disjunct", real)
+    monkeypatch.setattr(search, "decide_disjunct", real)
     assert main(["run", str(program), "--out", str(out), "--resume"]) == 0
     assert _status(out) == "holds"
     pieces = _pieces(out)

@@ -305,11 +305,11 @@ def test_split_joint_milp_gives_the_one_piece_verdict(data: st.DataObject, eps: 
     small nets reach the joint MILP."""
     from unittest import mock
 
-    from camlang.smt import driver
+    from camlang.smt import patterns
     from camlang.smt.pieces import combine
 
     m, x = data.draw(tied_nets())
-    with mock.patch.object(driver, "ENUM_MAX_RELUS", -1):
+    with mock.patch.object(patterns, "ENUM_MAX_RELUS", -1):
         one = check_saliency_robust(m, x, eps, delta, timeout_s=30)
         assert one.status != "unknown", one.reason
         for world in (2, 4):
