@@ -9,14 +9,30 @@ ops from `camlang.metrics.kernels`, each in its own table.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from camlang.backends.normalize import minmax
 
-TorchFn = Callable[[Any, tuple[torch.Tensor, ...], dict[str, Any]], torch.Tensor]
+
+class KernelContext(Protocol):
+    """What the torch kernels of this table read besides their operands."""
+
+    dtype: torch.dtype
+    device: torch.device
+
+    def terminal(self, name: str) -> torch.Tensor:
+        """A terminal's value for the batch (KeyError or a user error when it is not there)."""
+        ...
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` resized bilinearly to the input size."""
+        ...
+
+
+TorchFn = Callable[[KernelContext, tuple[torch.Tensor, ...], dict[str, Any]], torch.Tensor]
 
 
 def _unary(f: Callable[[torch.Tensor], torch.Tensor]) -> TorchFn:
@@ -54,7 +70,7 @@ def pc1_torch(x: torch.Tensor) -> torch.Tensor:
     return proj.reshape(n, 1, h, w)
 
 
-def _const(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
+def _const(ctx: KernelContext, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     return torch.tensor(float(k["value"]), dtype=ctx.dtype, device=ctx.device).reshape(1, 1, 1, 1)
 
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import torch
 
+from camlang.backends.torch_kernels import KernelContext
 from camlang.core.call_counter import CallCounter
 
 
@@ -29,11 +30,12 @@ class SensitivityDraws:
         return {"fro": self.fro, "relative": self.relative, "mean_abs": self.mean_abs}[norm]
 
 
-class MetricInputs(Protocol):
-    """One stacked batch of K cams on B images, as the metric kernels see it."""
+class MetricInputs(KernelContext, Protocol):
+    """One stacked batch of K cams on B images, as the metric kernels see it.
 
-    dtype: torch.dtype
-    device: torch.device
+    Beside these, `terminal(name)` gives the `[K*B, ...]` values of `X`, `L`, `P`, `S` and `MASK`.
+    """
+
     #: the cams' names, in row-block order (K of them)
     cams: list[str]
     #: the number of images B
@@ -62,10 +64,6 @@ class MetricInputs(Protocol):
 
     def model_fn(self, x: torch.Tensor) -> torch.Tensor:
         """The model's logits on `x` without gradients (no call counting: `counter` does that)."""
-        ...
-
-    def terminal(self, name: str) -> torch.Tensor:
-        """A terminal's `[K*B, ...]` value (`X`, `L`, `P`, `S`, `MASK`)."""
         ...
 
     def clean(self, map: torch.Tensor) -> torch.Tensor:

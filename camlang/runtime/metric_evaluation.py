@@ -106,7 +106,7 @@ class Evaluator:
         # One memo for every metric: a subterm two metrics share (e.g. `P_at(X * L)` in average
         # drop and increase in confidence) costs one batched model call.
         ctx.bad = torch.zeros(k * b, dtype=torch.bool, device=x.device)
-        inputs: MetricInputs = ctx  # what the metric kernels read
+        inputs: MetricInputs = ctx  # what the metric kernels (and the element-wise ones) read
         values = evaluate([m.node for m in metrics.values()], inputs)
         out: dict[str, torch.Tensor] = {}
         for name, mdef in metrics.items():
