@@ -32,6 +32,7 @@ __all__ = [
     "NoSMTEncoding",
     "lower",
     "lower_one",
+    "is_exact",
     "symbolic_terminals",
     "real",
     "affine",
@@ -250,6 +251,22 @@ def lower(roots: list[Node], terminals: dict[str, np.ndarray], ctx: z3.Context) 
 def lower_one(root: Node, terminals: dict[str, np.ndarray], ctx: z3.Context) -> np.ndarray:
     """The z3 object array of one node."""
     return lower([root], terminals, ctx)[root.nid]
+
+
+def is_exact(terms: np.ndarray) -> bool:
+    """Whether no term applies an uninterpreted function (what `exp`, `log`, `sqrt` and a general
+    `pow` lower to): only then does substituting numbers give the terms' real values."""
+    seen: set[int] = set()
+    stack = [t for t in terms.reshape(-1) if z3.is_expr(t)]
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen:
+            continue
+        seen.add(e.get_id())
+        if z3.is_app(e) and e.num_args() > 0 and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            return False
+        stack.extend(e.children())
+    return True
 
 
 def _map(f: Callable[..., Any]) -> Z3Fn:
