@@ -7,7 +7,11 @@ arrays alike (it imports neither), so the front end can name it without loading 
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 #: Added to the denominator so that a constant map scales to all zeros.
 MINMAX_EPS = 1e-7
@@ -17,9 +21,10 @@ ArrayT = TypeVar("ArrayT")
 
 def minmax(x: ArrayT) -> ArrayT:
     """`x` scaled to [0, 1] over its last two axes (a torch tensor or a numpy array)."""
-    a: Any = x
-    if hasattr(a, "amin"):  # torch
-        shifted = a - a.amin(dim=(-2, -1), keepdim=True)
-        return shifted / (MINMAX_EPS + shifted.amax(dim=(-2, -1), keepdim=True))  # type: ignore[no-any-return]
-    shifted = a - a.min(axis=(-2, -1), keepdims=True)
-    return shifted / (MINMAX_EPS + shifted.max(axis=(-2, -1), keepdims=True))  # type: ignore[no-any-return]
+    if hasattr(x, "amin"):  # torch
+        t = cast("torch.Tensor", x)
+        shifted = t - t.amin(dim=(-2, -1), keepdim=True)
+        return cast(ArrayT, shifted / (MINMAX_EPS + shifted.amax(dim=(-2, -1), keepdim=True)))
+    a = cast("np.ndarray", x)
+    moved = a - a.min(axis=(-2, -1), keepdims=True)
+    return cast(ArrayT, moved / (MINMAX_EPS + moved.max(axis=(-2, -1), keepdims=True)))

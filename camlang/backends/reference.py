@@ -8,7 +8,6 @@ the simplifier. Values use the `[N, c, h, w]` keep-dims layout (see `camlang.fro
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 
@@ -61,7 +60,7 @@ def evaluate(roots: Iterable[Node], ctx: ReferenceContext) -> dict[int, np.ndarr
         if kernel is None:
             raise NotImplementedError(f"`{node.op}` has no reference implementation")
         args = tuple(values[a.nid] for a in node.args)
-        out: Any = kernel(ctx, args, node.attr_dict)
+        out: object = kernel(ctx, args, node.attr_dict)
         values[node.nid] = np.asarray(out, dtype=np.float64)
     return values
 

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from camlang.backends.normalize import minmax
+from camlang.backends.reference import ReferenceContext
 
-RefFn = Callable[[Any, tuple[np.ndarray, ...], dict[str, Any]], np.ndarray]
+RefFn = Callable[[ReferenceContext, tuple[np.ndarray, ...], dict[str, Any]], np.ndarray]
 
 
 def _unary(f: Callable[[np.ndarray], np.ndarray]) -> RefFn:
-    def run(ctx: Any, a: tuple[np.ndarray, ...], k: dict[str, Any]) -> np.ndarray:
+    def run(ctx: ReferenceContext, a: tuple[np.ndarray, ...], k: dict[str, Any]) -> np.ndarray:
         with np.errstate(all="ignore"):
             return f(a[0])
 
@@ -26,7 +27,7 @@ def _unary(f: Callable[[np.ndarray], np.ndarray]) -> RefFn:
 
 
 def _binary(f: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> RefFn:
-    def run(ctx: Any, a: tuple[np.ndarray, ...], k: dict[str, Any]) -> np.ndarray:
+    def run(ctx: ReferenceContext, a: tuple[np.ndarray, ...], k: dict[str, Any]) -> np.ndarray:
         with np.errstate(all="ignore"):
             return f(a[0], a[1])
 

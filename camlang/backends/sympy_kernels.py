@@ -24,6 +24,9 @@ def _elementwise(f: Callable[..., Any], arity: int) -> SympyFn:
     return lambda a, k: lifted(*np.broadcast_arrays(*a))
 
 
+_ADD = np.frompyfunc(lambda s, t: s + t, 2, 1)
+
+
 def _reduction(name: str, mean: bool) -> SympyFn:
     axes = OPS[name].reduces
 
@@ -31,11 +34,11 @@ def _reduction(name: str, mean: bool) -> SympyFn:
         x = a[0]
         total = x
         for axis in axes:  # an object ufunc reduces one axis at a time
-            total = np.frompyfunc(lambda s, t: s + t, 2, 1).reduce(total, axis=axis, keepdims=True)  # type: ignore[call-overload]
+            total = np.expand_dims(np.asarray(_ADD.reduce(total, axis=axis), dtype=object), axis)
         if not mean:
-            return total  # type: ignore[no-any-return]
+            return total
         count = sympy.Integer(int(np.prod([x.shape[i] for i in axes])))
-        return np.frompyfunc(lambda s: s / count, 1, 1)(total)  # type: ignore[no-any-return]
+        return np.asarray(np.frompyfunc(lambda s: s / count, 1, 1)(total), dtype=object)
 
     return run
 

@@ -7,12 +7,12 @@ by thousands of synthesized candidates) is computed once per batch.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from camlang.backends.normalize import minmax
+from camlang.backends.torch_kernels import KernelContext
 from camlang.frontend.ir import Node, postorder
 from camlang.frontend.op_table import OPS
 
@@ -68,7 +68,7 @@ class TorchContext:
 
 
 def evaluate(
-    roots: Iterable[Node], ctx: Any, memo: dict[int, torch.Tensor] | None = None
+    roots: Iterable[Node], ctx: KernelContext, memo: dict[int, torch.Tensor] | None = None
 ) -> dict[int, torch.Tensor]:
     """Evaluate every node reachable from `roots` (sharing `memo` across calls if given)."""
     values: dict[int, torch.Tensor] = {} if memo is None else memo

@@ -2,21 +2,37 @@
 
 The op table (`camlang.frontend.op_table`) names this module in its kernel registry and loads it the first
 time a torch kernel is asked for, so the front end never imports torch. Values use the keep-dims
-layout `[N, c, h, w]`. Whole saliency methods register from `camlang.methods.kernels`; metric
-ops call the metric runtime context (`camlang.runtime.metric_evaluation.MetricContext`) explicitly.
+layout `[N, c, h, w]`. Whole saliency methods register from `camlang.methods.kernels` and metric
+ops from `camlang.metrics.kernels`, each in its own table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from camlang.backends.normalize import minmax
 
-TorchFn = Callable[[Any, tuple[torch.Tensor, ...], dict[str, Any]], torch.Tensor]
+
+class KernelContext(Protocol):
+    """What the torch kernels of this table read besides their operands."""
+
+    dtype: torch.dtype
+    device: torch.device
+
+    def terminal(self, name: str) -> torch.Tensor:
+        """A terminal's value for the batch (KeyError or a user error when it is not there)."""
+        ...
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` resized bilinearly to the input size."""
+        ...
+
+
+TorchFn = Callable[[KernelContext, tuple[torch.Tensor, ...], dict[str, Any]], torch.Tensor]
 
 
 def _unary(f: Callable[[torch.Tensor], torch.Tensor]) -> TorchFn:
@@ -54,7 +70,7 @@ def pc1_torch(x: torch.Tensor) -> torch.Tensor:
     return proj.reshape(n, 1, h, w)
 
 
-def _const(ctx: Any, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
+def _const(ctx: KernelContext, a: tuple[torch.Tensor, ...], k: dict[str, Any]) -> torch.Tensor:
     return torch.tensor(float(k["value"]), dtype=ctx.dtype, device=ctx.device).reshape(1, 1, 1, 1)
 
 
@@ -99,29 +115,4 @@ TORCH: dict[str, TorchFn] = {
     "pc1": lambda ctx, a, k: pc1_torch(a[0]),
     "minmax": lambda ctx, a, k: minmax(a[0]),
     "upsample": lambda ctx, a, k: ctx.upsample(a[0]),
-    # metric language: the metric runtime context computes these (camlang.runtime.metric_evaluation)
-    "P_at": lambda ctx, a, k: ctx.op_P_at(*a, **k),
-    "S_at": lambda ctx, a, k: ctx.op_S_at(*a, **k),
-    "L_at": lambda ctx, a, k: ctx.op_L_at(*a, **k),
-    "ref": lambda ctx, a, k: ctx.op_ref(*a, **k),
-    "argmax": lambda ctx, a, k: ctx.op_argmax(*a, **k),
-    "inside": lambda ctx, a, k: ctx.op_inside(*a, **k),
-    "blur": lambda ctx, a, k: ctx.op_blur(*a, **k),
-    "noise": lambda ctx, a, k: ctx.op_noise(*a, **k),
-    "hflip": lambda ctx, a, k: ctx.op_hflip(*a, **k),
-    "shift": lambda ctx, a, k: ctx.op_shift(*a, **k),
-    "mask_top": lambda ctx, a, k: ctx.op_mask_top(*a, **k),
-    "keep_top": lambda ctx, a, k: ctx.op_keep_top(*a, **k),
-    "deletion_auc": lambda ctx, a, k: ctx.op_deletion_auc(*a, **k),
-    "insertion_auc": lambda ctx, a, k: ctx.op_insertion_auc(*a, **k),
-    "sufficient_fraction": lambda ctx, a, k: ctx.op_sufficient_fraction(*a, **k),
-    "road": lambda ctx, a, k: ctx.op_road(*a, **k),
-    "pointing": lambda ctx, a, k: ctx.op_pointing(*a, **k),
-    "energy_inside": lambda ctx, a, k: ctx.op_energy_inside(*a, **k),
-    "iou": lambda ctx, a, k: ctx.op_iou(*a, **k),
-    "gini": lambda ctx, a, k: ctx.op_gini(*a, **k),
-    "entropy": lambda ctx, a, k: ctx.op_entropy(*a, **k),
-    "max_sensitivity": lambda ctx, a, k: ctx.op_max_sensitivity(*a, **k),
-    "avg_sensitivity": lambda ctx, a, k: ctx.op_avg_sensitivity(*a, **k),
-    "direction_accuracy": lambda ctx, a, k: ctx.op_direction_accuracy(*a, **k),
 }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import z3
@@ -32,6 +32,7 @@ __all__ = [
     "NoSMTEncoding",
     "lower",
     "lower_one",
+    "is_exact",
     "symbolic_terminals",
     "real",
     "affine",
@@ -42,7 +43,9 @@ __all__ = [
     "maxpool_grad",
 ]
 
-Term = Any  # z3.ArithRef or a Python float (constants are folded)
+Term: TypeAlias = "z3.ArithRef | float"  # a Python float where constants are folded
+#: A z3 truth value, or a Python bool where known bounds decide it.
+Condition: TypeAlias = "z3.BoolRef | bool"
 
 
 def real(v: float, ctx: z3.Context) -> z3.ArithRef:
@@ -84,7 +87,7 @@ def relu(
     return z3.If(gate, z, real(0.0, ctx)), gate
 
 
-def relu_grad_gate(gate: Any, g: Term, ctx: z3.Context) -> Term:
+def relu_grad_gate(gate: Condition, g: Term, ctx: z3.Context) -> Term:
     """Gradient through a ReLU: ``g`` where the gate is open, else 0."""
     if gate is True:
         return g
@@ -134,7 +137,7 @@ def box(xs: Sequence[Term], lo: np.ndarray, hi: np.ndarray, ctx: z3.Context) -> 
     return [c for x, a, b in zip(xs, lo, hi) for c in (x >= real(a, ctx), x <= real(b, ctx))]
 
 
-def linear_le(A: np.ndarray, c: np.ndarray, ys: Sequence[Term], ctx: z3.Context) -> Any:
+def linear_le(A: np.ndarray, c: np.ndarray, ys: Sequence[Term], ctx: z3.Context) -> z3.BoolRef:
     """The polyhedron ``A y <= c`` as one conjunction."""
     return z3.And([_lin(A[r], ys, 0.0, ctx) <= real(c[r], ctx) for r in range(A.shape[0])])
 
@@ -215,7 +218,7 @@ def symbolic_terminals(
             raise TypeError("symbolic_terminals needs a z3 context (ctx=...) or a symbol factory")
         context = ctx
 
-        def symbol(name: str) -> Any:
+        def symbol(name: str) -> z3.ArithRef:
             return z3.Real(name, context)
 
     out: dict[str, np.ndarray] = {}
@@ -250,6 +253,22 @@ def lower_one(root: Node, terminals: dict[str, np.ndarray], ctx: z3.Context) -> 
     return lower([root], terminals, ctx)[root.nid]
 
 
+def is_exact(terms: np.ndarray) -> bool:
+    """Whether no term applies an uninterpreted function (what `exp`, `log`, `sqrt` and a general
+    `pow` lower to): only then does substituting numbers give the terms' real values."""
+    seen: set[int] = set()
+    stack = [t for t in terms.reshape(-1) if z3.is_expr(t)]
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen:
+            continue
+        seen.add(e.get_id())
+        if z3.is_app(e) and e.num_args() > 0 and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            return False
+        stack.extend(e.children())
+    return True
+
+
 def _map(f: Callable[..., Any]) -> Z3Fn:
     """Lift `f(ctx, *scalars)` element-wise over broadcast object arrays."""
 
@@ -276,28 +295,28 @@ def _reduce(axes: tuple[int, ...], f: Callable[[list[Any]], Any]) -> Z3Fn:
     return run
 
 
-def _max(items: list[Any]) -> Any:
+def _max(items: list[Term]) -> Term:
     best = items[0]
     for e in items[1:]:
         best = z3.If(e > best, e, best)
     return best
 
 
-def _min(items: list[Any]) -> Any:
+def _min(items: list[Term]) -> Term:
     best = items[0]
     for e in items[1:]:
         best = z3.If(e < best, e, best)
     return best
 
 
-def _sum(items: list[Any]) -> Any:
+def _sum(items: list[Term]) -> Term:
     total = items[0]
     for e in items[1:]:
         total = total + e
     return total
 
 
-def _mean(items: list[Any]) -> Any:
+def _mean(items: list[Term]) -> Term:
     return _sum(items) / len(items)
 
 
@@ -310,7 +329,7 @@ def _indicator(f: Callable[[Any, Any], Any]) -> Z3Fn:
     return _map(lambda c, a, b: z3.If(f(a, b), z3.RealVal(1, c), z3.RealVal(0, c)))
 
 
-def _pow_scalar(c: z3.Context, x: Any, p: Any) -> Any:
+def _pow_scalar(c: z3.Context, x: z3.ArithRef, p: z3.ArithRef) -> z3.ArithRef:
     if z3.is_rational_value(p) and p.denominator_as_long() == 1 and 0 <= p.numerator_as_long() <= 8:
         n = p.numerator_as_long()
         out = z3.RealVal(1, c)
@@ -320,7 +339,7 @@ def _pow_scalar(c: z3.Context, x: Any, p: Any) -> Any:
     return z3.Function("pow", z3.RealSort(c), z3.RealSort(c), z3.RealSort(c))(x, p)
 
 
-def _sign(c: z3.Context, x: Any) -> Any:
+def _sign(c: z3.Context, x: z3.ArithRef) -> z3.ArithRef:
     return z3.If(x > 0, z3.RealVal(1, c), z3.If(x < 0, z3.RealVal(-1, c), z3.RealVal(0, c)))
 
 

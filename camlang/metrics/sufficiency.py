@@ -26,6 +26,7 @@ as the target and `P` is monotone), the answer is `N` (fraction 1) with `found =
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -115,6 +116,55 @@ def _result(
     )
 
 
+def _bisect(
+    oracle: _Oracle,
+    mm: torch.Tensor,
+    bb: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    count: Callable[[torch.Tensor], torch.Tensor],
+) -> None:
+    """Narrow every pair's `(lo, hi]` in place until `hi - lo <= 1`, one model image per open pair."""
+    while True:
+        open_ = (hi - lo) > 1
+        if not open_.any():
+            break
+        idx = open_.nonzero().squeeze(1)
+        mid = (lo[idx] + hi[idx]) // 2
+        ok = oracle(mm[idx], bb[idx], count(mid))
+        hi[idx] = torch.where(ok, mid, hi[idx])
+        lo[idx] = torch.where(ok, lo[idx], mid)
+
+
+def _non_monotone(
+    oracle: _Oracle,
+    mm: torch.Tensor,
+    bb: torch.Tensor,
+    k_star: torch.Tensor,
+    any_true: torch.Tensor,
+    n: int,
+    check_points: int,
+) -> torch.Tensor:
+    """Pairs whose `P` is seen not to be monotone at `check_points` counts above and below k*.
+
+    Monotone P: every count above k* keeps the class and every count below loses it.
+    """
+    frac = torch.arange(1, check_points + 1, dtype=torch.float64) / (check_points + 1)
+    ks = k_star.view(-1, 1)
+    above = torch.clamp(ks + ((n - ks).double() * frac).ceil().long(), max=n)
+    below = (ks.double() * frac).floor().long()
+    points = torch.cat([above, below], dim=1)
+    expect = torch.cat(
+        [torch.ones_like(above, dtype=torch.bool), torch.zeros_like(below, dtype=torch.bool)], 1
+    )
+    useful = torch.cat([above > ks, (below >= 1) & (below < ks)], dim=1) & any_true.view(-1, 1)
+    rows, cols = useful.nonzero().unbind(1)
+    ok = oracle(mm[rows], bb[rows], points[rows, cols])
+    bad = torch.zeros(k_star.shape[0], dtype=torch.bool)
+    bad[rows[ok != expect[rows, cols]]] = True
+    return bad
+
+
 def sufficient_fraction(
     model_fn: ModelFn,
     x: torch.Tensor,
@@ -167,33 +217,10 @@ def sufficient_fraction(
     consistent = ~(above & ~sat).any(dim=1)
 
     # Binary search: P(lo) false (or lo = 0), P(hi) true; one image per open pair per round.
-    while True:
-        open_ = (hi - lo) > 1
-        if not open_.any():
-            break
-        idx = open_.nonzero().squeeze(1)
-        mid = (lo[idx] + hi[idx]) // 2
-        ok = oracle(mm[idx], bb[idx], count(mid))
-        hi[idx] = torch.where(ok, mid, hi[idx])
-        lo[idx] = torch.where(ok, lo[idx], mid)
-
+    _bisect(oracle, mm, bb, lo, hi, count)
     k_star = count(hi)
     if check_points > 0:
-        # Monotone P: every count above k* keeps the class and every count below loses it.
-        frac = torch.arange(1, check_points + 1, dtype=torch.float64) / (check_points + 1)
-        ks = k_star.view(-1, 1)
-        above = torch.clamp(ks + ((n - ks).double() * frac).ceil().long(), max=n)
-        below = (ks.double() * frac).floor().long()
-        points = torch.cat([above, below], dim=1)
-        expect = torch.cat(
-            [torch.ones_like(above, dtype=torch.bool), torch.zeros_like(below, dtype=torch.bool)], 1
-        )
-        useful = torch.cat([above > ks, (below >= 1) & (below < ks)], dim=1) & any_true.view(-1, 1)
-        rows, cols = useful.nonzero().unbind(1)
-        ok = oracle(mm[rows], bb[rows], points[rows, cols])
-        bad = torch.zeros(pairs, dtype=torch.bool)
-        bad[rows[ok != expect[rows, cols]]] = True
-        consistent &= ~bad
+        consistent &= ~_non_monotone(oracle, mm, bb, k_star, any_true, n, check_points)
 
     k_star = torch.where(any_true, k_star, torch.full_like(k_star, n))
     shape = (m_count, b_count)

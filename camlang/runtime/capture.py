@@ -82,7 +82,7 @@ def resolve_targets(targets: Targets, logits: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _check_logits(out: Any) -> torch.Tensor:
+def _check_logits(out: object) -> torch.Tensor:
     if isinstance(out, tuple | list):
         out = out[0]
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
@@ -98,7 +98,7 @@ def _check_logits(out: Any) -> torch.Tensor:
 def class_scorer(targets: torch.Tensor) -> Scorer:
     """The default objective: the logit of each image's target class."""
 
-    def score(out: Any, rows: torch.Tensor) -> torch.Tensor:
+    def score(out: object, rows: torch.Tensor) -> torch.Tensor:
         return _check_logits(out).gather(1, targets[rows][:, None])[:, 0]
 
     return score
@@ -125,6 +125,70 @@ def _as_layouts(layout: LayoutArg, count: int) -> list[LayerLayout]:
 LayoutArg = LayerLayout | str | None | Sequence[LayerLayout | str | None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one capture computes: the terminals asked for and how gradients are taken."""
+
+    needs: frozenset[str]
+    differentiable: bool
+    chunk_size: int
+
+    @property
+    def want_g(self) -> bool:
+        return "G" in self.needs
+
+    @property
+    def want_gx(self) -> bool:
+        return "GX" in self.needs
+
+    @property
+    def grad_from_input(self) -> bool:
+        """The whole forward records a graph (for GX, or to keep maps differentiable in x)."""
+        return self.want_gx or self.differentiable
+
+
+@dataclass
+class _LayerTap:
+    """Forward hooks on the target layers: each one's raw output and the layout it resolved to."""
+
+    plan: _Plan
+    layouts: list[LayerLayout]
+    input_size: tuple[int, int]
+    raw: dict[int, torch.Tensor] = field(default_factory=dict)
+    resolved: dict[int, LayerLayout] = field(default_factory=dict)
+
+    def hook(self, index: int) -> Callable[[nn.Module, object, object], object]:
+        def hook(module: nn.Module, inputs: object, output: object) -> object:
+            if not isinstance(output, torch.Tensor):
+                raise CamlangError(
+                    f"the target layer's output is a {type(output).__name__}; a CAM needs a tensor",
+                    hint="choose a layer whose output is one tensor",
+                )
+            self.resolved[index] = infer_layout(self.layouts[index], tuple(output.shape), self.input_size)
+            if self.plan.want_g and not self.plan.grad_from_input and not torch.is_grad_enabled():
+                # The first target layer reached starts the graph: nothing before it is recorded.
+                leaf = output.detach().requires_grad_(True)
+                torch.set_grad_enabled(True)
+                self.raw[index] = leaf
+                return leaf
+            self.raw[index] = output
+            return output
+
+        return hook
+
+
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    """One forward (and partial backward) pass: scores, targets and the gradients asked for."""
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+    score_rows: Scorer
+    score: torch.Tensor
+    layer_grads: list[torch.Tensor | None]
+    input_grad: torch.Tensor | None
+
+
 def capture(
     model: nn.Module,
     layer: nn.Module | Sequence[nn.Module] | None,
@@ -145,105 +209,113 @@ def capture(
     target-class logit by a custom objective on the model's output; `targets` is then ignored.
     """
     counter = counter or CallCounter()
-    needs = set(needs)
+    plan = _Plan(frozenset(needs), differentiable, chunk_size)
     layers = _as_layers(layer)
-    if needs & LAYER_TERMINALS and not layers:
+    if plan.needs & LAYER_TERMINALS and not layers:
         raise CamlangError(
             "this CAM reads the target layer (A or G), but the model has no target layer",
             hint='name one with `at "layer.path"`',
         )
-    layouts = _as_layouts(layout, len(layers))
-    input_size = (int(x.shape[-2]), int(x.shape[-1]))
-    want_g = "G" in needs
-    want_gx = "GX" in needs
-    raw: dict[int, torch.Tensor] = {}
-    resolved: dict[int, LayerLayout] = {}
-
-    def make_hook(index: int) -> Callable[[nn.Module, Any, Any], Any]:
-        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
-            if not isinstance(output, torch.Tensor):
-                raise CamlangError(
-                    f"the target layer's output is a {type(output).__name__}; a CAM needs a tensor",
-                    hint="choose a layer whose output is one tensor",
-                )
-            resolved[index] = infer_layout(layouts[index], tuple(output.shape), input_size)
-            if want_g and not (want_gx or differentiable) and not torch.is_grad_enabled():
-                # The first target layer reached starts the graph: nothing before it is recorded.
-                leaf = output.detach().requires_grad_(True)
-                torch.set_grad_enabled(True)
-                raw[index] = leaf
-                return leaf
-            raw[index] = output
-            return output
-
-        return hook
-
-    handles = [lay.register_forward_hook(make_hook(i)) for i, lay in enumerate(layers)]
-    grad_from_input = want_gx or differentiable
+    tap = _LayerTap(plan, _as_layouts(layout, len(layers)), (int(x.shape[-2]), int(x.shape[-1])))
+    handles = [lay.register_forward_hook(tap.hook(i)) for i, lay in enumerate(layers)]
     if differentiable and x.requires_grad:
         xin = x  # keep the caller's graph: maps stay differentiable with respect to x
-    elif want_gx:
+    elif plan.want_gx:
         xin = x.detach().requires_grad_(True)
     else:
         xin = x
-    rows = torch.arange(x.shape[0], device=x.device)
     try:
-        with torch.set_grad_enabled(grad_from_input):
-            output = model(xin)
-            counter.add(x.shape[0])
-            if scorer is None:
-                logits = _check_logits(output)
-                tgt = resolve_targets(targets, logits)
-                score_rows = class_scorer(tgt)
-            else:
-                logits, tgt, score_rows = _custom_objective(output, x.shape[0], scorer)
-            score = score_rows(output, rows)
-            grads: dict[str, Any] = {}
-            missing = [i for i in range(len(layers)) if i not in raw]
-            if missing and needs & LAYER_TERMINALS:
-                raise CamlangError(
-                    f"target layer {missing[0]} was not reached by the model's forward pass",
-                    hint="choose a layer that the model's forward() calls",
-                )
-            layer_wrt = [raw[i] for i in range(len(layers))] if want_g else []
-            wrt = layer_wrt + ([xin] if want_gx else [])
-            if wrt:
-                got = torch.autograd.grad(score.sum(), wrt, create_graph=differentiable, allow_unused=True)
-                grads = {"G": list(got[: len(layer_wrt)]), "GX": got[-1] if want_gx else None}
+        fwd = _forward(model, xin, len(layers), tap, plan, targets, scorer, counter)
     finally:
         for handle in handles:
             handle.remove()
     keep: Callable[[torch.Tensor], torch.Tensor] = (lambda t: t) if differentiable else (lambda t: t.detach())
-    per_layer: list[dict[str, torch.Tensor]] = []
-    for i, lay in enumerate(layers):
-        if i not in raw:
-            per_layer.append({})
-            continue
-        lt = resolved[i]
-        terms_i = {"A": keep(lt.to_chw(raw[i]))}
-        if want_g:
-            g = grads["G"][i]
-            terms_i["G"] = keep(lt.to_chw(g if g is not None else torch.zeros_like(raw[i])))
-        if "S_masked" in needs:
-            terms_i["S_masked"] = masked_scores(
-                model, x, terms_i["A"].detach(), score_rows, chunk_size, counter
-            )[:, :, None, None]
-        if "S_ablated" in needs:
-            ablated = ablated_scores(model, lay, x, raw[i].detach(), lt, score_rows, chunk_size, counter)
-            terms_i["S_ablated"] = ablated[:, :, None, None]
-        per_layer.append(terms_i)
+    per_layer = [_layer_terms(model, lay, i, x, tap, fwd, plan, counter) for i, lay in enumerate(layers)]
     terms: dict[str, torch.Tensor] = dict(per_layer[0]) if per_layer else {}
-    if grads.get("GX") is not None:
-        terms["GX"] = keep(grads["GX"])
-    terms["S"] = keep(score)[:, None, None, None]
+    if fwd.input_grad is not None:
+        terms["GX"] = keep(fwd.input_grad)
+    terms["S"] = keep(fwd.score)[:, None, None, None]
+    logits, tgt = fwd.logits, fwd.targets
     if logits.dim() == 2 and (tgt >= 0).all():
         terms["P"] = keep(torch.softmax(logits, dim=1).gather(1, tgt[:, None]))[:, :, None, None]
     terms["X"] = x if differentiable else x.detach()
-    layouts_used = [resolved.get(i, layouts[i]) for i in range(len(layers))]
+    layouts_used = [tap.resolved.get(i, tap.layouts[i]) for i in range(len(layers))]
     return Captured(keep(logits), tgt, terms, counter, per_layer, layouts_used)
 
 
-def _custom_objective(output: Any, batch: int, scorer: Scorer) -> tuple[torch.Tensor, torch.Tensor, Scorer]:
+def _forward(
+    model: nn.Module,
+    xin: torch.Tensor,
+    n_layers: int,
+    tap: _LayerTap,
+    plan: _Plan,
+    targets: Targets,
+    scorer: Scorer | None,
+    counter: CallCounter,
+) -> _Forward:
+    """The model on `xin` with the tap's hooks on, the scores, and the gradients `plan` asks for."""
+    batch = xin.shape[0]
+    rows = torch.arange(batch, device=xin.device)
+    with torch.set_grad_enabled(plan.grad_from_input):
+        output = model(xin)
+        counter.add(batch)
+        if scorer is None:
+            logits = _check_logits(output)
+            tgt = resolve_targets(targets, logits)
+            score_rows = class_scorer(tgt)
+        else:
+            logits, tgt, score_rows = _custom_objective(output, batch, scorer)
+        score = score_rows(output, rows)
+        missing = [i for i in range(n_layers) if i not in tap.raw]
+        if missing and plan.needs & LAYER_TERMINALS:
+            raise CamlangError(
+                f"target layer {missing[0]} was not reached by the model's forward pass",
+                hint="choose a layer that the model's forward() calls",
+            )
+        layer_wrt = [tap.raw[i] for i in range(n_layers)] if plan.want_g else []
+        wrt = layer_wrt + ([xin] if plan.want_gx else [])
+        layer_grads: list[torch.Tensor | None] = []
+        input_grad = None
+        if wrt:
+            got = torch.autograd.grad(score.sum(), wrt, create_graph=plan.differentiable, allow_unused=True)
+            layer_grads = list(got[: len(layer_wrt)])
+            input_grad = got[-1] if plan.want_gx else None
+    return _Forward(logits, tgt, score_rows, score, layer_grads, input_grad)
+
+
+def _layer_terms(
+    model: nn.Module,
+    lay: nn.Module,
+    i: int,
+    x: torch.Tensor,
+    tap: _LayerTap,
+    fwd: _Forward,
+    plan: _Plan,
+    counter: CallCounter,
+) -> dict[str, torch.Tensor]:
+    """The layer terminals (A, G, S_masked, S_ablated) of target layer `i`, keep-dims layout."""
+    if i not in tap.raw:
+        return {}
+    raw, lt = tap.raw[i], tap.resolved[i]
+    keep: Callable[[torch.Tensor], torch.Tensor] = (
+        (lambda t: t) if plan.differentiable else (lambda t: t.detach())
+    )
+    terms = {"A": keep(lt.to_chw(raw))}
+    if plan.want_g:
+        g = fwd.layer_grads[i]
+        terms["G"] = keep(lt.to_chw(g if g is not None else torch.zeros_like(raw)))
+    if "S_masked" in plan.needs:
+        masked = masked_scores(model, x, terms["A"].detach(), fwd.score_rows, plan.chunk_size, counter)
+        terms["S_masked"] = masked[:, :, None, None]
+    if "S_ablated" in plan.needs:
+        ablated = ablated_scores(model, lay, x, raw.detach(), lt, fwd.score_rows, plan.chunk_size, counter)
+        terms["S_ablated"] = ablated[:, :, None, None]
+    return terms
+
+
+def _custom_objective(
+    output: object, batch: int, scorer: Scorer
+) -> tuple[torch.Tensor, torch.Tensor, Scorer]:
     """Logits (when the output is [B, K]), targets (-1 unless a class), and the scorer, for a custom
     objective."""
     first = output[0] if isinstance(output, tuple | list) else output
@@ -337,8 +409,8 @@ def ablated_scores(
 
 def _run_with_layer_output(
     model: nn.Module, layer: nn.Module, x: torch.Tensor, replacement: torch.Tensor
-) -> Any:
-    def hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
+) -> object:
+    def hook(module: nn.Module, inputs: object, output: object) -> torch.Tensor:
         return replacement
 
     handle = layer.register_forward_hook(hook)
