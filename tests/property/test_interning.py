@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from camlang.frontend.check import check_text
 from camlang.frontend.ir import Builder, Node, postorder, verify
 from camlang.frontend.value_types import AxisError
+from tests.property import op_families
 
-UNARY = ["neg", "relu", "abs", "exp", "sqrt", "sign"]
-BINARY = ["add", "sub", "mul", "div", "min", "max", "lt", "eq", "pow"]
+UNARY = op_families.elementwise(1)
+BINARY = op_families.elementwise(2)
 LEAVES = ["A", "G", "S", "P", "S_ablated"]
 
 #: A recipe: nested tuples, built bottom-up by `build` (so it can be built twice, in two orders).

@@ -16,12 +16,13 @@ from camlang.backends.z3_lower import Bound, NoSMTEncoding, lower, symbolic_term
 from camlang.frontend.ir import Builder, Node
 from camlang.frontend.value_types import AxisError
 from camlang.passes.simplify import RULES, simplify
+from tests.property import op_families
 
 LEAVES = ["A", "G", "S", "S_ablated"]
-UNARY = ["neg", "relu", "abs", "sign", "exp", "sqrt", "log"]
-BINARY = ["add", "sub", "mul", "div", "min", "max", "lt", "le", "eq", "ne", "pow"]
-EXACT_UNARY = ["neg", "relu", "abs", "sign"]  # exact in z3's real arithmetic
-EXACT_BINARY = ["add", "sub", "mul", "min", "max", "lt", "le", "eq", "ne"]
+UNARY = op_families.elementwise(1)
+BINARY = op_families.elementwise(2)
+EXACT_UNARY = op_families.exact(1)  # exact in z3's real arithmetic, total on the reals
+EXACT_BINARY = op_families.exact(2)
 
 Recipe = object
 
