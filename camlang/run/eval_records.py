@@ -70,7 +70,7 @@ class EvalPlan:
     nodes: Mapping[str, Node]
     live: LiveModel
     data: Dataset
-    describe: Mapping[str, Any]
+    describe: Mapping[str, object]
     #: The probe column every cam explains (`evaluate ... for concept SET.NAME`), else None.
     concept_index: torch.Tensor | None
     #: Everything the per-image values depend on: names the evaluate's section of the run's cache.
@@ -89,7 +89,7 @@ class EvalPlan:
     @property
     def class_names(self) -> Sequence[str] | None:
         names = self.describe.get("class_names") or self.live.loaded.class_names
-        return list(names) if names else None
+        return list(names) if isinstance(names, list | tuple) and names else None
 
     @property
     def concept_title(self) -> str:

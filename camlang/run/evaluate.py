@@ -122,7 +122,7 @@ def _validate(
     live: LiveModel,
     nodes: Iterable[Node],
     metrics: Mapping[str, MetricDef],
-    describe: Mapping[str, Any],
+    describe: Mapping[str, object],
 ) -> None:
     """The evaluate's user errors, raised before any image is scored: cams that read the layer on
     a model without one (E501), metrics that read MASK on data without masks (E502)."""
