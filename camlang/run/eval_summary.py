@@ -51,8 +51,19 @@ def summarise(state: RunState, plan: EvalPlan, part: EvalPart, engine: CamEngine
         state.warn(
             f"{title}: stopped after {len(present):,} of {len(order):,} images; the table covers those"
         )
-    definitions = {c: state.program.cams[c].source_text for c in cams if c in state.program.cams}
+    definitions = _definitions(state, cams)
     return EvalResult(title, model_info, data_info, cams, infos, table, _visuals(plan, grid), definitions)
+
+
+def _definitions(state: RunState, cams: list[str]) -> dict[str, str]:
+    """Each evaluated cam's source text: its declaration, or the winner of its synthesis."""
+    out: dict[str, str] = {}
+    for cam in cams:
+        if cam in state.program.cams:
+            out[cam] = state.program.cams[cam].source_text
+        elif cam in state.synthesized:
+            out[cam] = state.synthesized[cam].source_text
+    return out
 
 
 def _table(
