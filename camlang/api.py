@@ -31,6 +31,7 @@ from camlang.run.state import Workspace
 from camlang.runtime.cam_engine import CamEngine
 from camlang.runtime.capture import LayoutArg, Targets
 from camlang.runtime.declaration_loading import LiveModel
+from camlang.synth import SynthOutcome
 
 
 class CAMModule(nn.Module):
@@ -99,6 +100,8 @@ class LoadedProgram:
         self.program = program
         self.device = device
         self._workspace = Workspace(program, device)
+        #: The winners of the last `run()`'s syntheses, by name (`cam` serves them too).
+        self._synthesized: dict[str, SynthOutcome] = {}
 
     def model(self, name: str | None = None) -> LiveModel:
         """The live model `name` (the only declared model when None)."""
@@ -119,7 +122,10 @@ class LoadedProgram:
     def cam(self, name: str, model: str | None = None, *, chunk_size: int = 64) -> CAMModule:
         """The cam `name` on `model`, as an `nn.Module`."""
         cdef = self.program.cams.get(name)
-        if cdef is None or cdef.node is None:
+        node = cdef.node if cdef is not None else None
+        if node is None and name in self._synthesized:
+            node = self._synthesized[name].node
+        if node is None:
             if name in self.program.synths:
                 raise CamlangError(f"`{name}` is synthesized: run the file first (camlang run)")
             raise CamlangError(
@@ -129,7 +135,7 @@ class LoadedProgram:
         return CAMModule(
             live.module,
             live.target_layers,
-            cdef.node,
+            node,
             name,
             chunk_size=chunk_size,
             layout=live.layout,
@@ -151,8 +157,9 @@ class LoadedProgram:
 
         out_dir = Path(out) if out is not None else Path("camlang-out") / Path(self.program.main.name).stem
         console = Console(file=io.StringIO()) if quiet else Console()
+        self._synthesized = {}
         report, status = run_program(
-            self.program, RunOptions(out_dir, self.device, batch_size, seed), console
+            self.program, RunOptions(out_dir, self.device, batch_size, seed), console, None, self._synthesized
         )
         assert report is not None, "a single-process run always has a report"
         return RunResult(report, out_dir, status)

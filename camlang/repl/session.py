@@ -86,7 +86,10 @@ class Session:
         self.checker = Checker(self.program, allow_redefine=True)
         options = RunOptions(self.out_dir, self.device, batch_size=32)
         created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        self.state = RunState(self.program, options, self.progress_console)
+        # the REPL keeps the lazy synthesis: a synthesized cam typed at the prompt runs it first
+        self.state = RunState.one_process(
+            self.program, options, self.progress_console, synthesize_on_demand=True
+        )
         self.state.report = RunReport(__version__, "<repl>", created, options.seed, self.device)
 
     def summary(self) -> str:
@@ -200,6 +203,9 @@ class Session:
             node = p.cams[name].node
             assert node is not None
             return f"cam {name} : {node.ty} = {p.cams[name].source_text}"
+        if name in self.state.synthesized:  # a synthesis that ran: its winner is a cam
+            won = self.state.synthesized[name]
+            return f"cam {name} : {won.node.ty} = {won.source_text}"
         if name in p.metrics:
             m = p.metrics[name]
             return f"metric {name} : {m.node.ty}, {m.direction} {m.source_text}"
@@ -216,8 +222,10 @@ class Session:
     def run_action(self, action: s.Action) -> str:
         """`evaluate`, `check` or `export` typed at the prompt, as `camlang run` does them."""
         from camlang.report.terminal import checks_table, eval_table
-        from camlang.run.actions import run_check, run_evaluate
+        from camlang.run.actions import run_check, run_evaluate, syntheses_needed
 
+        for name in syntheses_needed(self.program, action):  # each a step of its own, as in a run
+            self.state.synthesize(name)
         match action:
             case s.Evaluate():
                 result = run_evaluate(self.state, action)

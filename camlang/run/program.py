@@ -1,6 +1,7 @@
 """`camlang run FILE`: execute a program's actions in order and write the report.
 
-Synthesis jobs run when an action first needs their result (and any unused ones at the end).
+Each synthesis runs as a step of its own before the first action that needs its cam (any unused
+ones at the end; `camlang.run.plan`).
 The report (report.json, report.html, PNGs) is rewritten after every action, and every finished
 batch of an evaluate and every finished check goes into the run's cache (`camlang.run.cache`), so
 Ctrl-C, a crash or a lost worker keeps everything that finished: the report is marked partial and
@@ -31,7 +32,9 @@ from camlang.frontend.diagnostics import CompileError
 from camlang.frontend.program import Program
 from camlang.report import Export, RunReport, print_summary, write_report
 from camlang.run.cache import RunCache
+from camlang.run.plan import Synthesize, plan_steps
 from camlang.run.state import RunOptions, RunState
+from camlang.synth import SynthOutcome
 
 __all__ = ["RunOptions", "RunState", "run_file", "run_program"]
 
@@ -40,11 +43,16 @@ EXIT_WORKER_FAILED = 3
 
 
 def run_program(
-    program: Program, options: RunOptions, console: Console | None = None, dist: Dist | None = None
+    program: Program,
+    options: RunOptions,
+    console: Console | None = None,
+    dist: Dist | None = None,
+    synthesized: dict[str, SynthOutcome] | None = None,
 ) -> tuple[RunReport | None, int]:
     """Run every action; returns the report (None off rank 0) and the exit code.
 
-    Exit codes: 0, 130 when interrupted, 3 when a worker failed or was lost.
+    Exit codes: 0, 130 when interrupted, 3 when a worker failed or was lost. `synthesized`, when
+    given (empty), receives the winners of the run's syntheses as they are found (the API's cams).
     """
     console = console or Console(stderr=False)
     dist = dist or Dist.single(options.device)
@@ -54,6 +62,8 @@ def run_program(
     state = RunState(
         program, options, console, dist=dist, cache=RunCache(cache_dir, dist, options.resume, run_id)
     )
+    if synthesized is not None:
+        state.synthesized = synthesized
     if dist.is_main:
         clear_failures(cache_dir)
     dist.barrier()
@@ -67,11 +77,12 @@ def run_program(
     )
     status = 0
     try:
-        for action in program.actions:
-            _run_action(state, action)
+        for step in plan_steps(program):
+            if isinstance(step, Synthesize):
+                state.synthesize(step.name)
+                continue
+            _run_action(state, step)
             _write(state)
-        for name in program.synths:
-            state.run_synthesis(name)
     except KeyboardInterrupt:
         _keep_unfinished(state)
         state.update_report(partial=True)

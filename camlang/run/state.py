@@ -9,7 +9,10 @@ the Python API (`camlang.api.LoadedProgram`).
   the run's place in a distributed job (`camlang.distributed.Dist`) and its result cache
   (`camlang.run.cache.RunCache`).
 
-Actions (`camlang.run.actions`) read and extend a `RunState` only through its methods.
+A synthesis is its own step (`RunState.synthesize`), run before the first action that needs its
+cam (`camlang.run.plan`); the winners live here, in `RunState.synthesized`, and the checked
+`Program` is never written to. Actions (`camlang.run.actions`) read and extend a `RunState` only
+through its methods.
 """
 
 from __future__ import annotations
@@ -22,13 +25,24 @@ from typing import Any
 
 from rich.console import Console
 
+from camlang.concepts.build import ConceptRuntime
+from camlang.concepts.report import ConceptReport
+from camlang.data import Dataset
+from camlang.distributed import Dist
 from camlang.errors import CamlangError
 from camlang.frontend.ir import Node
-from camlang.frontend.program import CamDef, Program
-from camlang.report import RunReport
+from camlang.frontend.program import Program, Ref
+from camlang.progress import make_progress
+from camlang.report import CheckResult, EvalResult, RunReport
+from camlang.run.cache import RunCache
 from camlang.runtime.declaration_loading import LiveModel, load_data, load_model
+from camlang.runtime.metric_evaluation import referenced_cams
+from camlang.synth import SynthOutcome, default_reference_cams, synthesize
 
-__all__ = ["RunOptions", "RunState", "Workspace"]
+__all__ = ["RunOptions", "RunState", "Unfinished", "Workspace"]
+
+#: The finished part of an action the run stopped in: an evaluate's section, or a check's rows.
+Unfinished = EvalResult | list[CheckResult]
 
 
 @dataclass(frozen=True)
@@ -50,7 +64,7 @@ class Workspace:
         self.program = program
         self.device = device
         self._models: dict[str, LiveModel] = {}
-        self._datasets: dict[str, Any] = {}
+        self._datasets: dict[str, Dataset] = {}
         #: Notes for the report (a default layer chosen, data set warnings), in order.
         self.warnings: list[str] = []
 
@@ -60,11 +74,11 @@ class Workspace:
         return self._models
 
     @property
-    def datasets(self) -> Mapping[str, Any]:
+    def datasets(self) -> Mapping[str, Dataset]:
         """The data sets loaded so far, by name."""
         return self._datasets
 
-    def data(self, name: str) -> Any:
+    def data(self, name: str) -> Dataset:
         """The data set `name` (a lazy `camlang.data.Dataset`)."""
         if name not in self._datasets:
             if name not in self.program.datas:
@@ -73,7 +87,7 @@ class Workspace:
                 )
             ds = load_data(self.program.datas[name])
             self._datasets[name] = ds
-            self.warnings.extend(f"data `{name}`: {w}" for w in getattr(ds, "warnings", []))
+            self.warnings.extend(f"data `{name}`: {w}" for w in ds.warnings)
         return self._datasets[name]
 
     def model(self, name: str, data_name: str | None = None) -> LiveModel:
@@ -100,30 +114,34 @@ class RunState:
     program: Program
     options: RunOptions
     console: Console
+    #: This process's place in the run.
+    dist: Dist
+    #: The run's per-batch result cache.
+    cache: RunCache
     report: RunReport | None = None
     workspace: Workspace | None = None
-    dist: Any = None  # camlang.distributed.Dist; None means one process
-    cache: Any = None  # camlang.run.cache.RunCache; None means no per-batch cache
-    synthesized: dict[str, Any] = field(default_factory=dict)
+    #: The winners of the syntheses run so far, by name (the checked program stays as it was).
+    synthesized: dict[str, SynthOutcome] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     #: The finished part of the action that was running when the run stopped (for the report).
-    unfinished: Any = None
+    unfinished: Unfinished | None = None
     #: camlang.concepts: the fitted concept sources and monitors and their report, made on first use.
-    concepts: Any = None
+    concepts: tuple[ConceptRuntime, ConceptReport] | None = None
     #: How many check statements this run has started (names their keys in the distributed store).
     check_statements: int = 0
+    #: The REPL's convenience: a cam whose synthesis has not run yet runs it when first looked up.
+    #: `camlang run` plans every synthesis before the action that needs it (`camlang.run.plan`).
+    synthesize_on_demand: bool = False
 
     def __post_init__(self) -> None:
         if self.workspace is None:
             self.workspace = Workspace(self.program, self.options.device)
-        if self.dist is None:
-            from camlang.distributed import Dist
 
-            self.dist = Dist.single(self.options.device)
-        if self.cache is None:
-            from camlang.run.cache import RunCache
-
-            self.cache = RunCache(None, self.dist, resume=False)
+    @classmethod
+    def one_process(cls, program: Program, options: RunOptions, console: Console, **more: Any) -> RunState:
+        """The state of a run on this process alone, with a cache that keeps nothing (the REPL)."""
+        dist = Dist.single(options.device)
+        return cls(program, options, console, dist, RunCache(None, dist, resume=False), **more)
 
     # ---- loading
     @property
@@ -132,11 +150,11 @@ class RunState:
         return self.workspace.models
 
     @property
-    def datasets(self) -> Mapping[str, Any]:
+    def datasets(self) -> Mapping[str, Dataset]:
         assert self.workspace is not None
         return self.workspace.datasets
 
-    def data(self, name: str) -> Any:
+    def data(self, name: str) -> Dataset:
         """The data set `name`, loaded on first use."""
         assert self.workspace is not None
         return self.workspace.data(name)
@@ -175,17 +193,29 @@ class RunState:
 
     # ---- cams
     def cam_node(self, name: str) -> tuple[Node, str]:
-        """The IR and source text of a cam, running its synthesis first if needed."""
+        """The IR and source text of a declared or synthesized cam.
+
+        A synthesis must have run first (`synthesize`), except in the REPL
+        (`synthesize_on_demand`), where the first look-up runs it.
+        """
         cdef = self.program.cams.get(name)
         if cdef is not None and cdef.node is not None:
             return cdef.node, cdef.source_text
+        if name in self.synthesized:
+            outcome = self.synthesized[name]
+            return outcome.node, outcome.source_text
         if name in self.program.synths:
-            outcome = self.run_synthesis(name)
+            if not self.synthesize_on_demand:
+                raise CamlangError(
+                    f"internal error, please report: cam `{name}` is used before its synthesis ran"
+                )
+            outcome = self.synthesize(name)
             return outcome.node, outcome.source_text
         raise CamlangError(f"unknown cam `{name}`")
 
-    def run_synthesis(self, name: str) -> Any:
-        """Run synthesis `name` once; returns its outcome (winner node, text, partial flag, ...).
+    def synthesize(self, name: str) -> SynthOutcome:
+        """Run synthesis `name` once (a step of its own); returns its outcome (winner node, text,
+        partial flag, ...), which later cam look-ups use.
 
         With several workers, every rank runs it: candidate scoring is split over the images and
         every decision is taken together, so each rank ends with the same winner, built in its own
@@ -194,20 +224,25 @@ class RunState:
         """
         if name in self.synthesized:
             return self.synthesized[name]
-        sdef = self.program.synths[name]
-        outcome: Any = self._synthesize(name)
+        outcome = self._synthesize(name)
         self.synthesized[name] = outcome
-        self.program.cams[name] = CamDef(
-            name, outcome.node, outcome.source_text, "synthesized", sdef.span, name
-        )
         if outcome.partial:
             self.warn(f"synthesis `{name}` was interrupted: its result is the best found so far")
         return outcome
 
-    def _synthesize(self, name: str) -> Any:
-        from camlang.progress import make_progress
-        from camlang.synth import synthesize
+    def _reference_cams(self, name: str) -> dict[str, Node] | None:
+        """The objective's references to cams synthesized earlier (the synthesis reads the
+        program's own cams itself); None when it names none."""
+        given = self.program.synths[name].settings.get("objective")
+        objective = self.program.metrics.get(given.name if isinstance(given, Ref) else str(given))
+        if objective is None:
+            return None
+        refs = {
+            r: self.synthesized[r].node for r in referenced_cams([objective.node]) if r in self.synthesized
+        }
+        return default_reference_cams(self.program) | refs if refs else None
 
+    def _synthesize(self, name: str) -> SynthOutcome:
         sdef = self.program.synths[name]
         settings = sdef.settings
         live = self.model(settings["model"].name, settings["data"].name)
@@ -225,6 +260,7 @@ class RunState:
                 cache_dir=self.options.out_dir / "cache",
                 resume=self.options.resume,
                 progress=progress if self.is_main else None,
+                reference_cams=self._reference_cams(name),
                 dist=self.dist,
             )
         if self.is_main:

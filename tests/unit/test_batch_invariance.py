@@ -1,6 +1,6 @@
 """Every random draw is keyed to (run seed, dataset index, op): results do not depend on batching.
 
-The images are scored the way `camlang run` scores them (`camlang/run/actions.py`): a `CamEngine` and
+The images are scored the way `camlang run` scores them (`camlang/run/evaluate.py`): a `CamEngine` and
 an `Evaluator` per batch of `Dataset.batches(batch_size)`, with `Batch.indices` passed to both.
 Each stochastic op and metric (noise, stability, max/avg sensitivity, ROAD, direction accuracy)
 and each random method (SmoothGrad, DeepCover, extremal perturbation) must give every image the
