@@ -7,7 +7,7 @@ ticket k from the counter `announcements`, sets `found/<k>` to n and then bumps 
 the others poll that counter between pieces (one small round trip, ~20 us on localhost) and read
 the `found/<k>` keys only once it is non-zero.
 There is no collective here, so no rank ever waits for another: the ranks meet again only at the
-check statement's gather (camlang/run/actions.py), where `camlang.smt.pieces.combine`
+check statement's gather (camlang/run/check.py), where `camlang.smt.pieces.combine`
 merges their partial verdicts on rank 0.
 """
 

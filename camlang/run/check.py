@@ -33,7 +33,7 @@ from camlang.run.questions import (
 from camlang.run.state import RunState
 
 # Not in `camlang.smt`'s public names (yet): combining the ranks' partial verdicts of one property.
-from camlang.smt.pieces import combine
+from camlang.smt import combine
 
 __all__ = ["run_check", "run_checks"]
 

@@ -27,8 +27,7 @@ from camlang.report import CheckResult
 from camlang.run.state import RunState
 
 # Not in `camlang.smt`'s public names (yet): a run needs both (see the lead's notes).
-from camlang.smt.driver import INTERRUPTED
-from camlang.smt.pieces import PieceShare
+from camlang.smt import INTERRUPTED, PieceShare
 
 __all__ = ["CamQuestion", "SMT_KINDS", "SmtQuestion", "decide", "property_key", "question_of", "smt_verdict"]
 

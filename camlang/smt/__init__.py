@@ -31,7 +31,7 @@ from camlang.smt.backends import BACKENDS
 from camlang.smt.driver import INTERRUPTED, run_naive, run_query
 from camlang.smt.inputs import BoxLike, PointLike, check_nonneg
 from camlang.smt.network import extract_relu_net
-from camlang.smt.pieces import PieceMemo, PieceShare
+from camlang.smt.pieces import PieceMemo, PieceShare, combine
 from camlang.smt.questions import Question, Robust, SaliencyRobust, VnnlibQuestion, build_setup
 from camlang.smt.search import Progress
 from camlang.smt.setup import Found, Setup
@@ -50,6 +50,8 @@ __all__ = [
     "Question",
     "Progress",
     "INTERRUPTED",
+    "PieceShare",
+    "combine",
     "check",
     "falsify",
     "check_saliency_robust",
