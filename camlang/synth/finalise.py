@@ -36,6 +36,7 @@ class Final:
 
     @property
     def winner(self) -> Node:
+        """The best candidate on the training split."""
         return self.ordered[0]
 
 

@@ -53,6 +53,7 @@ class SynthJob:
 
     @property
     def name(self) -> str:
+        """The synthesis's name (the cam it defines)."""
         return self.sdef.name
 
     @property
