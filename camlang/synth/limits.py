@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+from rich.console import Console
 
 from camlang.metrics._common import CallCounter
 from camlang.synth.racing import StopSearch
@@ -20,6 +22,24 @@ PLAIN_INTERVAL_S = 5.0
 RESERVE_SHARE = 0.4
 #: Share of the search's time the enumeration may use (the rest is for racing).
 ENUMERATION_SHARE = 0.4
+
+TaskId = TypeVar("TaskId")
+
+
+class ProgressDisplay(Protocol[TaskId]):
+    """What a synthesis draws its progress on: a rich `Progress` or `camlang.progress.PlainProgress`.
+
+    The task ids are the display's own (rich's `TaskID`, plain ints), handed back unchanged.
+    """
+
+    @property
+    def console(self) -> Console | None: ...
+
+    def add_task(self, description: str, *, total: float | None = ...) -> TaskId: ...
+
+    def update(
+        self, task_id: TaskId, *, completed: float | None = ..., description: str | None = ...
+    ) -> None: ...
 
 
 class Limits:
@@ -87,12 +107,19 @@ class ProgressLog:
     `PLAIN_INTERVAL_S` seconds; `say` prints a line at once (estimates, phase changes).
     """
 
-    def __init__(self, name: str, progress: Any, echo: Callable[[str], None] | None, total: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        progress: ProgressDisplay[Any] | None,
+        echo: Callable[[str], None] | None,
+        total: int,
+    ) -> None:
         self.name = name
-        self.progress = progress
-        self.live = progress is not None and not getattr(progress, "disable", False)
-        self.task = progress.add_task(f"synthesize {name}", total=total) if self.live else None
-        if echo is None and progress is not None and not self.live:
+        # A rich display says whether it draws (`disable`); a plain one draws its own lines.
+        live = progress is not None and not getattr(progress, "disable", False)
+        self.display = progress if live else None
+        self.task = None if self.display is None else self.display.add_task(f"synthesize {name}", total=total)
+        if echo is None and progress is not None and not live and progress.console is not None:
             echo = progress.console.print
         self.echo = echo
         self.last = -float("inf")
@@ -100,8 +127,8 @@ class ProgressLog:
 
     def update(self, text: str, completed: int | None = None) -> None:
         """Show the current state (rate-limited when plain)."""
-        if self.live:
-            self.progress.update(self.task, description=f"{self.name}: {text}", completed=completed)
+        if self.display is not None:
+            self.display.update(self.task, description=f"{self.name}: {text}", completed=completed)
             return
         now = time.monotonic()
         if self.echo is not None and now - self.last >= PLAIN_INTERVAL_S:
@@ -111,12 +138,13 @@ class ProgressLog:
     def say(self, text: str) -> None:
         """Print one line now (above the live display, or plain)."""
         line = f"synthesize {self.name} [{time.monotonic() - self.started:.0f}s]: {text}"
-        if self.live:
-            self.progress.console.print(line)
+        if self.display is not None:
+            if self.display.console is not None:
+                self.display.console.print(line)
         elif self.echo is not None:
             self.echo(line)
 
     def finish(self, total: int) -> None:
         """Mark the task complete."""
-        if self.live:
-            self.progress.update(self.task, completed=total)
+        if self.display is not None:
+            self.display.update(self.task, completed=total)

@@ -108,11 +108,12 @@ def capture_split(
         base = counter.images
         j = start + group.rank
         part = capture_shard(j) if j < len(shards) else None
-        gathered = group.dist.all_gather((part, counter.images - base))
+        gathered = group.all_gather((part, counter.images - base))
         counter.images = base
         for got, passes in gathered[: len(shards) - start]:  # ranks past the last batch sent None
             if stopped():
                 return _join(kept)
+            assert got is not None  # the ranks that had no batch are past the slice's end
             kept.append(got)
             counter.images += int(passes)
     if not kept:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 
 from camlang.core.call_counter import CallCounter
+from camlang.distributed.context import Dist
 from camlang.errors import CamlangError
 from camlang.frontend.ir import Node
 from camlang.synth.racing import StopSearch
@@ -45,10 +46,14 @@ def image_share(images: Sequence[int], rank: int, world_size: int) -> list[int]:
 class SynthGroup:
     """The workers one synthesis runs on (`dist`: a `camlang.distributed.Dist`, or None for one)."""
 
-    def __init__(self, dist: Any = None) -> None:
+    def __init__(self, dist: Dist | None = None) -> None:
         self.dist = dist
         self.rank = 0 if dist is None else int(dist.rank)
         self.world_size = 1 if dist is None else int(dist.world_size)
+
+    def _collective(self) -> Dist | None:
+        """The process group to talk to, or None in one process (where every call is local)."""
+        return self.dist if self.distributed else None
 
     @property
     def distributed(self) -> bool:
@@ -61,7 +66,13 @@ class SynthGroup:
 
     def agree(self, value: T) -> T:
         """Rank 0's `value` on every rank (a decision that depends on rank 0's clock)."""
-        return value if not self.distributed else self.dist.broadcast(value)
+        dist = self._collective()
+        return value if dist is None else dist.broadcast(value)
+
+    def all_gather(self, value: T) -> list[T]:
+        """Every rank's `value`, in rank order, on every rank (`[value]` in one process)."""
+        dist = self._collective()
+        return [value] if dist is None else dist.all_gather(value)
 
     def stop_check(self, check: Callable[[], None], timed: bool) -> Callable[[], None]:
         """`check` (raises `StopSearch`) as one decision of every rank.
@@ -69,7 +80,8 @@ class SynthGroup:
         Untimed checks (the forward-pass budget) read counters every rank keeps equal, so each
         rank runs its own; a timed one runs on rank 0, and every rank raises its verdict.
         """
-        if not self.distributed or not timed:
+        dist = self._collective()
+        if dist is None or not timed:
             return check
 
         def together() -> None:
@@ -79,7 +91,7 @@ class SynthGroup:
                     check()
                 except StopSearch as stop:
                     reason = str(stop) or "limit"
-            reason = self.dist.broadcast(reason)
+            reason = dist.broadcast(reason)
             if reason is not None:
                 raise StopSearch(reason)
 
@@ -93,22 +105,24 @@ class SynthGroup:
         The model passes every rank made are added to every rank's `counter`, so budgets and the
         report count the whole run's passes, as one process would.
         """
-        if not self.distributed or not images:
+        dist = self._collective()
+        if dist is None or not images:
             return scorer(nodes, images)
         mine = image_share(images, self.rank, self.world_size)
         before = counter.images
         got = scorer(nodes, mine) if mine else None
         passes = counter.images - before
-        parts = self.dist.all_gather((got, passes))
+        parts = dist.all_gather((got, passes))
         counter.images = before + sum(int(p) for _, p in parts)
         return torch.cat([values for values, _ in parts if values is not None], dim=1)
 
     def check_same(self, what: str, text: str) -> None:
         """An internal error unless every rank holds the same `text` (e.g. the candidate list)."""
-        if not self.distributed:
+        dist = self._collective()
+        if dist is None:
             return
         digest = hashlib.sha256(text.encode()).hexdigest()
-        if self.dist.broadcast(digest) != digest:
+        if dist.broadcast(digest) != digest:
             raise CamlangError(
                 f"internal error, please report: worker {self.rank} computed a different {what} than rank 0"
             )

@@ -1,0 +1,153 @@
+"""Phase 5 of `synthesize`: the `finalists` best of the race and the stdlib CAMs the grammar
+contains, on every training image; the best mean is the winner.
+
+The budget bounds the search only: the final checks always complete, within the time the limits
+reserved for them (rank 0's clock decides how many fit, for every rank).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from camlang.frontend.ir import Node
+from camlang.synth.candidates import Pool
+from camlang.synth.job import NoTime, Stop, SynthJob
+from camlang.synth.race_scorer import RaceOutcome, RaceScorer
+from camlang.synth.racing import RaceResult
+from camlang.synth.scoring import SplitData
+
+
+@dataclass(frozen=True)
+class Final:
+    """The training-split outcome: candidates best first, their scores and image counts."""
+
+    ordered: tuple[Node, ...]
+    train_scores: Mapping[int, float]  # by node id, not oriented
+    train_images: Mapping[int, int]  # by node id
+    train_values: Mapping[int, torch.Tensor]  # by node id: per-image values of the re-scored
+    stdlib_train: Mapping[str, float]  # by stdlib name: the contained CAMs re-scored
+    race: RaceResult
+    search_passes: int
+    exhaustive_passes: int | None
+
+    @property
+    def winner(self) -> Node:
+        """The best candidate on the training split."""
+        return self.ordered[0]
+
+
+class _TrainScores:
+    """The race's scores, updated as each finalist is re-scored on every training image."""
+
+    def __init__(self, race: RaceOutcome) -> None:
+        self.scores = dict(race.train_scores)
+        self.images = dict(race.train_images)
+        self.values: dict[int, torch.Tensor] = {}
+        self.stdlib: dict[str, float] = {}
+
+    def record(self, node: Node, row: torch.Tensor, n_train: int) -> None:
+        """`node`'s values on every one of the `n_train` training images."""
+        self.values[node.nid] = row
+        self.scores[node.nid] = float(row.mean())
+        self.images[node.nid] = n_train
+
+
+def finalists_that_fit(job: SynthJob, pool: Pool, n_train: int, hdata: SplitData | None) -> int:
+    """How many race leaders can be re-scored on every training image in the time left after
+    the holdout comparison's share (at most `finalists`; 0 when not even the leader fits)."""
+    per_pair, left = job.clock.per_pair(), job.limits.remaining()
+    if not math.isfinite(left) or per_pair <= 0:
+        return job.settings.finalists
+    compare = 0.0 if hdata is None else per_pair * (1 + len(job.refs)) * hdata.count
+    fit = int((left - compare) / (1.1 * per_pair * n_train)) - len(pool.contained)
+    return max(0, min(job.settings.finalists, fit))
+
+
+def out_of_time(job: SynthJob, n_train: int, hdata: SplitData | None) -> bool:
+    """Would one more finalist on every training image eat into the comparison's time?"""
+    left = job.limits.remaining()
+    if not math.isfinite(left):
+        return False
+    per_pair = job.clock.per_pair()
+    compare = 0.0 if hdata is None else per_pair * (1 + len(job.refs)) * hdata.count
+    return left - compare < 1.1 * per_pair * n_train
+
+
+def finalise(
+    job: SynthJob, race: RaceOutcome, scorer: RaceScorer, pool: Pool, hdata: SplitData | None, stop: Stop
+) -> Final:
+    """Re-score the finalists and the contained stdlib CAMs; the race's order when time is out."""
+    got = _TrainScores(race)
+    ordered = race.ordered
+    if not stop.partial:
+        try:
+            ordered = _final_order(job, race, scorer, pool, hdata, got)
+        except NoTime:
+            pass
+        except KeyboardInterrupt:
+            job.interrupted(stop)
+    return Final(
+        ordered,
+        got.scores,
+        got.images,
+        got.values,
+        got.stdlib,
+        race.result,
+        race.search_passes,
+        race.exhaustive_passes,
+    )
+
+
+def _final_order(
+    job: SynthJob,
+    race: RaceOutcome,
+    scorer: RaceScorer,
+    pool: Pool,
+    hdata: SplitData | None,
+    got: _TrainScores,
+) -> tuple[Node, ...]:
+    """The candidates with the best re-scored contender first (raises `NoTime` when none is)."""
+    ordered = race.ordered
+    n_train = scorer.n_train
+    job.limits.budget = None
+    fit = job.agree_timed(finalists_that_fit(job, pool, n_train, hdata))
+    if fit == 0:
+        job.log.say("no time left to re-score the finalists: the race's leader wins")
+        raise NoTime
+    finalists = list(ordered[:fit])
+    stdlib = dict(pool.contained)
+    extra = finalists + [n for n in stdlib.values() if n not in finalists]
+    job.log.say(f"finalists: {len(finalists)} candidates and {len(stdlib)} stdlib CAMs on {n_train} images")
+    done = _rescore(job, scorer, extra, hdata, got)
+    for r, node in stdlib.items():
+        if node in done:
+            got.stdlib[r] = got.scores[node.nid]
+    contenders = [n for n in done if n in finalists or n in pool.contained.values()]
+    if not contenders:
+        raise NoTime
+    best = max(contenders, key=lambda n: job.sign * got.scores[n.nid])
+    if best is not ordered[0]:
+        return (best, *(n for n in ordered if n is not best))
+    return ordered
+
+
+def _rescore(
+    job: SynthJob, scorer: RaceScorer, nodes: list[Node], hdata: SplitData | None, got: _TrainScores
+) -> list[Node]:
+    """Score `nodes` on every training image, one at a time, so a time limit (or a pair cost not
+    yet measured) stops between them; the nodes done."""
+    n_train = scorer.n_train
+    all_images = list(range(n_train))
+    rows = scorer.add_rows(nodes)
+    done: list[Node] = []
+    for node, row in zip(nodes, rows):
+        if job.agree_timed(bool(done or job.clock.pairs) and out_of_time(job, n_train, hdata)):
+            job.log.say(f"time limit: {len(done)} of {len(nodes)} finalists re-scored")
+            break
+        got.record(node, scorer.values([row], all_images)[0], n_train)
+        done.append(node)
+    return done

@@ -1,0 +1,215 @@
+"""Phase 4 of `synthesize`: race the distinct CAMs on the training images.
+
+The stdlib CAMs outside the grammar race as anchors in the paired elimination when the field is
+large enough to pay for them (or every candidate is scored: `exhaustive`). `RaceScorer` owns
+the race's rows and the resume cache: every (row, image) value is scored once, saved, and read
+back by the race, the final checks and a resumed run. Each scoring call also re-estimates the
+time the final checks and the holdout comparison need, so a slow metric leaves the search less.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from camlang.frontend.ir import Node, to_text
+from camlang.synth.cache import ScoreCache
+from camlang.synth.candidates import Pool
+from camlang.synth.job import Stop, SynthJob
+from camlang.synth.racing import RaceResult, exhaustive, race
+from camlang.synth.scoring import Scorer, SplitData
+
+#: Race the stdlib CAMs outside the grammar as anchors when there are this many candidates per anchor.
+ANCHOR_FIELD_RATIO = 8
+
+
+@dataclass(frozen=True)
+class RaceOutcome:
+    """The race's ranking of the candidates (anchors left out) and what it cost."""
+
+    result: RaceResult
+    ordered: tuple[Node, ...]  # candidates best first
+    train_scores: Mapping[int, float]  # by node id: the mean metric value (not oriented) seen
+    train_images: Mapping[int, int]  # by node id: how many training images it was scored on
+    search_passes: int  # forward passes of the capture and the race (not the holdout capture)
+    exhaustive_passes: int | None  # the estimate for scoring every candidate on every image
+
+
+@dataclass(frozen=True)
+class _CacheKey:
+    """Everything that determines the race's metric values (a cache file with another is stale)."""
+
+    grammar: str
+    objective: str
+    max_size: int
+    seed: int
+    model: str
+    layer: str | None
+    n: int
+    data: float
+
+
+def reserve_seconds(job: SynthJob, pool: Pool, n_train: int, hdata: SplitData | None) -> float:
+    """Seconds the final checks and the holdout comparison will need, from the measured pair cost."""
+    per_pair = job.clock.per_pair()
+    n_refs = len(job.refs)
+    finalise = (job.settings.finalists + len(pool.contained) + len(pool.anchors)) * n_train
+    compare = 0 if hdata is None else (1 + n_refs) * hdata.count
+    return 1.1 * per_pair * (finalise + compare)
+
+
+class RaceScorer:
+    """Metric values of the race's rows on training images, through the resume cache.
+
+    Rows are the candidates, then the anchors; the final checks add the finalists and stdlib
+    CAMs that are not rows yet (`add_rows`).
+    """
+
+    def __init__(self, job: SynthJob, data: SplitData, pool: Pool, hdata: SplitData | None) -> None:
+        self.job, self.pool, self.hdata = job, pool, hdata
+        self.n_train = data.count
+        self.scorer = Scorer(job.live, data, job.objective, job.refs, job.counter, job.settings.seed)
+        anchors = list(pool.anchors.values())
+        self.rows: list[Node] = [*pool.cands, *anchors]
+        self.texts: list[str] = [*pool.texts, *(to_text(n) for n in anchors)]
+        self.cache = _open_cache(job, data)
+        self._check_limits = job.group.stop_check(job.limits.check, job.timed)
+
+    def keep_rows(self, count: int) -> None:
+        """Race only the first `count` rows (the candidates and the anchors that pay off)."""
+        del self.rows[count:]
+        del self.texts[count:]
+
+    def add_rows(self, nodes: list[Node]) -> list[int]:
+        """The row of each of `nodes`, adding the ones that are not rows yet."""
+        index = {n.nid: i for i, n in enumerate(self.rows)}
+        for node in nodes:
+            if node.nid not in index:
+                index[node.nid] = len(self.rows)
+                self.rows.append(node)
+                self.texts.append(to_text(node))
+        return [index[n.nid] for n in nodes]
+
+    def values(self, ci: list[int], ii: list[int]) -> torch.Tensor:
+        """Not-oriented metric values of rows `ci` on images `ii`, from the cache when present."""
+        job = self.job
+        out = torch.full((len(ci), len(ii)), math.nan)
+        todo: list[int] = []
+        for j, c in enumerate(ci):
+            cached = self._cached(self.texts[c], ii)
+            if cached is None:
+                todo.append(j)
+            else:
+                out[j] = torch.tensor(cached)
+        if todo:
+            t0, p0 = time.monotonic(), job.counter.images
+            got = job.score(self.scorer, [self.rows[ci[j]] for j in todo], ii)
+            job.clock.add(time.monotonic() - t0, len(todo) * len(ii), job.counter.images - p0)
+            for r, j in enumerate(todo):
+                out[j] = got[r]
+                for col, i in enumerate(ii):
+                    self.cache.put(self.texts[ci[j]], i, float(got[r, col]))
+            self.cache.save()
+        return out
+
+    def oriented(self, ci: list[int], ii: list[int]) -> torch.Tensor:
+        """The race's score function: checks the limits, scores, shows progress (higher is better)."""
+        job = self.job
+        self._check_limits()
+        out = self.values(ci, ii)
+        job.limits.reserve = reserve_seconds(job, self.pool, self.n_train, self.hdata)
+        best = float(job.sign * out.nanmean(1).max()) if out.numel() else math.nan
+        left = job.limits.remaining()
+        budget = (
+            f" · {max(0.0, left - job.limits.reserve):.0f}s of search left" if math.isfinite(left) else ""
+        )
+        job.log.update(
+            f"racing {len(self.pool.cands)} candidates on up to {len(ii) + min(ii, default=0)} images · "
+            f"{job.counter.images} forward passes · best {best:.4g}{budget}"
+        )
+        return job.sign * out
+
+    def _cached(self, text: str, images: list[int]) -> list[float] | None:
+        """The cached values of `text` on every one of `images`, or None when one is missing."""
+        got: list[float] = []
+        for i in images:
+            value = self.cache.get(text, i)
+            if value is None:
+                return None
+            got.append(value)
+        return got
+
+
+def _open_cache(job: SynthJob, data: SplitData) -> ScoreCache:
+    """The resume cache of this synthesis: rank 0 alone reads and writes the file; the other
+    ranks get its values and keep the same copy."""
+    st = job.settings
+    key = _CacheKey(
+        grammar=job.grammar.name,
+        objective=st.objective,
+        max_size=st.max_size,
+        seed=st.seed,
+        model=job.live.name,
+        layer=job.live.layer_path,
+        n=data.count,
+        data=data.x[:4].sum().item(),
+    )
+    group = job.group
+    path = ScoreCache.file_for(job.cache_dir, job.name) if group.is_main else None
+    cache = ScoreCache(path, dataclasses.asdict(key), job.resume)
+    if group.distributed and job.resume:
+        cache.values = group.agree(cache.values)
+    return cache
+
+
+def run_race(job: SynthJob, scorer: RaceScorer, pool: Pool, holdout_passes: int, stop: Stop) -> RaceOutcome:
+    """Race (or score exhaustively) the pool's candidates on every training image they need.
+
+    `holdout_passes` are the holdout capture's forward passes: the comparison's cost, not the
+    search's.
+    """
+    st = job.settings
+    n_train, n_cands = scorer.n_train, len(pool.cands)
+    before_search = job.counter.images - holdout_passes
+    # Anchors cost their first round (every stdlib CAM on `race_first` images); they pay off
+    # only when they can eliminate many candidates early, so a small field races without them.
+    n_anchors = len(pool.anchors)
+    use_anchors = st.strategy != "exhaustive" and n_cands >= ANCHOR_FIELD_RATIO * n_anchors
+    n_anchor = n_anchors if use_anchors else 0
+    scorer.keep_rows(n_cands + n_anchor)
+    if st.strategy == "exhaustive":
+        keep = not job.group.distributed
+        result: RaceResult = exhaustive(n_cands, n_train, scorer.oriented, keep_on_interrupt=keep)
+    else:
+        result = race(
+            len(scorer.rows),
+            n_train,
+            scorer.oriented,
+            first=st.race_first,
+            anchors=n_anchor,
+            keep=min(st.finalists, n_cands),
+            keep_on_interrupt=not job.group.distributed,
+        )
+    if result.stopped is not None:
+        stop.set(result.stopped)
+    search_passes = job.counter.images - holdout_passes
+    per_pair = job.clock.passes_per_pair()
+    exhaustive_passes = (
+        int(before_search + per_pair * n_cands * n_train) if st.strategy != "exhaustive" else None
+    )
+    order = [i for i in result.ranking() if i < n_cands]
+    means, seen_n = result.means(), result.evaluated()
+    rows = scorer.rows
+    return RaceOutcome(
+        result,
+        tuple(rows[i] for i in order),
+        {rows[i].nid: float(job.sign * means[i]) for i in order if int(seen_n[i]) > 0},
+        {rows[i].nid: int(seen_n[i]) for i in order},
+        search_passes,
+        exhaustive_passes,
+    )
