@@ -34,6 +34,11 @@ PLAIN_INTERVAL_S = 5.0
 class ProgressDisplay(Protocol):
     """What both displays offer: rich's `Progress` and `PlainProgress`."""
 
+    @property
+    def console(self) -> Console | None:
+        """Where the display prints (None: a silent plain display)."""
+        ...
+
     def __enter__(self) -> ProgressDisplay: ...
 
     def __exit__(

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from camlang.data import Dataset
 from camlang.distributed.context import Dist
 from camlang.frontend.ir import Node, to_text
 from camlang.frontend.program import Program, SynthDef
+from camlang.progress import ProgressDisplay
 from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth.candidates import deduplicate, enumerate_terms
 from camlang.synth.capturing import HOLDOUT_CAPTURE_SHARE, TRAIN_CAPTURE_SHARE, capture_holdout, capture_train
@@ -47,7 +47,6 @@ from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import finalise
 from camlang.synth.holdout import Holdout, compare_on_holdout
 from camlang.synth.job import Stop, default_reference_cams, prepare_job
-from camlang.synth.limits import ProgressDisplay
 from camlang.synth.race_scorer import ANCHOR_FIELD_RATIO, RaceScorer, run_race
 from camlang.synth.reporting import SynthOutcome, SynthStats, build_outcome
 from camlang.synth.sharding import SynthGroup
@@ -74,7 +73,7 @@ def synthesize(
     seed: int = 0,
     cache_dir: Path | None = None,
     resume: bool = False,
-    progress: ProgressDisplay[Any] | None = None,
+    progress: ProgressDisplay | None = None,
     reference_cams: dict[str, Node] | None = None,
     echo: Callable[[str], None] | None = None,
     dist: Dist | None = None,

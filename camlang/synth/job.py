@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -18,10 +18,11 @@ from camlang.errors import CamlangError
 from camlang.frontend.ir import Node
 from camlang.frontend.program import GrammarDef, MetricDef, Program, SynthDef
 from camlang.metrics._common import CallCounter
+from camlang.progress import ProgressDisplay
 from camlang.report.model import Direction
 from camlang.runtime.declaration_loading import LiveModel
 from camlang.runtime.metric_evaluation import referenced_cams
-from camlang.synth.limits import Limits, PairClock, ProgressDisplay, ProgressLog
+from camlang.synth.limits import Limits, PairClock, ProgressLog
 from camlang.synth.scoring import Scorer
 from camlang.synth.settings import SynthSettings
 from camlang.synth.sharding import SynthGroup
@@ -125,7 +126,7 @@ def prepare_job(
     seed: int,
     cache_dir: Path | None,
     resume: bool,
-    progress: ProgressDisplay[Any] | None,
+    progress: ProgressDisplay | None,
     reference_cams: dict[str, Node] | None,
     echo: Callable[[str], None] | None,
     group: SynthGroup,

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
-
-from rich.console import Console
 
 from camlang.metrics._common import CallCounter
+from camlang.progress import ProgressDisplay
 from camlang.synth.racing import StopSearch
 
 #: Least seconds between two plain progress lines (when the output is not a terminal).
@@ -22,24 +20,6 @@ PLAIN_INTERVAL_S = 5.0
 RESERVE_SHARE = 0.4
 #: Share of the search's time the enumeration may use (the rest is for racing).
 ENUMERATION_SHARE = 0.4
-
-TaskId = TypeVar("TaskId")
-
-
-class ProgressDisplay(Protocol[TaskId]):
-    """What a synthesis draws its progress on: a rich `Progress` or `camlang.progress.PlainProgress`.
-
-    The task ids are the display's own (rich's `TaskID`, plain ints), handed back unchanged.
-    """
-
-    @property
-    def console(self) -> Console | None: ...
-
-    def add_task(self, description: str, *, total: float | None = ...) -> TaskId: ...
-
-    def update(
-        self, task_id: TaskId, *, completed: float | None = ..., description: str | None = ...
-    ) -> None: ...
 
 
 class Limits:
@@ -110,7 +90,7 @@ class ProgressLog:
     def __init__(
         self,
         name: str,
-        progress: ProgressDisplay[Any] | None,
+        progress: ProgressDisplay | None,
         echo: Callable[[str], None] | None,
         total: int,
     ) -> None:
@@ -127,7 +107,7 @@ class ProgressLog:
 
     def update(self, text: str, completed: int | None = None) -> None:
         """Show the current state (rate-limited when plain)."""
-        if self.display is not None:
+        if self.display is not None and self.task is not None:
             self.display.update(self.task, description=f"{self.name}: {text}", completed=completed)
             return
         now = time.monotonic()
@@ -146,5 +126,5 @@ class ProgressLog:
 
     def finish(self, total: int) -> None:
         """Mark the task complete."""
-        if self.display is not None:
+        if self.display is not None and self.task is not None:
             self.display.update(self.task, completed=total)
