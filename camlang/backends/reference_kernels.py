@@ -35,7 +35,8 @@ def _binary(f: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> RefFn:
 
 
 def _terminal(name: str) -> RefFn:
-    return lambda ctx, a, k: ctx.terminal(name)
+    # a layer terminal's value goes by `A@layer2` when it is read at a tagged layer
+    return lambda ctx, a, k: ctx.terminal(f"{name}@{k['layer']}" if k.get("layer") else name)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from camlang.frontend.ir import Node, postorder
+from camlang.frontend.ir import Node, postorder, terminal_key, to_text
 from camlang.frontend.op_table import OPS
 
 SympyFn = Callable[[tuple[np.ndarray, ...], dict[str, Any]], np.ndarray]
@@ -62,8 +62,11 @@ def lower(root: Node, symbols: dict[str, np.ndarray]) -> np.ndarray:
     """The sympy object array of `root`; terminals come from `symbols` (ValueError for other ops)."""
     values: dict[int, np.ndarray] = {}
     for n in postorder([root]):
-        if n.op in symbols:
-            v = symbols[n.op]
+        key = terminal_key(n) if OPS[n.op].category == "terminal" else n.op
+        if key in symbols:
+            v = symbols[key]
+        elif OPS[n.op].category == "terminal":
+            raise ValueError(to_text(n))  # a layer the symbols were not made for
         else:
             kernel = OPS[n.op].sympy
             if kernel is None:

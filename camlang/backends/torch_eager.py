@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from camlang.backends.normalize import minmax
 from camlang.backends.torch_kernels import KernelContext
-from camlang.frontend.ir import Node, postorder
+from camlang.frontend.ir import Node, postorder, terminal_key
 from camlang.frontend.op_table import OPS
 
 
@@ -84,8 +84,9 @@ def evaluate(
 
 
 def terminals_used(roots: Iterable[Node]) -> set[str]:
-    """The terminal names that `roots` read (decides what capture must compute)."""
-    return {n.op for n in postorder(roots) if OPS[n.op].category == "terminal"}
+    """The terminals that `roots` read, by key (`A`, or `A@layer2` for a tagged layer terminal):
+    what capture must compute."""
+    return {terminal_key(n) for n in postorder(roots) if OPS[n.op].category == "terminal"}
 
 
 def normalize_maps(raw: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:

@@ -44,7 +44,8 @@ def _binary(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> TorchFn:
 
 
 def _terminal(name: str) -> TorchFn:
-    return lambda ctx, a, k: ctx.terminal(name)
+    # a layer terminal's value goes by `A@layer2` when it is read at a tagged layer
+    return lambda ctx, a, k: ctx.terminal(f"{name}@{k['layer']}" if k.get("layer") else name)
 
 
 def pc1_torch(x: torch.Tensor) -> torch.Tensor:

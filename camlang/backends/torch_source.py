@@ -17,7 +17,7 @@ import types
 from collections import Counter
 
 from camlang.core.version import __version__
-from camlang.frontend.ir import Node, postorder
+from camlang.frontend.ir import Node, postorder, terminal_key
 from camlang.frontend.op_table import OPS, SYMBOL_OF, OpSpec
 
 #: Names in generated code that a shared subterm's local may not take.
@@ -42,6 +42,25 @@ class NoSourceLowering(Exception):
         self.op = op
 
 
+class MultiLayerExport(NoSourceLowering):
+    """The cam reads a layer-indexed terminal; generated modules hook the target layer only."""
+
+    def __init__(self, key: str) -> None:
+        name, _, layer = key.partition("@")
+        Exception.__init__(
+            self,
+            f'`{name}@"{layer}"` reads layer "{layer}": export of multi-layer cams is not supported yet '
+            "(a standalone module hooks its one target layer)",
+        )
+        self.op = key
+
+
+def _refuse_tagged(node: Node) -> None:
+    for n in postorder([node]):
+        if OPS[n.op].category == "terminal" and terminal_key(n) != n.op:
+            raise MultiLayerExport(terminal_key(n))
+
+
 def class_name(cam_name: str) -> str:
     """`grad_cam_pp` -> `GradCamPp`; never a keyword or builtin name."""
     parts = [p for p in re.split(r"[^A-Za-z0-9]+", cam_name) if p]
@@ -52,7 +71,12 @@ def class_name(cam_name: str) -> str:
 
 
 def generate(cam_name: str, node: Node, source_text: str) -> str:
-    """Readable Python source of an `nn.Module` computing the normalized map of `node`."""
+    """Readable Python source of an `nn.Module` computing the normalized map of `node`.
+
+    Raises `NoSourceLowering` for an op without a template, and its `MultiLayerExport` for a cam
+    that reads a layer-indexed terminal (`A@"layer2"`).
+    """
+    _refuse_tagged(node)
     for n in postorder([node]):
         if OPS[n.op].category not in ("terminal", "constant") and OPS[n.op].template is None:
             raise NoSourceLowering(n.op)
@@ -90,6 +114,7 @@ def expression_source(node: Node) -> str:
     This is the body of a generated module's `forward` without capture and normalization, so
     tests can run each op's template on given terminal values.
     """
+    _refuse_tagged(node)
     for n in postorder([node]):
         if OPS[n.op].category not in ("terminal", "constant") and OPS[n.op].template is None:
             raise NoSourceLowering(n.op)

@@ -14,14 +14,14 @@ explicitly; nothing uses z3's global default context):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import numpy as np
 import z3
 
-from camlang.frontend.ir import Node, postorder
+from camlang.frontend.ir import Node, postorder, terminal_key, to_text
 from camlang.frontend.op_table import OPS, TERMINALS
 from camlang.frontend.value_types import Ty
 
@@ -206,12 +206,18 @@ def cam_terminals() -> list[str]:
 
 
 def symbolic_terminals(
-    bound: Bound, prefix: str = "", symbol: Callable[[str], Any] | None = None, ctx: z3.Context | None = None
+    bound: Bound,
+    prefix: str = "",
+    symbol: Callable[[str], Any] | None = None,
+    ctx: z3.Context | None = None,
+    layers: Iterable[str] = (),
 ) -> dict[str, np.ndarray]:
     """Fresh symbols for every cam terminal, in the keep-dims layout without batch.
 
     Shapes come from each terminal's type. `symbol(name)` makes one symbol; without it the
     symbols are z3 reals of `ctx`, which must then be given (z3's global context is never used).
+    Each of `layers` adds its own symbols for the layer terminals (`A@layer2`, ...): a tagged
+    terminal is a different unknown from the target layer's.
     """
     if symbol is None:
         if ctx is None:
@@ -221,12 +227,14 @@ def symbolic_terminals(
         def symbol(name: str) -> z3.ArithRef:
             return z3.Real(name, context)
 
+    keys = cam_terminals()
+    keys += [f"{n}@{layer}" for layer in sorted(set(layers)) for n in keys if TERMINALS[n].reads_layer]
     out: dict[str, np.ndarray] = {}
-    for name in cam_terminals():
-        arr = np.empty(bound.shape(TERMINALS[name].type_rule((), {})), dtype=object)
+    for key in keys:
+        arr = np.empty(bound.shape(TERMINALS[key.partition("@")[0]].ty), dtype=object)
         for idx in np.ndindex(arr.shape):
-            arr[idx] = symbol(f"{prefix}{name}_{'_'.join(map(str, idx))}")
-        out[name] = arr
+            arr[idx] = symbol(f"{prefix}{key}_{'_'.join(map(str, idx))}")
+        out[key] = arr
     return out
 
 
@@ -236,9 +244,10 @@ def lower(roots: list[Node], terminals: dict[str, np.ndarray], ctx: z3.Context) 
     for node in postorder(roots):
         spec = OPS[node.op]
         if spec.category == "terminal":
-            if node.op not in terminals:
-                raise NoSMTEncoding(node.op)
-            values[node.nid] = terminals[node.op]
+            key = terminal_key(node)
+            if key not in terminals:  # e.g. a layer the symbolic instance was not given
+                raise NoSMTEncoding(to_text(node))
+            values[node.nid] = terminals[key]
             continue
         kernel = CAM_Z3.get(node.op)
         if kernel is None:

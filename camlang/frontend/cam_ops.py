@@ -12,6 +12,7 @@ from camlang.frontend.type_rules import (
     const,
     drop,
     elementwise,
+    layer_terminal,
     pc1,
     same_as_first,
     softmax_c,
@@ -21,6 +22,7 @@ from camlang.frontend.value_types import (
     CHANNEL_VECTOR,
     IMAGE,
     INPUT_MAP,
+    LAYER_AXES,
     LAYER_MAP,
     LAYER_TENSOR,
     SCALAR,
@@ -31,10 +33,13 @@ from camlang.frontend.value_types import (
 def _terminal(
     name: str, t: Ty, doc: str, contexts: set[str], source: str | None = None, hint: str | None = None
 ) -> OpSpec:
+    # A terminal whose type has a layer axis is read at a layer: its `layer` attribute names it
+    # ("" = the model's target layer; `A@"layer2"` sets it).
+    layered = bool(t.axes & set(LAYER_AXES))
     return OpSpec(
         name,
-        (),
-        const(t),
+        (Param("layer", "string", ""),) if layered else (),
+        layer_terminal(t) if layered else const(t),
         doc,
         frozenset(contexts),
         "terminal",

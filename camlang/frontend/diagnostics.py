@@ -37,6 +37,9 @@ CODES: dict[str, str] = {
     "E302": "terminal used outside its context",
     "E303": "a cam must be a map [H, W]",
     "E304": "a metric must be a scalar",
+    "E305": "channels of two layers mixed",
+    "E306": "grids of two layers mixed",
+    "E308": "`@` needs a layer name",
     "E401": "grammar error",
     "E402": "synthesize block error",
     "E501": "model error",
@@ -59,6 +62,7 @@ CODES: dict[str, str] = {
     "E900": "user error outside a source file",
     "W001": "referenced file does not exist",
     "W002": "redefinition",
+    "W003": "`@` has no effect",
 }
 
 

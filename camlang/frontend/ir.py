@@ -165,6 +165,47 @@ def verify(builder: Builder, roots: Iterable[Node]) -> None:
             raise IRError(f"{node!r} has a wrong size")
 
 
+def terminal_key(node: Node) -> str:
+    """The name a terminal's value goes by in captures and contexts: `A`, or `A@layer2` when tagged.
+
+    Untagged layer terminals (the target layer's) keep the plain names, so programs that read one
+    layer capture and cache exactly what they did before layer tags existed.
+    """
+    layer = dict(node.attrs).get("layer", "")
+    return f"{node.op}@{layer}" if layer else node.op
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`"A@layer2"` -> `("A", "layer2")`; `"A"` -> `("A", "")`."""
+    name, _, layer = key.partition("@")
+    return name, layer
+
+
+def retag(builder: Builder, node: Node, layer: str, memo: dict[int, Node] | None = None) -> Node:
+    """`node` with every *untagged* layer terminal read at `layer` (tagged ones keep theirs).
+
+    This is the meaning of `e @ "layer"`; hash-consing shares the retagged terms, so `A@"layer2"`
+    built by a thousand candidates is one node.
+    """
+    memo = {} if memo is None else memo
+    for n in postorder([node]):
+        if n.nid in memo:
+            continue
+        if OPS[n.op].category == "terminal" and dict(n.attrs).get("layer") == "":
+            memo[n.nid] = builder.make(n.op, (), {"layer": layer})
+        elif n.args and any(memo[a.nid] is not a for a in n.args):
+            memo[n.nid] = builder.make(n.op, tuple(memo[a.nid] for a in n.args), dict(n.attrs))
+        else:
+            memo[n.nid] = n
+    return memo[node.nid]
+
+
+def layers_read(roots: Iterable[Node]) -> frozenset[str]:
+    """The tagged layers that `roots` read (the target layer, `""`, is not listed)."""
+    found = (dict(n.attrs).get("layer", "") for n in postorder(roots) if OPS[n.op].category == "terminal")
+    return frozenset(layer for layer in found if layer)
+
+
 def to_text(node: Node) -> str:
     """The expression as camlang source (infix where the op has a symbol)."""
     from camlang.frontend.op_table import SYMBOL_OF
@@ -174,7 +215,8 @@ def to_text(node: Node) -> str:
             v = n.attr("value")
             return repr(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(v)
         if OPS[n.op].category == "terminal":
-            return n.op
+            layer = dict(n.attrs).get("layer", "")
+            return f'{n.op}@"{layer}"' if layer else n.op
         if n.op in SYMBOL_OF:
             prec = OPS[n.op].precedence or 1
             left = go(n.args[0], prec)

@@ -127,7 +127,7 @@ class OpSpec:
 
     @property
     def reads_layer(self) -> bool:
-        """A terminal computed at the target layer (capture needs a layer for it)."""
+        """A terminal computed at a layer (capture needs a layer for it; it has a `layer` attribute)."""
         return self.category == "terminal" and bool(self.ty.axes & set(LAYER_AXES))
 
     def signature(self) -> str:

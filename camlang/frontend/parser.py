@@ -441,3 +441,8 @@ class _Builder(Transformer[Token, s.Module]):
 
     def neg(self, meta: Meta, c: _Children) -> s.Neg:
         return s.Neg(c[0], _span(self.src, meta))
+
+    def at_layer(self, meta: Meta, c: _Children) -> s.AtLayer:
+        tok = c[1]
+        layer = self._str(tok) if tok.type == "STRING" else s.Name(str(tok), _tok_span(self.src, tok))
+        return s.AtLayer(c[0], layer, _span(self.src, meta))

@@ -59,6 +59,9 @@ def pretty_expr(expr: s.Expr, parent: int = 0, right_side: bool = False) -> str:
             inner = pretty_expr(operand, 4)
             text = f"-{inner}"
             return f"({text})" if parent >= 4 or (right_side and parent > 0) else text
+        case s.AtLayer(expr=inner, layer=layer):
+            # postfix `@` binds tightest: anything but an atom or another tag needs parentheses
+            return f"{pretty_expr(inner, 5)}@{pretty_expr(layer)}"
         case _:
             assert_never(expr)
 

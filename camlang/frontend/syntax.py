@@ -105,7 +105,19 @@ class Neg:
     span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
-Expr: TypeAlias = Number | String | Const | Name | Call | Index | ListExpr | BinOp | Neg
+@dataclass(frozen=True, slots=True)
+class AtLayer:
+    """`expr @ "layer"`: the untagged layer terminals of `expr` read at that layer.
+
+    `layer` is a `String`, or (inside a grammar) a `Name` of a layer hole.
+    """
+
+    expr: Expr
+    layer: String | Name
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
+
+
+Expr: TypeAlias = Number | String | Const | Name | Call | Index | ListExpr | BinOp | Neg | AtLayer
 
 
 # ---- statements ---------------------------------------------------------------

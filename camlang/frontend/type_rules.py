@@ -27,6 +27,11 @@ def const(t: Ty) -> TypeRule:
     return lambda args, attrs: t
 
 
+def layer_terminal(t: Ty) -> TypeRule:
+    """A layer terminal's type: `t` on the layer its `layer` attribute names ("" = the target)."""
+    return lambda args, attrs: Ty(t.axes, t.kind, str(attrs.get("layer", "")))
+
+
 def elementwise(args: tuple[Ty, ...], attrs: dict[str, Any]) -> Ty:
     return union(*args)
 
@@ -40,9 +45,9 @@ def drop(axes: tuple[str, ...], what: str, hint_after: str) -> TypeRule:
         if t.kind != "tensor":
             raise AxisError(f"expects a tensor with {what}, got {t}")
         if layer <= t.axes:
-            return Ty(t.axes - layer)
+            return t.with_axes(t.axes - layer)
         if inputs and inputs <= t.axes:
-            return Ty(t.axes - inputs)
+            return t.with_axes(t.axes - inputs)
         raise AxisError(f"expects a tensor with {what}, got {t}", hint_after)
 
     return rule
@@ -58,7 +63,7 @@ def all_reduce(args: tuple[Ty, ...], attrs: dict[str, Any]) -> Ty:
 def pc1(args: tuple[Ty, ...], attrs: dict[str, Any]) -> Ty:
     (t,) = args
     if t.axes == LAYER_TENSOR.axes:
-        return LAYER_MAP
+        return t.with_axes(LAYER_MAP.axes)
     if t.axes == IMAGE.axes:
         return INPUT_MAP
     raise AxisError(
@@ -94,7 +99,8 @@ def needs(*expected: Ty, result: Ty) -> TypeRule:
 
 def same_as_first(allowed: tuple[Ty, ...]) -> TypeRule:
     def rule(args: tuple[Ty, ...], attrs: dict[str, Any]) -> Ty:
-        if args[0] not in allowed:
+        # a layer map of any layer is allowed where the target layer's is
+        if not any(args[0].axes == a.axes and args[0].kind == a.kind for a in allowed):
             raise AxisError(f"expects {' or '.join(map(str, allowed))}, got {args[0]}")
         for extra in args[1:]:
             if extra not in (INPUT_MAP, SCALAR):

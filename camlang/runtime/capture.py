@@ -10,6 +10,10 @@
 - `S_ablated` ([B, C]): target logits with channel `c` of `A` zeroed. The network below the
   layer is run once per image and the ablated activations are fed to the rest of the network in
   chunks; models whose later layers read earlier tensors fall back to full forward passes.
+- Layer-indexed terminals (`A@layer2`, keys from `ir.terminal_key`): the layer is found on the
+  model by its path and hooked beside the target layers, so the same forward and the same partial
+  backward serve every layer (the graph starts at the first layer reached whose `G` is needed).
+  Score terminals are computed only for the layers whose keys ask for them.
 
 Score passes are chunked by `chunk_size` images per model call (the memory cap).
 Nothing keeps a reference to graphs or hooks after a call returns.
@@ -30,6 +34,7 @@ from camlang.errors import CamlangError
 from camlang.frontend.layer_layout import LayerLayout, as_layout, infer_layout
 from camlang.frontend.op_table import TERMINALS
 from camlang.metrics._common import images_per_call
+from camlang.models import resolve_layer
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
 #: Terminals computed at the target layer (their types carry a layer axis).
@@ -125,17 +130,36 @@ def _as_layouts(layout: LayoutArg, count: int) -> list[LayerLayout]:
 LayoutArg = LayerLayout | str | None | Sequence[LayerLayout | str | None]
 
 
+def split_needs(needs: set[str] | frozenset[str]) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """The untagged terminals, and the terminal names asked for at each tagged layer."""
+    tagged: dict[str, set[str]] = {}
+    for key in needs:
+        name, _, layer = key.partition("@")
+        if layer:
+            tagged.setdefault(layer, set()).add(name)
+    plain = frozenset(k for k in needs if "@" not in k)
+    return plain, {layer: frozenset(names) for layer, names in sorted(tagged.items())}
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What one capture computes: the terminals asked for and how gradients are taken."""
+    """What one capture computes: the terminals asked for and how gradients are taken.
+
+    `needs` holds the untagged terminals; `tagged` the layer terminals of each tagged layer.
+    """
 
     needs: frozenset[str]
     differentiable: bool
     chunk_size: int
+    tagged: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def want_g(self) -> bool:
         return "G" in self.needs
+
+    def wants(self, n_targets: int) -> list[frozenset[str]]:
+        """The layer terminals asked for at each hooked layer: the targets, then the tagged ones."""
+        return [self.needs] * n_targets + list(self.tagged.values())
 
     @property
     def want_gx(self) -> bool:
@@ -154,6 +178,7 @@ class _LayerTap:
     plan: _Plan
     layouts: list[LayerLayout]
     input_size: tuple[int, int]
+    wants: list[frozenset[str]]
     raw: dict[int, torch.Tensor] = field(default_factory=dict)
     resolved: dict[int, LayerLayout] = field(default_factory=dict)
 
@@ -165,8 +190,10 @@ class _LayerTap:
                     hint="choose a layer whose output is one tensor",
                 )
             self.resolved[index] = infer_layout(self.layouts[index], tuple(output.shape), self.input_size)
-            if self.plan.want_g and not self.plan.grad_from_input and not torch.is_grad_enabled():
-                # The first target layer reached starts the graph: nothing before it is recorded.
+            wants_g = "G" in self.wants[index]
+            if wants_g and not self.plan.grad_from_input and not torch.is_grad_enabled():
+                # The first layer reached whose G is needed starts the graph: nothing before it
+                # is recorded.
                 leaf = output.detach().requires_grad_(True)
                 torch.set_grad_enabled(True)
                 self.raw[index] = leaf
@@ -209,15 +236,19 @@ def capture(
     target-class logit by a custom objective on the model's output; `targets` is then ignored.
     """
     counter = counter or CallCounter()
-    plan = _Plan(frozenset(needs), differentiable, chunk_size)
+    plain, tagged = split_needs(needs)
+    plan = _Plan(plain, differentiable, chunk_size, tagged)
     layers = _as_layers(layer)
     if plan.needs & LAYER_TERMINALS and not layers:
         raise CamlangError(
             "this CAM reads the target layer (A or G), but the model has no target layer",
             hint='name one with `at "layer.path"`',
         )
-    tap = _LayerTap(plan, _as_layouts(layout, len(layers)), (int(x.shape[-2]), int(x.shape[-1])))
-    handles = [lay.register_forward_hook(tap.hook(i)) for i, lay in enumerate(layers)]
+    n_targets = len(layers)
+    hooked = layers + [resolve_layer(model, path) for path in tagged]
+    layouts = _as_layouts(layout, n_targets) + [as_layout(None)] * len(tagged)
+    tap = _LayerTap(plan, layouts, (int(x.shape[-2]), int(x.shape[-1])), plan.wants(n_targets))
+    handles = [lay.register_forward_hook(tap.hook(i)) for i, lay in enumerate(hooked)]
     if differentiable and x.requires_grad:
         xin = x  # keep the caller's graph: maps stay differentiable with respect to x
     elif plan.want_gx:
@@ -225,13 +256,16 @@ def capture(
     else:
         xin = x
     try:
-        fwd = _forward(model, xin, len(layers), tap, plan, targets, scorer, counter)
+        fwd = _forward(model, xin, n_targets, tap, plan, targets, scorer, counter)
     finally:
         for handle in handles:
             handle.remove()
     keep: Callable[[torch.Tensor], torch.Tensor] = (lambda t: t) if differentiable else (lambda t: t.detach())
     per_layer = [_layer_terms(model, lay, i, x, tap, fwd, plan, counter) for i, lay in enumerate(layers)]
     terms: dict[str, torch.Tensor] = dict(per_layer[0]) if per_layer else {}
+    for i, path in enumerate(tagged, start=n_targets):
+        at_layer = _layer_terms(model, hooked[i], i, x, tap, fwd, plan, counter)
+        terms.update({f"{name}@{path}": v for name, v in at_layer.items() if name in tagged[path]})
     if fwd.input_grad is not None:
         terms["GX"] = keep(fwd.input_grad)
     terms["S"] = keep(fwd.score)[:, None, None, None]
@@ -256,6 +290,7 @@ def _forward(
     """The model on `xin` with the tap's hooks on, the scores, and the gradients `plan` asks for."""
     batch = xin.shape[0]
     rows = torch.arange(batch, device=xin.device)
+    hooked = len(tap.wants)
     with torch.set_grad_enabled(plan.grad_from_input):
         output = model(xin)
         counter.add(batch)
@@ -272,13 +307,22 @@ def _forward(
                 f"target layer {missing[0]} was not reached by the model's forward pass",
                 hint="choose a layer that the model's forward() calls",
             )
-        layer_wrt = [tap.raw[i] for i in range(n_layers)] if plan.want_g else []
-        wrt = layer_wrt + ([xin] if plan.want_gx else [])
-        layer_grads: list[torch.Tensor | None] = []
+        for i, path in enumerate(plan.tagged, start=n_layers):
+            if i not in tap.raw:
+                raise CamlangError(
+                    f'layer "{path}" (read by a cam as A@"{path}" or the like) was not reached by the '
+                    "model's forward pass",
+                    hint="choose a layer that the model's forward() calls",
+                )
+        with_g = [i for i in range(hooked) if "G" in tap.wants[i] and i in tap.raw]
+        wrt = [tap.raw[i] for i in with_g] + ([xin] if plan.want_gx else [])
+        layer_grads: list[torch.Tensor | None] = [None] * hooked
         input_grad = None
         if wrt:
+            # one backward serves every layer: the graph runs from the first of them to the score
             got = torch.autograd.grad(score.sum(), wrt, create_graph=plan.differentiable, allow_unused=True)
-            layer_grads = list(got[: len(layer_wrt)])
+            for i, g in zip(with_g, got):
+                layer_grads[i] = g
             input_grad = got[-1] if plan.want_gx else None
     return _Forward(logits, tgt, score_rows, score, layer_grads, input_grad)
 
@@ -293,21 +337,22 @@ def _layer_terms(
     plan: _Plan,
     counter: CallCounter,
 ) -> dict[str, torch.Tensor]:
-    """The layer terminals (A, G, S_masked, S_ablated) of target layer `i`, keep-dims layout."""
+    """The layer terminals (A, G, S_masked, S_ablated) of hooked layer `i`, keep-dims layout."""
     if i not in tap.raw:
         return {}
+    wants = tap.wants[i]
     raw, lt = tap.raw[i], tap.resolved[i]
     keep: Callable[[torch.Tensor], torch.Tensor] = (
         (lambda t: t) if plan.differentiable else (lambda t: t.detach())
     )
     terms = {"A": keep(lt.to_chw(raw))}
-    if plan.want_g:
+    if "G" in wants:
         g = fwd.layer_grads[i]
         terms["G"] = keep(lt.to_chw(g if g is not None else torch.zeros_like(raw)))
-    if "S_masked" in plan.needs:
+    if "S_masked" in wants:
         masked = masked_scores(model, x, terms["A"].detach(), fwd.score_rows, plan.chunk_size, counter)
         terms["S_masked"] = masked[:, :, None, None]
-    if "S_ablated" in plan.needs:
+    if "S_ablated" in wants:
         ablated = ablated_scores(model, lay, x, raw.detach(), lt, fwd.score_rows, plan.chunk_size, counter)
         terms["S_ablated"] = ablated[:, :, None, None]
     return terms

@@ -28,7 +28,7 @@ import numpy as np
 from camlang.backends import reference, sympy_kernels
 from camlang.backends.normalize import minmax
 from camlang.backends.z3_lower import Bound, NoSMTEncoding, cam_terminals, lower_one, symbolic_terminals
-from camlang.frontend.ir import Builder, Node, postorder, to_text
+from camlang.frontend.ir import Builder, Node, layers_read, postorder, terminal_key, to_text
 from camlang.frontend.op_table import OPS, TERMINALS
 from camlang.passes.simplify import nonnegative, simplify
 
@@ -55,8 +55,23 @@ class EquivalenceVerdict:
         return {"equivalent": "holds", "not_equivalent": "violated"}.get(self.status, self.status)
 
 
-def _instance(bound: Bound, rng: np.random.Generator, kind: str) -> dict[str, np.ndarray]:
-    """Random terminals in the reference layout `[1, c, h, w]`."""
+def _layer_bound(bound: Bound, index: int) -> Bound:
+    """The probe size of the `index`-th tagged layer: its own channel count and grid, so that a
+    shape-mixing bug shows up as an error rather than an accidental equality."""
+    return Bound(
+        bound.channels + 1 + index,
+        bound.height + 1 + index,
+        bound.width + 2 + index,
+        bound.input_channels,
+        bound.input_height,
+        bound.input_width,
+    )
+
+
+def _instance(
+    bound: Bound, rng: np.random.Generator, kind: str, layers: frozenset[str] = frozenset()
+) -> dict[str, np.ndarray]:
+    """Random terminals in the reference layout `[1, c, h, w]` (tagged ones for each of `layers`)."""
     b = bound
 
     def draw(*shape: int) -> np.ndarray:
@@ -69,9 +84,23 @@ def _instance(bound: Bound, rng: np.random.Generator, kind: str) -> dict[str, np
 
     t = {name: draw(*b.shape(TERMINALS[name].ty)) for name in cam_terminals()}
     t["P"] = np.abs(t["P"]) % 1.0  # a probability
+    for i, layer in enumerate(sorted(layers)):
+        lb = _layer_bound(b, i)
+        for name in cam_terminals():
+            if TERMINALS[name].reads_layer:
+                t[f"{name}@{layer}"] = draw(*lb.shape(TERMINALS[name].ty))
     if kind == "mixed":
-        t["A"] = np.abs(t["A"])  # activations after a ReLU
+        for key in [k for k in t if k.partition("@")[0] == "A"]:
+            t[key] = np.abs(t[key])  # activations after a ReLU
     return t
+
+
+def _on_one_grid(ra: np.ndarray, rb: np.ndarray, bound: Bound) -> tuple[np.ndarray, np.ndarray]:
+    """Two raw maps on one grid: maps of two layers' grids meet on the input grid, as shown."""
+    if ra.shape == rb.shape:
+        return ra, rb
+    size = (bound.input_height, bound.input_width)
+    return reference.bilinear_resize(ra, size), reference.bilinear_resize(rb, size)
 
 
 def _raw(node: Node, terms: dict[str, np.ndarray], bound: Bound) -> np.ndarray:
@@ -98,7 +127,7 @@ def _as_counterexample(terms: dict[str, np.ndarray], used: set[str]) -> dict[str
 
 
 def _terminals(*nodes: Node) -> set[str]:
-    return {n.op for n in postorder(nodes) if not n.args and n.op != "const"}
+    return {terminal_key(n) for n in postorder(nodes) if not n.args and n.op != "const"}
 
 
 def prove_equivalent(
@@ -113,13 +142,17 @@ def prove_equivalent(
         )
     bound = bound or Bound()
     used = _terminals(a, b)
+    layers = layers_read([a, b])
+    # cams on different layers' grids (or reading different layers) are compared on the probe
+    # only: no symbolic instance relates two layers' grids
+    one_grid = layers_read([a]) == layers_read([b]) and a.ty.layer == b.ty.layer
     rng = np.random.default_rng(seed)
     ratios: list[float] = []
     for trial in range(24):
         kind = ("normal", "mixed", "positive", "integers")[trial % 4]
         inst = bound if trial % 2 == 0 else Bound(3, 2, 3, 1, 4, 6)
-        terms = _instance(inst, rng, kind)
-        ra, rb = _raw(a, terms, inst), _raw(b, terms, inst)
+        terms = _instance(inst, rng, kind, layers)
+        ra, rb = _on_one_grid(_raw(a, terms, inst), _raw(b, terms, inst), inst)
         if _maps_differ(ra, rb):
             return EquivalenceVerdict(
                 "not_equivalent",
@@ -128,8 +161,12 @@ def prove_equivalent(
                 f"evaluator; max difference {_max_diff(ra, rb):.3g})",
                 _as_counterexample(terms, used),
             )
-        if trial % 2 == 0:
+        if trial % 2 == 0 and one_grid:
             ratios.extend(_ratios(ra, rb))
+    if not one_grid:
+        return EquivalenceVerdict(
+            "unknown", "probe", "equal on random inputs, but the cams read different layers: no proof"
+        )
     ratio = _rational_ratio(ratios)
     if ratio is None:
         return EquivalenceVerdict(
@@ -179,17 +216,17 @@ def _symbolic_equal(
 def _sympy_equal(a: Node, b: Node, ratio: Fraction, bound: Bound) -> bool:
     import sympy
 
-    syms = _sympy_terminals(bound)
+    syms = _sympy_terminals(bound, layers_read([a, b]))
     va, vb = sympy_kernels.lower(a, syms), sympy_kernels.lower(b, syms)
     va, vb = np.broadcast_arrays(va, vb)
     r = sympy.Rational(ratio.numerator, ratio.denominator)
     return all(sympy.cancel(sympy.together(x - r * y)) == 0 for x, y in zip(va.reshape(-1), vb.reshape(-1)))
 
 
-def _sympy_terminals(bound: Bound) -> dict[str, np.ndarray]:
+def _sympy_terminals(bound: Bound, layers: frozenset[str]) -> dict[str, np.ndarray]:
     import sympy
 
-    return symbolic_terminals(bound, symbol=lambda name: sympy.Symbol(name, real=True))
+    return symbolic_terminals(bound, symbol=lambda name: sympy.Symbol(name, real=True), layers=layers)
 
 
 def _z3_equal(
@@ -198,7 +235,7 @@ def _z3_equal(
     import z3
 
     ctx = z3.Context()
-    terms = symbolic_terminals(bound, ctx=ctx)
+    terms = symbolic_terminals(bound, ctx=ctx, layers=layers_read([a, b]))
     try:
         za, zb = lower_one(a, terms, ctx), lower_one(b, terms, ctx)
     except NoSMTEncoding as err:
@@ -278,6 +315,7 @@ def _range_check(
 
     deadline = time.monotonic() + timeout_s
     used = _terminals(node)
+    layers = layers_read([node])
     rng = np.random.default_rng(seed)
     want = f">= {lo}" if hi is None else f"within [{lo}, {hi}]"
 
@@ -287,7 +325,7 @@ def _range_check(
             return below or (hi is not None and bool((v > hi).any()))
 
     for trial in range(32):
-        terms = _instance(bound, rng, ("normal", "mixed", "positive", "integers")[trial % 4])
+        terms = _instance(bound, rng, ("normal", "mixed", "positive", "integers")[trial % 4], layers)
         for k in terms:
             terms[k] = terms[k] * (10.0 ** (trial % 3))
         if outside(_raw(node, terms, bound)):
@@ -298,7 +336,7 @@ def _range_check(
                 _as_counterexample(terms, used),
             )
     ctx = z3.Context()
-    sym = symbolic_terminals(bound, ctx=ctx)
+    sym = symbolic_terminals(bound, ctx=ctx, layers=layers)
     try:
         zv = lower_one(node, sym, ctx)
     except NoSMTEncoding as err:

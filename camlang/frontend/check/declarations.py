@@ -25,6 +25,7 @@ from camlang.frontend.check.binding import (
 )
 from camlang.frontend.check.layer_options import layer_options
 from camlang.frontend.ir import Node
+from camlang.frontend.layer_holes import layer_nonterminals
 from camlang.frontend.op_table import FUNCTIONS, OPS, TERMINALS
 from camlang.frontend.pretty import pretty_expr
 from camlang.frontend.program import (
@@ -145,16 +146,61 @@ class DeclarationChecks(CheckerBase):
                 ok = False
             productions[lhs] = productions.get(lhs, ()) + prod.alternatives
         nonterminals = set(productions)
+        holes = layer_nonterminals(productions)
+        ok &= self._layer_productions(stmt, holes)
         for prod in stmt.productions:
+            if prod.lhs.name in holes:
+                continue
             for alt in prod.alternatives:
-                ok &= self._grammar_names(alt, nonterminals, stmt)
+                if not isinstance(alt, s.String):  # a stray layer name: reported above
+                    ok &= self._grammar_names(alt, nonterminals, stmt, holes)
         if ok and self._declare(stmt.name, "grammar"):
             start = stmt.productions[0].lhs.name
             self.program.grammars[stmt.name.name] = GrammarDef(stmt.name.name, start, productions, stmt.span)
 
-    def _grammar_names(self, expr: s.Expr, nonterminals: set[str], stmt: s.GrammarDecl) -> bool:
+    def _layer_productions(self, stmt: s.GrammarDecl, holes: dict[str, tuple[str, ...]]) -> bool:
+        """Layer holes: all-string productions, never the start; strings appear nowhere else."""
+        ok = True
+        start = stmt.productions[0].lhs
+        if start.name in holes:
+            self.bag.error("E401", f"a grammar's start `{start.name}` cannot be a layer hole", start.span)
+            ok = False
+        for prod in stmt.productions:
+            strings = [a for a in prod.alternatives if isinstance(a, s.String)]
+            if strings and prod.lhs.name not in holes:
+                self.bag.error(
+                    "E401",
+                    f"grammar `{stmt.name.name}`: `{prod.lhs.name}` mixes layer names and other alternatives",
+                    strings[0].span,
+                    "a layer hole's alternatives are all layer names in quotes",
+                )
+                ok = False
+        return ok
+
+    def _grammar_names(
+        self, expr: s.Expr, nonterminals: set[str], stmt: s.GrammarDecl, holes: dict[str, tuple[str, ...]]
+    ) -> bool:
         ok = True
         match expr:
+            case s.AtLayer(expr=inner, layer=layer):
+                ok &= self._grammar_names(inner, nonterminals, stmt, holes)
+                if isinstance(layer, s.Name) and layer.id not in holes:
+                    self.bag.error(
+                        "E308",
+                        f"`@` takes a layer name in quotes or a layer hole, got `{layer.id}`",
+                        layer.span,
+                        f'write "layer2", or a nonterminal of grammar `{stmt.name.name}` whose '
+                        "alternatives are all layer names",
+                    )
+                    ok = False
+            case s.Name(id=name) if name in holes:
+                self.bag.error(
+                    "E401",
+                    f"layer hole `{name}` can only follow `@`",
+                    expr.span,
+                    f"write e@{name} to read e's layer terminals at the layer it chooses",
+                )
+                ok = False
             case s.Name(id=name):
                 if name in nonterminals or name in TERMINALS or name in self.program.cams:
                     pass
@@ -174,12 +220,12 @@ class DeclarationChecks(CheckerBase):
                     self._unknown(func, FUNCTIONS, "op")
                     ok = False
                 for a in args:
-                    ok &= self._grammar_names(a, nonterminals, stmt)
+                    ok &= self._grammar_names(a, nonterminals, stmt, holes)
             case s.BinOp(left=left, right=right):
-                ok &= self._grammar_names(left, nonterminals, stmt)
-                ok &= self._grammar_names(right, nonterminals, stmt)
+                ok &= self._grammar_names(left, nonterminals, stmt, holes)
+                ok &= self._grammar_names(right, nonterminals, stmt, holes)
             case s.Neg(operand=operand):
-                ok &= self._grammar_names(operand, nonterminals, stmt)
+                ok &= self._grammar_names(operand, nonterminals, stmt, holes)
             case s.Number():
                 pass
             case _:

@@ -1,7 +1,8 @@
 """Lowering cam and metric expressions to IR: names, op calls, static attributes, types.
 
-The interning builder checks each node's types as it is made; an `AxisError` becomes an
-E301 diagnostic at the expression that caused it.
+The interning builder checks each node's types as it is made; an `AxisError` becomes a
+diagnostic (E301, or E305/E306 when layers mix) at the expression that caused it. `e @ "layer"`
+lowers to `e` with its untagged layer terminals retagged (`ir.retag`): no `@` node survives.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 from camlang.frontend import syntax as s
 from camlang.frontend.check.base import CheckerBase, Reported, suggest
 from camlang.frontend.check.binding import BAD, STATIC_WORDS, StaticValue, bind_call, describe, static_value
-from camlang.frontend.ir import Node
+from camlang.frontend.ir import Node, retag
 from camlang.frontend.op_table import BINARY_SYMBOLS, FUNCTIONS, SYMBOL_OF, TERMINALS
+from camlang.frontend.pretty import pretty_expr
 from camlang.frontend.source import Span
 from camlang.frontend.value_types import AxisError
 
@@ -47,6 +49,8 @@ class ExpressionLowering(CheckerBase):
                 return self._make(BINARY_SYMBOLS[op], (a, c), {}, expr.span)
             case s.Call():
                 return self._call(expr, ctx)
+            case s.AtLayer():
+                return self._at_layer(expr, ctx)
             case s.String() | s.Const() | s.ListExpr() | s.Index():
                 self.bag.error(
                     "E202", f"{describe(expr)} cannot be used as a value in {_CONTEXT_WORDS[ctx]}", expr.span
@@ -54,6 +58,34 @@ class ExpressionLowering(CheckerBase):
                 raise Reported
             case _:
                 raise AssertionError(f"unhandled expression {expr!r}")
+
+    def _at_layer(self, expr: s.AtLayer, ctx: str) -> Node:
+        """`e @ "layer"`: lower `e`, then read its untagged layer terminals at that layer."""
+        inner = self._lower(expr.expr, ctx)
+        if not isinstance(expr.layer, s.String) or not expr.layer.value:
+            got = f"`{expr.layer.id}`" if isinstance(expr.layer, s.Name) else "an empty name"
+            self.bag.error(
+                "E308",
+                f"`@` takes a layer name in quotes, got {got}",
+                expr.layer.span,
+                'write A@"layer2"; inside a grammar, `@` may also take a nonterminal whose '
+                "alternatives are all layer names (a layer hole)",
+            )
+            raise Reported
+        layer = expr.layer.value
+        try:
+            node = retag(self.program.builder, inner, layer)
+        except AxisError as err:
+            self.bag.error(err.code, err.message, expr.span, err.hint)
+            raise Reported from None
+        if node is inner:
+            self.bag.warning(
+                "W003",
+                f'`@"{layer}"` has no effect: `{pretty_expr(expr.expr)}` reads no untagged layer terminal',
+                expr.span,
+                "only A, G, S_masked and S_ablated are read at a layer; an inner tag wins over an outer one",
+            )
+        return node
 
     def _name(self, expr: s.Name, name: str, ctx: str) -> Node:
         spec = TERMINALS.get(name)
@@ -164,5 +196,5 @@ class ExpressionLowering(CheckerBase):
         except AxisError as err:
             shown = f"`{SYMBOL_OF[op]}`" if op in SYMBOL_OF else op
             message = err.message if err.message.startswith(op) else f"{shown} {err.message}"
-            self.bag.error("E301", message, span, err.hint)
+            self.bag.error(err.code, message, span, err.hint)
             raise Reported from None
