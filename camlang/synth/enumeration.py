@@ -11,6 +11,14 @@ constants, whole blocks) are built once, and a new term is `template(children)`,
 node). Terms of size `k` only combine children of smaller sizes, so a size level depends only
 on earlier levels. Pruning is delegated to an `admit(nonterminal, node)` callback: an observer
 that keeps a term only when it is new (see `camlang.synth.observe`).
+
+**Layers.** `e @ "layer2"` in an alternative compiles `e` with its untagged layer terminals read
+at that layer; a nonterminal under a tag becomes a *specialized* nonterminal (`m@"layer2"`),
+compiled once from `m`'s alternatives with the tag pushed down, so the banks hold only IR nodes
+and every hole-free part (`Fixed`) already names the layer it reads. A layer hole
+(`l -> "layer2" | "layer3"`, used as `m@l`) expands its alternative once per layer name; each
+choice costs one production, like a numeric-constant hole. The chosen layer shows in the
+winner's text (`A@"layer2"`).
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from typing import Any
 from camlang.errors import CamlangError
 from camlang.frontend import syntax as s
 from camlang.frontend.check.binding import BAD, STATIC_WORDS, bind_call, static_value
-from camlang.frontend.ir import Builder, Node
+from camlang.frontend.ir import Builder, Node, retag
+from camlang.frontend.layer_holes import expand_layer_holes, layer_nonterminals
 from camlang.frontend.op_table import BINARY_SYMBOLS, COMMUTATIVE, FUNCTIONS, TERMINALS
+from camlang.frontend.pretty import pretty_expr
 from camlang.frontend.program import GrammarDef, Program
 from camlang.frontend.value_types import AxisError
 
@@ -64,6 +74,8 @@ class Alternative:
     text: str
     template: Template
     holes: tuple[str, ...]
+    #: productions spent besides this one and its holes' (one per layer hole it chose)
+    extra: int = 0
 
     @property
     def symmetric(self) -> bool:
@@ -91,11 +103,16 @@ def instantiate(b: Builder, t: Template, children: tuple[Node, ...]) -> Node:
 class _Compiler:
     """Lowers a grammar alternative (AST) to a template."""
 
-    def __init__(self, program: Program, grammar: GrammarDef) -> None:
+    def __init__(
+        self, program: Program, grammar: GrammarDef, tag: str = "", plain: frozenset[str] = frozenset()
+    ) -> None:
         self.b = program.builder
         self.program = program
         self.grammar = grammar
         self.holes: list[str] = []
+        self.tag = tag  # the layer untagged terminals are read at ("" = the target layer)
+        self.plain = plain  # nonterminals a tag does not change (numeric constants)
+        self.requests: set[tuple[str, str]] = set()  # specialized nonterminals this one needs
 
     def compile(self, expr: s.Expr) -> Template:
         t = self._go(expr)
@@ -113,8 +130,6 @@ class _Compiler:
         return Apply(op, args, tuple(sorted(attrs.items())))
 
     def _error(self, message: str, expr: s.Expr) -> CamlangError:
-        from camlang.frontend.pretty import pretty_expr
-
         return CamlangError(
             f"grammar `{self.grammar.name}`: {message} in `{pretty_expr(expr)}`",
             hint="fix this alternative of the grammar",
@@ -132,20 +147,37 @@ class _Compiler:
                 return self._fixed_or_apply("neg", (self._go(operand),), {}, expr)
             case s.BinOp(op=op, left=left, right=right):
                 return self._fixed_or_apply(BINARY_SYMBOLS[op], (self._go(left), self._go(right)), {}, expr)
+            case s.AtLayer(expr=inner, layer=s.String(value=layer)):
+                outer, self.tag = self.tag, layer  # an inner tag wins over an outer one
+                try:
+                    return self._go(inner)
+                finally:
+                    self.tag = outer
             case s.Name(id=name):
                 if name in self.grammar.productions:
+                    if self.tag and name not in self.plain:
+                        self.requests.add((name, self.tag))
+                        name = specialized(name, self.tag)
                     self.holes.append(name)
                     return Hole(len(self.holes) - 1, name)
                 if name in TERMINALS and "cam" in TERMINALS[name].contexts:
-                    return Fixed(self.b.make(name))
+                    return Fixed(self._tagged(self.b.make(name), expr))
                 cam = self.program.cams.get(name)
                 if cam is not None and cam.node is not None:
-                    return Fixed(cam.node)
+                    return Fixed(self._tagged(cam.node, expr))
                 raise self._error(f"`{name}` is neither a nonterminal, a cam terminal nor a cam", expr)
             case s.Call():
                 return self._call(expr)
             case _:
                 raise self._error("only names, numbers, ops and arithmetic may appear", expr)
+
+    def _tagged(self, node: Node, expr: s.Expr) -> Node:
+        if not self.tag:
+            return node
+        try:
+            return retag(self.b, node, self.tag)
+        except AxisError as err:
+            raise self._error(err.message, expr) from None
 
     def _call(self, expr: s.Call) -> Template:
         name = expr.func.name
@@ -186,18 +218,40 @@ _BIND_WORDS = {
 }
 
 
-def compile_grammar(program: Program, grammar: GrammarDef) -> dict[str, tuple[Alternative, ...]]:
-    """Every nonterminal's alternatives as templates (CamlangError for an alternative that can't be)."""
-    from camlang.frontend.pretty import pretty_expr
+def specialized(nonterminal: str, layer: str) -> str:
+    """The name of `nonterminal` compiled with its untagged terminals read at `layer`."""
+    return f'{nonterminal}@"{layer}"'
 
+
+def compile_grammar(program: Program, grammar: GrammarDef) -> dict[str, tuple[Alternative, ...]]:
+    """Every nonterminal's alternatives as templates (CamlangError for an alternative that can't be).
+
+    Layer holes are expanded away; nonterminals used under a layer tag get specialized copies.
+    """
+    holes = layer_nonterminals(grammar.productions)
+    plain = frozenset(
+        nt
+        for nt, alts in grammar.productions.items()
+        if all(
+            isinstance(a, s.Number) or isinstance(a, s.Neg) and isinstance(a.operand, s.Number) for a in alts
+        )
+    )
     out: dict[str, tuple[Alternative, ...]] = {}
-    for nt, alts in grammar.productions.items():
+    todo = [(nt, "") for nt in grammar.productions if nt not in holes]
+    while todo:
+        nt, tag = todo.pop(0)
+        name = specialized(nt, tag) if tag else nt
+        if name in out:
+            continue
         compiled = []
-        for expr in alts:
-            c = _Compiler(program, grammar)
-            t = c.compile(expr)
-            compiled.append(Alternative(nt, pretty_expr(expr), t, tuple(c.holes)))
-        out[nt] = tuple(compiled)
+        for expr in grammar.productions[nt]:
+            for exp in expand_layer_holes(expr, holes):
+                c = _Compiler(program, grammar, tag, plain)
+                t = c.compile(exp.expr)
+                text = pretty_expr(s.AtLayer(exp.expr, s.String(tag)) if tag else exp.expr)
+                compiled.append(Alternative(name, text, t, tuple(c.holes), exp.holes))
+                todo.extend(sorted(c.requests))
+        out[name] = tuple(compiled)
     return out
 
 
@@ -223,7 +277,7 @@ def min_sizes(alts: dict[str, tuple[Alternative, ...]]) -> dict[str, float]:
         changed = False
         for nt, options in alts.items():
             for alt in options:
-                size = 1 + sum(best[h] for h in alt.holes)
+                size = 1 + alt.extra + sum(best[h] for h in alt.holes)
                 if size < best[nt]:
                     best[nt] = size
                     changed = True
@@ -245,7 +299,7 @@ def context_costs(alts: dict[str, tuple[Alternative, ...]], start: str) -> dict[
             for alt in options:
                 total = sum(msize[h] for h in alt.holes)
                 for h in alt.holes:
-                    c = cost[nt] + 1 + total - msize[h]
+                    c = cost[nt] + 1 + alt.extra + total - msize[h]
                     if c < cost[h]:
                         cost[h] = c
                         changed = True
@@ -312,7 +366,7 @@ class Enumerator:
                 if k > self.limit[nt]:
                     continue
                 for alt in options:
-                    for children in self._children(alt, k - 1):
+                    for children in self._children(alt, k - 1 - alt.extra):
                         self._consider(alt, children, k)
             self.stats.levels_done = k
             yield k
