@@ -66,3 +66,15 @@ def test_synthesis_finds_the_two_layer_cam(live: LiveModel) -> None:
     verdict = prove_equivalent(prog.builder, out.node, target, timeout_s=10)
     assert verdict.status in ("equivalent", "unknown"), verdict  # upsample has no SMT encoding
     assert verdict.status != "not_equivalent"
+
+
+def test_the_stdlib_multilayer_grammar_compiles_with_its_layer_hole() -> None:
+    prog = check_text('import "stdlib/cams.cam"\nimport "stdlib/grammars.cam"\n', file_checks=False)
+    assert not prog.has_errors, prog.diagnostics
+    en = Enumerator(prog, prog.grammars["multilayer"], 6, lambda nt, n, s: "kept")
+    en.run()
+    terms = [n for _, n in en.terms("cam")]
+    assert len(terms) == 88 and en.stats.ill_typed == 0  # docs/grammars.md
+    assert {layers_read([n]) for n in terms} == {frozenset({"layer1"}), frozenset({"layer2"})}
+    layercam2 = 'minmax(upsample(relu(sum_c(relu(G@"layer2") * A@"layer2")))) + minmax(upsample('
+    assert any(to_text(n).startswith(layercam2) for n in terms)
