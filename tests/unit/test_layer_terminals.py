@@ -53,7 +53,7 @@ def node(prog: Program, name: str) -> Node:
 
 @pytest.mark.parametrize(
     "text",
-    ['A@"l2"', 'sum_c((A * G)@"l2")@"l3"', '-A@"x"', 'upsample(m@l) * 2', '(A@"a")@"b"', "f(x)@\"l\""],
+    ['A@"l2"', 'sum_c((A * G)@"l2")@"l3"', '-A@"x"', "upsample(m@l) * 2", '(A@"a")@"b"', 'f(x)@"l"'],
 )
 def test_pretty_parses_back(text: str) -> None:
     expr = parse(f"cam c = {text}").statements[0].expr  # type: ignore[union-attr]
@@ -142,7 +142,7 @@ def test_engine_evaluates_a_two_layer_cam(program: Program) -> None:
 
 def test_export_refuses_multi_layer_cams_by_name(program: Program) -> None:
     with pytest.raises(MultiLayerExport, match='A@"features.2"` reads layer "features.2"'):
-        generate("fine", node(program, "fine"), "gradcam@\"features.2\"")
+        generate("fine", node(program, "fine"), 'gradcam@"features.2"')
     assert "class Gradcam" in generate("gradcam", node(program, "gradcam"), "relu(sum_c(A * mean_hw(G)))")
 
 

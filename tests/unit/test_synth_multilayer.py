@@ -46,7 +46,7 @@ def test_the_grammar_reaches_both_layers_and_the_fusion() -> None:
     en = Enumerator(prog, prog.grammars["two_layers"], 6, lambda nt, n, s: "kept")
     en.run()
     texts = [to_text(n) for _, n in en.terms("cam")]
-    fusion = "minmax(upsample(relu(sum_c(relu(G@\"features.2\") * A@\"features.2\")))) + "
+    fusion = 'minmax(upsample(relu(sum_c(relu(G@"features.2") * A@"features.2")))) + '
     assert any(t.startswith(fusion) and t.endswith("A))))") for t in texts), texts
     assert {layers_read([n]) for _, n in en.terms("cam")} >= {
         frozenset(),
