@@ -19,7 +19,8 @@ from camlang.synth.enumeration import Enumerator
 from tests.conftest import demo_live_model
 
 SOURCE = """
-cam target = minmax(upsample(relu(sum_c(relu(G) * A))@"features.2")) + minmax(upsample(relu(sum_c(A * mean_hw(G)))))
+cam fine = relu(sum_c(relu(G) * A))@"features.2"
+cam target = minmax(upsample(fine)) + minmax(upsample(relu(sum_c(A * mean_hw(G)))))
 metric like_target = maximize -mean(abs(L - ref(target)))
 model m = checkpoint("models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"
 data tr = synthetic_shapes(count = 6, size = 64, seed = 0)
