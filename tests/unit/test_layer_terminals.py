@@ -6,6 +6,9 @@ this file checks what the accepted programs mean.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -167,3 +170,36 @@ def test_the_proof_oracle_keeps_layers_apart(program: Program) -> None:
     assert other.status == "not_equivalent"
     assert other.counterexample is not None and "A@features.2" in other.counterexample
     assert prove_nonnegative(b, node(program, "fine"), timeout_s=10).status == "holds"
+
+
+def test_a_program_evaluates_multi_layer_cams_end_to_end(tmp_path: Path) -> None:
+    import camlang
+    from camlang.paths import stdlib_dir
+
+    weights = Path(__file__).resolve().parents[2] / "models" / "shapes_cnn.pt"
+    prog = tmp_path / "layers.cam"
+    prog.write_text(
+        f'import "{stdlib_dir() / "cams.cam"}"\n'
+        f'import "{stdlib_dir() / "metrics.cam"}"\n'
+        f'model shapes = checkpoint("{weights}", arch = "shapes_cnn") at "features.6"\n'
+        "data test = synthetic_shapes(count = 2, size = 64, seed = 1)\n"
+        'cam fine = gradcam@"features.2"\n'
+        'cam fused = minmax(upsample(layercam@"features.2")) + minmax(upsample(layercam))\n'
+        "evaluate [gradcam, fine, fused] on shapes, test with [deletion]\n",
+        encoding="utf-8",
+    )
+    result = camlang.load(prog).run(tmp_path / "out")
+    assert result.status == 0
+    table = json.loads((tmp_path / "out" / "report.json").read_text())["evaluations"][0]["table"]
+    for cam in ("gradcam", "fine", "fused"):
+        assert 0.0 <= table[cam]["deletion"]["mean"] <= 1.0
+    assert table["fine"]["deletion"]["mean"] != table["gradcam"]["deletion"]["mean"]
+
+
+def test_exporting_a_multi_layer_cam_is_a_user_error(program: Program, tmp_path: Path) -> None:
+    from camlang.run.export import write_module
+
+    with pytest.raises(CamlangError, match="export of multi-layer cams is not supported yet") as err:
+        write_module("fine", node(program, "fine"), 'gradcam@"features.2"', tmp_path / "fine.py")
+    assert err.value.code == "E601"
+    assert not (tmp_path / "fine.py").exists()
