@@ -16,8 +16,9 @@ import textwrap
 import types
 from collections import Counter
 
+from camlang.backends import torch_source_layers as layers_src
 from camlang.core.version import __version__
-from camlang.frontend.ir import Node, postorder, terminal_key
+from camlang.frontend.ir import Node, layers_read, postorder, split_key, terminal_key
 from camlang.frontend.op_table import OPS, SYMBOL_OF, OpSpec
 
 #: Names in generated code that a shared subterm's local may not take.
@@ -43,22 +44,19 @@ class NoSourceLowering(Exception):
 
 
 class MultiLayerExport(NoSourceLowering):
-    """The cam reads a layer-indexed terminal; generated modules hook the target layer only."""
+    """The cam reads a layer whose path a generated module cannot look up (`features[-1]`)."""
 
-    def __init__(self, key: str) -> None:
-        name, _, layer = key.partition("@")
+    def __init__(self, layer: str) -> None:
         Exception.__init__(
             self,
-            f'`{name}@"{layer}"` reads layer "{layer}": export of multi-layer cams is not supported yet '
-            "(a standalone module hooks its one target layer)",
+            f'the cam reads layer "{layer}", which a standalone module cannot find by name '
+            "(it looks layers up with model.get_submodule: write the path with dots, e.g. features.6)",
         )
-        self.op = key
+        self.op = layer
 
 
-def _refuse_tagged(node: Node) -> None:
-    for n in postorder([node]):
-        if OPS[n.op].category == "terminal" and terminal_key(n) != n.op:
-            raise MultiLayerExport(terminal_key(n))
+def _terminal_keys(node: Node) -> set[str]:
+    return {terminal_key(n) for n in postorder([node]) if OPS[n.op].category == "terminal"}
 
 
 def class_name(cam_name: str) -> str:
@@ -73,24 +71,30 @@ def class_name(cam_name: str) -> str:
 def generate(cam_name: str, node: Node, source_text: str) -> str:
     """Readable Python source of an `nn.Module` computing the normalized map of `node`.
 
-    Raises `NoSourceLowering` for an op without a template, and its `MultiLayerExport` for a cam
-    that reads a layer-indexed terminal (`A@"layer2"`).
+    A cam that reads layer-indexed terminals (`A@"layer2"`) gets a module that hooks each of its
+    layers too (`torch_source_layers`). Raises `NoSourceLowering` for an op without a template,
+    and its `MultiLayerExport` for a layer path that `get_submodule` cannot look up.
     """
-    _refuse_tagged(node)
     for n in postorder([node]):
         if OPS[n.op].category not in ("terminal", "constant") and OPS[n.op].template is None:
             raise NoSourceLowering(n.op)
-    needs = {n.op for n in postorder([node]) if OPS[n.op].category == "terminal"}
+    needs = _terminal_keys(node)
+    layers = sorted(layers_read([node]))
+    bad = layers_src.unsupported_path(layers)
+    if bad is not None:
+        raise MultiLayerExport(bad)
     body = _expression_lines(node)
     cls = class_name(cam_name)
     helpers = [_MINMAX]
     if "pc1" in {n.op for n in postorder([node])}:
         helpers.append(_FIRST_COMPONENT)
-    if "S_masked" in needs:
+    names = {split_key(k)[0] for k in needs}
+    if "S_masked" in names:
         helpers.append(_MASKED_SCORES)
-    if "S_ablated" in needs:
+    if "S_ablated" in names:
         helpers.append(_ABLATED_SCORES)
-    capture = _capture_lines(needs)
+    capture = layers_src.capture_lines(needs, layers) if layers else _capture_lines(needs)
+    layer_paths, init_layers = layers_src.class_lines(layers) if layers else ("", "")
     quoted = textwrap.indent(f"cam {cam_name} = {source_text}", "    ")
     return (
         _MODULE.format(
@@ -102,6 +106,9 @@ def generate(cam_name: str, node: Node, source_text: str) -> str:
             body=textwrap.indent("\n".join(body), " " * 8),
             helpers="\n\n".join(h.strip("\n") for h in helpers),
             needs_input="GX" in needs,
+            layer_paths=layer_paths,
+            init_layers=init_layers,
+            capture_method=layers_src.CAPTURE_LAYERS if layers else _CAPTURE_ONE,
         ).rstrip()
         + "\n"
     )
@@ -114,7 +121,6 @@ def expression_source(node: Node) -> str:
     This is the body of a generated module's `forward` without capture and normalization, so
     tests can run each op's template on given terminal values.
     """
-    _refuse_tagged(node)
     for n in postorder([node]):
         if OPS[n.op].category not in ("terminal", "constant") and OPS[n.op].template is None:
             raise NoSourceLowering(n.op)
@@ -137,8 +143,7 @@ def _expression_lines(root: Node) -> list[str]:
     for n in order:
         spec = OPS[n.op]
         if spec.category == "terminal":
-            assert spec.source_name is not None, f"terminal {n.op} has no name in generated modules"
-            text[n.nid] = (spec.source_name, 9)
+            text[n.nid] = (layers_src.local_name(terminal_key(n)), 9)
             continue
         if n.op == "const":
             v = float(n.attr("value"))
@@ -244,25 +249,37 @@ from torch import nn
 class {cls}(nn.Module):
     """Computes `{cam}` maps `[B, H, W]` in [0, 1] for a classifier and one of its layers."""
 
-    needs_input_gradient = {needs_input}
+    needs_input_gradient = {needs_input}{layer_paths}
 
     def __init__(self, model: nn.Module, target_layer: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.target_layer = target_layer
+        self.target_layer = target_layer{init_layers}
 
     def forward(self, x: torch.Tensor, targets: torch.Tensor | list[int] | None = None) -> torch.Tensor:
 {capture}
 {body}
         return _normalize(cam, x.shape[-2:])
 
-    def _capture(self, x: torch.Tensor, targets: torch.Tensor | list[int] | None):
+{capture_method}
+
+def _normalize(cam: torch.Tensor, size) -> torch.Tensor:
+    cam = _minmax(cam)
+    if tuple(cam.shape[-2:]) != tuple(size):
+        cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
+    return _minmax(cam)[:, 0]
+
+
+{helpers}
+'''
+
+_CAPTURE_ONE = '''    def _capture(self, x: torch.Tensor, targets: torch.Tensor | list[int] | None):
         """One forward pass and one backward pass for the target scores.
 
         Without input gradients, the forward runs without a graph up to the target layer and
         the backward stops there.
         """
-        store = {{}}
+        store = {}
 
         def keep_output(module, inputs, output):
             if not self.needs_input_gradient:
@@ -287,16 +304,6 @@ class {cls}(nn.Module):
             handle.remove()
         input_gradients = grads[1] if self.needs_input_gradient else None
         return logits.detach(), chosen, store["activations"].detach(), grads[0], input_gradients
-
-
-def _normalize(cam: torch.Tensor, size) -> torch.Tensor:
-    cam = _minmax(cam)
-    if tuple(cam.shape[-2:]) != tuple(size):
-        cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
-    return _minmax(cam)[:, 0]
-
-
-{helpers}
 '''
 
 _MINMAX = """

@@ -7,6 +7,7 @@ this file checks what the accepted programs mean.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 
 from camlang.backends import reference
 from camlang.backends.torch_eager import TorchContext, evaluate, terminals_used
-from camlang.backends.torch_source import MultiLayerExport, generate
+from camlang.backends.torch_source import MultiLayerExport, generate, load_generated
 from camlang.backends.z3_lower import Bound, NoSMTEncoding, lower_one, symbolic_terminals
 from camlang.core.call_counter import CallCounter
 from camlang.errors import CamlangError
@@ -38,6 +39,7 @@ cam fine_swapped = relu(sum_c(mean_hw(G@"features.2") * A@"features.2"))
 cam fused = minmax(upsample(layercam@"features.2")) + minmax(upsample(layercam))
 cam guided = upsample(gradcam@"features.2") * max_c(abs(GX))
 cam scaled = relu(sum_c(A@"features.2")) * sum(G)
+cam ablated = relu(sum_c(A@"features.2" * softmax_c(S_ablated@"features.2")))
 """
 
 
@@ -143,10 +145,33 @@ def test_engine_evaluates_a_two_layer_cam(program: Program) -> None:
     assert batch.counter.calls == 1
 
 
-def test_export_refuses_multi_layer_cams_by_name(program: Program) -> None:
-    with pytest.raises(MultiLayerExport, match='A@"features.2"` reads layer "features.2"'):
-        generate("fine", node(program, "fine"), 'gradcam@"features.2"')
-    assert "class Gradcam" in generate("gradcam", node(program, "gradcam"), "relu(sum_c(A * mean_hw(G)))")
+@pytest.mark.parametrize("name", ["fine", "fused", "guided", "scaled", "ablated"])
+def test_exported_module_equals_in_process(program: Program, name: str, tmp_path: Path) -> None:
+    cam = program.cams[name]
+    source = generate(name, node(program, name), cam.source_text)
+    assert 'layer_paths = ("features.2",)' in source
+    module = load_generated(source, str(tmp_path / f"{name}.py"))
+    cls = next(v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__)
+    live = demo_live_model()
+    x = torch.randn(2, 3, 64, 64)
+    ours = CamEngine(live.module, live.layer, {name: node(program, name)})(x).maps[name]
+    theirs = cls(live.module, live.layer)(x)
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+
+
+def test_exported_two_layer_module_matches_golden_snapshot(program: Program) -> None:
+    golden = Path(__file__).resolve().parents[1] / "golden" / "modules" / "fused_two_layers.py"
+    source = generate("fused", node(program, "fused"), program.cams["fused"].source_text)
+    if os.environ.get("CAMLANG_UPDATE_GOLDEN"):
+        golden.write_text(source)
+    assert source == golden.read_text(), "generated source changed; review and update the snapshot"
+
+
+def test_export_refuses_a_layer_path_it_cannot_look_up(program: Program) -> None:
+    prog = check_text('cam odd = relu(sum_c(A@"features[-1]"))', file_checks=False)
+    with pytest.raises(MultiLayerExport, match=r'layer "features\[-1\]"'):
+        generate("odd", node(prog, "odd"), 'relu(sum_c(A@"features[-1]"))')
+    assert "layer_paths" not in generate("gradcam", node(program, "gradcam"), "gradcam")
 
 
 def test_z3_gives_each_layer_its_own_symbols(program: Program) -> None:
@@ -196,10 +221,11 @@ def test_a_program_evaluates_multi_layer_cams_end_to_end(tmp_path: Path) -> None
     assert table["fine"]["deletion"]["mean"] != table["gradcam"]["deletion"]["mean"]
 
 
-def test_exporting_a_multi_layer_cam_is_a_user_error(program: Program, tmp_path: Path) -> None:
+def test_exporting_an_unreachable_layer_path_is_a_user_error(tmp_path: Path) -> None:
     from camlang.run.export import write_module
 
-    with pytest.raises(CamlangError, match="export of multi-layer cams is not supported yet") as err:
-        write_module("fine", node(program, "fine"), 'gradcam@"features.2"', tmp_path / "fine.py")
+    prog = check_text('cam odd = relu(sum_c(A@"features[-1]"))', file_checks=False)
+    with pytest.raises(CamlangError, match="cannot find by name") as err:
+        write_module("odd", node(prog, "odd"), "odd", tmp_path / "odd.py")
     assert err.value.code == "E601"
-    assert not (tmp_path / "fine.py").exists()
+    assert not (tmp_path / "odd.py").exists()
