@@ -38,6 +38,7 @@ def _compound(inner: st.SearchStrategy[s.Expr]) -> st.SearchStrategy[s.Expr]:
     return st.one_of(
         st.builds(s.BinOp, st.sampled_from(OPS), inner, inner),
         st.builds(s.Neg, inner),
+        st.builds(s.AtLayer, inner, st.one_of(strings, names.map(s.Name))),
         st.builds(
             s.Call,
             idents,
@@ -90,6 +91,7 @@ def _no_nan(e: s.Expr) -> bool:
 @example(s.BinOp("-", s.Name("a"), s.Neg(s.Number(1))))
 @example(s.BinOp("<", s.BinOp("<", s.Name("a"), s.Name("b")), s.Name("c")))
 @example(s.Neg(s.Neg(s.BinOp("*", s.Number(1e-6), s.Number(1e20)))))
+@example(s.AtLayer(s.AtLayer(s.Neg(s.Number(1)), s.String("a")), s.Name("l")))
 @example(s.String('a"b\\c\nd\te#'))
 def test_expression_round_trip(expr: s.Expr) -> None:
     text = pretty_expr(expr)
