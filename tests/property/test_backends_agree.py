@@ -7,6 +7,7 @@ accepts. A new op is therefore tested the day its row and kernels land. Back end
 - the generated standalone-module source (each row's `template`), run on the same values;
 - the z3 lowering, substituted with the same (rounded) values, where every op is exact in z3;
 - the sympy lowering, for expressions whose ops are all rational.
+Leaves include layer-indexed terminals (`A@"l2"`, ...): each back end must read them by their key.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from camlang.backends import reference, sympy_kernels, torch_eager, torch_source, z3_lower
-from camlang.frontend.ir import Builder, Node, postorder
+from camlang.backends.torch_source_layers import local_name
+from camlang.frontend.ir import Builder, Node, postorder, split_key
 from camlang.frontend.op_table import OPS, TERMINALS
 from camlang.frontend.value_types import AxisError
 
@@ -36,6 +38,13 @@ CAM_OPS = sorted(
     if "cam" in row.contexts and row.category in ("elementwise", "reduction") and row.reference is not None
 )
 LEAVES = sorted(name for name, row in TERMINALS.items() if "cam" in row.contexts)
+#: A second layer: its terminals are different values (same shape, so they meet after reductions).
+TAGGED = sorted(f"{name}@l2" for name in LEAVES if TERMINALS[name].reads_layer)
+
+
+def _leaf(b: Builder, key: str) -> Node:
+    name, layer = split_key(key)
+    return b.make(name, (), {"layer": layer} if layer else {})
 
 
 def test_the_strategy_covers_every_cam_op() -> None:
@@ -45,10 +54,14 @@ def test_the_strategy_covers_every_cam_op() -> None:
 
 
 @st.composite
-def expressions(draw: st.DrawFn) -> tuple[Builder, Node]:
-    """A random well-typed expression, grown by applying table ops to the terms built so far."""
+def expressions(draw: st.DrawFn, tagged: bool = False) -> tuple[Builder, Node]:
+    """A random well-typed expression, grown by applying table ops to the terms built so far.
+
+    With `tagged`, the leaves include the layer-indexed terminals of a second layer."""
     b = Builder()
-    pool: list[Node] = [b.make(t) for t in draw(st.lists(st.sampled_from(LEAVES), min_size=1, max_size=3))]
+    pick = [k for k in LEAVES if not TERMINALS[k].reads_layer] + TAGGED if tagged else LEAVES
+    leaves = draw(st.lists(st.sampled_from(pick), min_size=1, max_size=3))
+    pool: list[Node] = [_leaf(b, key) for key in leaves]
     pool += [b.const(v) for v in draw(st.lists(st.sampled_from([0.5, 2.0, -1.0, 3.0]), max_size=2))]
     for _ in range(draw(st.integers(1, 5))):
         name = draw(st.sampled_from(CAM_OPS))
@@ -105,10 +118,11 @@ def _to_map(b: Builder, node: Node) -> Node:
 
 def _terminals(rng: np.random.Generator, decimals: int | None = None) -> dict[str, np.ndarray]:
     out = {}
-    for name in LEAVES:
+    for key in LEAVES + TAGGED:
+        name = split_key(key)[0]
         c, h, w = BOUND.shape(TERMINALS[name].ty)
         v = rng.uniform(size=(N, c, h, w)) if name == "P" else rng.normal(size=(N, c, h, w))
-        out[name] = np.round(v, decimals) if decimals is not None else v
+        out[key] = np.round(v, decimals) if decimals is not None else v
     return out
 
 
@@ -125,7 +139,18 @@ def _close(got: np.ndarray, want: np.ndarray) -> None:
 @settings(max_examples=120)
 @given(expressions(), st.integers(0, 2**16))
 def test_torch_eager_and_generated_source_match_reference(made: tuple[Builder, Node], seed: int) -> None:
-    _, root = made
+    _eager_and_source_agree(made[1], seed)
+
+
+@settings(max_examples=40)
+@given(expressions(tagged=True), st.integers(0, 2**16))
+def test_layer_indexed_terminals_agree_everywhere(made: tuple[Builder, Node], seed: int) -> None:
+    _eager_and_source_agree(made[1], seed)
+    if _symbolic_agree(made[1], seed):
+        event("symbolic")
+
+
+def _eager_and_source_agree(root: Node, seed: int) -> None:
     terms = _terminals(np.random.default_rng(seed))
     want = _reference(root, terms)
     tensors = {k: torch.from_numpy(v) for k, v in terms.items()}
@@ -133,7 +158,7 @@ def test_torch_eager_and_generated_source_match_reference(made: tuple[Builder, N
     _close(torch_eager.evaluate([root], ctx)[root.nid].numpy(), want)
 
     scope: dict[str, object] = {"torch": torch, "F": F}
-    scope.update({OPS[k].source_name or k: v for k, v in tensors.items()})
+    scope.update({local_name(k): v for k, v in tensors.items() if TERMINALS[split_key(k)[0]].source_name})
     exec(torch_source.expression_source(root), scope)  # our own generated code, never user text
     cam = scope["cam"]
     assert isinstance(cam, torch.Tensor)
@@ -143,23 +168,29 @@ def test_torch_eager_and_generated_source_match_reference(made: tuple[Builder, N
 @settings(max_examples=60)
 @given(expressions(), st.integers(0, 2**16))
 def test_z3_and_sympy_lowerings_match_reference(made: tuple[Builder, Node], seed: int) -> None:
+    assume(_symbolic_agree(made[1], seed))
+
+
+def _symbolic_agree(root: Node, seed: int) -> bool:
+    """Compare z3 and sympy with the reference; False when neither applies (no exact meaning)."""
     import sympy
     import z3
 
-    _, root = made
     ops = {n.op for n in postorder([root])}
     zctx = z3.Context()
-    symbols = z3_lower.symbolic_terminals(BOUND, ctx=zctx)
+    symbols = z3_lower.symbolic_terminals(BOUND, ctx=zctx, layers={"l2"})
     symbolic = None
     if all(OPS[o].category == "terminal" or OPS[o].z3 is not None for o in ops):
         symbolic = z3_lower.lower_one(root, symbols, zctx)
     # z3 has no exact meaning for uninterpreted functions (exp, log, ...): no values to compare
     z3_applies = symbolic is not None and z3_lower.is_exact(symbolic)
     sympy_applies = all(OPS[o].rational for o in ops)
-    assume(z3_applies or sympy_applies)
+    if not (z3_applies or sympy_applies):
+        return False
     terms = {k: v[:1] for k, v in _terminals(np.random.default_rng(seed), decimals=3).items()}
     want = _reference(root, terms)[0]
-    assume(bool(np.isfinite(want).all()))  # x/0 has no value in exact arithmetic
+    if not np.isfinite(want).all():  # x/0 has no value in exact arithmetic
+        return False
 
     if symbolic is not None and z3_applies:
         event("z3")
@@ -174,7 +205,7 @@ def test_z3_and_sympy_lowerings_match_reference(made: tuple[Builder, Node], seed
         _close(got, want)
     if sympy_applies:
         event("sympy")
-        syms = z3_lower.symbolic_terminals(BOUND, symbol=lambda s: sympy.Symbol(s, real=True))
+        syms = z3_lower.symbolic_terminals(BOUND, symbol=lambda s: sympy.Symbol(s, real=True), layers={"l2"})
         values = {
             syms[name][idx]: sympy.Rational(Fraction(repr(float(terms[name][(0, *idx)]))))
             for name in syms
@@ -185,6 +216,7 @@ def test_z3_and_sympy_lowerings_match_reference(made: tuple[Builder, Node], seed
         for idx in np.ndindex(exact.shape):
             got[idx] = float(sympy.sympify(exact[idx]).subs(values))
         _close(got, want)
+    return True
 
 
 @pytest.mark.parametrize("name", CAM_OPS)
