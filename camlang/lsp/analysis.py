@@ -15,6 +15,7 @@ from typing import Literal
 
 from camlang.frontend import syntax as s
 from camlang.frontend.check import Checker
+from camlang.frontend.diagnostics import Diagnostic
 from camlang.frontend.op_table import OPS
 from camlang.frontend.program import Program
 from camlang.frontend.source import SourceFile, Span
@@ -111,6 +112,15 @@ def analyze(text: str, path: Path | None, name: str | None = None) -> Analysis:
     program.diagnostics = checker.bag.items
     occurrences = tuple(occ for _, module in checker.modules for occ in _module_occurrences(module))
     return Analysis(source, program, tuple(checker.modules), occurrences)
+
+
+def internal_error(text: str, path: Path | None, name: str, err: Exception) -> Analysis:
+    """An analysis that reports a checker crash as one diagnostic, so the server stays up."""
+    source = SourceFile(name, text, path)
+    program = Program(source)
+    message = f"internal error, please report: {type(err).__name__}: {err}"
+    program.diagnostics = [Diagnostic("E900", message, Span(source, 0, 0))]
+    return Analysis(source, program, ((source, s.Module()),))
 
 
 def _module_occurrences(module: s.Module) -> Iterator[Occurrence]:
