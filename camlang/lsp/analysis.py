@@ -1,8 +1,9 @@
 """One checked document: its `Program`, the parsed modules of every file it loaded, and an index
 of every name (definition or use) with its span.
 
-The checker parses each file once; `_IndexingChecker` keeps the modules it parsed, so the index
-costs a walk over the ASTs and no second parse.
+`_IndexingChecker` is the project's checker with two changes: it parses through a `PieceParser`
+(statements and imported files that did not change are not parsed again) and it keeps the
+modules it parsed, so the index costs a walk over the ASTs and no second parse.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from camlang.frontend.diagnostics import Diagnostic
 from camlang.frontend.op_table import OPS
 from camlang.frontend.program import Program
 from camlang.frontend.source import SourceFile, Span
+from camlang.lsp.incremental import PieceParser, Pieces
 
 #: "op": a call of an op-table entry; "call": any other call (a model, data or property source).
 Role = Literal["definition", "reference", "op", "call"]
@@ -47,14 +49,35 @@ class Occurrence:
     stmt: s.Stmt
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Analysis:
-    """Everything the editor features read about one document."""
+    """Everything the editor features read about one document.
+
+    The name index is built on the first request that needs it, not when the document is
+    checked: publishing diagnostics after an edit does not pay for it.
+    """
 
     source: SourceFile
     program: Program
     modules: tuple[tuple[SourceFile, s.Module], ...]
-    occurrences: tuple[Occurrence, ...] = field(default=())
+    #: maps spans of the main module's statements (parsed piece by piece) to document offsets
+    pieces: Pieces | None = None
+    _occurrences: tuple[Occurrence, ...] | None = field(default=None, repr=False)
+
+    @property
+    def occurrences(self) -> tuple[Occurrence, ...]:
+        """Every name in the document and the files it imports, with document spans."""
+        if self._occurrences is None:
+            self._occurrences = tuple(
+                Occurrence(occ.name, self.relocate(occ.span), occ.role, occ.stmt)
+                for _, module in self.modules
+                for occ in _module_occurrences(module)
+            )
+        return self._occurrences
+
+    def relocate(self, span: Span) -> Span:
+        """A span of the main module's AST in the document's offsets."""
+        return span if self.pieces is None else self.pieces.relocate(span)
 
     @property
     def main_module(self) -> s.Module:
@@ -85,33 +108,46 @@ class Analysis:
 
 
 class _IndexingChecker(Checker):
-    """The project's checker, keeping each parsed module for the index."""
+    """The project's checker, parsing through a `PieceParser` and keeping each parsed module."""
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, parser: PieceParser) -> None:
         super().__init__(program)
+        self.parser = parser
+        self.pieces = Pieces(program.main)
         self.modules: list[tuple[SourceFile, s.Module]] = []
 
-    def check_module(self, module: s.Module, source: SourceFile, *, is_main: bool = True) -> None:
+    def check_source(self, source: SourceFile, *, is_main: bool = True) -> None:
+        """`Checker.check_source`, with parses kept between edits."""
+        self.program.files.append(source)
+        if source is self.program.main:
+            module, errors, self.pieces = self.parser.parse_document(source)
+        else:
+            _, module, errors = self.parser.parse_file(source)
+        for d in errors:
+            self.bag.add(d)
         self.modules.append((source, module))
-        super().check_module(module, source, is_main=is_main)
+        self.check_module(module, source, is_main=is_main)
 
 
-def analyze(text: str, path: Path | None, name: str | None = None) -> Analysis:
+def analyze(
+    text: str, path: Path | None, name: str | None = None, parser: PieceParser | None = None
+) -> Analysis:
     """Check `text` as the file at `path` (imports resolve next to it) and index its names.
 
     The same steps as `camlang.frontend.check.check_text`, so the diagnostics are those of
-    `camlang check`.
+    `camlang check`. Pass the `parser` of the previous analysis of the same document to parse
+    only the statements that changed.
     """
     source = SourceFile(name or (str(path) if path else "<untitled>"), text, path)
     program = Program(source)
-    checker = _IndexingChecker(program)
+    checker = _IndexingChecker(program, parser or PieceParser())
     if path is not None:
         checker._loaded.add(path)
         checker._loading.append(path)
     checker.check_source(source)
-    program.diagnostics = checker.bag.items
-    occurrences = tuple(occ for _, module in checker.modules for occ in _module_occurrences(module))
-    return Analysis(source, program, tuple(checker.modules), occurrences)
+    pieces = checker.pieces
+    program.diagnostics = [pieces.diagnostic(d) for d in checker.bag.items]
+    return Analysis(source, program, tuple(checker.modules), pieces)
 
 
 def internal_error(text: str, path: Path | None, name: str, err: Exception) -> Analysis:
