@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 ruff check camlang
 ruff format --check camlang tests benchmarks scripts
 mypy camlang
+bash scripts/test_vscode.sh
 set +e
 python -m pytest -q -p no:cacheprovider --durations=15 "$@"
 status=$?
