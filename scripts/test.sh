@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: lint, type-check, then the whole test suite. Exit code 5 (no tests) fails.
+# The test command: lint, type-check, the VS Code extension, the docs site, then the whole test suite. Exit code 5 (no tests) fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ruff check camlang
