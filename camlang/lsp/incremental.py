@@ -79,8 +79,10 @@ class PieceParser:
         diagnostics: list[Diagnostic] = []
         for begin, end in zip(bounds, bounds[1:]):
             key = (text[begin:end], end == len(text))
-            parsed = self.pieces.get(key) or _parse_piece(key[0], source, last=key[1])
-            kept[key] = parsed
+            parsed = self.pieces.get(key)
+            if parsed is None or key in kept:  # a repeated statement needs its own source (its own offset)
+                parsed = _parse_piece(key[0], source, last=key[1])
+            kept.setdefault(key, parsed)
             pieces.offsets[id(parsed.source)] = begin
             statements.extend(parsed.statements)
             diagnostics.extend(pieces.diagnostic(d) for d in parsed.diagnostics)

@@ -21,6 +21,7 @@ BROKEN = [
     'cam c = relu(A) +\n# a comment\ndata d = images("x"\n',
     "synthesize s from g {\n  model = m\n  data = \n}\ncam z = 'a'\n",
     "cam a = A ^ 2\nevaluate [a on m, d with [x]\n",
+    "cam a = relu(sum_c(A))\ncam a = relu(sum_c(A))\ncam b = (\ncam b = (\n",  # repeated statements
 ]
 
 
