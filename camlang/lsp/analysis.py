@@ -22,8 +22,9 @@ from camlang.frontend.program import Program
 from camlang.frontend.source import SourceFile, Span
 from camlang.lsp.incremental import PieceParser, Pieces
 
-#: "op": a call of an op-table entry; "call": any other call (a model, data or property source).
-Role = Literal["definition", "reference", "op", "call"]
+#: "op": a call of an op-table entry; "call": any other call (a model, data or property source);
+#: "argument": a keyword argument's name or a `synthesize` setting's key.
+Role = Literal["definition", "reference", "op", "call", "argument"]
 
 _DECLS = (
     s.ModelDecl,
@@ -180,10 +181,15 @@ def _walk(node: object, stmt: s.Stmt, *, top: bool = False) -> Iterator[Occurren
             yield Occurrence(node.func.name, node.func.span, role, stmt)
             for arg in node.args:
                 yield from _walk(arg, stmt)
-            for kw in node.kwargs:  # the keyword itself is no name; its value may be
+            for kw in node.kwargs:  # the keyword names a parameter, not a declaration
+                yield Occurrence(kw.name.name, kw.name.span, "argument", stmt)
                 yield from _walk(kw.value, stmt)
             return
-        case s.KwArg() | s.Setting():
+        case s.KwArg():
+            yield from _walk(node.value, stmt)
+            return
+        case s.Setting():
+            yield Occurrence(node.key.name, node.key.span, "argument", stmt)
             yield from _walk(node.value, stmt)
             return
         case s.Production():

@@ -18,7 +18,14 @@ from camlang.frontend.pretty import format_source
 from camlang.frontend.source import NO_SPAN, SourceFile, Span
 from camlang.lsp.analysis import Analysis, Occurrence
 from camlang.lsp.completion import Candidate, complete
-from camlang.lsp.describe import describe_setting, describe_source, hover_markdown
+from camlang.lsp.describe import (
+    SOURCE_TABLES,
+    arg_doc,
+    arg_text,
+    describe_setting,
+    describe_source,
+    hover_markdown,
+)
 from camlang.lsp.positions import offset, position, span_range
 
 _SEVERITY = {
@@ -89,8 +96,12 @@ def _diagnostic_range(span: Span, analysis: Analysis) -> lsp.Range:
     imports = [st for st in analysis.main_module.statements if isinstance(st, s.Import)]
     for st in imports:
         if span.source.path is not None and find_import(st.path.value, folder) == span.source.path:
-            return span_range(st.span)
-    return span_range(imports[0].span) if imports else lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
+            return span_range(analysis.relocate(st.span))
+    return (
+        span_range(analysis.relocate(imports[0].span))
+        if imports
+        else lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
+    )
 
 
 # ---- hover, definition, references --------------------------------------------------------
@@ -104,14 +115,35 @@ def hover(analysis: Analysis, pos: lsp.Position) -> lsp.Hover | None:
     text: str | None
     if occ.role == "call":
         text = describe_source(_keyword(occ.stmt), occ.name)
+    elif occ.role == "argument":
+        text = _describe_argument(occ)
     else:
         definition = analysis.definition(occ.name)
         text = hover_markdown(analysis.program, occ.name, definition.span if definition else None)
-        if text is None and isinstance(occ.stmt, s.SynthDecl):
-            text = describe_setting(occ.name)
     if text is None:
         return None
     return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, text), span_range(occ.span))
+
+
+def _describe_argument(occ: Occurrence) -> str | None:
+    """A `synthesize` setting, or a keyword argument of the declaration's source call."""
+    if isinstance(occ.stmt, s.SynthDecl):
+        return describe_setting(occ.name)
+    call = _source_call(occ.stmt)
+    args = SOURCE_TABLES.get(_keyword(occ.stmt), {}).get(call.func.name, ()) if call else ()
+    for arg in args:
+        if arg.name == occ.name:
+            return f"```cam\n{arg_text(arg)}\n```\n{arg_doc(arg)}"
+    return None
+
+
+def _source_call(stmt: s.Stmt) -> s.Call | None:
+    match stmt:
+        case s.ModelDecl() | s.DataDecl() | s.ConceptsDecl() | s.MonitorDecl():
+            return stmt.source
+        case s.PropertyDecl():
+            return stmt.claim
+    return None
 
 
 def _keyword(stmt: s.Stmt) -> str:
@@ -189,6 +221,10 @@ def formatting(text: str, name: str) -> list[lsp.TextEdit] | None:
 
 def document_symbols(analysis: Analysis) -> list[lsp.DocumentSymbol]:
     """The outline: each declaration (kind and type as detail); grammars list their productions."""
+
+    def where(span: Span) -> lsp.Range:
+        return span_range(analysis.relocate(span))
+
     out: list[lsp.DocumentSymbol] = []
     for stmt in analysis.main_module.statements:
         kind = _SYMBOL_KIND.get(type(stmt))
@@ -198,20 +234,13 @@ def document_symbols(analysis: Analysis) -> list[lsp.DocumentSymbol]:
         children = None
         if isinstance(stmt, s.GrammarDecl):
             children = [
-                lsp.DocumentSymbol(
-                    p.lhs.name, lsp.SymbolKind.Field, span_range(p.span), span_range(p.lhs.span)
-                )
+                lsp.DocumentSymbol(p.lhs.name, lsp.SymbolKind.Field, where(p.span), where(p.lhs.span))
                 for p in stmt.productions
             ]
         detail = type(stmt).__name__.removesuffix("Decl").lower()
         out.append(
             lsp.DocumentSymbol(
-                name.name,
-                kind,
-                span_range(stmt.span),
-                span_range(name.span),
-                detail=detail,
-                children=children,
+                name.name, kind, where(stmt.span), where(name.span), detail=detail, children=children
             )
         )
     return out

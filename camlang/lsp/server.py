@@ -18,6 +18,7 @@ from pygls.uris import to_fs_path
 from camlang.core.version import __version__
 from camlang.lsp import features
 from camlang.lsp.analysis import Analysis, analyze, internal_error
+from camlang.lsp.incremental import PieceParser
 
 
 class CamServer(LanguageServer):
@@ -26,6 +27,7 @@ class CamServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("camlang", __version__)
         self.analyses: dict[str, Analysis] = {}
+        self.parsers: dict[str, PieceParser] = {}  # per document: its statements parsed so far
         self.pending: dict[str, asyncio.Task[None]] = {}
         self.debounce = float(os.environ.get("CAMLANG_LSP_DEBOUNCE", "0.2"))
 
@@ -35,7 +37,8 @@ class CamServer(LanguageServer):
         cached = self.analyses.get(uri)
         if cached is None or cached.source.text != text:
             try:
-                cached = analyze(text, _path(uri), _display_name(uri))
+                parser = self.parsers.setdefault(uri, PieceParser())
+                cached = analyze(text, _path(uri), _display_name(uri), parser)
             except Exception as err:  # noqa: BLE001 - a checker bug must not take the editor's server down
                 cached = internal_error(text, _path(uri), _display_name(uri), err)
             self.analyses[uri] = cached
@@ -96,6 +99,7 @@ def build_server() -> CamServer:
     def did_close(ls: CamServer, params: lsp.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.analyses.pop(uri, None)
+        ls.parsers.pop(uri, None)
         task = ls.pending.pop(uri, None)
         if task is not None:
             task.cancel()

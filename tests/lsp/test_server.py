@@ -109,6 +109,16 @@ async def test_diagnostics_follow_edits(client: LanguageClient, tmp_path: Path) 
     )
     await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
     assert [d.code for d in client.diagnostics[uri]] == ["E101"]
+    # Two lines above it: the statement (parsed once, then reused) moves, and so does its error.
+    change = lsp.TextDocumentContentChangeEvent_Type2(
+        text="cam a = relu(sum_c(A))\n\ncam c = relu(sum_c(Q))\n"
+    )
+    client.text_document_did_change(
+        lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(3, uri), [change])
+    )
+    await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    (diag,) = client.diagnostics[uri]
+    assert diag.code == "E101" and diag.range.start == lsp.Position(2, 19)
 
 
 async def test_hover_shows_types_and_op_docs(client: LanguageClient, tmp_path: Path) -> None:
@@ -125,6 +135,12 @@ async def test_hover_shows_types_and_op_docs(client: LanguageClient, tmp_path: P
     )
     hover = await client.text_document_hover_async(lsp.HoverParams(doc, _pos(GOOD, "torchvision")))
     assert hover is not None and "weights = none" in hover.contents.value
+    hover = await client.text_document_hover_async(lsp.HoverParams(doc, _pos(GOOD, "count")))
+    assert (
+        hover is not None
+        and "count = 128" in hover.contents.value
+        and "number of images" in hover.contents.value
+    )
 
 
 async def test_completion(client: LanguageClient, tmp_path: Path) -> None:
