@@ -148,7 +148,7 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     try:
         from camlang.lsp.server import serve
     except ModuleNotFoundError as err:
-        if err.name not in ("pygls", "lsprotocol"):
+        if (err.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
             raise
         raise CamlangError("`camlang lsp` needs pygls", hint='pip install "camlang[lsp]"') from None
     return serve()

@@ -83,3 +83,10 @@ def test_the_language_server_imports_no_heavy_package(tmp_path: Path) -> None:
     )
     assert b"gradcam" in out.stdout and b"layer4" in out.stdout, out.stderr.decode()[-2000:]
     assert json.loads(out_file.read_text()) == [], "`camlang lsp` imported a heavy package"
+
+
+def test_without_pygls_the_command_says_which_extra_to_install() -> None:
+    probe = "import sys; sys.modules['pygls'] = None\nfrom camlang.cli import main\nsys.exit(main(['lsp']))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "`camlang lsp` needs pygls" in out.stderr and 'pip install "camlang[lsp]"' in out.stderr
