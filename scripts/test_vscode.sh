@@ -9,7 +9,7 @@ if ! command -v npm >/dev/null 2>&1; then
   exit 0
 fi
 export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
-npm ci --silent
+npm ci --silent --ignore-scripts  # no install scripts: packaging needs none (vsce-sign is for signing)
 npm test
 rm -f camlang.vsix
 npm run --silent package >/dev/null
