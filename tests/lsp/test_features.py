@@ -71,3 +71,31 @@ def test_an_error_in_an_imported_file_is_shown_on_its_import(tmp_path: Path) -> 
     (diag,) = features.diagnostics(analysis)
     assert diag.code == "E301" and diag.range.start == lsp.Position(1, 0)
     assert diag.message.startswith(f"{tmp_path / 'lib.cam'}:2:14: sum_c expects")
+
+
+PARITY = [
+    *(p.read_text() for p in sorted((ROOT / "examples").glob("*.cam"))),
+    'import "stdlib/cams.cam"\ncam bad = sum_c(mean_c(A))\ncam a = relu(\n'
+    "metric m = minimize mean(A)\ncam gradcam = A\n",
+    'model m = torchvision("resnet18", wieghts = none) at "layer4"\ndata d = synthetic_shapes(count = -1)\n',
+    'import "nowhere.cam"\nevaluate [x] on m, d with [y]\ncheck p\nexport q to "q.py"\n',
+]
+
+
+def _key(diags: list) -> list[tuple[object, ...]]:
+    return [
+        (d.code, d.severity, d.message, d.span.start, d.span.end, d.span.source.name, d.hint, d.notes)
+        for d in diags
+    ]
+
+
+def test_diagnostics_are_those_of_camlang_check() -> None:
+    from camlang.frontend.check import check_text
+    from camlang.lsp.incremental import PieceParser
+
+    parser = PieceParser()  # one parser across documents, as after many edits
+    for text in PARITY:
+        path = (ROOT / "examples" / "doc.cam").resolve()
+        expected = check_text(text, str(path), path).diagnostics
+        got = analyze(text, path, str(path), parser).program.diagnostics
+        assert _key(got) == _key(expected)
