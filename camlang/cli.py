@@ -1,4 +1,4 @@
-"""The `camlang` command: check, fmt, run, compile, repl.
+"""The `camlang` command: check, fmt, run, compile, repl, lsp.
 
 Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error ("please report"),
 130 interrupted. A Python traceback is shown only for internal errors with CAMLANG_DEBUG=1.
@@ -143,6 +143,17 @@ def cmd_repl(args: argparse.Namespace) -> int:
     return run_repl(args.file)
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    """Start the language server on stdio (needs the `camlang[lsp]` extra)."""
+    try:
+        from camlang.lsp.server import serve
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise CamlangError("`camlang lsp` needs pygls", hint='pip install "camlang[lsp]"') from None
+    return serve()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="camlang", description="CAMs you can state, check and synthesize.")
     parser.add_argument("--version", action="version", version=f"camlang {__version__}")
@@ -197,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("repl", help="interactive session")
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_repl)
+
+    p = sub.add_parser("lsp", help="language server for editors, on stdio (needs camlang[lsp])")
+    p.set_defaults(func=cmd_lsp)
     return parser
 
 
