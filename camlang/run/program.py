@@ -4,8 +4,13 @@ Synthesis jobs run when an action first needs their result (and any unused ones 
 The report (report.json, report.html, PNGs) is rewritten after every action, and every finished
 batch of an evaluate and every finished check goes into the run's cache (`camlang.run.cache`), so
 Ctrl-C, a crash or a lost worker keeps everything that finished: the report is marked partial and
-counts what it covers ("412 of 200,000 images"); `--resume` continues from the cache. Relative
-export paths are written inside the output folder.
+counts what it covers ("412 of 200,000 images"); `--resume` continues from the cache, after
+dropping what it cannot trust from it (`camlang.run.cache.heal`). Relative export paths are
+written inside the output folder.
+
+Until the run finishes, its report is partial; when the folder already holds a complete report,
+the partial one is written beside it (report.partial.json, `camlang.report.writer`) and never
+over it. One run at a time writes to an output folder (`lock_output`).
 
 With several workers (torchrun, or `--workers N`; see `camlang.distributed`), every rank runs
 this same driver on its share of the work; rank 0 alone prints and writes the report.
@@ -13,7 +18,9 @@ this same driver on its share of the work; rank 0 alone prints and writes the re
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +28,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from camlang.core.lock import LockHeld, OutputLock
 from camlang.core.version import __version__
 from camlang.distributed import Dist, WorkerFailure
 from camlang.distributed.context import DEFAULT_TIMEOUT_S, clear_failures, note_failure, read_failures
@@ -30,10 +38,11 @@ from camlang.frontend.check import check_file
 from camlang.frontend.diagnostics import CompileError
 from camlang.frontend.program import Program
 from camlang.report import Export, RunReport, print_summary, write_report
-from camlang.run.cache import RunCache
+from camlang.report.writer import COMPLETE, PARTIAL, complete_report_exists, remove_partial
+from camlang.run.cache import RunCache, heal
 from camlang.run.state import RunOptions, RunState
 
-__all__ = ["RunOptions", "RunState", "run_file", "run_program"]
+__all__ = ["LOCKED_ENV", "RunOptions", "RunState", "lock_output", "run_file", "run_program"]
 
 #: Exit code of a run that a worker failure ended (the launcher's own convention is non-zero too).
 EXIT_WORKER_FAILED = 3
@@ -54,8 +63,14 @@ def run_program(
     state = RunState(
         program, options, console, dist=dist, cache=RunCache(cache_dir, dist, options.resume, run_id)
     )
+    state.cache.warn = state.warn  # records a cache read drops are named in the report
+    # where this run's report goes until it finishes: beside a complete one, never over it
+    partial_stem = PARTIAL if dist.is_main and complete_report_exists(options.out_dir) else COMPLETE
     if dist.is_main:
         clear_failures(cache_dir)
+        if options.resume:
+            for warning in heal(cache_dir):
+                state.warn(warning)
     dist.barrier()
     state.report = RunReport(
         __version__,
@@ -69,7 +84,7 @@ def run_program(
     try:
         for action in program.actions:
             _run_action(state, action)
-            _write(state)
+            _write(state, partial_stem)
         for name in program.synths:
             state.run_synthesis(name)
     except KeyboardInterrupt:
@@ -92,11 +107,11 @@ def run_program(
             who = "rank 0" if dist.distributed else "the run"
             state.update_report(partial=True, failure=f"{who} failed: {getattr(err, 'message', err)}")
             try:
-                _write(state)
+                _write(state, partial_stem)
             except Exception as write_err:  # noqa: BLE001 - the original error matters more
                 print(f"could not write the partial report: {write_err}", file=sys.stderr)
         raise
-    _write(state)
+    _write(state, partial_stem, finished=True)
     return (state.report if dist.is_main else None), status
 
 
@@ -125,12 +140,19 @@ def _failure_reason(state: RunState, failure: WorkerFailure) -> str:
     return f"a worker failed or was lost ({failure.message})"
 
 
-def _write(state: RunState) -> None:
+def _write(state: RunState, partial_stem: str, finished: bool = False) -> None:
+    """Write the report: the complete one when the run `finished` whole (then the partial files
+    go), else a partial one under `partial_stem`."""
     if not state.is_main:
         return
     state.update_report(warnings=tuple(state.warnings))
     assert state.report is not None
-    write_report(state.options.out_dir, state.report, state.options.grid_images)
+    out, grid = state.options.out_dir, state.options.grid_images
+    if finished and not state.report.partial:
+        write_report(out, state.report, grid, COMPLETE)
+        remove_partial(out)
+    else:  # the run has not finished: what is there so far is a partial report
+        write_report(out, dataclasses.replace(state.report, partial=True), grid, partial_stem)
 
 
 def _run_action(state: RunState, action: s.Action) -> None:
@@ -205,13 +227,61 @@ def run_file(
     console = Console()
     started = time.perf_counter()
     try:
-        report, status = run_program(program, options, console, dist)
+        lock = lock_output(out, dist)
+        try:
+            report, status = run_program(program, options, console, dist)
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         dist.close()
     if report is not None:
         print_summary(report, console)
         where = f" ({dist.world_size} workers)" if dist.distributed else ""
-        console.print(f"report: {out / 'report.html'}{where} ({time.perf_counter() - started:.1f} s)")
+        page = out / f"{COMPLETE}.html"
+        if report.partial and (out / f"{PARTIAL}.html").is_file():
+            page = out / f"{PARTIAL}.html"
+        console.print(f"report: {page}{where} ({time.perf_counter() - started:.1f} s)")
         if report.failure:
             print(f"error: {report.failure}", file=sys.stderr)
     return status
+
+
+#: Set by `camlang run --workers` for its workers: the output folder the launcher has locked.
+LOCKED_ENV = "CAMLANG_LOCKED_OUT"
+
+
+def lock_output(out: Path, dist: Dist | None = None) -> OutputLock | None:
+    """Lock the output folder for this run (`camlang.core.lock`), on rank 0; None when a launcher
+    holds the lock for its workers, or on the other ranks.
+
+    A second run on the same folder gets a `CamlangError` naming the first one's pid, on every
+    rank. The lock of a killed run is taken over (and said so).
+    """
+    if os.environ.get(LOCKED_ENV) == str(Path(out).resolve()):
+        return None
+    lock: OutputLock | None = None
+    error: tuple[str, str] | None = None
+    if dist is None or dist.is_main:
+        try:
+            lock = OutputLock.acquire(Path(out))
+        except LockHeld as held:
+            error = (
+                f"another camlang run ({held.holder.describe()}) is writing to {out}",
+                "wait for it to finish, or pass another --out",
+            )
+        except OSError as err:
+            error = (f"cannot lock the output folder {out}: {err.strerror or err}", "pass a writable --out")
+    if dist is not None:
+        error = dist.broadcast(error)
+    if error is not None:
+        if lock is not None:
+            lock.release()
+        raise CamlangError(error[0], hint=error[1])
+    if lock is not None and lock.stale is not None:
+        print(
+            f"note: {out} was locked by a run that ended without finishing ({lock.stale.describe()}); "
+            "this run takes over",
+            file=sys.stderr,
+        )
+    return lock
