@@ -26,7 +26,9 @@ import html
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +134,35 @@ def _prepare(out_dir: Path, images: Path) -> Path:
     return images
 
 
-def write_report(out_dir: Path, report: RunReport, grid_images: int = 8, name: str = COMPLETE) -> ReportPaths:
+class PngMemo:
+    """The PNGs already drawn for a run's report sections: a run rewrites its report after every
+    action, and draws each grid and chart once. Keyed by the section itself (held here, so that
+    its id is never reused by another object)."""
+
+    def __init__(self) -> None:
+        self._drawn: dict[tuple[int, str], tuple[object, bytes]] = {}
+
+    def get(self, section: object, what: str, draw: Callable[[], bytes]) -> bytes:
+        """The PNG `what` of `section`, drawn by `draw()` the first time."""
+        hit = self._drawn.get((id(section), what))
+        if hit is None or hit[0] is not section:
+            hit = (section, draw())
+            self._drawn[(id(section), what)] = hit
+        return hit[1]
+
+
+def _grid_png(visuals: Any, cams: Any, rows: int) -> bytes:
+    return png_bytes(render_grid(visuals, cams, rows))
+
+
+def write_report(
+    out_dir: Path, report: RunReport, grid_images: int = 8, name: str = COMPLETE, memo: PngMemo | None = None
+) -> ReportPaths:
     """Write report.json, report.html and PNG grids/charts for `report` into `out_dir`.
 
     `grid_images` caps the rows of each heatmap grid (0 writes no grids). `name` is `COMPLETE`
-    or `PARTIAL` (the partial report beside a complete one, PNGs in images/partial/). Returns
-    the paths.
+    or `PARTIAL` (the partial report beside a complete one, PNGs in images/partial/). `memo`
+    keeps the PNGs drawn by earlier calls for the same sections. Returns the paths.
     """
     if grid_images < 0:
         raise CamlangError(f"grid_images must be 0 or more, got {grid_images}")
@@ -146,6 +171,8 @@ def write_report(out_dir: Path, report: RunReport, grid_images: int = 8, name: s
     out_dir = Path(out_dir)
     images_dir = _prepare(out_dir, out_dir / "images" / ("partial" if name == PARTIAL else ""))
     written: list[Path] = []
+    drawn = memo or PngMemo()
+    key = f"grid{grid_images}"
 
     def save(name: str, png: bytes) -> str:
         path = images_dir / name
@@ -160,10 +187,10 @@ def write_report(out_dir: Path, report: RunReport, grid_images: int = 8, name: s
         rel: dict[str, Any] = {"grid": None, "charts": {}}
         png: dict[str, Any] = {"grid": None, "charts": {}}
         if ev.visuals is not None and grid_images > 0:
-            png["grid"] = png_bytes(render_grid(ev.visuals, ev.cams, grid_images))
+            png["grid"] = drawn.get(ev, key, partial(_grid_png, ev.visuals, ev.cams, grid_images))
             rel["grid"] = save(f"{stem}-grid.png", png["grid"])
         for k, metric in enumerate(ev.metrics, start=1):
-            chart = metric_chart(ev, metric)
+            chart = drawn.get(ev, f"chart-{metric.name}", partial(metric_chart, ev, metric))
             png["charts"][metric.name] = chart
             rel["charts"][metric.name] = save(f"{stem}-m{k}-{slug(metric.name)}.png", chart)
         eval_rel.append(rel)
@@ -176,10 +203,13 @@ def write_report(out_dir: Path, report: RunReport, grid_images: int = 8, name: s
         srel: dict[str, Any] = {"grid": None, "chart": None}
         spng: dict[str, Any] = {"grid": None, "chart": None}
         if sy.visuals is not None and grid_images > 0:
-            spng["grid"] = png_bytes(render_grid(sy.visuals, list(sy.visuals.maps), grid_images))
+            spng["grid"] = drawn.get(
+                sy, key, partial(_grid_png, sy.visuals, list(sy.visuals.maps), grid_images)
+            )
             srel["grid"] = save(f"{stem}-grid.png", spng["grid"])
         if sy.comparison:
-            spng["chart"] = comparison_chart(sy.objective, dict(sy.comparison))
+            compared = partial(comparison_chart, sy.objective, dict(sy.comparison))
+            spng["chart"] = drawn.get(sy, "comparison", compared)
             srel["chart"] = save(f"{stem}-comparison.png", spng["chart"])
         synth_rel.append(srel)
         synth_png.append(spng)

@@ -32,13 +32,14 @@ from camlang.core.atomic import remove_quietly, write_atomic, write_failure
 from camlang.core.records import append_record, read_log, read_sealed, seal
 from camlang.core.version import __version__
 from camlang.errors import CamlangError
+from camlang.synth.cache import SCORE_SCHEMA
 
 __all__ = ["CACHE_SCHEMA", "RunCache", "Section", "heal"]
 
 #: Version of the line format (1 was unsealed JSON lines). Lines of other versions are dropped.
 CACHE_SCHEMA = 2
 
-#: Whole-file caches other packages keep in the same folder, as sealed records
+#: Whole-file caches synthesis keeps in the same folder, as sealed records of its layout
 #: (`camlang.synth.cache`); `heal` removes the ones it cannot read.
 SEALED_FILES = ("synth-*.json", "stdlib-holdout-*.json")
 
@@ -150,7 +151,7 @@ def heal(folder: Path) -> list[str]:
     for pattern in SEALED_FILES:
         for path in sorted(folder.glob(pattern)):
             record = read_sealed(path)
-            if record is not None and record.get("camlang") == __version__:
+            if record is not None and (record.get("camlang"), record.get("v")) == (__version__, SCORE_SCHEMA):
                 continue
             remove_quietly(path)
             warnings.append(dropped_warning(path, 1))  # the whole file is one sealed record

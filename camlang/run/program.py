@@ -23,6 +23,7 @@ import datetime as _dt
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,7 +39,7 @@ from camlang.frontend.check import check_file
 from camlang.frontend.diagnostics import CompileError
 from camlang.frontend.program import Program
 from camlang.report import Export, RunReport, print_summary, write_report
-from camlang.report.writer import COMPLETE, PARTIAL, complete_report_exists, remove_partial
+from camlang.report.writer import COMPLETE, PARTIAL, PngMemo, complete_report_exists, remove_partial
 from camlang.run.cache import RunCache, heal
 from camlang.run.state import RunOptions, RunState
 
@@ -65,7 +66,7 @@ def run_program(
     )
     state.cache.warn = state.warn  # records a cache read drops are named in the report
     # where this run's report goes until it finishes: beside a complete one, never over it
-    partial_stem = PARTIAL if dist.is_main and complete_report_exists(options.out_dir) else COMPLETE
+    writer = _ReportWriter(PARTIAL if dist.is_main and complete_report_exists(options.out_dir) else COMPLETE)
     if dist.is_main:
         clear_failures(cache_dir)
         if options.resume:
@@ -84,7 +85,7 @@ def run_program(
     try:
         for action in program.actions:
             _run_action(state, action)
-            _write(state, partial_stem)
+            writer.write(state)
         for name in program.synths:
             state.run_synthesis(name)
     except KeyboardInterrupt:
@@ -107,11 +108,11 @@ def run_program(
             who = "rank 0" if dist.distributed else "the run"
             state.update_report(partial=True, failure=f"{who} failed: {getattr(err, 'message', err)}")
             try:
-                _write(state, partial_stem)
+                writer.write(state)
             except Exception as write_err:  # noqa: BLE001 - the original error matters more
                 print(f"could not write the partial report: {write_err}", file=sys.stderr)
         raise
-    _write(state, partial_stem, finished=True)
+    writer.write(state, finished=True)
     return (state.report if dist.is_main else None), status
 
 
@@ -140,19 +141,28 @@ def _failure_reason(state: RunState, failure: WorkerFailure) -> str:
     return f"a worker failed or was lost ({failure.message})"
 
 
-def _write(state: RunState, partial_stem: str, finished: bool = False) -> None:
-    """Write the report: the complete one when the run `finished` whole (then the partial files
-    go), else a partial one under `partial_stem`."""
-    if not state.is_main:
-        return
-    state.update_report(warnings=tuple(state.warnings))
-    assert state.report is not None
-    out, grid = state.options.out_dir, state.options.grid_images
-    if finished and not state.report.partial:
-        write_report(out, state.report, grid, COMPLETE)
-        remove_partial(out)
-    else:  # the run has not finished: what is there so far is a partial report
-        write_report(out, dataclasses.replace(state.report, partial=True), grid, partial_stem)
+@dataclass(frozen=True)
+class _ReportWriter:
+    """Writes a run's report: partial ones under `partial_stem` (beside a complete report, never
+    over it), the complete one when the run finishes; each grid and chart is drawn once."""
+
+    partial_stem: str
+    memo: PngMemo = field(default_factory=PngMemo)
+
+    def write(self, state: RunState, finished: bool = False) -> None:
+        """The complete report when the run `finished` whole (the partial files go), else what
+        the run has so far, as a partial report."""
+        if not state.is_main:
+            return
+        state.update_report(warnings=tuple(state.warnings))
+        assert state.report is not None
+        out, grid = state.options.out_dir, state.options.grid_images
+        if finished and not state.report.partial:
+            write_report(out, state.report, grid, COMPLETE, self.memo)
+            remove_partial(out)
+        else:
+            partial = dataclasses.replace(state.report, partial=True)
+            write_report(out, partial, grid, self.partial_stem, self.memo)
 
 
 def _run_action(state: RunState, action: s.Action) -> None:
