@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultkit import PROGRAM, SMALL_PROGRAM, TALLY, Tally, clean, run_here
+from faultkit import PROGRAM, SMALL_PROGRAM, TALLY, Tally, clean, run_here, write_tied_net
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -29,6 +29,7 @@ def tally() -> Tally:
 def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("faults") / "all.cam"
     path.write_text(PROGRAM, encoding="utf-8")
+    write_tied_net(path.parent / "tied.pt")
     return path
 
 

@@ -26,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 HOOK_DIR = Path(__file__).resolve().parent / "hook"
 
 #: Every action kind (evaluate, synthesize, check with a MILP, concepts, export) on the demo CNN,
-#: small enough for a few seconds a run.
+#: small enough for a few seconds a run. `tied.pt` (`write_tied_net`) is robust at that point, which
+#: only MILP solves of three output disjuncts tell.
 PROGRAM = f"""
 import "stdlib/cams.cam"
 import "stdlib/metrics.cam"
 import "stdlib/grammars.cam"
 model shapes = checkpoint("{ROOT}/models/shapes_cnn.pt", arch = "shapes_cnn") at "features.6"
-model bandit = mlp([5, 6, 6, 2], weights = "{ROOT}/models/banditnet.pt")
+model tied = mlp([4, 16, 16, 6], weights = "tied.pt")
 data train = synthetic_shapes(count = 8, size = 64, seed = 0)
 data test = synthetic_shapes(count = 8, size = 64, seed = 1)
 synthesize best from gradient_weights {{
@@ -41,11 +42,11 @@ synthesize best from gradient_weights {{
   objective = average_drop
   max_size = 3
 }}
-property robust_bandit = saliency_robust(bandit, at = [1, 1, 0, 1, 1], eps = 1.0, delta = 0.75)
+property tied_robust = robust(tied, at = [0.5, 0.5, 0.5, 0.5], eps = 0.02)
 concepts truth = annotations(test, concepts = ["red", "small"])
 evaluate [gradcam, layercam] on shapes, test with [average_drop, sparsity]
 evaluate [best] on shapes, test with [sparsity]
-check robust_bandit
+check tied_robust
 heatmaps truth on shapes, test
 export best to "best_cam.py"
 """
@@ -219,3 +220,22 @@ def copy_run(source: Path, target: Path) -> Path:
     """A copy of a finished run's folder (to damage or resume without touching the original)."""
     shutil.copytree(source, target)
     return target
+
+
+def write_tied_net(path: Path) -> None:
+    """A 4-16-16-6 ReLU net whose six logits are within 0.3 of each other at (0.5, 0.5, 0.5, 0.5), as
+    tests/e2e/test_distributed_pieces.py builds it: robust at eps 0.02, with three output
+    disjuncts left for the MILP after the bounds."""
+    import torch
+
+    from camlang.models.architectures import build_mlp
+
+    torch.manual_seed(1)
+    net = build_mlp([4, 16, 16, 6])
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(3)
+        y = net(torch.tensor([[0.5, 0.5, 0.5, 0.5]]))[0]
+        net[-1].bias.sub_(y - torch.tensor([0.3, 0.0, 0.1, 0.05, 0.15, 0.2]))
+    torch.save(net.state_dict(), path)
