@@ -62,11 +62,12 @@ evaluate [gradcam, layercam] on shapes, test with [average_drop, sparsity]
 
 BATCH = "2"
 
-#: Report fields that differ between two correct runs: when it ran, how long things took, and
-#: what a resumed run did not have to pay for (its forward passes).
+#: Report fields that differ between two correct runs: when it ran, on how many workers, how long
+#: things took, and what a resumed run did not have to pay for (its forward passes).
 VOLATILE = frozenset(
     {
         "created",
+        "world_size",
         "seconds",
         "forward_images",
         "forward_passes",

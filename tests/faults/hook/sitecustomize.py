@@ -8,6 +8,7 @@ worker of `--workers 2`. Nothing happens unless CAMLANG_FAULT holds a JSON spec:
 
 kills worker `rank` (RANK, 0 without a launcher) at its `at`-th pass through `point`, `before`
 or `after` the call, first writing `mark` so that the test knows the kill happened. With
+"pause_until": PATH it waits there, instead, until PATH exists (a run that holds its lock). With
 {"count": "/tmp/x/counts"} it kills nothing and writes, at exit, how often each point was passed
 (`counts-<rank>.json`).
 
@@ -21,6 +22,7 @@ import atexit
 import json
 import os
 import signal
+import time
 from collections import Counter
 from typing import Any
 
@@ -38,6 +40,10 @@ def _arm(spec: dict[str, Any]) -> None:
     def die() -> None:
         with open(spec["mark"], "w", encoding="utf-8") as f:
             json.dump(spec | {"pid": os.getpid()}, f)
+        if "pause_until" in spec:  # hold the run here (and its lock) until the test says go
+            while not os.path.exists(spec["pause_until"]):
+                time.sleep(0.05)
+            return
         os.kill(os.getpid(), signal.SIGKILL)
 
     def wrap(owner: Any, name: str, point: str, applies: Any = None) -> None:
@@ -51,7 +57,7 @@ def _arm(spec: dict[str, Any]) -> None:
             if fire and spec.get("when") == "before":
                 die()
             result = real(*args, **kwargs)
-            if fire:
+            if fire and spec.get("when") != "before":
                 die()
             return result
 
