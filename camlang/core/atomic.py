@@ -20,7 +20,7 @@ import errno
 import os
 from pathlib import Path
 
-__all__ = ["append_line", "remove_quietly", "write_atomic", "write_failure"]
+__all__ = ["append_line", "remove_quietly", "write_atomic", "write_atomic_all", "write_failure"]
 
 #: Error numbers that mean the disk (or the user's quota) is full.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -56,6 +56,25 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     except BaseException:
         remove_quietly(tmp)  # a Ctrl-C mid-write: leave no temporary behind
         raise
+
+
+def write_atomic_all(files: list[tuple[Path, bytes]]) -> None:
+    """Replace several files together: every temporary is written before the first rename, so a
+    failed write (a full disk) replaces none of them (a crash between two renames can still
+    leave some renamed: each file is then whole, old or new)."""
+    done: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            path = Path(path)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.all.tmp")
+            write_atomic(tmp, data)
+            done.append((tmp, path))
+    except BaseException:
+        for tmp, _ in done:
+            remove_quietly(tmp)
+        raise
+    for tmp, path in done:
+        os.replace(tmp, path)
 
 
 def append_line(path: Path, line: bytes) -> None:

@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from camlang.core.atomic import write_atomic, write_failure
+from camlang.core.atomic import write_atomic, write_atomic_all, write_failure
 from camlang.errors import CamlangError
 from camlang.report.charts import comparison_chart, metric_chart
 from camlang.report.grid import png_bytes, render_grid
@@ -223,8 +223,11 @@ def write_report(
 
     json_path, html_path = out_dir / f"{name}.json", out_dir / f"{name}.html"
     doc = report_to_dict(report, eval_rel, synth_rel)
-    _write_bytes(json_path, dumps_report(doc).encode("utf-8"))
     # the page says which report it is, first thing under its title
     page = render_html(report, eval_png, synth_png).replace("</h1>", "</h1>\n" + _which(name, report), 1)
-    _write_bytes(html_path, page.encode("utf-8"))
+    try:  # both or neither: a full disk never leaves a new report.json beside an old report.html
+        write_atomic_all([(json_path, dumps_report(doc).encode("utf-8")), (html_path, page.encode("utf-8"))])
+    except OSError as e:
+        message, hint = write_failure(e.filename or json_path, e)
+        raise CamlangError(message, hint=hint) from None
     return ReportPaths(out_dir=out_dir, json=json_path, html=html_path, images=tuple(written))
