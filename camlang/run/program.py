@@ -30,6 +30,7 @@ import torch
 from rich.console import Console
 
 from camlang.core.lock import LockHeld, OutputLock
+from camlang.core.oom import is_out_of_memory
 from camlang.core.version import __version__
 from camlang.distributed import Dist, WorkerFailure
 from camlang.distributed.context import DEFAULT_TIMEOUT_S, clear_failures, note_failure, read_failures
@@ -169,9 +170,27 @@ def _run_action(state: RunState, action: s.Action) -> None:
     try:
         _dispatch(state, action)
     except CamlangError as err:
+        if "out of memory" in err.message.lower():  # a model call's error, worded for its data
+            err = _out_of_memory(state, err)
         if err.span is None:  # point at the action that failed
             err.span = action.span
-        raise
+        raise err from None
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
+            raise
+        raise _out_of_memory(state, err) from None
+
+
+def _out_of_memory(state: RunState, err: BaseException) -> CamlangError:
+    """Running out of memory, as a user error naming the batch size to use instead."""
+    size = state.options.batch_size
+    return CamlangError(
+        f"out of memory on a batch of {size} image(s) on {state.options.device}: "
+        f"{getattr(err, 'message', err)}",
+        hint=f"run again with --batch-size {max(1, size // 2)} --resume (everything finished is kept)",
+        code="E602",
+        span=getattr(err, "span", None),
+    )
 
 
 def _dispatch(state: RunState, action: s.Action) -> None:
