@@ -170,11 +170,11 @@ def _run_action(state: RunState, action: s.Action) -> None:
     try:
         _dispatch(state, action)
     except CamlangError as err:
-        if "out of memory" in err.message.lower():  # a model call's error, worded for its data
-            err = _out_of_memory(state, err)
         if err.span is None:  # point at the action that failed
             err.span = action.span
-        raise err from None
+        if "out of memory" in err.message.lower():  # a model call's error, worded for its data
+            raise _out_of_memory(state, err) from None
+        raise
     except (RuntimeError, MemoryError) as err:
         if not is_out_of_memory(err):
             raise
@@ -189,7 +189,7 @@ def _out_of_memory(state: RunState, err: BaseException) -> CamlangError:
         f"{getattr(err, 'message', err)}",
         hint=f"run again with --batch-size {max(1, size // 2)} --resume (everything finished is kept)",
         code="E602",
-        span=getattr(err, "span", None),
+        span=getattr(err, "span", None),  # a CamlangError's, pointing at the action
     )
 
 
