@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ import torch
 from camlang.backends.torch_eager import terminals_used
 from camlang.concepts.targets import concept_live_model
 from camlang.core.call_counter import CallCounter
+from camlang.core.oom import OutOfMemory, is_out_of_memory, split_on_oom
 from camlang.distributed import shard_batches
 from camlang.errors import CamlangError
 from camlang.frontend import syntax as s
@@ -178,15 +180,63 @@ def score_batches(
     """This worker's batches, scored (or read from the cache on `--resume`), in order."""
     cached = rows_from_units(section.units()) if state.options.resume else {}
     dist = state.dist
+    # Out of memory on a batch: the same images again in calls half as large (per-image results
+    # do not depend on the call size), and the size that fitted for the batches after it.
+    call_size = state.options.batch_size
     for shard in shard_batches(len(plan.data), state.options.batch_size, dist.rank, dist.world_size):
         positions = list(range(shard.start, shard.stop))
         indices = plan.data.indices(positions)
         if all(i in cached for i in indices):
             yield BatchScores({i: cached[i] for i in indices}, {}, shard.size, cached=True)
             continue
-        batch = _score(plan, engine, evaluator, positions, counter)
+        try:
+            batch, call_size = split_on_oom(
+                partial(_score_slice, plan, engine, evaluator, positions, counter),
+                len(positions),
+                call_size,
+                _joined,
+                release=_release_memory,
+            )
+        except OutOfMemory as err:
+            raise CamlangError(
+                f"out of memory even on {err.tried} image(s) of data `{plan.data_name}` on "
+                f"{plan.live.device}: {err}",
+                hint=f"run again with --batch-size {err.suggest} --resume (everything finished is kept)",
+                code="E602",
+            ) from None
+        if call_size < state.options.batch_size:
+            state.warn(
+                f"evaluate: out of memory at {state.options.batch_size} images per call; "
+                f"continued at {call_size} (same numbers)"
+            )
         section.append([[i, r.values, r.nan] for i, r in batch.rows.items()])
         yield batch
+
+
+def _score_slice(
+    plan: EvalPlan,
+    engine: CamEngine,
+    evaluator: Evaluator,
+    positions: list[int],
+    counter: CallCounter,
+    start: int,
+    stop: int,
+) -> BatchScores:
+    return _score(plan, engine, evaluator, positions[start:stop], counter)
+
+
+def _joined(parts: list[BatchScores]) -> BatchScores:
+    rows: dict[int, ImageRow] = {}
+    shown: dict[int, Shown] = {}
+    for part in parts:
+        rows.update(part.rows)
+        shown.update(part.shown)
+    return BatchScores(rows, shown, sum(p.size for p in parts), cached=False)
+
+
+def _release_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _score(
@@ -199,6 +249,8 @@ def _score(
     except CamlangError:
         raise
     except RuntimeError as err:
+        if is_out_of_memory(err):
+            raise  # retried in smaller calls by the caller
         raise _forward_error(err, plan, x) from None
     masks = batch.masks.to(plan.live.device) if batch.masks is not None else None
     cams = list(plan.cams)

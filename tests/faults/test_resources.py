@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from faultkit import ROOT, Tally, clean, report, run_here
+from faultkit import ROOT, Tally, assert_same, clean, report, run_here
 
 from camlang.core.oom import OutOfMemory, is_out_of_memory, split_on_oom
 
@@ -40,26 +40,65 @@ def test_a_call_that_runs_out_of_memory_is_split_and_keeps_its_values(tally: Tal
     assert is_out_of_memory(MemoryError()) and not is_out_of_memory(RuntimeError("shape mismatch"))
 
 
+def _no_memory(where: str) -> BaseException:
+    if where == "engine":
+        return torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    return RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory")
+
+
+_TARGETS = {
+    "engine": ("camlang.runtime.cam_engine", "CamEngine", "__call__"),
+    "metrics": ("camlang.runtime.metric_evaluation", "Evaluator", "score"),
+}
+
+
 @pytest.mark.parametrize("where", ["engine", "metrics"])
-def test_out_of_memory_in_a_run_names_the_batch_size_to_use(
+def test_out_of_memory_on_every_call_names_the_batch_size_to_use(
     small_program: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tally: Tally, where: str
 ) -> None:
     def no_memory(*args: object, **kwargs: object) -> object:
-        if where == "engine":
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory")
+        raise _no_memory(where)
 
-    target = (
-        "camlang.runtime.cam_engine.CamEngine.__call__"
-        if where == "engine"
-        else ("camlang.runtime.metric_evaluation.Evaluator.score")
-    )
-    monkeypatch.setattr(target, no_memory)
+    module, cls, name = _TARGETS[where]
+    monkeypatch.setattr(f"{module}.{cls}.{name}", no_memory)
     ran = run_here(small_program, tmp_path / "out")
     tally.fault("out of memory (a run)")
     assert ran.code == 1 and clean(ran, tally), ran.stderr
     text = " ".join(ran.stderr.split())
-    assert "out of memory on a batch of 2 image(s)" in text and "--batch-size 1 --resume" in text, text
+    assert "out of memory even on 1 image(s)" in text and "--batch-size 1 --resume" in text, text
+
+
+@pytest.mark.parametrize("where", ["engine", "metrics"])
+def test_out_of_memory_on_a_large_call_is_retried_smaller_with_the_same_numbers(
+    small_program: Path,
+    small_reference: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tally: Tally,
+    where: str,
+) -> None:
+    """Calls of more than one image run out of memory: the run goes on one image at a time and
+    every number equals the uninterrupted run's (per-image results do not depend on the call)."""
+    import importlib
+
+    module, cls, name = _TARGETS[where]
+    owner = getattr(importlib.import_module(module), cls)
+    real = getattr(owner, name)
+
+    def one_at_a_time(self: object, *args: object, **kwargs: object) -> object:
+        images = args[0] if where == "engine" else args[2]
+        assert isinstance(images, torch.Tensor)
+        if images.shape[0] > 1:
+            raise _no_memory(where)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, one_at_a_time)
+    ran = run_here(small_program, tmp_path / "out")
+    tally.fault("out of memory (retried smaller)")
+    assert ran.code == 0 and clean(ran, tally), ran.stderr
+    got, want = report(tmp_path / "out"), report(small_reference)
+    assert_same({"e": want["evaluations"]}, {"e": got["evaluations"]}, tally, f"out of memory in {where}")
+    assert any("continued at 1" in w for w in got["warnings"]), got["warnings"]
 
 
 def test_an_image_that_becomes_unreadable_mid_run_is_named(tmp_path: Path, tally: Tally) -> None:
