@@ -81,7 +81,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                 done.add(batch)
                 # rank 0 shows its own share, scaled to the whole data set
                 progress.update(task, advance=batch.size * state.dist.world_size)
-        parts = state.dist.gather(EvalPart(done.rows, done.shown, counter.images))
+        parts = state.dist.gather(EvalPart(done.rows, done.shown, counter.images, dict(plan.data.unreadable)))
     except BaseException:
         _keep_finished(state, plan, section, done, counter, engine)
         raise
@@ -243,6 +243,8 @@ def _score(
     plan: EvalPlan, engine: CamEngine, evaluator: Evaluator, positions: list[int], counter: CallCounter
 ) -> BatchScores:
     batch = plan.data.get(positions)
+    if len(batch) == 0:  # every image of this batch became unreadable (counted by the data set)
+        return BatchScores({}, {}, len(positions), cached=False)
     x = batch.x.to(plan.live.device)
     try:
         cam_batch = engine(x, plan.targets(x), counter=counter, indices=batch.indices)
@@ -256,9 +258,11 @@ def _score(
     cams = list(plan.cams)
     values = evaluator.score(cams, cam_batch, x, masks, plan.metrics, indices=batch.indices)
     rows = _rows(batch.indices.tolist(), cams, list(plan.metrics), values.values, cam_batch.maps)
-    wanted = [j for j, position in enumerate(positions) if position < plan.grid_images]
-    shown = {positions[j]: shown_image(plan, batch, cam_batch, j) for j in wanted}
-    return BatchScores(rows, shown, len(batch), cached=False)
+    # an image that could not be read leaves its batch: find each kept image's position
+    position_of = dict(zip(plan.data.indices(positions), positions))
+    kept = [position_of[int(i)] for i in batch.indices]
+    shown = {p: shown_image(plan, batch, cam_batch, j) for j, p in enumerate(kept) if p < plan.grid_images}
+    return BatchScores(rows, shown, len(positions), cached=False)
 
 
 def _forward_error(err: Exception, plan: EvalPlan, x: torch.Tensor) -> CamlangError:
