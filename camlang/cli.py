@@ -1,4 +1,4 @@
-"""The `camlang` command: check, fmt, run, compile, repl.
+"""The `camlang` command: check, fmt, run, compile, repl, lsp.
 
 Exit codes: 0 success, 1 user error (diagnostics printed), 2 internal error ("please report"),
 130 interrupted. A Python traceback is shown only for internal errors with CAMLANG_DEBUG=1.
@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from camlang.core.atomic import DISK_FULL, write_failure
 from camlang.core.version import __version__
 from camlang.errors import CamlangError
 from camlang.frontend.diagnostics import CompileError, Diagnostic, render, render_all
@@ -124,7 +125,16 @@ def _launch(args: argparse.Namespace) -> int:
         worker.append("--resume")
     if args.threads:
         worker += ["--threads", str(args.threads)]
-    return launch_workers(args.workers, worker, out)
+    from camlang.run.program import LOCKED_ENV, lock_output
+
+    lock = lock_output(out)  # held here for the whole run; the workers know it from LOCKED_ENV
+    os.environ[LOCKED_ENV] = str(out.resolve())
+    try:
+        return launch_workers(args.workers, worker, out)
+    finally:
+        os.environ.pop(LOCKED_ENV, None)
+        if lock is not None:
+            lock.release()
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -141,6 +151,17 @@ def cmd_repl(args: argparse.Namespace) -> int:
     from camlang.repl.app import run_repl
 
     return run_repl(args.file)
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    """Start the language server on stdio (needs the `camlang[lsp]` extra)."""
+    try:
+        from camlang.lsp.server import serve
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise CamlangError("`camlang lsp` needs pygls", hint='pip install "camlang[lsp]"') from None
+    return serve()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("repl", help="interactive session")
     p.add_argument("file", nargs="?")
     p.set_defaults(func=cmd_repl)
+
+    p = sub.add_parser("lsp", help="language server for editors, on stdio (needs camlang[lsp])")
+    p.set_defaults(func=cmd_lsp)
     return parser
 
 
@@ -219,6 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the one place that turns bugs into a clean message
+        if isinstance(err, OSError) and err.errno in DISK_FULL:  # a write no caller wrapped
+            message, hint = write_failure(err.filename or "a file", err)
+            print(f"error: {message} (hint: {hint})", file=sys.stderr)
+            return EXIT_USER
         print(f"internal error, please report: {type(err).__name__}: {err}", file=sys.stderr)
         if os.environ.get("CAMLANG_DEBUG"):
             traceback.print_exc()

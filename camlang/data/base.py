@@ -127,6 +127,9 @@ class Dataset:
     def __init__(self, count: int) -> None:
         self._order = torch.arange(count, dtype=torch.long)
         self.warnings: list[str] = []
+        #: Files that could not be read when a batch was drawn (path -> why), shared by every view;
+        #: those images are left out of their batch.
+        self.unreadable: dict[str, str] = {}
 
     # -- subclass hook ------------------------------------------------------------------------
     def _load(self, base_indices: torch.Tensor) -> Batch:

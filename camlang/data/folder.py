@@ -370,16 +370,29 @@ class ImageFolderDataset(Dataset):
 
     def _load(self, base_indices: torch.Tensor) -> Batch:
         mode = "RGB" if self.channels == 3 else "L"
-        pixels, masks = [], []
-        entries = [self._entries[int(i)] for i in base_indices]
-        for i, entry in zip(base_indices.tolist(), entries):
-            arr = torch.from_numpy(self._open(entry.path, mode, Image.Resampling.BILINEAR).copy())
+        pixels, masks, kept = [], [], []
+        for i in base_indices.tolist():
+            entry = self._entries[i]
+            try:
+                arr = torch.from_numpy(self._open(entry.path, mode, Image.Resampling.BILINEAR).copy())
+                mask = None
+                if self._mask_paths is not None:
+                    m = self._open(self._mask_paths[i], "L", Image.Resampling.NEAREST)
+                    mask = torch.from_numpy(m > 0 if m.max() <= 1 else m >= 128)
+            except CamlangError as err:
+                # A file that was readable when the folder was scanned and is not now (deleted,
+                # truncated, a disk error): the image leaves this batch and is counted, as at
+                # load time; a later --resume reads it again.
+                self.unreadable[str(entry.path)] = err.message
+                continue
+            kept.append(i)
             pixels.append(arr.permute(2, 0, 1) if arr.ndim == 3 else arr.unsqueeze(0))
-            if self._mask_paths is not None:
-                m = self._open(self._mask_paths[i], "L", Image.Resampling.NEAREST)
-                masks.append(torch.from_numpy(m > 0 if m.max() <= 1 else m >= 128))
+            if mask is not None:
+                masks.append(mask)
             elif self._boxes is not None:
                 masks.append(self._box_mask(entry, self._boxes[i]))
+        base_indices = torch.tensor(kept, dtype=torch.long)
+        entries = [self._entries[i] for i in kept]
         s = self.size
         img = torch.stack(pixels).float().div_(255.0) if pixels else torch.zeros(0, self.channels, s, s)
         raw = img if self.channels == 3 else img.expand(-1, 3, -1, -1).clone()

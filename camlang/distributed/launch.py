@@ -77,31 +77,39 @@ def _report_failure(failures: dict[int, Any], out_dir: Path) -> int:
 
 
 def _record(out_dir: Path, text: str) -> None:
-    """Name the failure in the partial report rank 0 wrote (when it did not know the rank)."""
-    path = out_dir / "report.json"
+    """Name the failure in the partial report rank 0 wrote (when it did not know the rank); a
+    complete report is never touched (`camlang.report.writer.latest_partial_report`)."""
+    from camlang.core.atomic import write_atomic
+    from camlang.report.writer import latest_partial_report
+
+    path = latest_partial_report(out_dir)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8")) if path is not None else None
     except (OSError, ValueError):
-        print(f"no report was written in {out_dir}", file=sys.stderr)
+        doc = None
+    if path is None or doc is None:
+        print(f"no partial report was written in {out_dir}", file=sys.stderr)
         return
     known = doc.get("failure") or ""
     if not known or known.startswith("a worker failed or was lost"):
         doc["failure"] = text
         doc["partial"] = True
-        path.write_text(
-            json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
-        )
-        _rename_in_html(out_dir / "report.html", text)
-    print(f"partial report: {out_dir / 'report.html'}", file=sys.stderr)
+        try:
+            write_atomic(path, json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+        except OSError:
+            return  # a full disk: the report as rank 0 wrote it stays
+        _rename_in_html(path.with_suffix(".html"), text)
+    print(f"partial report: {path.with_suffix('.html')}", file=sys.stderr)
 
 
 def _rename_in_html(path: Path, text: str) -> None:
     """Name the failed rank and its error in report.html too (its banner said only that a worker
     failed or was lost)."""
+    from camlang.core.atomic import write_atomic
     from camlang.report.html import rename_failure
 
     try:
         page = path.read_text(encoding="utf-8")
+        write_atomic(path, rename_failure(page, text))
     except OSError:
         return
-    path.write_text(rename_failure(page, text), encoding="utf-8")

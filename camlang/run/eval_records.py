@@ -4,7 +4,7 @@ the grid images it draws and what each worker sends to rank 0."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -45,18 +45,22 @@ class EvalPart:
     rows: Mapping[int, ImageRow]
     shown: Mapping[int, Shown]
     forward_images: int
+    #: image files that could not be read when their batch was drawn (path -> why)
+    unreadable: Mapping[str, str] = field(default_factory=dict)
 
     @staticmethod
     def merge(parts: Iterable[EvalPart]) -> EvalPart:
         """Every worker's part as one (rank 0, after the gather)."""
         rows: dict[int, ImageRow] = {}
         shown: dict[int, Shown] = {}
+        unreadable: dict[str, str] = {}
         forward = 0
         for part in parts:
             rows.update(part.rows)
             shown.update(part.shown)
+            unreadable.update(part.unreadable)
             forward += part.forward_images
-        return EvalPart(rows, shown, forward)
+        return EvalPart(rows, shown, forward, unreadable)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,13 @@ def summarise(state: RunState, plan: EvalPlan, part: EvalPart, engine: CamEngine
     title = f"evaluate {', '.join(cams)} on {plan.model_name}, {plan.data_name}{plan.concept_title}"
     if len(present) < len(order):
         data_info["evaluated"] = f"{len(present):,} of {len(order):,} images"
+    if part.unreadable:
+        first = ", ".join(f"{path} ({why})" for path, why in list(part.unreadable.items())[:3])
+        state.warn(
+            f"{title}: {len(part.unreadable):,} image file(s) could not be read during the run and are "
+            f"left out of the table (first: {first}); fix them and run again with --resume to add them"
+        )
+    if len(present) + len(part.unreadable) < len(order):
         state.warn(
             f"{title}: stopped after {len(present):,} of {len(order):,} images; the table covers those"
         )
@@ -112,9 +119,12 @@ def _input_size(plan: EvalPlan, grid: list[Shown]) -> tuple[int, int]:
 def _show(plan: EvalPlan, positions: list[int], engine: CamEngine) -> dict[int, Shown]:
     """The grid's images drawn again (a resumed run took their rows from the cache)."""
     batch = plan.data.get(positions)
+    if len(batch) == 0:
+        return {}
     x = batch.x.to(plan.live.device)
     got = engine(x, plan.targets(x), indices=batch.indices)
-    return {position: shown_image(plan, batch, got, j) for j, position in enumerate(positions)}
+    position_of = dict(zip(plan.data.indices(positions), positions))
+    return {position_of[int(i)]: shown_image(plan, batch, got, j) for j, i in enumerate(batch.indices)}
 
 
 def shown_image(plan: EvalPlan, batch: Batch, cam_batch: CamBatch, j: int) -> Shown:

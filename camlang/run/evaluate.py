@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ import torch
 from camlang.backends.torch_eager import terminals_used
 from camlang.concepts.targets import concept_live_model
 from camlang.core.call_counter import CallCounter
+from camlang.core.oom import OutOfMemory, is_out_of_memory, split_on_oom
 from camlang.distributed import shard_batches
 from camlang.errors import CamlangError
 from camlang.frontend import syntax as s
@@ -79,7 +81,7 @@ def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
                 done.add(batch)
                 # rank 0 shows its own share, scaled to the whole data set
                 progress.update(task, advance=batch.size * state.dist.world_size)
-        parts = state.dist.gather(EvalPart(done.rows, done.shown, counter.images))
+        parts = state.dist.gather(EvalPart(done.rows, done.shown, counter.images, dict(plan.data.unreadable)))
     except BaseException:
         _keep_finished(state, plan, section, done, counter, engine)
         raise
@@ -178,35 +180,89 @@ def score_batches(
     """This worker's batches, scored (or read from the cache on `--resume`), in order."""
     cached = rows_from_units(section.units()) if state.options.resume else {}
     dist = state.dist
+    # Out of memory on a batch: the same images again in calls half as large (per-image results
+    # do not depend on the call size), and the size that fitted for the batches after it.
+    call_size = state.options.batch_size
     for shard in shard_batches(len(plan.data), state.options.batch_size, dist.rank, dist.world_size):
         positions = list(range(shard.start, shard.stop))
         indices = plan.data.indices(positions)
         if all(i in cached for i in indices):
             yield BatchScores({i: cached[i] for i in indices}, {}, shard.size, cached=True)
             continue
-        batch = _score(plan, engine, evaluator, positions, counter)
+        try:
+            batch, call_size = split_on_oom(
+                partial(_score_slice, plan, engine, evaluator, positions, counter),
+                len(positions),
+                call_size,
+                _joined,
+                release=_release_memory,
+            )
+        except OutOfMemory as err:
+            raise CamlangError(
+                f"out of memory even on {err.tried} image(s) of data `{plan.data_name}` on "
+                f"{plan.live.device}: {err}",
+                hint=f"run again with --batch-size {err.suggest} --resume (everything finished is kept)",
+                code="E602",
+            ) from None
+        if call_size < state.options.batch_size:
+            state.warn(
+                f"evaluate: out of memory at {state.options.batch_size} images per call; "
+                f"continued at {call_size} (same numbers)"
+            )
         section.append([[i, r.values, r.nan] for i, r in batch.rows.items()])
         yield batch
+
+
+def _score_slice(
+    plan: EvalPlan,
+    engine: CamEngine,
+    evaluator: Evaluator,
+    positions: list[int],
+    counter: CallCounter,
+    start: int,
+    stop: int,
+) -> BatchScores:
+    return _score(plan, engine, evaluator, positions[start:stop], counter)
+
+
+def _joined(parts: list[BatchScores]) -> BatchScores:
+    rows: dict[int, ImageRow] = {}
+    shown: dict[int, Shown] = {}
+    for part in parts:
+        rows.update(part.rows)
+        shown.update(part.shown)
+    return BatchScores(rows, shown, sum(p.size for p in parts), cached=False)
+
+
+def _release_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _score(
     plan: EvalPlan, engine: CamEngine, evaluator: Evaluator, positions: list[int], counter: CallCounter
 ) -> BatchScores:
     batch = plan.data.get(positions)
+    if len(batch) == 0:  # every image of this batch became unreadable (counted by the data set)
+        return BatchScores({}, {}, len(positions), cached=False)
     x = batch.x.to(plan.live.device)
     try:
         cam_batch = engine(x, plan.targets(x), counter=counter, indices=batch.indices)
     except CamlangError:
         raise
     except RuntimeError as err:
+        if is_out_of_memory(err):
+            raise  # retried in smaller calls by the caller
         raise _forward_error(err, plan, x) from None
     masks = batch.masks.to(plan.live.device) if batch.masks is not None else None
     cams = list(plan.cams)
     values = evaluator.score(cams, cam_batch, x, masks, plan.metrics, indices=batch.indices)
     rows = _rows(batch.indices.tolist(), cams, list(plan.metrics), values.values, cam_batch.maps)
-    wanted = [j for j, position in enumerate(positions) if position < plan.grid_images]
-    shown = {positions[j]: shown_image(plan, batch, cam_batch, j) for j in wanted}
-    return BatchScores(rows, shown, len(batch), cached=False)
+    # an image that could not be read leaves its batch: find each kept image's position
+    position_of = dict(zip(plan.data.indices(positions), positions))
+    kept = [position_of[int(i)] for i in batch.indices]
+    shown = {p: shown_image(plan, batch, cam_batch, j) for j, p in enumerate(kept) if p < plan.grid_images}
+    return BatchScores(rows, shown, len(positions), cached=False)
 
 
 def _forward_error(err: Exception, plan: EvalPlan, x: torch.Tensor) -> CamlangError:

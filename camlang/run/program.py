@@ -5,8 +5,13 @@ ones at the end; `camlang.run.plan`).
 The report (report.json, report.html, PNGs) is rewritten after every action, and every finished
 batch of an evaluate and every finished check goes into the run's cache (`camlang.run.cache`), so
 Ctrl-C, a crash or a lost worker keeps everything that finished: the report is marked partial and
-counts what it covers ("412 of 200,000 images"); `--resume` continues from the cache. Relative
-export paths are written inside the output folder.
+counts what it covers ("412 of 200,000 images"); `--resume` continues from the cache, after
+dropping what it cannot trust from it (`camlang.run.cache.heal`). Relative export paths are
+written inside the output folder.
+
+Until the run finishes, its report is partial; when the folder already holds a complete report,
+the partial one is written beside it (report.partial.json, `camlang.report.writer`) and never
+over it. One run at a time writes to an output folder (`lock_output`).
 
 With several workers (torchrun, or `--workers N`; see `camlang.distributed`), every rank runs
 this same driver on its share of the work; rank 0 alone prints and writes the report.
@@ -14,14 +19,19 @@ this same driver on its share of the work; rank 0 alone prints and writes the re
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from rich.console import Console
 
+from camlang.core.lock import LockHeld, OutputLock
+from camlang.core.oom import is_out_of_memory
 from camlang.core.version import __version__
 from camlang.distributed import Dist, WorkerFailure
 from camlang.distributed.context import DEFAULT_TIMEOUT_S, clear_failures, note_failure, read_failures
@@ -31,12 +41,13 @@ from camlang.frontend.check import check_file
 from camlang.frontend.diagnostics import CompileError
 from camlang.frontend.program import Program
 from camlang.report import Export, RunReport, print_summary, write_report
-from camlang.run.cache import RunCache
+from camlang.report.writer import COMPLETE, PARTIAL, PngMemo, complete_report_exists, remove_partial
+from camlang.run.cache import RunCache, heal
 from camlang.run.plan import Synthesize, plan_steps
 from camlang.run.state import RunOptions, RunState
 from camlang.synth import SynthOutcome
 
-__all__ = ["RunOptions", "RunState", "run_file", "run_program"]
+__all__ = ["LOCKED_ENV", "RunOptions", "RunState", "lock_output", "run_file", "run_program"]
 
 #: Exit code of a run that a worker failure ended (the launcher's own convention is non-zero too).
 EXIT_WORKER_FAILED = 3
@@ -64,8 +75,14 @@ def run_program(
     )
     if synthesized is not None:
         state.synthesized = synthesized
+    state.cache.warn = state.warn  # records a cache read drops are named in the report
+    # where this run's report goes until it finishes: beside a complete one, never over it
+    writer = _ReportWriter(PARTIAL if dist.is_main and complete_report_exists(options.out_dir) else COMPLETE)
     if dist.is_main:
         clear_failures(cache_dir)
+        if options.resume:
+            for warning in heal(cache_dir):
+                state.warn(warning)
     dist.barrier()
     state.report = RunReport(
         __version__,
@@ -82,7 +99,7 @@ def run_program(
                 state.synthesize(step.name)
                 continue
             _run_action(state, step)
-            _write(state)
+            writer.write(state)
     except KeyboardInterrupt:
         _keep_unfinished(state)
         state.update_report(partial=True)
@@ -103,11 +120,11 @@ def run_program(
             who = "rank 0" if dist.distributed else "the run"
             state.update_report(partial=True, failure=f"{who} failed: {getattr(err, 'message', err)}")
             try:
-                _write(state)
+                writer.write(state)
             except Exception as write_err:  # noqa: BLE001 - the original error matters more
                 print(f"could not write the partial report: {write_err}", file=sys.stderr)
         raise
-    _write(state)
+    writer.write(state, finished=True)
     return (state.report if dist.is_main else None), status
 
 
@@ -136,12 +153,28 @@ def _failure_reason(state: RunState, failure: WorkerFailure) -> str:
     return f"a worker failed or was lost ({failure.message})"
 
 
-def _write(state: RunState) -> None:
-    if not state.is_main:
-        return
-    state.update_report(warnings=tuple(state.warnings))
-    assert state.report is not None
-    write_report(state.options.out_dir, state.report, state.options.grid_images)
+@dataclass(frozen=True)
+class _ReportWriter:
+    """Writes a run's report: partial ones under `partial_stem` (beside a complete report, never
+    over it), the complete one when the run finishes; each grid and chart is drawn once."""
+
+    partial_stem: str
+    memo: PngMemo = field(default_factory=PngMemo)
+
+    def write(self, state: RunState, finished: bool = False) -> None:
+        """The complete report when the run `finished` whole (the partial files go), else what
+        the run has so far, as a partial report."""
+        if not state.is_main:
+            return
+        state.update_report(warnings=tuple(state.warnings))
+        assert state.report is not None
+        out, grid = state.options.out_dir, state.options.grid_images
+        if finished and not state.report.partial:
+            write_report(out, state.report, grid, COMPLETE, self.memo)
+            remove_partial(out)
+        else:
+            partial = dataclasses.replace(state.report, partial=True)
+            write_report(out, partial, grid, self.partial_stem, self.memo)
 
 
 def _run_action(state: RunState, action: s.Action) -> None:
@@ -150,7 +183,25 @@ def _run_action(state: RunState, action: s.Action) -> None:
     except CamlangError as err:
         if err.span is None:  # point at the action that failed
             err.span = action.span
+        if "out of memory" in err.message.lower():  # a model call's error, worded for its data
+            raise _out_of_memory(state, err) from None
         raise
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
+            raise
+        raise _out_of_memory(state, err) from None
+
+
+def _out_of_memory(state: RunState, err: BaseException) -> CamlangError:
+    """Running out of memory, as a user error naming the batch size to use instead."""
+    size = state.options.batch_size
+    return CamlangError(
+        f"out of memory on a batch of {size} image(s) on {state.options.device}: "
+        f"{getattr(err, 'message', err)}",
+        hint=f"run again with --batch-size {max(1, size // 2)} --resume (everything finished is kept)",
+        code="E602",
+        span=getattr(err, "span", None),  # a CamlangError's, pointing at the action
+    )
 
 
 def _dispatch(state: RunState, action: s.Action) -> None:
@@ -216,13 +267,61 @@ def run_file(
     console = Console()
     started = time.perf_counter()
     try:
-        report, status = run_program(program, options, console, dist)
+        lock = lock_output(out, dist)
+        try:
+            report, status = run_program(program, options, console, dist)
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         dist.close()
     if report is not None:
         print_summary(report, console)
         where = f" ({dist.world_size} workers)" if dist.distributed else ""
-        console.print(f"report: {out / 'report.html'}{where} ({time.perf_counter() - started:.1f} s)")
+        page = out / f"{COMPLETE}.html"
+        if report.partial and (out / f"{PARTIAL}.html").is_file():
+            page = out / f"{PARTIAL}.html"
+        console.print(f"report: {page}{where} ({time.perf_counter() - started:.1f} s)")
         if report.failure:
             print(f"error: {report.failure}", file=sys.stderr)
     return status
+
+
+#: Set by `camlang run --workers` for its workers: the output folder the launcher has locked.
+LOCKED_ENV = "CAMLANG_LOCKED_OUT"
+
+
+def lock_output(out: Path, dist: Dist | None = None) -> OutputLock | None:
+    """Lock the output folder for this run (`camlang.core.lock`), on rank 0; None when a launcher
+    holds the lock for its workers, or on the other ranks.
+
+    A second run on the same folder gets a `CamlangError` naming the first one's pid, on every
+    rank. The lock of a killed run is taken over (and said so).
+    """
+    if os.environ.get(LOCKED_ENV) == str(Path(out).resolve()):
+        return None
+    lock: OutputLock | None = None
+    error: tuple[str, str] | None = None
+    if dist is None or dist.is_main:
+        try:
+            lock = OutputLock.acquire(Path(out))
+        except LockHeld as held:
+            error = (
+                f"another camlang run ({held.holder.describe()}) is writing to {out}",
+                "wait for it to finish, or pass another --out",
+            )
+        except OSError as err:
+            error = (f"cannot lock the output folder {out}: {err.strerror or err}", "pass a writable --out")
+    if dist is not None:
+        error = dist.broadcast(error)
+    if error is not None:
+        if lock is not None:
+            lock.release()
+        raise CamlangError(error[0], hint=error[1])
+    if lock is not None and lock.stale is not None:
+        print(
+            f"note: {out} was locked by a run that ended without finishing ({lock.stale.describe()}); "
+            "this run takes over",
+            file=sys.stderr,
+        )
+    return lock

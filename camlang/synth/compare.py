@@ -12,16 +12,14 @@ synthesis with the same model, data and objective reuses them.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from camlang.errors import CamlangError
 from camlang.report.model import Interval
+from camlang.synth.cache import read_values, write_values
 from camlang.synth.scoring import SplitData, bootstrap
 
 
@@ -87,13 +85,10 @@ class StdlibScoreCache:
         self.digest = h.hexdigest()[:20]
         self.path = None if cache_dir is None else Path(cache_dir) / f"stdlib-holdout-{self.digest}.json"
         self.values: dict[str, list[float | None]] = {}
-        if self.path is not None and self.path.is_file():
-            try:
-                self.values = json.loads(self.path.read_text(encoding="utf-8"))["values"]
-            except (OSError, ValueError, KeyError) as err:
-                raise CamlangError(
-                    f"cannot read the stdlib score cache {self.path}: {err}", hint="delete the file"
-                ) from None
+        if self.path is not None:
+            # a damaged or out-of-date file is ignored and its rows scored again (camlang.synth.cache)
+            found, _ = read_values(self.path, self.digest)
+            self.values = {k: v for k, v in (found or {}).items() if isinstance(v, list)}
 
     def get(self, cam_text: str, n: int) -> torch.Tensor | None:
         """Values of a stdlib CAM (by its expression text) on the first `n` images, if cached."""
@@ -112,7 +107,4 @@ class StdlibScoreCache:
         """Write the cache atomically (no-op without a cache folder)."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"digest": self.digest, "values": self.values}), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_values(self.path, self.digest, dict(self.values))

@@ -18,6 +18,7 @@ FLOORS: list[set[str]] = [
     {"core", "errors", "paths", "progress"},
     {"frontend"},
     {"passes"},
+    {"lsp"},  # the language server: the front end only, never the runtime (no torch)
     {"backends"},
     {"data", "methods", "metrics", "report"},
     {"distributed", "models", "notebook"},
