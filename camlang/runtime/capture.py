@@ -153,10 +153,6 @@ class _Plan:
     chunk_size: int
     tagged: dict[str, frozenset[str]] = field(default_factory=dict)
 
-    @property
-    def want_g(self) -> bool:
-        return "G" in self.needs
-
     def wants(self, n_targets: int) -> list[frozenset[str]]:
         """The layer terminals asked for at each hooked layer: the targets, then the tagged ones."""
         return [self.needs] * n_targets + list(self.tagged.values())
