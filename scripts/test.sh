@@ -9,6 +9,8 @@ bash scripts/test_vscode.sh
 site_dir="$(mktemp -d)"
 NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet --site-dir "$site_dir"  # the docs site
 rm -rf "$site_dir"
+# hypothesis's "ci" profile (tests/conftest.py): derandomized, so a run is reproducible
+export CI="${CI:-1}"
 set +e
 python -m pytest -q -p no:cacheprovider --durations=15 "$@"
 status=$?

@@ -53,7 +53,8 @@ def pc1_numpy(x: np.ndarray) -> np.ndarray:
         centered = flat - flat.mean(axis=0, keepdims=True)
         _, _, vh = np.linalg.svd(centered, full_matrices=False)
         v = vh[0]
-        if v[np.argmax(np.abs(v))] < 0:
+        size = np.abs(v)
+        if v[np.argmax(size >= size.max() * (1 - 1e-4))] < 0:
             v = -v
         out[i, 0] = (centered @ v).reshape(h, w)
     return out

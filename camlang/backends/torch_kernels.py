@@ -52,7 +52,7 @@ def pc1_torch(x: torch.Tensor) -> torch.Tensor:
     """First principal component projection of `[N, C, H, W]` over channels -> `[N, 1, H, W]`.
 
     Sign convention (SVD is defined up to sign): the component's channel loading is oriented
-    so that its largest-magnitude entry is positive. pytorch-grad-cam leaves the sign to
+    so that its largest-magnitude entry is positive (the first of entries tied to within 1e-4). pytorch-grad-cam leaves the sign to
     numpy's SVD; parity tests compare against both orientations.
     """
     n, c, h, w = x.shape
@@ -65,7 +65,11 @@ def pc1_torch(x: torch.Tensor) -> torch.Tensor:
     else:
         _, _, vh = torch.linalg.svd(centered, full_matrices=False)
     v = vh[:, 0, :]
-    pivot = v.gather(1, v.abs().argmax(dim=1, keepdim=True))
+    # the pivot is the first of the loadings tied (to 1e-4) for the largest magnitude, so that two
+    # SVD implementations that differ in the last bits still orient a tied component alike
+    size = v.abs()
+    tied = size >= size.amax(dim=1, keepdim=True) * (1 - 1e-4)
+    pivot = v.gather(1, tied.to(v.dtype).argmax(dim=1, keepdim=True))
     v = v * torch.where(pivot < 0, -1.0, 1.0).to(v.dtype)
     proj = (centered @ v.unsqueeze(-1)).squeeze(-1)
     return proj.reshape(n, 1, h, w)

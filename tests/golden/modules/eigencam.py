@@ -73,11 +73,14 @@ def _minmax(maps: torch.Tensor) -> torch.Tensor:
     return shifted / (1e-7 + shifted.amax(dim=(-2, -1), keepdim=True))
 
 def _first_component(values: torch.Tensor) -> torch.Tensor:
-    """Projection on the first principal component over channels (largest loading positive)."""
+    """Projection on the first principal component over channels (largest loading positive; of
+    loadings tied to within 1e-4, the first)."""
     n, c, h, w = values.shape
     flat = values.reshape(n, c, h * w).transpose(1, 2)
     centered = flat - flat.mean(dim=1, keepdim=True)
     direction = torch.linalg.svd(centered, full_matrices=False).Vh[:, 0, :]
-    pivot = direction.gather(1, direction.abs().argmax(dim=1, keepdim=True))
+    size = direction.abs()
+    tied = size >= size.amax(dim=1, keepdim=True) * (1 - 1e-4)
+    pivot = direction.gather(1, tied.to(direction.dtype).argmax(dim=1, keepdim=True))
     direction = direction * torch.where(pivot < 0, -1.0, 1.0).to(direction.dtype)
     return (centered @ direction.unsqueeze(-1)).reshape(n, 1, h, w)
