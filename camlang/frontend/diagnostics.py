@@ -46,6 +46,7 @@ CODES: dict[str, str] = {
     "E502": "data error",
     "E503": "property error",
     "E601": "runtime error",
+    "E602": "out of memory",
     "E700": "network not supported by the verifier",
     "E701": "network failed on the property's input shape",
     "E702": "bad property input (point, box, label or bound)",
