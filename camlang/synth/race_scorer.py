@@ -28,6 +28,8 @@ from camlang.synth.scoring import Scorer
 
 #: Race the stdlib CAMs outside the grammar as anchors when there are this many candidates per anchor.
 ANCHOR_FIELD_RATIO = 8
+#: Under a time limit, rows scored per call between two limit checks.
+TIMED_PIECE_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -117,18 +119,33 @@ class RaceScorer:
             else:
                 out[j] = torch.tensor(cached)
         if todo:
+            check = check or self._check_limits
             nodes = [self.rows[ci[j]] for j in todo]
             with_scores = self.split.reads_scores(nodes + self._objective_refs)
-            self.split.ensure(max(ii) + 1, with_scores, check or self._check_limits)
-            t0, p0 = time.monotonic(), job.counter.images
-            got = job.score(self.scorer(), nodes, ii)
-            job.clock.add(time.monotonic() - t0, len(todo) * len(ii), job.counter.images - p0)
-            for r, j in enumerate(todo):
-                out[j] = got[r]
-                for col, i in enumerate(ii):
-                    self.cache.put(self.texts[ci[j]], i, float(got[r, col]))
-            self.cache.save()
+            self.split.ensure(max(ii) + 1, with_scores, check)
+            # Under a time limit, score a few rows at a time and check the limits between them:
+            # one call for a whole round could outlast the search's time on its own.
+            step = TIMED_PIECE_ROWS if job.timed else len(todo)
+            for first in range(0, len(todo), step):
+                if first:
+                    job.limits.reserve = reserve_seconds(job, self.pool, self.split.count)
+                    check()
+                piece = todo[first : first + step]
+                got = self._score([self.rows[ci[j]] for j in piece], ii)
+                for r, j in enumerate(piece):
+                    out[j] = got[r]
+                    for col, i in enumerate(ii):
+                        self.cache.put(self.texts[ci[j]], i, float(got[r, col]))
+                self.cache.save()
         return out
+
+    def _score(self, nodes: list[Node], ii: list[int]) -> torch.Tensor:
+        """Score `nodes` on images `ii` (captured), measuring the cost of a pair."""
+        job = self.job
+        t0, p0 = time.monotonic(), job.counter.images
+        got = job.score(self.scorer(), nodes, ii)
+        job.clock.add(time.monotonic() - t0, len(nodes) * len(ii), job.counter.images - p0)
+        return got
 
     def oriented(self, ci: list[int], ii: list[int]) -> torch.Tensor:
         """The race's score function: checks the limits, scores, shows progress (higher is better)."""

@@ -136,18 +136,18 @@ def capture_split(
             store.save(frozen_needs, a, b, part, counter.images - before)
         return part
 
-    for start in range(0, len(shards), group.world_size):
+    for first in range(0, len(shards), group.world_size):
         if not group.distributed:
             if stopped():
                 break
-            kept.append(capture_shard(start))
+            kept.append(capture_shard(first))
             continue
         base = counter.images
-        j = start + group.rank
+        j = first + group.rank
         part = capture_shard(j) if j < len(shards) else None
         gathered = group.all_gather((part, counter.images - base))
         counter.images = base
-        for got, passes in gathered[: len(shards) - start]:  # ranks past the last batch sent None
+        for got, passes in gathered[: len(shards) - first]:  # ranks past the last batch sent None
             if stopped():
                 return join_splits(kept)
             assert got is not None  # the ranks that had no batch are past the slice's end
