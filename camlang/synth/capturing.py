@@ -109,7 +109,7 @@ class LazySplit:
 
     def _grow(self, kind: str, n: int, check: Callable[[], None]) -> None:
         start = self.count if kind == "base" else self.score_count
-        stop = min(self.total, math.ceil(n / self.batch) * self.batch)
+        stop = min(self.total, n)  # exactly the images asked for (batches of at most `batch`)
         needs = self.base if kind == "base" else self.scores
         reasons: list[str] = []
 

@@ -83,7 +83,7 @@ def finalise(job: SynthJob, race: RaceOutcome, scorer: RaceScorer, pool: Pool, s
     ordered = race.ordered
     if not stop.partial:
         try:
-            ordered = _final_order(job, race, scorer, pool, got)
+            ordered = _final_order(job, race, scorer, pool, got, stop)
         except NoTime:
             pass
         except KeyboardInterrupt:
@@ -106,11 +106,12 @@ def _final_order(
     scorer: RaceScorer,
     pool: Pool,
     got: _TrainScores,
+    stop: Stop,
 ) -> tuple[Node, ...]:
     """The candidates with the best re-scored contender first (raises `NoTime` when none is)."""
     ordered = race.ordered
-    n_train = scorer.split.count  # every training image the race captured
     job.limits.budget = None
+    n_train = _final_images(job, scorer, [*ordered[: job.settings.finalists], *pool.contained.values()], stop)
     fit = job.agree_timed(finalists_that_fit(job, pool, n_train))
     if fit == 0:
         job.log.say("no time left to re-score the finalists: the race's leader wins")
@@ -119,7 +120,7 @@ def _final_order(
     stdlib = dict(pool.contained)
     extra = finalists + [n for n in stdlib.values() if n not in finalists]
     job.log.say(f"finalists: {len(finalists)} candidates and {len(stdlib)} stdlib CAMs on {n_train} images")
-    done = _rescore(job, scorer, extra, got)
+    done = _rescore(job, scorer, extra, got, n_train)
     for r, node in stdlib.items():
         if node in done:
             got.stdlib[r] = got.scores[node.nid]
@@ -132,12 +133,25 @@ def _final_order(
     return ordered
 
 
-def _rescore(job: SynthJob, scorer: RaceScorer, nodes: list[Node], got: _TrainScores) -> list[Node]:
-    """Score `nodes` on every captured training image, one at a time, so a time limit (or a pair
-    cost not yet measured) stops between them; the nodes done. A node reading the score
-    terminals may need them captured on more images first: the time kept for tuning and the
-    comparison stops that capture too."""
-    n_train = scorer.split.count
+def _final_images(job: SynthJob, scorer: RaceScorer, nodes: list[Node], stop: Stop) -> int:
+    """How many training images the final checks use: every one, captured now when the race did
+    not need them (a race that a limit stopped keeps the prefix it captured; a capture here stops
+    where the time kept for tuning and the comparison starts)."""
+    split = scorer.split
+    with_scores = scorer.reads_scores(nodes)
+    target = split.total if stop.reason is None else split.count
+    try:
+        split.ensure(target, with_scores, job.group.stop_check(job.limits.check_final, job.timed))
+    except StopSearch:
+        job.log.say(f"time limit: the final checks use {split.count} of {split.total} training images")
+    return scorer.captured_for(nodes)
+
+
+def _rescore(
+    job: SynthJob, scorer: RaceScorer, nodes: list[Node], got: _TrainScores, n_train: int
+) -> list[Node]:
+    """Score `nodes` on the first `n_train` training images (captured), one at a time, so a time
+    limit (or a pair cost not yet measured) stops between them; the nodes done."""
     all_images = list(range(n_train))
     rows = scorer.add_rows(nodes)
     check = job.group.stop_check(job.limits.check_final, job.timed)

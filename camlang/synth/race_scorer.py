@@ -83,6 +83,15 @@ class RaceScorer:
         self._check_limits = job.group.stop_check(job.limits.check, job.timed)
         self._objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
 
+    def reads_scores(self, nodes: list[Node]) -> bool:
+        """Does scoring `nodes` need the score terminals (theirs or the objective's cams')?"""
+        return self.split.reads_scores(nodes + self._objective_refs)
+
+    def captured_for(self, nodes: list[Node]) -> int:
+        """How many training images are captured with every terminal `nodes` read."""
+        split = self.split
+        return min(split.count, split.score_count) if self.reads_scores(nodes) else split.count
+
     def scorer(self) -> Scorer:
         """A scorer over the images captured so far."""
         job = self.job
@@ -121,7 +130,7 @@ class RaceScorer:
         if todo:
             check = check or self._check_limits
             nodes = [self.rows[ci[j]] for j in todo]
-            with_scores = self.split.reads_scores(nodes + self._objective_refs)
+            with_scores = self.reads_scores(nodes)
             self.split.ensure(max(ii) + 1, with_scores, check)
             # Under a time limit, score a few rows at a time and check the limits between them:
             # one call for a whole round could outlast the search's time on its own.

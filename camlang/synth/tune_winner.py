@@ -56,7 +56,7 @@ def tune_winner(
     tuned = _tune(job, search, final, scorer, stop)
     if tuned.node is None or tuned.score is None:
         return final, tuned
-    n = scorer.split.count
+    n = scorer.captured_for([final.winner])
     node = tuned.node
     values = scorer.values(scorer.add_rows([node]), list(range(n)))[0]  # cached by the tuning
     return (
@@ -82,7 +82,7 @@ def _tune(job: SynthJob, search: Search, final: Final, scorer: RaceScorer, stop:
     seconds = math.inf
     if job.timed:
         seconds = max(0.0, min(split.tuning, job.limits.remaining() - split.compare))
-    n = scorer.split.count
+    n = scorer.captured_for([raw])
     images = list(range(n))
 
     def check() -> None:  # a capture the winner still needs stops where the comparison's share starts
