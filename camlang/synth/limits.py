@@ -121,12 +121,14 @@ class PairClock:
         self.seconds = 0.0
         self.pairs = 0
         self.passes = 0
+        self.calls = 0  # model calls, for the images per call of the scoring loop
 
-    def add(self, seconds: float, pairs: int, passes: int) -> None:
+    def add(self, seconds: float, pairs: int, passes: int, calls: int = 0) -> None:
         """Record one scoring call."""
         self.seconds += seconds
         self.pairs += pairs
         self.passes += passes
+        self.calls += calls
 
     def per_pair(self, fallback: float = 0.0) -> float:
         """Seconds per pair (`fallback` before anything was measured)."""

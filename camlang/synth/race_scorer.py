@@ -151,9 +151,10 @@ class RaceScorer:
     def _score(self, nodes: list[Node], ii: list[int]) -> torch.Tensor:
         """Score `nodes` on images `ii` (captured), measuring the cost of a pair."""
         job = self.job
-        t0, p0 = time.monotonic(), job.counter.images
+        t0, p0, c0 = time.monotonic(), job.counter.images, job.counter.calls
         got = job.score(self.scorer(), nodes, ii)
-        job.clock.add(time.monotonic() - t0, len(nodes) * len(ii), job.counter.images - p0)
+        seconds, passes = time.monotonic() - t0, job.counter.images - p0
+        job.clock.add(seconds, len(nodes) * len(ii), passes, job.counter.calls - c0)
         return got
 
     def oriented(self, ci: list[int], ii: list[int]) -> torch.Tensor:

@@ -62,6 +62,9 @@ class SynthStats:
     train_score_captured: int  # of them, with the score terminals (S_masked, S_ablated)
     reused_passes: int  # forward passes the terminal store saved (read back, not recomputed)
     tuning: TunedWinner
+    scoring_seconds: float  # wall time of the race's and final checks' scoring calls
+    scoring_passes: int  # the objective's forward passes in them
+    scoring_calls: int  # the model calls they took (passes / calls: images per call)
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,9 @@ def _stats(job: SynthJob, run: _Run, shown: tuple[Node, ...], seconds: float) ->
         train_score_captured=run.split.score_count,
         reused_passes=run.store.reused_passes,
         tuning=run.tuned,
+        scoring_seconds=job.clock.seconds,
+        scoring_passes=job.clock.passes,
+        scoring_calls=job.clock.calls,
     )
 
 
