@@ -35,6 +35,9 @@ from camlang.synth.scoring import BatchStore, SplitData, capture_split, join_spl
 
 #: Terminals that cost one model pass per channel and image: captured only where read.
 SCORE_TERMINALS = frozenset({"S_masked", "S_ablated"})
+#: Share of the search's time the first capture (probe batch, first round) may use; it keeps the
+#: prefix it captured, so enumeration and racing keep the rest.
+FIRST_CAPTURE_SHARE = 0.3
 
 
 def grammar_terminals(en: Enumerator) -> set[str]:
@@ -111,6 +114,9 @@ class LazySplit:
         start = self.count if kind == "base" else self.score_count
         stop = min(self.total, n)  # exactly the images asked for (batches of at most `batch`)
         needs = self.base if kind == "base" else self.scores
+        # A score capture costs a pass per channel and image: under a time limit, one image per
+        # batch lets the limit stop it in time.
+        batch = 1 if kind == "score" and self.job.timed else self.batch
         reasons: list[str] = []
 
         def before() -> None:
@@ -125,7 +131,7 @@ class LazySplit:
             self.job.live,
             self.ds,
             set(needs),
-            self.batch,
+            batch,
             self.job.counter,
             before,
             limit=stop,
@@ -144,6 +150,16 @@ class LazySplit:
         self._joined = None
         if reasons and start + part.count < n:
             raise StopSearch(reasons[0])
+
+    @property
+    def complete_count(self) -> int:
+        """Images captured with every terminal (the score terminals included)."""
+        return min(self.count, self.score_count) if self.scores else self.count
+
+    def complete(self) -> SplitData:
+        """The captured images that have every terminal (what the probe batch may use)."""
+        data = self.data()
+        return data if self.complete_count == data.count else _prefix(data, self.complete_count)
 
     def data(self) -> SplitData:
         """The captured prefix: base terminals, and score terminals (NaN where not captured)."""
@@ -190,10 +206,22 @@ def capture_train(job: SynthJob, train: Dataset, store: BatchStore | None) -> La
     first = max(job.settings.probe, job.settings.race_first)
     terms = ", ".join(sorted(needs))
     job.log.say(f"capturing training images as the race asks ({terms}; {len(train)} at most)")
+    share_end = (
+        None
+        if job.limits.seconds is None
+        else time.monotonic() + FIRST_CAPTURE_SHARE * job.limits.split.search
+    )
+
+    def check() -> None:
+        job.limits.check()
+        if share_end is not None and time.monotonic() >= share_end:
+            raise StopSearch("the first capture's share of the time limit reached")
+
     try:
-        split.ensure(first, True, job.group.stop_check(job.limits.check, job.timed))
+        split.ensure(first, True, job.group.stop_check(check, job.timed))
     except StopSearch as stop:
-        if split.count == 0 or split.score_count == 0 and split.scores:
+        job.log.say(f"{stop}: {split.complete_count} training images captured to start with")
+        if split.complete_count == 0:
             raise CamlangError(
                 f"synthesize `{job.name}`: {stop} while capturing the training data",
                 hint="raise `budget` or `time`",
