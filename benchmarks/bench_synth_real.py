@@ -9,6 +9,11 @@ difference (winner minus best stdlib, oriented so that positive is better) with 
 and the verdict. The target: on each network and seed, the winner is better with the paired CI
 above zero on all objectives but one. The last lines say whether it holds.
 
+Each run also prints the scoring loop's throughput (the objective's forward passes per second of
+the race's and final checks' scoring calls) next to the network's raw forward throughput at the
+same call size (the mean images per model call of that loop), and their ratio (target: the raw
+network at most 1.5x faster than the loop).
+
 The images are the 10,000 CIFAR-10 test images of `cifar10_test_jpg` (a tar.gz that `images()`
 unpacks once into ~/.cache/camlang/archives), else the 1,000 of `cifar10_test_1k`. The selection
 and holdout splits are disjoint, drawn by the split seed: `split_fraction` is the selection's
@@ -34,6 +39,7 @@ import torch
 from camlang.frontend.check import check_text
 from camlang.runtime.declaration_loading import load_data, load_model
 from camlang.synth import synthesize
+from camlang.synth.driver import SynthStats
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = {20: "resnet20-12fca82f.th", 56: "resnet56-4bfd9763.th"}
@@ -157,6 +163,18 @@ def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> 
     seconds = time.perf_counter() - t0
     st = out.stats
     assert st is not None
+    loop_rate, call_size = _scoring_rate(st)
+    raw_rate = raw_forward_rate(
+        live.module, train.get(list(range(min(len(train), call_size)))).x, args.device
+    )
+    ratio = raw_rate / loop_rate if loop_rate > 0 else math.inf
+    print(
+        f"  throughput: scoring loop {loop_rate:.0f} images/s ({call_size} images per call), "
+        f"raw forward {raw_rate:.0f} images/s at that call size: {ratio:.2f}x "
+        f"({'within' if ratio <= 1.5 else 'MISSES'} the 1.5x target); "
+        f"time split {st.search_seconds:.0f}s search + tuning, {st.compare_seconds:.0f}s comparison",
+        flush=True,
+    )
     paired = st.paired
     win = out.result.candidates[0]
     row: dict[str, object] = {
@@ -176,6 +194,10 @@ def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> 
         "stop": st.stop_reason,
         "seconds": seconds,
         "limit": args.time,
+        "loop_images_per_s": loop_rate,
+        "raw_images_per_s": raw_rate,
+        "call_size": call_size,
+        "tuned": [[c.nonterminal, c.grid_value, c.value] for c in st.tuning.constants],
     }
     if paired is not None:
         ref = out.result.comparison[paired.reference]
@@ -192,6 +214,28 @@ def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> 
         flush=True,
     )
     return row
+
+
+def _scoring_rate(st: SynthStats) -> tuple[float, int]:
+    """Images per second of the synthesis's scoring calls, and their mean images per model call."""
+    rate = st.scoring_passes / st.scoring_seconds if st.scoring_seconds > 0 else 0.0
+    size = max(1, round(st.scoring_passes / st.scoring_calls)) if st.scoring_calls else 1
+    return rate, size
+
+
+def raw_forward_rate(model: torch.nn.Module, x: torch.Tensor, device: str, seconds: float = 2.0) -> float:
+    """The network's own forward throughput (images/s) on calls of `len(x)` images, no grad."""
+    x = x.to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    with torch.no_grad():
+        model(x)  # warm-up
+        sync()
+        calls, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            model(x)
+            calls += 1
+        sync()
+    return calls * len(x) / (time.perf_counter() - t0)
 
 
 def _fmt(iv: object) -> str:

@@ -4,9 +4,11 @@
 - `observe`: the observational-equivalence and correctness oracles on a probe batch;
 - `proof`: the symbolic oracle (normal forms, sympy, z3 on bounded instances);
 - `racing`: racing and exhaustive selection on the objective metric;
-- `cache`: the resume cache; `driver`: `synthesize`, which runs the phases in order:
-  `job` (what they share), `capturing`, `candidates` (enumerate, deduplicate), `race_scorer`,
-  `finalise`, `holdout` (with `compare` and `equivalence`) and `reporting`.
+- `cache`: the resume cache; `terminal_store`: captured terminals on disk, batch by batch;
+- `tuning`: continuous tuning of numeric-constant holes (scipy);
+- `driver`: `synthesize`, which runs the phases in order: `job` (what they share), `capturing`
+  (lazy captures, as the race asks), `candidates` (enumerate, deduplicate), `race_scorer`,
+  `finalise`, `tune_winner`, `holdout` (with `compare` and `equivalence`) and `reporting`.
 """
 
 from camlang.synth.driver import SynthOutcome, default_reference_cams, synthesize

@@ -8,13 +8,14 @@ CAMs outside it that can be scored for free (the race's anchors).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from camlang.backends.torch_eager import terminals_used
 from camlang.errors import CamlangError
 from camlang.frontend.ir import Node, to_text
 from camlang.passes.simplify import simplify
-from camlang.synth.enumeration import Enumerator
+from camlang.synth.enumeration import Admit, Enumerator
 from camlang.synth.job import Stop, SynthJob
 from camlang.synth.observe import Observer, all_ranking_only
 from camlang.synth.racing import StopSearch
@@ -50,9 +51,9 @@ def enumerate_terms(job: SynthJob, data: SplitData, stop: Stop) -> Search:
         all_ranking_only([job.objective.node]),
         seed=st.seed,
     )
-    en = Enumerator(job.program, job.grammar, st.max_size, observer.admit)
     job.limits.start_enumeration()
     check = job.group.stop_check(job.limits.check, job.timed)
+    en = Enumerator(job.program, job.grammar, st.max_size, _checked(observer, check))
     try:
         for k in en.levels():
             job.log.update(
@@ -67,6 +68,27 @@ def enumerate_terms(job: SynthJob, data: SplitData, stop: Stop) -> Search:
     finally:
         job.limits.enumeration_end = None
     return Search(en, observer)
+
+
+#: Terms admitted between two limit checks inside an enumeration level (one level can take long).
+ADMITS_PER_CHECK = 256
+
+
+def _checked(observer: Observer, check: Callable[[], None]) -> Admit:
+    """`observer.admit`, checking the limits every `ADMITS_PER_CHECK` terms.
+
+    The enumeration is the same on every rank, so every rank checks at the same term (the check
+    agrees on rank 0's clock).
+    """
+    seen = [0]
+
+    def admit(nt: str, node: Node, size: int) -> str:
+        seen[0] += 1
+        if seen[0] % ADMITS_PER_CHECK == 0:
+            check()
+        return observer.admit(nt, node, size)
+
+    return admit
 
 
 def deduplicate(job: SynthJob, en: Enumerator, data: SplitData) -> Pool:

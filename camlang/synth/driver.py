@@ -3,10 +3,11 @@
 This module only runs the phases in order; each lives in its own module and hands the next a
 typed record (`camlang.synth.job.SynthJob` holds what they all share):
 0. **prepare** (`job`): resolve the grammar, the objective and the settings; start the clock.
-1. **capture** (`capturing`): the terminals of every training image once (forward + partial
-   backward, plus the score terminals when the grammar reads them), and of the holdout images.
-   Every later evaluation of a candidate reuses them: the only other model calls are the
-   objective's.
+1. **capture** (`capturing`): the training images' terminals (forward + partial backward) as
+   the race asks for them, starting with the probe batch and the first round's images; the
+   score terminals only for the images a candidate reading them is scored on. Every batch goes
+   to the terminal store as it is captured. Every later evaluation of a candidate reuses them:
+   the only other model calls are the objective's.
 2. **enumerate** (`candidates`): bottom-up by size; the observer drops observationally equal and
    invalid terms on the probe batch (the first `probe` training images).
 3. **deduplicate** (`candidates`): simplify the kept CAMs (normal forms), merge equal ones, find
@@ -14,13 +15,17 @@ typed record (`camlang.synth.job.SynthJob` holds what they all share):
 4. **race** (`race_scorer`): the distinct CAMs on the training images, with the stdlib CAMs
    outside the grammar as anchors in the paired elimination (or score them all: `exhaustive`).
 5. **finalise** (`finalise`): the `finalists` best of the race and the contained stdlib CAMs on
-   every training image; the best mean is the winner.
-6. **compare** (`holdout`): the winner and every stdlib CAM on the holdout (never used for
-   selection), with the paired difference to the best stdlib CAM and a one-sentence verdict.
+   every captured training image; the best mean is the winner. Then **tune** (`tune_winner`):
+   its numeric constants, continuously, on the same images.
+6. **compare** (`capturing`, `holdout`): the holdout is captured now, for the images the time
+   left allows; the winner and every stdlib CAM on it (never used for selection), with the
+   paired difference to the best stdlib CAM and a one-sentence verdict.
 7. **report** (`reporting`): the `SynthResult` and a typed record of the run's statistics.
 
-`time` bounds all of it: the search stops early enough to leave the measured cost of phases
-5 and 6, and the run prints its estimate of the comparison's cost before starting it.
+`time` bounds all of it, split by the rule of `camlang.synth.limits.TimeSplit` (search, tuning,
+comparison; the run prints the split, and `SynthStats.time_split` keeps it): the race stops
+early enough to leave the measured cost of the final checks and the later shares, and the run
+prints its estimate of the comparison's cost before starting it.
 
 On several workers (`dist`, see `camlang.synth.sharding` and docs/scaling.md) the captures are
 split by batches and gathered, so every rank holds the same terminals; enumeration and
@@ -32,6 +37,7 @@ report and the score cache keep what finished) instead of returning the best so 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,19 +48,23 @@ from camlang.frontend.program import Program, SynthDef
 from camlang.progress import ProgressDisplay
 from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth.candidates import deduplicate, enumerate_terms
-from camlang.synth.capturing import HOLDOUT_CAPTURE_SHARE, TRAIN_CAPTURE_SHARE, capture_holdout, capture_train
+from camlang.synth.capturing import capture_holdout, capture_train
+from camlang.synth.enumeration import Enumerator, constant_nonterminals
 from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import finalise
 from camlang.synth.holdout import Holdout, compare_on_holdout
 from camlang.synth.job import Stop, default_reference_cams, prepare_job
+from camlang.synth.limits import COMPARE_SHARE, TUNING_SHARE
 from camlang.synth.race_scorer import ANCHOR_FIELD_RATIO, RaceScorer, run_race
 from camlang.synth.reporting import SynthOutcome, SynthStats, build_outcome
 from camlang.synth.sharding import SynthGroup
+from camlang.synth.terminal_store import TerminalStore
+from camlang.synth.tune_winner import tune_winner
 
 __all__ = [
     "ANCHOR_FIELD_RATIO",
-    "HOLDOUT_CAPTURE_SHARE",
-    "TRAIN_CAPTURE_SHARE",
+    "COMPARE_SHARE",
+    "TUNING_SHARE",
     "SynthOutcome",
     "SynthStats",
     "default_reference_cams",
@@ -99,20 +109,30 @@ def synthesize(
         group=SynthGroup(dist),
     )
     stop = Stop()
-    data = capture_train(job, train)
-    search = enumerate_terms(job, data, stop)
-    pool = deduplicate(job, search.en, data)
-    before = job.counter.images
-    hdata = capture_holdout(job, holdout, data, stop)
-    scorer = RaceScorer(job, data, pool, hdata)
-    race = run_race(job, scorer, pool, job.counter.images - before, stop)
-    final = finalise(job, race, scorer, pool, hdata, stop)
+    store = TerminalStore.for_network(cache_dir, live.weights_digest, live.layer_path)
+    split = job.limits.plan_split(holdout is not None, _has_constants(program, sdef))
+    job.log.say(split.describe())
+    lazy = capture_train(job, train, store)
+    search = enumerate_terms(job, lazy.complete(), stop)
+    pool = deduplicate(job, search.en, lazy.complete())
+    scorer = RaceScorer(job, lazy, pool)
+    race = run_race(job, scorer, pool, stop)
+    final = finalise(job, race, scorer, pool, stop)
+    final, tuned = tune_winner(job, search, final, scorer, stop)
+    search_seconds = time.monotonic() - job.limits.started
+    hdata = capture_holdout(job, holdout, lazy, stop, store)
     notes = EquivalenceNotes(job, search.observer)
     hold = Holdout()
     if not stop.partial:
         try:
-            hold = compare_on_holdout(job, final, data, hdata, notes)
+            hold = compare_on_holdout(job, final, lazy.data(), hdata, notes)
         except KeyboardInterrupt:
             job.interrupted(stop)
     job.group.check_same("winner", to_text(final.winner))
-    return build_outcome(job, search, pool, final, hold, stop, data.count, notes)
+    return build_outcome(job, search, pool, final, hold, stop, lazy, notes, tuned, search_seconds, store)
+
+
+def _has_constants(program: Program, sdef: SynthDef) -> bool:
+    """Does the grammar have numeric-constant holes (then tuning gets a share of the time)?"""
+    en = Enumerator(program, program.grammars[sdef.grammar], 1, lambda nt, n, s: "kept")
+    return bool(constant_nonterminals(en.alts))

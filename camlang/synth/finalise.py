@@ -17,8 +17,7 @@ from camlang.frontend.ir import Node
 from camlang.synth.candidates import Pool
 from camlang.synth.job import NoTime, Stop, SynthJob
 from camlang.synth.race_scorer import RaceOutcome, RaceScorer
-from camlang.synth.racing import RaceResult
-from camlang.synth.scoring import SplitData
+from camlang.synth.racing import RaceResult, StopSearch
 
 
 @dataclass(frozen=True)
@@ -56,36 +55,35 @@ class _TrainScores:
         self.images[node.nid] = n_train
 
 
-def finalists_that_fit(job: SynthJob, pool: Pool, n_train: int, hdata: SplitData | None) -> int:
-    """How many race leaders can be re-scored on every training image in the time left after
-    the holdout comparison's share (at most `finalists`; 0 when not even the leader fits)."""
+def finalists_that_fit(job: SynthJob, pool: Pool, n_train: int) -> int:
+    """How many race leaders can be re-scored on every captured training image in the time left
+    after the shares of tuning and the holdout comparison (at most `finalists`; 0 when not even
+    the leader fits)."""
     per_pair, left = job.clock.per_pair(), job.limits.remaining()
     if not math.isfinite(left) or per_pair <= 0:
         return job.settings.finalists
-    compare = 0.0 if hdata is None else per_pair * (1 + len(job.refs)) * hdata.count
+    compare = job.limits.split.after_search
     fit = int((left - compare) / (1.1 * per_pair * n_train)) - len(pool.contained)
     return max(0, min(job.settings.finalists, fit))
 
 
-def out_of_time(job: SynthJob, n_train: int, hdata: SplitData | None) -> bool:
-    """Would one more finalist on every training image eat into the comparison's time?"""
+def out_of_time(job: SynthJob, n_train: int) -> bool:
+    """Would one more finalist on every training image eat into tuning's or the comparison's time?"""
     left = job.limits.remaining()
     if not math.isfinite(left):
         return False
     per_pair = job.clock.per_pair()
-    compare = 0.0 if hdata is None else per_pair * (1 + len(job.refs)) * hdata.count
+    compare = job.limits.split.after_search
     return left - compare < 1.1 * per_pair * n_train
 
 
-def finalise(
-    job: SynthJob, race: RaceOutcome, scorer: RaceScorer, pool: Pool, hdata: SplitData | None, stop: Stop
-) -> Final:
+def finalise(job: SynthJob, race: RaceOutcome, scorer: RaceScorer, pool: Pool, stop: Stop) -> Final:
     """Re-score the finalists and the contained stdlib CAMs; the race's order when time is out."""
     got = _TrainScores(race)
     ordered = race.ordered
     if not stop.partial:
         try:
-            ordered = _final_order(job, race, scorer, pool, hdata, got)
+            ordered = _final_order(job, race, scorer, pool, got, stop)
         except NoTime:
             pass
         except KeyboardInterrupt:
@@ -107,14 +105,14 @@ def _final_order(
     race: RaceOutcome,
     scorer: RaceScorer,
     pool: Pool,
-    hdata: SplitData | None,
     got: _TrainScores,
+    stop: Stop,
 ) -> tuple[Node, ...]:
     """The candidates with the best re-scored contender first (raises `NoTime` when none is)."""
     ordered = race.ordered
-    n_train = scorer.n_train
     job.limits.budget = None
-    fit = job.agree_timed(finalists_that_fit(job, pool, n_train, hdata))
+    n_train = _final_images(job, scorer, [*ordered[: job.settings.finalists], *pool.contained.values()], stop)
+    fit = job.agree_timed(finalists_that_fit(job, pool, n_train))
     if fit == 0:
         job.log.say("no time left to re-score the finalists: the race's leader wins")
         raise NoTime
@@ -122,7 +120,7 @@ def _final_order(
     stdlib = dict(pool.contained)
     extra = finalists + [n for n in stdlib.values() if n not in finalists]
     job.log.say(f"finalists: {len(finalists)} candidates and {len(stdlib)} stdlib CAMs on {n_train} images")
-    done = _rescore(job, scorer, extra, hdata, got)
+    done = _rescore(job, scorer, extra, got, n_train)
     for r, node in stdlib.items():
         if node in done:
             got.stdlib[r] = got.scores[node.nid]
@@ -135,19 +133,38 @@ def _final_order(
     return ordered
 
 
+def _final_images(job: SynthJob, scorer: RaceScorer, nodes: list[Node], stop: Stop) -> int:
+    """How many training images the final checks use: every one, captured now when the race did
+    not need them (a race that a limit stopped keeps the prefix it captured; a capture here stops
+    where the time kept for tuning and the comparison starts)."""
+    split = scorer.split
+    with_scores = scorer.reads_scores(nodes)
+    target = split.total if stop.reason is None else split.count
+    try:
+        split.ensure(target, with_scores, job.group.stop_check(job.limits.check_final, job.timed))
+    except StopSearch:
+        job.log.say(f"time limit: the final checks use {split.count} of {split.total} training images")
+    return scorer.captured_for(nodes)
+
+
 def _rescore(
-    job: SynthJob, scorer: RaceScorer, nodes: list[Node], hdata: SplitData | None, got: _TrainScores
+    job: SynthJob, scorer: RaceScorer, nodes: list[Node], got: _TrainScores, n_train: int
 ) -> list[Node]:
-    """Score `nodes` on every training image, one at a time, so a time limit (or a pair cost not
-    yet measured) stops between them; the nodes done."""
-    n_train = scorer.n_train
+    """Score `nodes` on the first `n_train` training images (captured), one at a time, so a time
+    limit (or a pair cost not yet measured) stops between them; the nodes done."""
     all_images = list(range(n_train))
     rows = scorer.add_rows(nodes)
+    check = job.group.stop_check(job.limits.check_final, job.timed)
     done: list[Node] = []
     for node, row in zip(nodes, rows):
-        if job.agree_timed(bool(done or job.clock.pairs) and out_of_time(job, n_train, hdata)):
+        if job.agree_timed(bool(done or job.clock.pairs) and out_of_time(job, n_train)):
             job.log.say(f"time limit: {len(done)} of {len(nodes)} finalists re-scored")
             break
-        got.record(node, scorer.values([row], all_images)[0], n_train)
+        try:
+            values = scorer.values([row], all_images, check)[0]
+        except StopSearch:
+            job.log.say(f"time limit: {len(done)} of {len(nodes)} finalists re-scored")
+            break
+        got.record(node, values, n_train)
         done.append(node)
     return done

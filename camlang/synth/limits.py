@@ -1,14 +1,21 @@
 """The limits of one synthesis (forward-pass budget, wall-clock time) and its progress lines.
 
-`time` bounds the whole synthesis. The search may only use what is left after a reserve for
-the final checks and the holdout comparison; the reserve is re-estimated from the measured cost
-of one (cam, image) evaluation as the search goes, so a slow metric leaves the search less time.
+`time` bounds the whole synthesis and is split by one stated rule (`TimeSplit`):
+- the holdout comparison (its capture, after the search, and its scoring) gets `COMPARE_SHARE`
+  of `time` when there is a holdout;
+- tuning the winner's constants gets `TUNING_SHARE` when the grammar has constant holes;
+- the search (training captures as the race asks for them, enumeration, race, final checks)
+  gets the rest, and whatever the search and the tuning leave goes to the comparison.
+Inside the search, the race stops early enough to leave the final checks their measured cost:
+the reserve is re-estimated from the cost of one (cam, image) evaluation as the search goes, so
+a slow metric leaves the race less time.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from camlang.metrics._common import CallCounter
 from camlang.progress import ProgressDisplay
@@ -16,10 +23,47 @@ from camlang.synth.racing import StopSearch
 
 #: Least seconds between two plain progress lines (when the output is not a terminal).
 PLAIN_INTERVAL_S = 5.0
-#: Share of `time` kept for the final checks and the comparison before their cost is measured.
-RESERVE_SHARE = 0.4
+#: Share of `time` kept for the final checks before their cost is measured.
+RESERVE_SHARE = 0.1
+#: Share of `time` for the holdout comparison (its capture and scoring), when there is a holdout.
+COMPARE_SHARE = 0.35
+#: Share of `time` for tuning the winner's constants, when the grammar has constant holes.
+TUNING_SHARE = 0.1
 #: Share of the search's time the enumeration may use (the rest is for racing).
 ENUMERATION_SHARE = 0.4
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """How `time` is shared between search, tuning and comparison (seconds; 0 without a limit)."""
+
+    seconds: float | None
+    search: float
+    tuning: float
+    compare: float
+
+    @staticmethod
+    def plan(seconds: float | None, has_holdout: bool, has_constants: bool) -> TimeSplit:
+        """The rule of the module docs."""
+        if seconds is None:
+            return TimeSplit(None, 0.0, 0.0, 0.0)
+        compare = COMPARE_SHARE * seconds if has_holdout else 0.0
+        tuning = TUNING_SHARE * seconds if has_constants else 0.0
+        return TimeSplit(seconds, seconds - compare - tuning, tuning, compare)
+
+    @property
+    def after_search(self) -> float:
+        """Seconds kept after the search (tuning and comparison)."""
+        return self.tuning + self.compare
+
+    def describe(self) -> str:
+        """One line for the progress output."""
+        if self.seconds is None:
+            return "no time limit"
+        return (
+            f"time {self.seconds:.0f}s: search {self.search:.0f}s, tuning {self.tuning:.0f}s, "
+            f"holdout comparison {self.compare:.0f}s"
+        )
 
 
 class Limits:
@@ -33,8 +77,21 @@ class Limits:
         self.end = None if seconds is None else self.started + seconds
         # Until a scoring call measured the cost of a (cam, image) pair, keep a share of the
         # time for the final checks and the holdout comparison.
+        self.split = TimeSplit.plan(seconds, False, False)
         self.reserve = 0.0 if seconds is None else RESERVE_SHARE * seconds
         self.enumeration_end: float | None = None
+
+    def plan_split(self, has_holdout: bool, has_constants: bool) -> TimeSplit:
+        """Share `time` out (see the module docs); the race's reserve covers the shares after it."""
+        self.split = TimeSplit.plan(self.seconds, has_holdout, has_constants)
+        if self.seconds is not None:
+            self.reserve = RESERVE_SHARE * self.seconds + self.split.after_search
+        return self.split
+
+    def check_final(self) -> None:
+        """Stop the final checks when only the time kept for tuning and comparison is left."""
+        if self.end is not None and time.monotonic() + self.split.after_search >= self.end:
+            raise StopSearch("time limit reached")
 
     def start_enumeration(self) -> None:
         """Enumeration may use at most `ENUMERATION_SHARE` of the time left for the search."""
@@ -64,12 +121,14 @@ class PairClock:
         self.seconds = 0.0
         self.pairs = 0
         self.passes = 0
+        self.calls = 0  # model calls, for the images per call of the scoring loop
 
-    def add(self, seconds: float, pairs: int, passes: int) -> None:
+    def add(self, seconds: float, pairs: int, passes: int, calls: int = 0) -> None:
         """Record one scoring call."""
         self.seconds += seconds
         self.pairs += pairs
         self.passes += passes
+        self.calls += calls
 
     def per_pair(self, fallback: float = 0.0) -> float:
         """Seconds per pair (`fallback` before anything was measured)."""

@@ -12,20 +12,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from camlang.frontend.ir import Node, to_text
+from camlang.runtime.metric_evaluation import referenced_cams
 from camlang.synth.cache import ScoreCache
 from camlang.synth.candidates import Pool
+from camlang.synth.capturing import LazySplit
 from camlang.synth.job import Stop, SynthJob
 from camlang.synth.racing import RaceResult, exhaustive, race
-from camlang.synth.scoring import Scorer, SplitData
+from camlang.synth.scoring import Scorer
 
 #: Race the stdlib CAMs outside the grammar as anchors when there are this many candidates per anchor.
 ANCHOR_FIELD_RATIO = 8
+#: Under a time limit, rows scored per call between two limit checks.
+TIMED_PIECE_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,12 @@ class _CacheKey:
     data: float
 
 
-def reserve_seconds(job: SynthJob, pool: Pool, n_train: int, hdata: SplitData | None) -> float:
-    """Seconds the final checks and the holdout comparison will need, from the measured pair cost."""
+def reserve_seconds(job: SynthJob, pool: Pool, n_train: int) -> float:
+    """Seconds the final checks will need (from the measured pair cost), and the shares of
+    `time` kept for tuning and the holdout comparison."""
     per_pair = job.clock.per_pair()
-    n_refs = len(job.refs)
     finalise = (job.settings.finalists + len(pool.contained) + len(pool.anchors)) * n_train
-    compare = 0 if hdata is None else (1 + n_refs) * hdata.count
-    return 1.1 * per_pair * (finalise + compare)
+    return 1.1 * per_pair * finalise + job.limits.split.after_search
 
 
 class RaceScorer:
@@ -70,15 +73,29 @@ class RaceScorer:
     CAMs that are not rows yet (`add_rows`).
     """
 
-    def __init__(self, job: SynthJob, data: SplitData, pool: Pool, hdata: SplitData | None) -> None:
-        self.job, self.pool, self.hdata = job, pool, hdata
-        self.n_train = data.count
-        self.scorer = Scorer(job.live, data, job.objective, job.refs, job.counter, job.settings.seed)
+    def __init__(self, job: SynthJob, split: LazySplit, pool: Pool) -> None:
+        self.job, self.pool, self.split = job, pool, split
+        self.n_train = split.total  # the race asks for images; the split captures them then
         anchors = list(pool.anchors.values())
         self.rows: list[Node] = [*pool.cands, *anchors]
         self.texts: list[str] = [*pool.texts, *(to_text(n) for n in anchors)]
-        self.cache = _open_cache(job, data)
+        self.cache = _open_cache(job, split)
         self._check_limits = job.group.stop_check(job.limits.check, job.timed)
+        self._objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
+
+    def reads_scores(self, nodes: list[Node]) -> bool:
+        """Does scoring `nodes` need the score terminals (theirs or the objective's cams')?"""
+        return self.split.reads_scores(nodes + self._objective_refs)
+
+    def captured_for(self, nodes: list[Node]) -> int:
+        """How many training images are captured with every terminal `nodes` read."""
+        split = self.split
+        return min(split.count, split.score_count) if self.reads_scores(nodes) else split.count
+
+    def scorer(self) -> Scorer:
+        """A scorer over the images captured so far."""
+        job = self.job
+        return Scorer(job.live, self.split.data(), job.objective, job.refs, job.counter, job.settings.seed)
 
     def keep_rows(self, count: int) -> None:
         """Race only the first `count` rows (the candidates and the anchors that pay off)."""
@@ -95,8 +112,12 @@ class RaceScorer:
                 self.texts.append(to_text(node))
         return [index[n.nid] for n in nodes]
 
-    def values(self, ci: list[int], ii: list[int]) -> torch.Tensor:
-        """Not-oriented metric values of rows `ci` on images `ii`, from the cache when present."""
+    def values(self, ci: list[int], ii: list[int], check: Callable[[], None] | None = None) -> torch.Tensor:
+        """Not-oriented metric values of rows `ci` on images `ii`, from the cache when present.
+
+        Images not captured yet are captured first (their score terminals only when a row that
+        is not cached reads them); `check` (the race's limits by default) may stop that capture.
+        """
         job = self.job
         out = torch.full((len(ci), len(ii)), math.nan)
         todo: list[int] = []
@@ -107,22 +128,41 @@ class RaceScorer:
             else:
                 out[j] = torch.tensor(cached)
         if todo:
-            t0, p0 = time.monotonic(), job.counter.images
-            got = job.score(self.scorer, [self.rows[ci[j]] for j in todo], ii)
-            job.clock.add(time.monotonic() - t0, len(todo) * len(ii), job.counter.images - p0)
-            for r, j in enumerate(todo):
-                out[j] = got[r]
-                for col, i in enumerate(ii):
-                    self.cache.put(self.texts[ci[j]], i, float(got[r, col]))
-            self.cache.save()
+            check = check or self._check_limits
+            nodes = [self.rows[ci[j]] for j in todo]
+            with_scores = self.reads_scores(nodes)
+            self.split.ensure(max(ii) + 1, with_scores, check)
+            # Under a time limit, score a few rows at a time and check the limits between them:
+            # one call for a whole round could outlast the search's time on its own.
+            step = TIMED_PIECE_ROWS if job.timed else len(todo)
+            for first in range(0, len(todo), step):
+                if first:
+                    job.limits.reserve = reserve_seconds(job, self.pool, self.split.count)
+                    check()
+                piece = todo[first : first + step]
+                got = self._score([self.rows[ci[j]] for j in piece], ii)
+                for r, j in enumerate(piece):
+                    out[j] = got[r]
+                    for col, i in enumerate(ii):
+                        self.cache.put(self.texts[ci[j]], i, float(got[r, col]))
+                self.cache.save()
         return out
+
+    def _score(self, nodes: list[Node], ii: list[int]) -> torch.Tensor:
+        """Score `nodes` on images `ii` (captured), measuring the cost of a pair."""
+        job = self.job
+        t0, p0, c0 = time.monotonic(), job.counter.images, job.counter.calls
+        got = job.score(self.scorer(), nodes, ii)
+        seconds, passes = time.monotonic() - t0, job.counter.images - p0
+        job.clock.add(seconds, len(nodes) * len(ii), passes, job.counter.calls - c0)
+        return got
 
     def oriented(self, ci: list[int], ii: list[int]) -> torch.Tensor:
         """The race's score function: checks the limits, scores, shows progress (higher is better)."""
         job = self.job
         self._check_limits()
         out = self.values(ci, ii)
-        job.limits.reserve = reserve_seconds(job, self.pool, self.n_train, self.hdata)
+        job.limits.reserve = reserve_seconds(job, self.pool, self.split.count)
         best = float(job.sign * out.nanmean(1).max()) if out.numel() else math.nan
         left = job.limits.remaining()
         budget = (
@@ -145,7 +185,7 @@ class RaceScorer:
         return got
 
 
-def _open_cache(job: SynthJob, data: SplitData) -> ScoreCache:
+def _open_cache(job: SynthJob, split: LazySplit) -> ScoreCache:
     """The resume cache of this synthesis: rank 0 alone reads and writes the file; the other
     ranks get its values and keep the same copy."""
     st = job.settings
@@ -156,8 +196,8 @@ def _open_cache(job: SynthJob, data: SplitData) -> ScoreCache:
         seed=st.seed,
         model=job.live.name,
         layer=job.live.layer_path,
-        n=data.count,
-        data=data.x[:4].sum().item(),
+        n=split.total,
+        data=split.data().x[:4].sum().item(),
     )
     group = job.group
     path = ScoreCache.file_for(job.cache_dir, job.name) if group.is_main else None
@@ -167,15 +207,13 @@ def _open_cache(job: SynthJob, data: SplitData) -> ScoreCache:
     return cache
 
 
-def run_race(job: SynthJob, scorer: RaceScorer, pool: Pool, holdout_passes: int, stop: Stop) -> RaceOutcome:
-    """Race (or score exhaustively) the pool's candidates on every training image they need.
-
-    `holdout_passes` are the holdout capture's forward passes: the comparison's cost, not the
-    search's.
-    """
+def run_race(job: SynthJob, scorer: RaceScorer, pool: Pool, stop: Stop) -> RaceOutcome:
+    """Race (or score exhaustively) the pool's candidates on every training image they need
+    (the split captures each image when a round first asks for it)."""
     st = job.settings
     n_train, n_cands = scorer.n_train, len(pool.cands)
-    before_search = job.counter.images - holdout_passes
+    before_search = job.counter.images
+    captured_before = max(1, scorer.split.count)
     # Anchors cost their first round (every stdlib CAM on `race_first` images); they pay off
     # only when they can eliminate many candidates early, so a small field races without them.
     n_anchors = len(pool.anchors)
@@ -197,10 +235,13 @@ def run_race(job: SynthJob, scorer: RaceScorer, pool: Pool, holdout_passes: int,
         )
     if result.stopped is not None:
         stop.set(result.stopped)
-    search_passes = job.counter.images - holdout_passes
+    search_passes = job.counter.images
     per_pair = job.clock.passes_per_pair()
     exhaustive_passes = (
-        int(before_search + per_pair * n_cands * n_train) if st.strategy != "exhaustive" else None
+        # every image captured (at the probe images' capture cost) and every pair scored
+        int(before_search * n_train / captured_before + per_pair * n_cands * n_train)
+        if st.strategy != "exhaustive"
+        else None
     )
     order = [i for i in result.ranking() if i < n_cands]
     means, seen_n = result.means(), result.evaluated()

@@ -16,12 +16,16 @@ from camlang.frontend.ir import Node, to_text
 from camlang.passes.simplify import simplify
 from camlang.report.model import Candidate, MetricInfo, SynthCounts, SynthResult
 from camlang.synth.candidates import Pool, Search
+from camlang.synth.capturing import LazySplit
 from camlang.synth.compare import PairedComparison
 from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import Final
 from camlang.synth.holdout import Holdout
 from camlang.synth.job import Stop, SynthJob
+from camlang.synth.limits import TimeSplit
 from camlang.synth.scoring import bootstrap
+from camlang.synth.terminal_store import TerminalStore
+from camlang.synth.tune_winner import TunedWinner
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,16 @@ class SynthStats:
     holdout_estimate_s: float | None
     paired: PairedComparison | None
     seconds: float
+    time_split: TimeSplit  # the planned shares of `time`
+    search_seconds: float  # used by the search and tuning (everything before the holdout capture)
+    compare_seconds: float  # used by the holdout capture and comparison
+    train_captured: int  # training images whose terminals the race asked for
+    train_score_captured: int  # of them, with the score terminals (S_masked, S_ablated)
+    reused_passes: int  # forward passes the terminal store saved (read back, not recomputed)
+    tuning: TunedWinner
+    scoring_seconds: float  # wall time of the race's and final checks' scoring calls
+    scoring_passes: int  # the objective's forward passes in them
+    scoring_calls: int  # the model calls they took (passes / calls: images per call)
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,16 @@ class _Run:
     hold: Holdout
     stop: Stop
     n_train: int
+    split: LazySplit
+    tuned: TunedWinner
+    search_seconds: float  # seconds from the start to the end of the search (and tuning)
+    store: TerminalStore
+
+    def constants_of(self, node: Node) -> tuple[tuple[str, float], ...]:
+        """The constants `node` chose: tuned values for the tuned winner, else the grid's."""
+        if self.tuned.node is node:
+            return self.tuned.values
+        return self.search.en.constants_of(node)
 
 
 def build_outcome(
@@ -86,11 +110,14 @@ def build_outcome(
     final: Final,
     hold: Holdout,
     stop: Stop,
-    n_train: int,
+    split: LazySplit,
     notes: EquivalenceNotes,
+    tuned: TunedWinner,
+    search_seconds: float,
+    store: TerminalStore,
 ) -> SynthOutcome:
     """The report section of the run, its statistics, and the winner."""
-    run = _Run(search, pool, final, hold, stop, n_train)
+    run = _Run(search, pool, final, hold, stop, split.count, split, tuned, search_seconds, store)
     st = job.settings
     winner = final.winner
     shown = final.ordered[: max(1, st.top)]
@@ -133,7 +160,7 @@ def _candidates(
         iv = hold.intervals.get(n.nid)
         rows.append(
             Candidate(
-                to_text(simplify(job.program.builder, n)) + constants_suffix(en.constants_of(n)),
+                to_text(simplify(job.program.builder, n)) + constants_suffix(run.constants_of(n)),
                 en.sizes.get(n.nid, n.size),
                 final.train_scores.get(n.nid, nan),
                 nan if iv is None else iv.mean,
@@ -181,6 +208,7 @@ def _stats(job: SynthJob, run: _Run, shown: tuple[Node, ...], seconds: float) ->
     if winner_values is not None:
         iv = bootstrap(winner_values[None], st.seed)[0]
         winner_ci = (iv.ci_low, iv.ci_high)
+    search_seconds = min(seconds, run.search_seconds)
     best_stdlib = (
         max(sorted(final.stdlib_train), key=lambda r: job.sign * final.stdlib_train[r])
         if final.stdlib_train
@@ -204,12 +232,22 @@ def _stats(job: SynthJob, run: _Run, shown: tuple[Node, ...], seconds: float) ->
         anchors=tuple(sorted(run.pool.anchors)),
         stdlib_train=dict(final.stdlib_train),
         train_images={to_text(n): final.train_images.get(n.nid, 0) for n in shown},
-        constants=en.constants_of(winner),
+        constants=run.constants_of(winner),
         best_stdlib_train=best_stdlib,
         holdout_images=hold.images,
         holdout_estimate_s=hold.estimate_s,
         paired=hold.paired,
         seconds=seconds,
+        time_split=job.limits.split,
+        search_seconds=search_seconds,
+        compare_seconds=max(0.0, seconds - search_seconds),
+        train_captured=run.split.count,
+        train_score_captured=run.split.score_count,
+        reused_passes=run.store.reused_passes,
+        tuning=run.tuned,
+        scoring_seconds=job.clock.seconds,
+        scoring_passes=job.clock.passes,
+        scoring_calls=job.clock.calls,
     )
 
 

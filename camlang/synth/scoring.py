@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -58,6 +59,26 @@ class SplitData:
         return {k: v[i] if v.shape[0] == self.count else v for k, v in self.terminals.items()}
 
 
+@dataclass(frozen=True)
+class StoredBatch:
+    """One batch's captured split, read back from a store, and the forward passes it took."""
+
+    data: SplitData
+    passes: int
+
+
+class BatchStore(Protocol):
+    """Where captured batches are kept between runs (`camlang.synth.terminal_store`)."""
+
+    def load(self, needs: frozenset[str], start: int, stop: int, x: torch.Tensor) -> StoredBatch | None:
+        """The stored batch of positions `start:stop` whose input images are `x`, if any."""
+        ...
+
+    def save(self, needs: frozenset[str], start: int, stop: int, part: SplitData, passes: int) -> None:
+        """Keep one captured batch."""
+        ...
+
+
 def capture_split(
     live: LiveModel,
     ds: Dataset,
@@ -68,11 +89,15 @@ def capture_split(
     limit: int | None = None,
     keep_partial: bool = False,
     group: SynthGroup | None = None,
+    start: int = 0,
+    store: BatchStore | None = None,
 ) -> SplitData:
-    """Capture the terminals `needs` of (the first `limit`) images of `ds`.
+    """Capture the terminals `needs` of images `start` to `limit` (or the end) of `ds`.
 
     `before_batch` runs before every batch (the limits check: it may raise `StopSearch`). With
     `keep_partial`, a stop after the first batch keeps the images captured so far (a prefix).
+    A `store` gives back batches captured before (their recorded passes are counted, so a budget
+    stops at the same image) and keeps the new ones.
 
     With a distributed `group` the batches are captured in rounds: in each round rank r captures
     batch `round start + r`, and one all-gather gives every rank the round's batches and their
@@ -82,8 +107,9 @@ def capture_split(
     """
     group = group or SynthGroup()
     view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
-    shards = shard_batches(len(view), batch_size)
+    shards = shard_batches(max(0, len(view) - start), batch_size)
     kept: list[SplitData] = []
+    frozen_needs = frozenset(needs)
 
     def stopped() -> bool:
         if before_batch is None:
@@ -97,28 +123,39 @@ def capture_split(
         return False
 
     def capture_shard(j: int) -> SplitData:
-        return _capture_batch(live, view.get(range(shards[j].start, shards[j].stop)), needs, counter)
+        a, b = start + shards[j].start, start + shards[j].stop
+        batch = view.get(range(a, b))
+        if store is not None:
+            got = store.load(frozen_needs, a, b, batch.x)
+            if got is not None:
+                counter.images += got.passes
+                return got.data
+        before = counter.images
+        part = _capture_batch(live, batch, needs, counter)
+        if store is not None:
+            store.save(frozen_needs, a, b, part, counter.images - before)
+        return part
 
-    for start in range(0, len(shards), group.world_size):
+    for first in range(0, len(shards), group.world_size):
         if not group.distributed:
             if stopped():
                 break
-            kept.append(capture_shard(start))
+            kept.append(capture_shard(first))
             continue
         base = counter.images
-        j = start + group.rank
+        j = first + group.rank
         part = capture_shard(j) if j < len(shards) else None
         gathered = group.all_gather((part, counter.images - base))
         counter.images = base
-        for got, passes in gathered[: len(shards) - start]:  # ranks past the last batch sent None
+        for got, passes in gathered[: len(shards) - first]:  # ranks past the last batch sent None
             if stopped():
-                return _join(kept)
+                return join_splits(kept)
             assert got is not None  # the ranks that had no batch are past the slice's end
             kept.append(got)
             counter.images += int(passes)
     if not kept:
         raise CamlangError(f"data `{ds.name}` has no images to capture")
-    return _join(kept)
+    return join_splits(kept)
 
 
 def _capture_batch(live: LiveModel, batch: Batch, needs: set[str], counter: CallCounter) -> SplitData:
@@ -136,7 +173,7 @@ def _capture_batch(live: LiveModel, batch: Batch, needs: set[str], counter: Call
     )
 
 
-def _join(parts: list[SplitData]) -> SplitData:
+def join_splits(parts: list[SplitData]) -> SplitData:
     """The batches as one split, in order."""
     masks = [p.masks for p in parts if p.masks is not None]
     return SplitData(

@@ -96,3 +96,19 @@ def test_imagenet_photos_example(tmp_path: Path, capsys: pytest.CaptureFixture[s
     labelled.write_text(text)
     assert len(rows) == 20
     assert _accuracy(labelled, "mobilenet", "photos") >= 0.85
+
+
+def test_cifar10_synthesis_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The synthesis example end to end on the CIFAR-10 archive, shrunk: 8 + 8 images, small
+    searches under a short time limit (45 s each) (the grammars, objectives and data paths as written)."""
+    path = _copy("cifar10_synthesis.cam", tmp_path, 8)
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r'time = "\d+s"', 'time = "45s"', text)
+    text = re.sub(r"max_size = \d+", "max_size = 4", text)
+    path.write_text(text, encoding="utf-8")
+    report = _run(path, tmp_path, capsys)
+    syntheses = report["syntheses"]
+    assert [s["name"] for s in syntheses] == ["best_drop", "best_deletion", "best_insertion"]
+    assert [s["grammar"] for s in syntheses] == ["combined", "input_resolution", "input_resolution"]
+    for s in syntheses:
+        assert s["candidates"] and s["comparison"], s["name"]

@@ -178,3 +178,60 @@ def test_two_workers_capture_like_one_process(tmp_path: Path) -> None:
             assert set(data.terminals) == set(want.terminals)
             for key, value in want.terminals.items():
                 assert torch.allclose(data.terminals[key], value, atol=1e-6), key
+
+
+def _lazy(group: SynthGroup, budget: int | None) -> tuple[Any, int, int]:
+    """A lazy training split grown as a race would (2 images, then 4, then all 9) under a budget."""
+    from types import SimpleNamespace
+
+    from camlang.data.shapes import synthetic_shapes
+    from camlang.synth.capturing import LazySplit
+    from tests.conftest import demo_live_model
+
+    torch.set_num_threads(1)
+    counter = CallCounter()
+    job = SimpleNamespace(
+        live=demo_live_model(),
+        counter=counter,
+        group=group,
+        timed=False,
+        batch_size=CAPTURE_BATCH,
+        limits=SimpleNamespace(seconds=None),
+    )
+
+    def check() -> None:
+        if budget is not None and counter.images >= budget:
+            raise StopSearch(f"budget of {budget} forward passes reached")
+
+    split = LazySplit(job, synthetic_shapes(count=CAPTURE_IMAGES, size=32, seed=4), {"A", "G"}, None)  # type: ignore[arg-type]
+    try:
+        for n in (2, 4, CAPTURE_IMAGES):
+            split.ensure(n, False, check)
+    except StopSearch:
+        pass
+    return split.data(), split.count, counter.images
+
+
+def _lazy_worker(rank: int, folder: str) -> None:
+    with _two_rank_group(rank, folder) as group:
+        budgets = (("full", None), ("budget", CAPTURE_BUDGET))
+        torch.save({name: _lazy(group, b) for name, b in budgets}, f"{folder}/lazy{rank}.pt")
+
+
+def test_two_workers_grow_a_lazy_split_like_one_process(tmp_path: Path) -> None:
+    """Captures driven by the race keep the prefix rule: the same images and passes on 1 and 2
+    workers, with and without a budget."""
+    import torch.multiprocessing as mp
+
+    one = {name: _lazy(SynthGroup(None), b) for name, b in (("full", None), ("budget", CAPTURE_BUDGET))}
+    assert one["full"][1] == CAPTURE_IMAGES
+    assert one["budget"][1] == 6  # 2 + 2 + one batch of 2: the budget of 5 stops the next batch
+    mp.spawn(_lazy_worker, args=(str(tmp_path),), nprocs=2, join=True)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"lazy{rank}.pt", weights_only=False)
+        for name in ("full", "budget"):
+            (want, want_count, want_passes), (data, count, passes) = one[name], got[name]
+            assert (count, passes) == (want_count, want_passes)
+            assert data.labels == want.labels and torch.equal(data.x, want.x)
+            for key, value in want.terminals.items():
+                assert torch.allclose(data.terminals[key], value, atol=1e-6), key

@@ -1,0 +1,88 @@
+"""Captured terminals on disk, one file per batch of images, written as they are computed.
+
+A second synthesis on the same model and data (or a `--resume`d one) reads a batch back instead
+of running the network again. A file is named by a digest of the network (its weights digest and
+target layer), the terminals it holds and the batch's positions, and it keeps the batch's input
+images: a file whose images differ from the batch asked for (other data) is not used.
+
+A batch read back records the forward passes its capture took; the caller adds them to the pass
+counter, so a `budget` keeps the same prefix of images whether or not the cache was warm (the
+network itself is not called: `reused_passes` says how many passes the cache saved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from camlang.synth.scoring import SplitData, StoredBatch
+
+
+class TerminalStore:
+    """Batches of captured terminals in `folder` (None: nothing is stored)."""
+
+    def __init__(self, folder: Path | None, network: str) -> None:
+        self.folder = folder
+        self.network = network
+        self.reused_passes = 0
+
+    @staticmethod
+    def for_network(cache_dir: Path | None, weights_digest: str, layer: str | None) -> TerminalStore:
+        """The store of a network (its weights digest and target layer) under `cache_dir`."""
+        folder = None if cache_dir is None else Path(cache_dir) / "terminals"
+        return TerminalStore(folder, f"{weights_digest}@{layer}")
+
+    def _file(self, needs: frozenset[str], start: int, stop: int) -> Path | None:
+        if self.folder is None:
+            return None
+        key = json.dumps([self.network, sorted(needs), start, stop])
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
+
+    def load(self, needs: frozenset[str], start: int, stop: int, x: torch.Tensor) -> StoredBatch | None:
+        """The stored batch of positions `start:stop` whose input images are `x`, if any."""
+        path = self._file(needs, start, stop)
+        if path is None or not path.is_file():
+            return None
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError, EOFError):
+            return None  # a torn or foreign file: capture again (and overwrite it)
+        if not isinstance(saved, dict) or not torch.equal(saved.get("x", torch.empty(0)), x):
+            return None
+        data = SplitData(
+            saved["x"],
+            saved["raw"],
+            saved.get("masks"),
+            saved["logits"],
+            saved["targets"],
+            dict(saved["terminals"]),
+            [int(v) for v in saved["labels"]],
+        )
+        passes = int(saved["passes"])
+        self.reused_passes += passes
+        return StoredBatch(data, passes)
+
+    def save(self, needs: frozenset[str], start: int, stop: int, part: SplitData, passes: int) -> None:
+        """Write one captured batch (atomically; no-op without a folder)."""
+        path = self._file(needs, start, stop)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        saved = {
+            "x": part.x,
+            "raw": part.raw,
+            "logits": part.logits,
+            "targets": part.targets,
+            "terminals": part.terminals,
+            "labels": torch.tensor(part.labels, dtype=torch.long),
+            "passes": passes,
+        }
+        if part.masks is not None:
+            saved["masks"] = part.masks
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(saved, tmp)
+        os.replace(tmp, path)
