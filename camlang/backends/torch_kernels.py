@@ -52,8 +52,9 @@ def pc1_torch(x: torch.Tensor) -> torch.Tensor:
     """First principal component projection of `[N, C, H, W]` over channels -> `[N, 1, H, W]`.
 
     Sign convention (SVD is defined up to sign): the component's channel loading is oriented
-    so that its largest-magnitude entry is positive (the first of entries tied to within 1e-4). pytorch-grad-cam leaves the sign to
-    numpy's SVD; parity tests compare against both orientations.
+    so that its largest-magnitude entry is positive (the first of entries tied to within 1e-4).
+    pytorch-grad-cam leaves the sign to numpy's SVD; parity tests compare against both
+    orientations.
     """
     n, c, h, w = x.shape
     flat = x.reshape(n, c, h * w).transpose(1, 2)
