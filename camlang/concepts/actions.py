@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from camlang.concepts.adversarial import pgd_linf
+from camlang.concepts.bootstrap import Evidence, monitor_evidence
 from camlang.concepts.build import ConceptRuntime
 from camlang.concepts.features import Features, forward_with_features
 from camlang.concepts.heatmaps import SemanticHeatmaps, semantic_heatmaps, top_cells
@@ -63,23 +64,29 @@ def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, cons
     model = mdef.args["model"].name
     feats = runtime.features_of(model, act.data.name)
     results: dict[str, list[DetectorResult]] = {}
+    evidence: dict[str, Evidence] = {}
     wrong = ~feats.correct
     scores = monitor.detector_scores(feats)
-    results[f"misclassified in {act.data.name}"] = [
-        evaluate_detector(d, scores[d], wrong, monitor.thresholds[d]) for d in DETECTORS
-    ]
+    test = f"misclassified in {act.data.name}"
+    results[test] = [evaluate_detector(d, scores[d], wrong, monitor.thresholds[d]) for d in DETECTORS]
+    evidence[test] = monitor_evidence(scores, wrong, monitor.fpr)
     eps = mdef.args.get("pgd_eps")
     if eps is not None:
         adv = _pgd_features(runtime, model, act.data.name, feats, float(eps), mdef.args)
         if adv is not None:
             both, positive = adv
             adv_scores = monitor.detector_scores(both)
-            results[f"PGD eps={eps:g} on {act.data.name}"] = [
+            test = f"PGD eps={eps:g} on {act.data.name}"
+            results[test] = [
                 evaluate_detector(d, adv_scores[d], positive, monitor.thresholds[d]) for d in DETECTORS
             ]
+            evidence[test] = monitor_evidence(adv_scores, positive, monitor.fpr)
     title = f"{act.monitor.name} on {act.data.name}"
     report.add_monitor(
-        title, results, {"monitor": act.monitor.name, "data": act.data.name, "fpr": monitor.fpr}
+        title,
+        results,
+        {"monitor": act.monitor.name, "data": act.data.name, "fpr": monitor.fpr},
+        evidence,
     )
     for test, rows in results.items():
         console.print(

@@ -87,3 +87,39 @@ def paired_auroc_difference(
         for i in _resample_indices(positive, resamples, gen)
     ]
     return _interval(auroc(scores_a, positive) - auroc(scores_b, positive), draws, level)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The uncertainty of one monitor test: AUROC intervals and the combination's gain over MSP.
+
+    `requested_fpr` is the false-positive rate the thresholds were calibrated for (on the
+    calibrate split); the realised rate on the test split is each `DetectorResult.calibrated_fpr`.
+    """
+
+    intervals: dict[str, Interval]  # detector -> AUROC interval
+    difference: Interval | None  # AUROC(combined) - AUROC(msp), paired
+    requested_fpr: float
+
+
+def monitor_evidence(
+    scores: dict[str, torch.Tensor],
+    positive: torch.Tensor,
+    requested_fpr: float,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Evidence:
+    """Bootstrap intervals for every detector's AUROC and for combined minus MSP."""
+    if bool(positive.all()) or not bool(positive.any()):
+        nan = Interval(float("nan"), float("nan"), float("nan"), 0.95, 0)
+        return Evidence({name: nan for name in scores}, None, requested_fpr)
+    intervals = {
+        name: bootstrap_auroc(s, positive, resamples=resamples, seed=seed) for name, s in scores.items()
+    }
+    difference = None
+    if "combined" in scores and "msp" in scores:
+        difference = paired_auroc_difference(
+            scores["combined"], scores["msp"], positive, resamples=resamples, seed=seed
+        )
+    return Evidence(intervals, difference, requested_fpr)
