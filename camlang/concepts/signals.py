@@ -51,9 +51,10 @@ def logit_signals(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def _softmax_regression(
+def softmax_regression(
     x: torch.Tensor, labels: torch.Tensor, classes: int, l2: float = 1e-2
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression `[D] -> classes` (L2, L-BFGS): weight `[D, C]`, bias `[C]`."""
     w = torch.zeros(x.shape[1], classes, requires_grad=True)
     b = torch.zeros(classes, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=100, line_search_fn="strong_wolfe")
@@ -113,7 +114,7 @@ def fit_signal_model(
         mine = z[correct & (pred == c)]
         if len(mine):  # a class never predicted correctly keeps the overall mean (zero)
             class_mean[c] = mine.mean(0)
-    w, b = _softmax_regression(z, labels, len(classes))
+    w, b = softmax_regression(z, labels, len(classes))
     return SignalModel(heat, class_mean, mean, scale, w, b)
 
 
