@@ -43,12 +43,13 @@ class Normalised(nn.Module):
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        # Plain tensors, not buffers: nothing here is state to save, and mypy sees their type.
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """The model's logits for `[0, 1]` images."""
-        return self.model((pixels - self.mean) / self.std)
+        return self.model((pixels - self.mean.to(pixels.device)) / self.std.to(pixels.device))
 
 
 def fgsm_linf(model: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, *, eps: float) -> torch.Tensor:
@@ -116,11 +117,11 @@ def attack_features(
         out, feats = forward_with_features(pixel_model, adv, wanted, hook_target=model)
         logits.append(out)
         pooled.append(feats)
-    feats = Features(
+    out = Features(
         torch.cat(logits),
         {k: torch.cat([p[k] for p in pooled]) for k in wanted},
         labels,
         None,
         (),
     )
-    return Attacked(attack, feats, feats.predictions != labels)
+    return Attacked(attack, out, out.predictions != labels)
