@@ -114,9 +114,9 @@ def attack_features(
     for start in range(0, len(pixels), batch_size):
         x, y = pixels[start : start + batch_size], labels[start : start + batch_size]
         adv = run_attack(attack, pixel_model, x, y, gen)
-        out, feats = forward_with_features(pixel_model, adv, wanted, hook_target=model)
-        logits.append(out)
-        pooled.append(feats)
+        batch_logits, batch_pooled = forward_with_features(pixel_model, adv, wanted, hook_target=model)
+        logits.append(batch_logits)
+        pooled.append(batch_pooled)
     out = Features(
         torch.cat(logits),
         {k: torch.cat([p[k] for p in pooled]) for k in wanted},
