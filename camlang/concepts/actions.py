@@ -9,6 +9,7 @@ import torch
 from camlang.concepts.adversarial import pgd_linf
 from camlang.concepts.bootstrap import Evidence, monitor_evidence
 from camlang.concepts.build import ConceptRuntime
+from camlang.concepts.discover import DiscoveredSource
 from camlang.concepts.features import Features, forward_with_features
 from camlang.concepts.heatmaps import SemanticHeatmaps, semantic_heatmaps, top_cells
 from camlang.concepts.localise import fit_localiser, localise
@@ -47,6 +48,8 @@ def run_heatmaps(
         "accuracy": float(correct.float().mean()),
     }
     title = f"{act.concepts.name} on {act.model.name}, {act.data.name}"
+    if isinstance(source, DiscoveredSource):  # a person names a discovered concept from its patches
+        extra["patches_png"] = report.save_patches(act.concepts.name, source.patches, source.names)
     report.add_heatmaps(title, heat, loc, extra)
     console.print(f"[bold]heatmaps[/] {title}: accuracy {extra['accuracy']:.1%}")
     for c in range(len(classes)):

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from camlang.concepts.bootstrap import Evidence, Interval  # noqa: E402
+from camlang.concepts.discover import PatchGrid  # noqa: E402
 from camlang.concepts.heatmaps import SemanticHeatmaps, top_cells  # noqa: E402
 from camlang.concepts.localise import Localisation  # noqa: E402
 from camlang.concepts.roc import DetectorResult  # noqa: E402
@@ -53,6 +54,20 @@ class ConceptReport:
         (self.folder / name).write_bytes(self.pngs[name])
         return name
 
+    def save_patches(self, title: str, grid: PatchGrid, names: tuple[str, ...]) -> str:
+        """A PNG of each discovered concept's top patches (one row per concept); its file name."""
+        k, t = grid.pixels.shape[:2]
+        fig, axes = plt.subplots(k, t, figsize=(0.9 * t + 0.8, 0.9 * k), squeeze=False)
+        for c in range(k):
+            for j in range(t):
+                ax = axes[c][j]
+                ax.imshow(grid.pixels[c, j].permute(1, 2, 0).clamp(0, 1).numpy())
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[c][0].set_ylabel(names[c], fontsize=8)
+        fig.suptitle(f"{title}: top patches per discovered concept", fontsize=9)
+        return self._save(fig, f"{_slug(title)}-patches.png")
+
     def main_sections(self) -> tuple[ConceptSection, ...]:
         """The sections for the run's main report: PNG paths made relative to the output folder."""
         out = []
@@ -61,6 +76,9 @@ class ConceptReport:
             names = [c["png"] for c in data.get("classes", [])] + [
                 t["roc_png"] for t in data.get("tests", {}).values()
             ]
+            if "patches_png" in data:
+                names.append(data["patches_png"])
+                data["patches_png"] = f"{FOLDER}/{data['patches_png']}"
             for c in data.get("classes", []):
                 c["png"] = f"{FOLDER}/{c['png']}"
             for test in data.get("tests", {}).values():
@@ -76,6 +94,13 @@ class ConceptReport:
         stem = _slug(title)
         classes: list[dict[str, Any]] = []
         lines = [f"## Semantic heatmaps: {title}", ""]
+        if "patches_png" in extra:
+            lines += [
+                "Discovered concepts, each shown by the image patches where it is strongest:",
+                "",
+                f"![discovered concepts]({extra['patches_png']})",
+                "",
+            ]
         for c, name in enumerate(heat.classes):
             png = self._save(_matrices(heat, c), f"{stem}-{_slug(name)}.png")
             cells = top_cells(heat, c, 3)

@@ -285,6 +285,14 @@ CONCEPT_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("model", ("model",)),
         Arg("align", ("data",), doc="held-out images to fit the feature aligner on"),
     ),
+    "discovered": (
+        Arg("model", ("model",)),
+        Arg("data", ("data",), doc="images to discover concepts on (no annotations needed)"),
+        Arg("layer", ("string",), doc='a layer path with spatial output, e.g. "layer2"'),
+        Arg("count", ("int",), 8, "number of concepts (NMF rank)", check=AtLeast(2)),
+        Arg("seed", ("int",), 0, "NMF initialisation seed"),
+        Arg("images", ("int",), 1000, "factorise at most this many images", check=AtLeast(1)),
+    ),
 }
 
 #: Kinds of `monitor NAME = ...` declarations.
