@@ -6,11 +6,11 @@ from typing import Any
 
 import torch
 
-from camlang.concepts.adversarial import pgd_linf
+from camlang.concepts.attacks import Attack, attack_features
 from camlang.concepts.bootstrap import Evidence, monitor_evidence
 from camlang.concepts.build import ConceptRuntime
 from camlang.concepts.discover import DiscoveredSource
-from camlang.concepts.features import Features, forward_with_features
+from camlang.concepts.features import Features
 from camlang.concepts.heatmaps import SemanticHeatmaps, semantic_heatmaps, top_cells
 from camlang.concepts.localise import fit_localiser, localise
 from camlang.concepts.monitor import DETECTORS
@@ -101,31 +101,33 @@ def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, cons
 def _pgd_features(
     runtime: ConceptRuntime, model: str, data: str, clean: Features, eps: float, args: dict[str, Any]
 ) -> tuple[Features, torch.Tensor] | None:
-    """Clean correct images (negatives) and successful PGD examples of them (positives)."""
+    """Clean correct images (negatives) and successful PGD examples of them (positives).
+
+    The radius is in pixel units (`8/255`: eight grey levels), whatever the model's normalisation.
+    """
     live = runtime.state.model(model, data)
     ds = runtime.state.data(data)
     keep = torch.nonzero(clean.correct).flatten()
     if len(keep) == 0:
         return None
     batch = ds.get(keep)
-    mean, std = ds.normalization
-    lo = ((0 - torch.tensor(mean)) / torch.tensor(std)).view(1, -1, 1, 1)
-    hi = ((1 - torch.tensor(mean)) / torch.tensor(std)).view(1, -1, 1, 1)
-    gen = torch.Generator().manual_seed(int(args["seed"]))
-    parts = []
-    for start in range(0, len(keep), 128):
-        x, y = batch.x[start : start + 128], batch.labels[start : start + 128]
-        x_adv = pgd_linf(
-            live.module, x, y, eps=eps, steps=int(args["pgd_steps"]), lower=lo, upper=hi, generator=gen
-        )
-        parts.append(forward_with_features(live.module, x_adv, runtime.layers_of(model)))
-    logits = torch.cat([p[0] for p in parts])
-    pooled = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
-    fooled = logits.argmax(1) != batch.labels
+    attack = Attack("pgd", eps, int(args["pgd_steps"]))
+    pixels = batch.raw[:, : batch.x.shape[1]]  # grey images are shown as 3 equal channels
+    attacked = attack_features(
+        attack,
+        live.module,
+        ds.normalization,
+        pixels,
+        batch.labels,
+        runtime.layers_of(model),
+        seed=int(args["seed"]),
+    )
+    fooled = attacked.flipped
     sub = clean.subset(keep)
+    adv = attacked.features.subset(fooled)
     both = Features(
-        torch.cat([sub.logits, logits[fooled]]),
-        {k: torch.cat([sub.pooled[k], pooled[k][fooled]]) for k in pooled},
+        torch.cat([sub.logits, adv.logits]),
+        {k: torch.cat([sub.pooled[k], adv.pooled[k]]) for k in adv.pooled},
         None,
         None,
         (),
