@@ -16,6 +16,7 @@ from camlang.concepts.localise import fit_localiser, localise
 from camlang.concepts.monitor import DETECTORS
 from camlang.concepts.report import ConceptReport
 from camlang.concepts.roc import DetectorResult, evaluate_detector
+from camlang.concepts.watch_adversarial import ADVERSARIAL, adversarial_scores, fit_watch_adversarial
 from camlang.errors import CamlangError
 from camlang.frontend import syntax as s
 
@@ -73,6 +74,7 @@ def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, cons
     test = f"misclassified in {act.data.name}"
     results[test] = [evaluate_detector(d, scores[d], wrong, monitor.thresholds[d]) for d in DETECTORS]
     evidence[test] = monitor_evidence(scores, wrong, monitor.fpr)
+    extra: dict[str, Any] = {"monitor": act.monitor.name, "data": act.data.name, "fpr": monitor.fpr}
     eps = mdef.args.get("pgd_eps")
     if eps is not None:
         adv = _pgd_features(runtime, model, act.data.name, feats, float(eps), mdef.args)
@@ -83,19 +85,31 @@ def run_watch(runtime: ConceptRuntime, report: ConceptReport, act: s.Watch, cons
             results[test] = [
                 evaluate_detector(d, adv_scores[d], positive, monitor.thresholds[d]) for d in DETECTORS
             ]
+            # Only flipped inputs are positives: the success rate says how many that left.
+            extra["pgd_success_rate"] = int(positive.sum()) / max(int((~positive).sum()), 1)
+            fitted = fit_watch_adversarial(runtime, mdef)
+            if fitted is not None:
+                adv_scores[ADVERSARIAL] = adversarial_scores(fitted, both)
+                threshold = fitted.detector.threshold
+                results[test].append(
+                    evaluate_detector(ADVERSARIAL, adv_scores[ADVERSARIAL], positive, threshold)
+                )
+                extra["adversarial_detector"] = fitted.note()
             evidence[test] = monitor_evidence(adv_scores, positive, monitor.fpr)
     title = f"{act.monitor.name} on {act.data.name}"
-    report.add_monitor(
-        title,
-        results,
-        {"monitor": act.monitor.name, "data": act.data.name, "fpr": monitor.fpr},
-        evidence,
-    )
+    report.add_monitor(title, results, extra, evidence)
     for test, rows in results.items():
         console.print(
             f"[bold]monitor[/] {act.monitor.name}, {test}: "
             + ", ".join(f"{r.detector} AUROC {r.auroc:.3f} TPR@5% {r.tpr_at_5_fpr:.2f}" for r in rows)
         )
+    if "pgd_success_rate" in extra:
+        note = (
+            f"; adversarial detector {extra['adversarial_detector']}"
+            if "adversarial_detector" in extra
+            else ""
+        )
+        console.print(f"  PGD flipped {extra['pgd_success_rate']:.1%} of the correct images{note}")
 
 
 def _pgd_features(

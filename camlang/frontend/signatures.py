@@ -318,6 +318,19 @@ MONITOR_KINDS: dict[str, tuple[Arg, ...]] = {
         ),
         Arg("pgd_steps", ("int",), 10, "PGD steps", check=AtLeast(1)),
         Arg("seed", ("int",), 0, "PGD random start seed"),
+        Arg(
+            "early",
+            ("concepts", "none"),
+            None,
+            "probes at an early layer: PGD examples are also scored by early/late concept disagreement",
+        ),
+        Arg(
+            "fit_attack",
+            ("string",),
+            "fgsm",
+            "the attack that detector is fitted on: FGSM at pgd_eps, or PGD at pgd_eps / 4",
+            check=Choices(("fgsm", "pgd_small")),
+        ),
     ),
 }
 
