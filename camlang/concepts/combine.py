@@ -55,6 +55,34 @@ def signals_from(columns: dict[str, torch.Tensor]) -> Signals:
     return Signals(tuple(columns), torch.stack([c.float() for c in columns.values()], dim=1))
 
 
+#: Quantiles kept per signal for the normal-score transform.
+_QUANTILES = 257
+
+
+def _normal_scores(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """Each column of `x` `[N, S]` through its fit split's empirical CDF, then the normal quantile.
+
+    MSP is piled up near 0 with a long tail; a linear model on raw values lets a weak, noisy
+    signal reorder the many confident images, and the combination loses to MSP alone. On normal
+    scores every signal is spread evenly, and the transform is monotone, so a signal alone keeps
+    its ranking.
+    """
+    q = knots.shape[0]
+    levels = torch.linspace(0.5 / q, 1 - 0.5 / q, q, dtype=torch.float64)
+    out = torch.empty(x.shape, dtype=torch.float64)
+    for s in range(x.shape[1]):
+        k, v = knots[:, s].double().contiguous(), x[:, s].double().contiguous()
+        hi = torch.searchsorted(k, v).clamp(1, q - 1)
+        lo = hi - 1
+        span = (k[hi] - k[lo]).clamp_min(1e-12)
+        t = ((v - k[lo]) / span).clamp(0.0, 1.0)
+        out[:, s] = levels[lo] + t * (levels[hi] - levels[lo])
+    normal = torch.distributions.Normal(
+        torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+    )
+    return normal.icdf(out).float()
+
+
 def _expand(z: torch.Tensor, interactions: bool) -> torch.Tensor:
     if not interactions or z.shape[1] < 2:
         return z
@@ -64,30 +92,30 @@ def _expand(z: torch.Tensor, interactions: bool) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Logistic:
-    """A logistic regression over standardised signals (optionally with pairwise products)."""
+    """A logistic regression over the signals' normal scores (optionally with pairwise products)."""
 
-    mean: torch.Tensor  # [S]
-    std: torch.Tensor  # [S]
+    knots: torch.Tensor  # [Q, S] quantiles of each signal on the fit split
     weight: torch.Tensor  # [S] or [S + S(S-1)/2]
     bias: float
     interactions: bool
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """`[N]` logits (higher: more likely positive) for raw signal values `[N, S]`."""
-        return _expand((x.float() - self.mean) / self.std, self.interactions) @ self.weight + self.bias
+        return _expand(_normal_scores(x, self.knots), self.interactions) @ self.weight + self.bias
 
 
 def fit_logistic(
     x: torch.Tensor, positive: torch.Tensor, *, interactions: bool = False, l2: float = 1e-2
 ) -> Logistic:
-    """Class-balanced logistic regression of `positive` on `x` `[N, S]` (standardised), by L-BFGS.
+    """Class-balanced logistic regression of `positive` on the normal scores of `x` `[N, S]`, by L-BFGS.
 
     Balanced, because defects are the minority and AUROC weighs both classes alike; the L2 term
     keeps the weights finite when the classes are separable.
     """
     x = x.float()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
-    z, y = _expand((x - mean) / std, interactions), positive.float()
+    levels = torch.linspace(0.0, 1.0, _QUANTILES, dtype=torch.float64)
+    knots = torch.quantile(x.double(), levels, dim=0).float()
+    z, y = _expand(_normal_scores(x, knots), interactions), positive.float()
     rate = y.mean().clamp(1e-3, 1 - 1e-3)
     weights = torch.where(y > 0.5, 0.5 / rate, 0.5 / (1 - rate))
     w = torch.zeros(z.shape[1], requires_grad=True)
@@ -102,7 +130,7 @@ def fit_logistic(
 
     with torch.enable_grad():
         opt.step(closure)
-    return Logistic(mean, std, w.detach(), float(b.detach()), interactions)
+    return Logistic(knots, w.detach(), float(b.detach()), interactions)
 
 
 @dataclass(frozen=True)

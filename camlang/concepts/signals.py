@@ -8,6 +8,9 @@ Every signal is "higher means more likely a defect":
   images of its predicted class (squared, per-concept standardised distance to the class mean);
 - `concept_disagreement`: `-log p(predicted class | concepts)` under a softmax regression from
   concept scores to the true label: the concepts point to another class;
+- `concept_trust`: the trust score of Jiang et al. (2018) in concept space: the log ratio of the
+  distance to the nearest correctly classified fit image of the predicted class to the distance
+  to the nearest one of any other class (high: the concepts sit among another class's images);
 - `msp` (`1 - max p`), `energy` (`-logsumexp`), `margin` (second logit minus the first): the
   network's own confidence.
 
@@ -29,7 +32,15 @@ from camlang.concepts.heatmaps import SemanticHeatmaps, comparisons, semantic_he
 from camlang.concepts.likelihood import loglik, smoothed
 
 #: The monitor's signals, in report order; the combined detector reads all of them.
-SIGNALS: tuple[str, ...] = ("monitor", "concept_distance", "concept_disagreement", "msp", "energy", "margin")
+SIGNALS: tuple[str, ...] = (
+    "monitor",
+    "concept_distance",
+    "concept_disagreement",
+    "concept_trust",
+    "msp",
+    "energy",
+    "margin",
+)
 
 
 def heatmap_llr(heat: SemanticHeatmaps, scores: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
@@ -80,6 +91,18 @@ class SignalModel:
     scale: torch.Tensor  # [K]
     head_weight: torch.Tensor  # [K, C]
     head_bias: torch.Tensor  # [C]
+    reference: torch.Tensor  # [R, K] standardised concept scores of correct fit images
+    reference_labels: torch.Tensor  # [R]
+
+    def trust(self, z: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        """`[N]` log(distance to the predicted class / distance to the nearest other class)."""
+        dist = torch.cdist(z, self.reference)  # [N, R]
+        same = self.reference_labels[None, :] == pred[:, None]
+        inf = torch.tensor(float("inf"))
+        d_pred = torch.where(same, dist, inf).min(dim=1).values
+        d_other = torch.where(~same, dist, inf).min(dim=1).values
+        # A class with no reference image is infinitely far: capped, so the log stays finite.
+        return torch.log(d_pred.clamp(max=1e6) + 1e-3) - torch.log(d_other.clamp(max=1e6) + 1e-3)
 
     def signals(self, scores: torch.Tensor, logits: torch.Tensor) -> Signals:
         """Every signal in `SIGNALS` for concept scores `[N, K]` and logits `[N, C]`."""
@@ -91,6 +114,7 @@ class SignalModel:
             "monitor": heatmap_llr(self.heatmaps, scores, pred),
             "concept_distance": distance,
             "concept_disagreement": -log_p.gather(1, pred[:, None]).squeeze(1),
+            "concept_trust": self.trust(z, pred),
             **logit_signals(logits),
         }
         return signals_from({name: columns[name] for name in SIGNALS})
@@ -115,7 +139,7 @@ def fit_signal_model(
         if len(mine):  # a class never predicted correctly keeps the overall mean (zero)
             class_mean[c] = mine.mean(0)
     w, b = softmax_regression(z, labels, len(classes))
-    return SignalModel(heat, class_mean, mean, scale, w, b)
+    return SignalModel(heat, class_mean, mean, scale, w, b, z[correct], labels[correct])
 
 
 def cross_fitted_signals(
