@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", default="bench_concepts_real", help="results.json and patch grids")
     ap.add_argument("--depths", type=int, nargs="+", default=[20, 56])
-    ap.add_argument("--fit-attack", choices=("fgsm", "pgd2"), default="fgsm")
+    ap.add_argument("--fit-attack", choices=("fgsm", "pgd2"), default="pgd2")
     ap.add_argument("--adv-count", type=int, default=500, help="images per split attacked")
     args = ap.parse_args(argv)
     if args.real:

@@ -33,7 +33,7 @@ class Attack:
 
     def describe(self) -> str:
         """`PGD L-inf 8/255, 10 steps`."""
-        radius = f"{self.eps * 255:g}/255"
+        radius = f"{self.eps * 255:.3g}/255"
         return f"FGSM L-inf {radius}" if self.method == "fgsm" else f"PGD L-inf {radius}, {self.steps} steps"
 
 

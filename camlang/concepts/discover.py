@@ -137,12 +137,12 @@ def top_patches(coeffs: torch.Tensor, raw: torch.Tensor, top: int = 8) -> PatchG
     """Per concept, the `top` images where its strongest cell is strongest, and that cell's patch.
 
     `coeffs` is `[N, K, H, W]`. The patch is centred on the cell and twice its size, at least a
-    third of the image: late layers see far more than one cell, and a person needs context.
+    half of the image: late layers see far more than one cell, and a person needs context.
     """
     n, k, h, w = coeffs.shape
     size = raw.shape[-1]
     cell = size / h
-    p = min(size, max(int(round(2 * cell)), size // 3))
+    p = min(size, max(int(round(2 * cell)), size // 2))
     flat = coeffs.flatten(2)  # [N, K, HW]
     best, where = flat.max(dim=2)  # [N, K]
     t = min(top, n)

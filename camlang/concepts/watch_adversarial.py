@@ -4,7 +4,7 @@ With an `early` probe set, a monitor's PGD test also scores the detector of
 `camlang.concepts.detect`: early/late concept disagreement (the early set against the monitor's
 own concept set) plus the confidence signals. The relation between the two sets is fitted on the
 early set's clean training images; the detector on the monitor's `fit` split against the
-*fitting* attack (`fit_attack`: FGSM at `pgd_eps`, or PGD at a quarter of it), chosen and
+*fitting* attack (`fit_attack`: PGD at a quarter of `pgd_eps`, or FGSM at `pgd_eps`), chosen and
 thresholded on `calibrate`; the test PGD is never seen before the test.
 """
 

@@ -327,8 +327,8 @@ MONITOR_KINDS: dict[str, tuple[Arg, ...]] = {
         Arg(
             "fit_attack",
             ("string",),
-            "fgsm",
-            "the attack that detector is fitted on: FGSM at pgd_eps, or PGD at pgd_eps / 4",
+            "pgd_small",
+            "the attack that detector is fitted on: PGD at pgd_eps / 4, or FGSM at pgd_eps",
             check=Choices(("fgsm", "pgd_small")),
         ),
     ),
