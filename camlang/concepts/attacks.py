@@ -46,6 +46,9 @@ class Normalised(nn.Module):
         # Plain tensors, not buffers: nothing here is state to save, and mypy sees their type.
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        # A new module is in training mode; restoring "its" mode after an attack would put the
+        # wrapped model's batch norms into training mode (batch statistics, updated running stats).
+        self.train(model.training)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """The model's logits for `[0, 1]` images."""

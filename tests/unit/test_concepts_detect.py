@@ -107,3 +107,14 @@ def test_a_detector_refuses_to_be_scored_on_its_fitting_attack(disagreement: Con
     assert detector.fitted_on == FIT_ATTACK
     with pytest.raises(CamlangError, match="fitted on FGSM"):
         evaluate_adversarial(detector, cal.features, cal_adv)
+
+
+def test_attacks_leave_the_model_in_eval_mode_and_are_seeded() -> None:
+    model = _model()
+    batch = _images(8, 58)
+    assert batch.labels is not None
+    runs = [
+        attack_features(TEST_ATTACK, model, NORM, batch.x, batch.labels, (LATE,), seed=3) for _ in range(2)
+    ]
+    assert not model.training and not any(m.training for m in model.modules())
+    assert torch.equal(runs[0].features.logits, runs[1].features.logits)
