@@ -59,7 +59,13 @@ def signals_from(columns: dict[str, torch.Tensor]) -> Signals:
 _QUANTILES = 257
 
 
-def _normal_scores(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+def quantile_knots(x: torch.Tensor) -> torch.Tensor:
+    """`[Q, S]` quantiles of each column of `x` `[N, S]`: the knots of `normal_scores`."""
+    levels = torch.linspace(0.0, 1.0, _QUANTILES, dtype=torch.float64)
+    return torch.quantile(x.double(), levels, dim=0).float()
+
+
+def normal_scores(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
     """Each column of `x` `[N, S]` through its fit split's empirical CDF, then the normal quantile.
 
     MSP is piled up near 0 with a long tail; a linear model on raw values lets a weak, noisy
@@ -101,7 +107,7 @@ class Logistic:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """`[N]` logits (higher: more likely positive) for raw signal values `[N, S]`."""
-        return _expand(_normal_scores(x, self.knots), self.interactions) @ self.weight + self.bias
+        return _expand(normal_scores(x, self.knots), self.interactions) @ self.weight + self.bias
 
 
 def fit_logistic(
@@ -113,9 +119,8 @@ def fit_logistic(
     keeps the weights finite when the classes are separable.
     """
     x = x.float()
-    levels = torch.linspace(0.0, 1.0, _QUANTILES, dtype=torch.float64)
-    knots = torch.quantile(x.double(), levels, dim=0).float()
-    z, y = _expand(_normal_scores(x, knots), interactions), positive.float()
+    knots = quantile_knots(x)
+    z, y = _expand(normal_scores(x, knots), interactions), positive.float()
     rate = y.mean().clamp(1e-3, 1 - 1e-3)
     weights = torch.where(y > 0.5, 0.5 / rate, 0.5 / (1 - rate))
     w = torch.zeros(z.shape[1], requires_grad=True)

@@ -29,7 +29,14 @@ from torch import nn
 
 from camlang.concepts.attacks import Attack, Attacked, attack_features
 from camlang.concepts.bootstrap import Interval, bootstrap_auroc
-from camlang.concepts.combine import Combiner, Signals, fit_combiner, signals_from
+from camlang.concepts.combine import (
+    Combiner,
+    Signals,
+    fit_combiner,
+    normal_scores,
+    quantile_knots,
+    signals_from,
+)
 from camlang.concepts.features import Features
 from camlang.concepts.roc import DetectorResult, evaluate_detector, threshold_at_fpr
 from camlang.concepts.signals import logit_signals, softmax_regression
@@ -114,18 +121,41 @@ def fit_disagreement(
 
 
 @dataclass(frozen=True)
+class TwoSided:
+    """Each signal as its distance into either tail of the clean images' distribution.
+
+    Attacks differ in direction: FGSM's one step leaves an image barely across the boundary
+    (*less* confident than clean images), PGD drives it deep into the new class (*more*
+    confident). A detector fitted on one attack learns that attack's direction; read as "how
+    atypical for a clean image, either way" (`|normal score|` under the clean distribution), the
+    signals mean the same thing for both, and the detector transfers.
+    """
+
+    knots: torch.Tensor  # [Q, S] quantiles of the clean images' signals
+
+    def __call__(self, signals: Signals) -> Signals:
+        """`|z|` of every signal against the clean images (same names)."""
+        return Signals(signals.names, normal_scores(signals.values, self.knots).abs())
+
+
+@dataclass(frozen=True)
 class AdversarialDetector:
     """A combined adversarial detector, its threshold, and the attack it was fitted on."""
 
     disagreement: ConceptDisagreement
+    two_sided: TwoSided
     combiner: Combiner
     threshold: float  # flags at most `fpr` of clean calibrate images
     fpr: float
     fitted_on: Attack
 
+    def signals(self, features: Features) -> Signals:
+        """The detector's input signals, two-sided against clean images."""
+        return self.two_sided(self.disagreement.signals(features))
+
     def scores(self, features: Features) -> torch.Tensor:
         """`[N]` combined scores (higher: more likely attacked)."""
-        return self.combiner(self.disagreement.signals(features))
+        return self.combiner(self.signals(features))
 
 
 def _with_attacked(clean: Features, attacked: Attacked) -> tuple[torch.Tensor, Features]:
@@ -158,10 +188,17 @@ def fit_adversarial_detector(
         raise CamlangError("the fit and calibrate splits must be attacked by the same fitting attack")
     fit_pos, fit_both = _with_attacked(clean_fit, attacked_fit)
     cal_pos, cal_both = _with_attacked(clean_calibrate, attacked_calibrate)
-    combiner = fit_combiner(disagreement.signals(fit_both), fit_pos, disagreement.signals(cal_both), cal_pos)
-    clean_scores = combiner(disagreement.signals(clean_calibrate.subset(clean_calibrate.correct)))
+    two_sided = TwoSided(quantile_knots(disagreement.signals(fit_both).values[~fit_pos]))
+    combiner = fit_combiner(
+        two_sided(disagreement.signals(fit_both)),
+        fit_pos,
+        two_sided(disagreement.signals(cal_both)),
+        cal_pos,
+    )
+    draft = AdversarialDetector(disagreement, two_sided, combiner, float("inf"), fpr, attacked_fit.attack)
+    clean_scores = draft.scores(clean_calibrate.subset(clean_calibrate.correct))
     return AdversarialDetector(
-        disagreement, combiner, threshold_at_fpr(clean_scores, fpr), fpr, attacked_fit.attack
+        disagreement, two_sided, combiner, threshold_at_fpr(clean_scores, fpr), fpr, attacked_fit.attack
     )
 
 
@@ -188,7 +225,7 @@ def evaluate_adversarial(
             hint="test on another attack method or radius",
         )
     positive, both = _with_attacked(clean_test, attacked_test)
-    signals = detector.disagreement.signals(both)
+    signals = detector.disagreement.signals(both)  # shown as they are, one-sided
     columns = {"combined": detector.scores(both), **{n: signals.column(n) for n in signals.names}}
     # Single signals are shown as they are (MSP's reading is `1 - confidence`); only the
     # combined detector has a calibrated threshold.
