@@ -260,6 +260,7 @@ def run_real(argv_args: Any, root: Path) -> int:
             print(f"missing {need}: see the docstring (scripts/make_cifar_concepts.py makes the splits)")
             return 2
     torch.manual_seed(0)
+    print(f"load average at the start: {os.getloadavg()}", flush=True)
     fit_attack = Attack("fgsm", 8 / 255) if argv_args.fit_attack == "fgsm" else Attack("pgd", 2 / 255, 10)
     results = []
     for depth in argv_args.depths:

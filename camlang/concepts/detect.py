@@ -12,10 +12,11 @@ signals (higher: more suspect unless the combiner learns otherwise):
 - `confidence` (max softmax probability), `energy`, `margin`: attacked images are typically
   *more* confident than clean ones, which a plain MSP detector reads backwards.
 
-`fit_adversarial_detector` learns their combination (`camlang.concepts.combine`) on clean fit
-images against the successful examples of a *fitting* attack (e.g. FGSM, or PGD with a smaller
-radius), chooses it on calibrate images against the same attack, and sets the threshold on clean
-calibrate images. `evaluate_adversarial` then scores a different *test* attack and refuses the one
+`fit_adversarial_detector` reads each signal two-sided (how far into either tail of the clean
+images' distribution, `TwoSided`), learns their combination (`camlang.concepts.combine`) on clean
+fit images against the successful examples of a *fitting* attack (e.g. FGSM, or PGD with a
+smaller radius), chooses it on calibrate images against the same attack, and sets the threshold
+on clean calibrate images. `evaluate_adversarial` then scores a different *test* attack and refuses the one
 the detector was fitted on; only inputs the test attack flipped count as positives.
 """
 
