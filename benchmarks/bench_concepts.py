@@ -16,6 +16,10 @@ No pass/fail target: the forward pass dominates the end-to-end time and its arit
 same batched or not (single-threaded here), so expect a small end-to-end ratio; the batched
 heatmap step is where vectorising pays. The exit status is 1 only when the results disagree.
 Run: nice -n 10 python benchmarks/bench_concepts.py [--count 10000]
+
+`--real` runs instead the concepts pipeline on CIFAR-10 ResNet-20 and ResNet-56 (monitor and
+combined detector, PGD detection, discovered concepts, fault localisation): see
+`benchmarks/bench_concepts_real.py`.
 """
 
 from __future__ import annotations
@@ -96,7 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     """Time both, check agreement, print the ratios; exit 1 when the heatmaps disagree."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=10_000)
+    ap.add_argument("--real", action="store_true", help="CIFAR-10 ResNet-20/56 instead (shared data)")
+    ap.add_argument("--shared", default=None, help="shared data folder (default ../shared/data)")
+    ap.add_argument(
+        "--data", default="~/.cache/camlang/cifar10_concepts", help="make_cifar_concepts.py output"
+    )
+    ap.add_argument("--out", default="bench_concepts_real", help="results.json and patch grids")
+    ap.add_argument("--depths", type=int, nargs="+", default=[20, 56])
+    ap.add_argument("--fit-attack", choices=("fgsm", "pgd2"), default="pgd2")
+    ap.add_argument("--adv-count", type=int, default=500, help="images per split attacked")
     args = ap.parse_args(argv)
+    if args.real:
+        from bench_concepts_real import run_real
+
+        return run_real(args, ROOT)
     torch.set_num_threads(1)  # both sides on one core: a fair, quiet comparison on a shared box
     model = load_checkpoint(ROOT / "models" / "shortcut_cnn.pt", "shapes_cnn").module.eval()
     cols = [SHAPE_CONCEPTS.index(c) for c in CONCEPTS]

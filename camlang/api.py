@@ -168,7 +168,7 @@ class LoadedProgram:
         """The concept monitor `name`, fitted and calibrated: `monitor(images)` gives per-image flags and
         scores.
 
-        `detector` is "monitor", "msp", "energy" or "monitor+msp" (all calibrated the same way).
+        `detector` is "monitor", "msp", "energy" or "combined" (all calibrated the same way).
         """
         from camlang.concepts.deploy import deployed_monitor
 

@@ -9,7 +9,11 @@ arXiv 2503.17416), built over one shared forward pass per image:
 - `heatmaps`: semantic (per class, correct and incorrect) and differential heatmaps;
 - `localise`: encoder versus head fault localisation;
 - `monitor` and `roc`: the runtime monitor against MSP and energy baselines;
-- `adversarial`: seeded L-infinity PGD.
+- `signals` and `combine`: the monitor's per-image signals and their learned combination, never
+  worse than the best single signal; `bootstrap`: AUROC intervals and paired differences;
+- `adversarial` and `attacks`: seeded L-infinity PGD and FGSM in pixel units; `detect`:
+  adversarial detection from early/late concept disagreement, fitted on another attack;
+- `discover`: concepts discovered by NMF of a layer's activations, shown by their top patches.
 """
 
 from camlang.concepts.adversarial import pgd_linf

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from camlang.concepts.discover import discover_concepts
 from camlang.concepts.features import PENULTIMATE, Features, extract_features
 from camlang.concepts.monitor import ConceptMonitor, fit_monitor
 from camlang.concepts.sources import ConceptSource, annotation_source, fit_probes, select_concepts
@@ -31,7 +32,7 @@ class ConceptRuntime:
         out = [PENULTIMATE]
         for cdef in self.state.program.concept_sets.values():
             m = cdef.args.get("model")
-            if cdef.kind == "probes" and m is not None and m.name == model:
+            if cdef.kind in ("probes", "discovered") and m is not None and m.name == model:
                 out.append(cdef.args["layer"])
         return list(dict.fromkeys(out))
 
@@ -84,6 +85,17 @@ class ConceptRuntime:
             cols = select_concepts(train.annotation_names, a["concepts"], f"data `{data}`")
             names = [train.annotation_names[c] for c in cols]
             return fit_probes(train, held, a["layer"], names, cols)
+        if cdef.kind == "discovered":
+            live = self.state.model(a["model"].name, a["data"].name)
+            return discover_concepts(
+                live.module,
+                self.state.data(a["data"].name),
+                a["layer"],
+                count=a["count"],
+                seed=a["seed"],
+                images=a["images"],
+                device=live.device,
+            )
         if cdef.kind == "clip":
             from camlang.concepts.clip import build_clip_source
 

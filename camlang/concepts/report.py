@@ -21,6 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from camlang.concepts.bootstrap import Evidence, Interval  # noqa: E402
+from camlang.concepts.discover import PatchGrid  # noqa: E402
 from camlang.concepts.heatmaps import SemanticHeatmaps, top_cells  # noqa: E402
 from camlang.concepts.localise import Localisation  # noqa: E402
 from camlang.concepts.roc import DetectorResult  # noqa: E402
@@ -53,6 +55,20 @@ class ConceptReport:
         (self.folder / name).write_bytes(self.pngs[name])
         return name
 
+    def save_patches(self, title: str, grid: PatchGrid, names: tuple[str, ...]) -> str:
+        """A PNG of each discovered concept's top patches (one row per concept); its file name."""
+        k, t = grid.pixels.shape[:2]
+        fig, axes = plt.subplots(k, t, figsize=(0.9 * t + 0.8, 0.9 * k), squeeze=False)
+        for c in range(k):
+            for j in range(t):
+                ax = axes[c][j]
+                ax.imshow(grid.pixels[c, j].permute(1, 2, 0).clamp(0, 1).numpy())
+                ax.set_xticks([])
+                ax.set_yticks([])
+            axes[c][0].set_ylabel(names[c], fontsize=8)
+        fig.suptitle(f"{title}: top patches per discovered concept", fontsize=9)
+        return self._save(fig, f"{_slug(title)}-patches.png")
+
     def main_sections(self) -> tuple[ConceptSection, ...]:
         """The sections for the run's main report: PNG paths made relative to the output folder."""
         out = []
@@ -61,6 +77,9 @@ class ConceptReport:
             names = [c["png"] for c in data.get("classes", [])] + [
                 t["roc_png"] for t in data.get("tests", {}).values()
             ]
+            if "patches_png" in data:
+                names.append(data["patches_png"])
+                data["patches_png"] = f"{FOLDER}/{data['patches_png']}"
             for c in data.get("classes", []):
                 c["png"] = f"{FOLDER}/{c['png']}"
             for test in data.get("tests", {}).values():
@@ -76,6 +95,13 @@ class ConceptReport:
         stem = _slug(title)
         classes: list[dict[str, Any]] = []
         lines = [f"## Semantic heatmaps: {title}", ""]
+        if "patches_png" in extra:
+            lines += [
+                "Discovered concepts, each shown by the image patches where it is strongest:",
+                "",
+                f"![discovered concepts]({extra['patches_png']})",
+                "",
+            ]
         for c, name in enumerate(heat.classes):
             png = self._save(_matrices(heat, c), f"{stem}-{_slug(name)}.png")
             cells = top_cells(heat, c, 3)
@@ -115,14 +141,24 @@ class ConceptReport:
         self.write()
 
     def add_monitor(
-        self, title: str, results: dict[str, list[DetectorResult]], extra: dict[str, Any]
+        self,
+        title: str,
+        results: dict[str, list[DetectorResult]],
+        extra: dict[str, Any],
+        evidence: dict[str, Evidence] | None = None,
     ) -> None:
-        """ROC curves and a table of every detector on every test set."""
+        """ROC curves and a table of every detector on every test set.
+
+        With `evidence`, each AUROC has its bootstrap interval, each test set the paired AUROC
+        difference of the combined detector against MSP, and the realised FPR on the test set
+        stands beside the requested one.
+        """
         stem = _slug(title)
+        evidence = evidence or {}
         lines = [
             f"## Monitor: {title}",
             "",
-            "| test set | detector | AUROC | TPR@5%FPR | calibrated TPR | calibrated FPR |",
+            "| test set | detector | AUROC [95% CI] | TPR@5%FPR | calibrated TPR | FPR asked / realised |",
             "|---|---|---|---|---|---|",
         ]
         section: dict[str, Any] = {"kind": "monitor", "title": title, "tests": {}, **extra}
@@ -136,6 +172,7 @@ class ConceptReport:
             ax.set_title(f"{title}: {test}")
             ax.legend(fontsize=7)
             png = self._save(fig, f"{stem}-{_slug(test)}-roc.png")
+            ev = evidence.get(test)
             section["tests"][test] = {
                 "roc_png": png,
                 "detectors": [
@@ -148,15 +185,17 @@ class ConceptReport:
                         "calibrated_fpr": r.calibrated_fpr,
                         "positives": r.positives,
                         "negatives": r.negatives,
+                        **_interval_fields(ev, r.detector),
                     }
                     for r in rows
                 ],
             }
-            lines += [
-                f"| {test} | {r.detector} | {r.auroc:.3f} | {r.tpr_at_5_fpr:.3f} | {r.calibrated_tpr:.3f} | "
-                f"{r.calibrated_fpr:.3f} |"
-                for r in rows
-            ]
+            lines += [_monitor_row(test, r, ev) for r in rows]
+            if ev is not None and ev.difference is not None:
+                d = ev.difference
+                section["tests"][test]["combined_minus_msp"] = _interval_json(d)
+                verdict = "above zero" if d.excludes_zero() else "not above zero"
+                lines.append(f"\nPaired AUROC difference, combined - MSP: {d.text()} (95% CI {verdict}).\n")
             lines.append(f"\n![ROC {test}]({png})\n")
         self.sections.append(section)
         self.markdown += lines + [""]
@@ -190,6 +229,27 @@ def _matrices(heat: SemanticHeatmaps, c: int) -> Figure:
         ax.set_ylabel("c_i (cell: P[c_i > c_j])")
     fig.tight_layout()
     return fig
+
+
+def _monitor_row(test: str, r: DetectorResult, ev: Evidence | None) -> str:
+    ci = ev.intervals.get(r.detector) if ev is not None else None
+    auc = f"{r.auroc:.3f}" if ci is None or ci.resamples == 0 else ci.text()
+    fpr = f"{r.calibrated_fpr:.3f}" if ev is None else f"{ev.requested_fpr:.3f} / {r.calibrated_fpr:.3f}"
+    return f"| {test} | {r.detector} | {auc} | {r.tpr_at_5_fpr:.3f} | {r.calibrated_tpr:.3f} | {fpr} |"
+
+
+def _interval_json(ci: Interval) -> dict[str, float | None]:
+    return {"estimate": _num(ci.estimate), "low": _num(ci.low), "high": _num(ci.high)}
+
+
+def _interval_fields(ev: Evidence | None, detector: str) -> dict[str, Any]:
+    if ev is None:
+        return {}
+    ci = ev.intervals.get(detector)
+    out: dict[str, Any] = {"requested_fpr": ev.requested_fpr}
+    if ci is not None:
+        out["auroc_low"], out["auroc_high"] = _num(ci.low), _num(ci.high)
+    return out
 
 
 def _slug(text: str) -> str:

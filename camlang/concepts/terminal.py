@@ -64,9 +64,11 @@ def list_concept_sources(program: Program) -> str:
     for name, cdef in program.concept_sets.items():
         names = cdef.args.get("concepts")
         what = ", ".join(names) if names else "all annotated concepts"
+        if cdef.kind == "discovered":
+            what = f"{cdef.args['count']} concepts found by NMF (seed {cdef.args['seed']})"
         where = (
             f' on layer "{cdef.args["layer"]}" of `{cdef.args["model"].name}`'
-            if cdef.kind == "probes"
+            if cdef.kind in ("probes", "discovered")
             else ""
         )
         lines.append(f"concepts {name} = {cdef.kind}{where}: {what}")

@@ -294,6 +294,14 @@ CONCEPT_SOURCES: dict[str, tuple[Arg, ...]] = {
         Arg("model", ("model",)),
         Arg("align", ("data",), doc="held-out images to fit the feature aligner on"),
     ),
+    "discovered": (
+        Arg("model", ("model",)),
+        Arg("data", ("data",), doc="images to discover concepts on (no annotations needed)"),
+        Arg("layer", ("string",), doc='a layer path with spatial output, e.g. "layer2"'),
+        Arg("count", ("int",), 8, "number of concepts (NMF rank)", check=AtLeast(2)),
+        Arg("seed", ("int",), 0, "NMF initialisation seed"),
+        Arg("images", ("int",), 1000, "factorise at most this many images", check=AtLeast(1)),
+    ),
 }
 
 #: Kinds of `monitor NAME = ...` declarations.
@@ -319,6 +327,19 @@ MONITOR_KINDS: dict[str, tuple[Arg, ...]] = {
         ),
         Arg("pgd_steps", ("int",), 10, "PGD steps", check=AtLeast(1)),
         Arg("seed", ("int",), 0, "PGD random start seed"),
+        Arg(
+            "early",
+            ("concepts", "none"),
+            None,
+            "probes at an early layer: PGD examples are also scored by early/late concept disagreement",
+        ),
+        Arg(
+            "fit_attack",
+            ("string",),
+            "pgd_small",
+            "the attack that detector is fitted on: PGD at pgd_eps / 4, or FGSM at pgd_eps",
+            check=Choices(("fgsm", "pgd_small")),
+        ),
     ),
 }
 

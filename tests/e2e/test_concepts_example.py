@@ -46,7 +46,7 @@ def test_example_writes_heatmaps_localisation_and_roc(concepts_out: tuple[Path, 
     assert len(monitor["tests"]) == 2  # misclassifications and PGD examples
     for test in monitor["tests"].values():
         assert (out / "concepts" / test["roc_png"]).is_file()
-        assert [d["detector"] for d in test["detectors"]] == ["monitor", "msp", "energy", "monitor+msp"]
+        assert [d["detector"] for d in test["detectors"]] == ["monitor", "msp", "energy", "combined"]
     md = (out / "concepts" / "concepts.md").read_text()
     assert "held" in md and "| class | errors | encoder | head |" in md and "AUROC" in md
 

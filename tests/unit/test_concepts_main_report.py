@@ -99,9 +99,9 @@ def test_report_html_and_json_hold_the_concept_sections(tmp_path: Path) -> None:
     assert "fault localisation" in html and f"of {8} errors localised to the encoder" in html
     # the monitor table: every detector with AUROC and TPR@5%FPR, and the ROC curve
     (test,) = monitor["tests"].values()
-    assert [d["detector"] for d in test["detectors"]] == ["monitor", "msp", "energy", "monitor+msp"]
+    assert [d["detector"] for d in test["detectors"]] == ["monitor", "msp", "energy", "combined"]
     assert all(0.0 <= d["auroc"] <= 1.0 and 0.0 <= d["tpr_at_5_fpr"] <= 1.0 for d in test["detectors"])
-    assert "<th>AUROC</th><th>TPR@5%FPR</th>" in html and "monitor+msp" in html
+    assert "<th>AUROC</th><th>TPR@5%FPR</th>" in html and "combined" in html
     assert (tmp_path / test["roc_png"]).read_bytes() in embedded
     # the concepts/ folder output is unchanged: paths there stay relative to it
     side = json.loads((tmp_path / "concepts" / "concepts.json").read_text())
