@@ -10,7 +10,8 @@ kills worker `rank` (RANK, 0 without a launcher) at its `at`-th pass through `po
 or `after` the call, first writing `mark` so that the test knows the kill happened. With
 "pause_until": PATH it waits there, instead, until PATH exists (a run that holds its lock). With
 {"count": "/tmp/x/counts"} it kills nothing and writes, at exit, how often each point was passed
-(`counts-<rank>.json`).
+(`counts-<rank>.json`). With "raise": TEXT it raises a `CamlangError(TEXT)` there instead of
+killing (a worker's own error).
 
 The points: a finished batch of an evaluate kept in the cache, a save of the synthesis score
 cache, a MILP solve of a check, a concept PNG saved, and an export's module generated.
@@ -40,6 +41,10 @@ def _arm(spec: dict[str, Any]) -> None:
     def die() -> None:
         with open(spec["mark"], "w", encoding="utf-8") as f:
             json.dump(spec | {"pid": os.getpid()}, f)
+        if "raise" in spec:
+            from camlang.errors import CamlangError
+
+            raise CamlangError(spec["raise"])
         if "pause_until" in spec:  # hold the run here (and its lock) until the test says go
             while not os.path.exists(spec["pause_until"]):
                 time.sleep(0.05)
