@@ -214,6 +214,28 @@ def _root(
     return root, coef_x[0], nb.n_undecided()
 
 
+def _narrow(spec: _Spec, root: _Branch, coef_x: torch.Tensor) -> tuple[_Spec, _Branch, torch.Tensor]:
+    """Drop the disjuncts the root's bounds exclude (and their rows): no branch needs them."""
+    keep = ~root.done
+    if bool(keep.all()) or not bool(keep.any()):
+        return spec, root, coef_x
+    rows = (spec.owner[:, keep] > 0).any(1)
+    narrow = _Spec(
+        spec.C[rows],
+        spec.c[rows],
+        spec.owner[rows][:, keep],
+        tuple(j for j, k in zip(spec.disjuncts, keep.tolist()) if k),
+    )
+    kept = replace(
+        root,
+        alpha=tuple(a[rows] for a in root.alpha),
+        beta=tuple(b[rows] for b in root.beta),
+        lb=root.lb[rows],
+        done=root.done[keep],
+    )
+    return narrow, kept, coef_x[rows]
+
+
 def _gradient_impossible(setup: Setup, b: _Branch) -> bool:
     """Saliency: the input gradient's interval bounds under ``b``'s phases miss ``g0 +- delta``."""
     grad = setup.query.gradient
@@ -302,6 +324,7 @@ def branch_and_bound(
     root_undecided = -1
     try:
         root, coef_x, root_undecided = _root(tn, spec, bounds, ctx, settings)
+        spec, root, coef_x = _narrow(spec, root, coef_x)
         pending = [(root, coef_x)]
         queue: list[_Branch] = []
         while True:
