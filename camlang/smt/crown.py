@@ -143,7 +143,8 @@ def optimise(
     if rel.beta is not None:
         beta = [b.detach().clone().requires_grad_(True) for b in rel.beta[:start]]
         params += beta
-    best = backward_bound(net, start, C, _with(rel, alpha, beta))
+    first = backward_bound(net, start, C, _with(rel, alpha, beta))
+    best = LinearBound(first.lb.detach(), first.coef_x.detach(), first.coef_h)
     if steps <= 0:
         return best, _with(
             rel, [a.detach() for a in alpha], None if beta is None else [b.detach() for b in beta]
