@@ -100,8 +100,10 @@ class _Branch:
     splits: tuple[Phase, ...]
 
     def worst(self, spec: _Spec) -> float:
-        open_rows = (spec.owner @ (~self.done).to(F64)) > 0
-        return float(self.lb[open_rows].max()) if bool(open_rows.any()) else float("inf")
+        """The bound of the open disjunct closest to being reached (its best row's lower bound)."""
+        per_disjunct = torch.where(spec.owner > 0, self.lb[:, None], -torch.inf).amax(0)
+        open_ones = per_disjunct[~self.done]
+        return float(open_ones.min()) if len(open_ones) else float("inf")
 
     def free(self) -> int:
         return int(sum(int(((lo < 0) & (up > 0)).sum()) for lo, up in zip(self.lower, self.upper)))
@@ -118,13 +120,16 @@ class _Branch:
         return NetBounds(lower, upper, tuple(phase))
 
 
-def _scores(rel_lower: torch.Tensor, rel_upper: torch.Tensor, coef_h: torch.Tensor) -> torch.Tensor:
-    """``(n,)``: how much each free ReLU's triangle can cost the bound: the triangle's height
-    ``-l u / (u - l)`` times the weight of the ReLU in the rows (``coef_h``: ``(R, n)``), BaBSR-like;
-    -1 on ReLUs that are not free."""
+def _scores(
+    rel_lower: torch.Tensor, rel_upper: torch.Tensor, coef_h: torch.Tensor, rows: torch.Tensor
+) -> torch.Tensor:
+    """``(n,)``: how much each free ReLU's relaxation costs the bound of the open ``rows``
+    (BaBSR-like): where a row weighs the ReLU negatively, the triangle's upper side costs its
+    intercept ``-l u / (u - l)`` times the weight; -1 on ReLUs that are not free."""
     free = (rel_lower < 0) & (rel_upper > 0)
     height = torch.where(free, -rel_lower * rel_upper / (rel_upper - rel_lower).clamp(min=1e-12), 0.0)
-    return torch.where(free, coef_h.abs().sum(0) * height, -1.0)
+    weight = coef_h[rows].clamp(max=0).abs().sum(0) + 0.1 * coef_h[rows].clamp(min=0).sum(0)
+    return torch.where(free, weight * height, -1.0)
 
 
 def _bound_batch(
@@ -142,12 +147,15 @@ def _bound_batch(
     )
     C = spec.C[None].expand(len(items), -1, -1)
     bound, rel = optimise(tn, L, C, rel, steps)
-    lb = bound.lb - spec.c
+    # a parent's bound holds on its children too (a child's first iterate can be weaker: with
+    # beta still 0, a clamped ReLU is exact only on the branch, not on the whole box)
+    lb = torch.maximum(bound.lb - spec.c, torch.stack([b.lb for b in items]))
     done = spec.excluded(lb) | torch.stack([b.done for b in items])
     assert rel.beta is not None
     out = []
     for n, b in enumerate(items):
-        scores = tuple(_scores(rel.lower[k][n], rel.upper[k][n], bound.coef_h[k][n]) for k in range(L))
+        rows = (spec.owner @ (~done[n]).to(F64)) > 0
+        scores = tuple(_scores(rel.lower[k][n], rel.upper[k][n], bound.coef_h[k][n], rows) for k in range(L))
         out.append(
             replace(
                 b,
@@ -205,7 +213,7 @@ def _root(
         split=zeros,
         alpha=tuple(initial_alpha(lo, up, R)[0] for lo, up in zip(lowers, uppers)),
         beta=tuple(torch.zeros(R, lo.shape[1], dtype=F64) for lo in lowers),
-        lb=torch.zeros(R, dtype=F64),
+        lb=torch.full((R,), -torch.inf, dtype=F64),
         done=torch.zeros(len(spec.disjuncts), dtype=torch.bool),
         scores=zeros,
         splits=(),
@@ -343,9 +351,9 @@ def branch_and_bound(
             children = [kid for b in batch for kid in _children(b)]
             tally.branches += len(children)
             tally.depth = max(tally.depth, max(len(k.splits) for k in children))
-            ctx.report(
-                tally.branches, tally.branches + 2 * len(queue), f"branch-and-bound: {len(queue)} open"
-            )
+            bound = batch[0].worst(spec)
+            why = f"branch-and-bound: {len(queue)} open, weakest bound {bound:.3g}"
+            ctx.report(tally.branches, tally.branches + 2 * len(queue), why)
             bounded, coef = _bound_batch(tn, spec, children, settings.branch_steps)
             pending = list(zip(bounded, coef))
     finally:
