@@ -135,25 +135,32 @@ def optimise(
 ) -> tuple[LinearBound, Relaxation]:
     """``steps`` of projected Adam ascent on alpha (and beta) for the bound of ``C z_start``.
 
-    Every iterate is a sound bound, so the result keeps, per row, the best bound seen; the
-    slopes returned (for warm starts) are the last iterate's, clamped into their domains."""
-    alpha = [a.detach().clone().requires_grad_(True) for a in rel.alpha[:start]]
-    params = list(alpha)
-    beta: list[torch.Tensor] | None = None
-    if rel.beta is not None:
-        beta = [b.detach().clone().requires_grad_(True) for b in rel.beta[:start]]
-        params += beta
-    first = backward_bound(net, start, C, _with(rel, alpha, beta))
-    best = LinearBound(first.lb.detach(), first.coef_x.detach(), first.coef_h)
+    The ascent runs in float32 (six times faster than float64 here); its bounds are never used.
+    The bound returned is recomputed in float64 with the final slopes and multipliers (clamped
+    into their domains, so it is sound), and per row it is the better of that and the float64
+    bound of the starting values. The slopes returned are the final ones (for warm starts)."""
+    with torch.no_grad():
+        first = backward_bound(net, start, C, rel)
     if steps <= 0:
-        return best, _with(
-            rel, [a.detach() for a in alpha], None if beta is None else [b.detach() for b in beta]
-        )
-    opt = torch.optim.Adam(params, lr=lr)
-    best_lb = best.lb.detach().clone()
+        return first, rel
+    f32 = torch.float32
+    alpha = [a.detach().to(f32).requires_grad_(True) for a in rel.alpha[:start]]
+    beta = None if rel.beta is None else [b.detach().to(f32).requires_grad_(True) for b in rel.beta[:start]]
+    net32 = TorchNet(
+        tuple(W.to(f32) for W in net.Ws), tuple(b.to(f32) for b in net.bs), net.x_lo.to(f32), net.x_hi.to(f32)
+    )
+    rel32 = Relaxation(
+        tuple(t.to(f32) for t in rel.lower),
+        tuple(t.to(f32) for t in rel.upper),
+        (),
+        None,
+        None if rel.split is None else tuple(t.to(f32) for t in rel.split),
+    )
+    C32 = C.to(f32)
+    opt = torch.optim.Adam([*alpha, *(beta or [])], lr=lr)
     for _ in range(steps):
         opt.zero_grad()
-        out = backward_bound(net, start, C, _with(rel, alpha, beta))
+        out = backward_bound(net32, start, C32, _with(rel32, alpha, beta))
         (-out.lb.sum()).backward()
         opt.step()
         with torch.no_grad():
@@ -161,20 +168,15 @@ def optimise(
                 a.clamp_(0.0, 1.0)
             for b in beta or []:
                 b.clamp_(min=0.0)
-        better = out.lb.detach() > best_lb
-        if bool(better.any()):
-            best_lb = torch.where(better, out.lb.detach(), best_lb)
-            best = LinearBound(
-                best_lb.clone(),
-                torch.where(better[..., None], out.coef_x.detach(), best.coef_x.detach()),
-                out.coef_h,
-            )
-    final = backward_bound(net, start, C, _with(rel, alpha, beta))
-    better = final.lb.detach() > best_lb
-    best_lb = torch.where(better, final.lb.detach(), best_lb)
-    coef_x = torch.where(better[..., None], final.coef_x.detach(), best.coef_x.detach())
-    out_rel = _with(rel, [a.detach() for a in alpha], None if beta is None else [b.detach() for b in beta])
-    return LinearBound(best_lb, coef_x, final.coef_h), out_rel
+    out_rel = _with(
+        rel, [a.detach().to(F64) for a in alpha], None if beta is None else [b.detach().to(F64) for b in beta]
+    )
+    with torch.no_grad():
+        final = backward_bound(net, start, C, out_rel)
+    better = final.lb > first.lb
+    lb = torch.where(better, final.lb, first.lb)
+    coef_x = torch.where(better[..., None], final.coef_x, first.coef_x)
+    return LinearBound(lb, coef_x, final.coef_h), out_rel
 
 
 def _with(rel: Relaxation, alpha: list[torch.Tensor], beta: list[torch.Tensor] | None) -> Relaxation:
