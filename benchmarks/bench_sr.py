@@ -31,7 +31,7 @@ time in separate processes, one thread each, for both tools alike.
 
 Usage: python benchmarks/bench_sr.py [--timeout 120] [--regions 30] [--deltas 1e-4,1e-3,1e-2]
        [--workers 1] [--pgd-steps 200] [--skip-family] [--skip-mnist] [--skip-marabou] [--skip-robust]
-       [--naive] [--peer abcrown] [--nets 256x4,256x6] [--instances hard|all]
+       [--naive] [--peer abcrown] [--nets 256x4,256x6] [--instances hard|all|prop_2_0.03,...]
 """
 
 from __future__ import annotations
@@ -387,7 +387,13 @@ def peer_table(nets: list[str], instances: str, timeout: float, peer: str | None
         if not onnx_path.is_file():
             print(f"  {net}: {onnx_path} not found, skipped")
             continue
-        names = HARD if instances == "hard" else sorted(p.stem for p in folder.glob("prop_*.vnnlib"))
+        names = (
+            HARD
+            if instances == "hard"
+            else sorted(p.stem for p in folder.glob("prop_*.vnnlib"))
+            if instances == "all"
+            else instances.split(",")
+        )
         for name in names:
             r = _peer_row(net, onnx_path, folder / f"{name}.vnnlib", timeout, use_peer)
             p = r.get("peer")
@@ -441,7 +447,9 @@ def main() -> None:
     ap.add_argument(
         "--nets", default="", help="part 4's networks, e.g. 256x4,256x6 (default with --peer: all three)"
     )
-    ap.add_argument("--instances", choices=["hard", "all"], default="all", help="part 4's properties")
+    ap.add_argument(
+        "--instances", default="all", help="part 4's properties: hard, all, or names (prop_2_0.03,...)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.monotonic()

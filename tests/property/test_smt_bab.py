@@ -23,7 +23,7 @@ from camlang.smt.search import Context
 from camlang.smt.stages import Carry, Decided, bounds
 from camlang.smt.stats import StatsLog
 
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
