@@ -17,18 +17,27 @@ Part 3, plain robustness on the same regions (VNN-COMP's own question), camlang 
 the witness margins in float64 and float32, and every disagreement. Target: camlang decides every
 region that either tool decides (at least 28 of 30) with a lower median over decided regions.
 
+Part 4 (``--peer abcrown``, or ``--nets``): plain robustness on the VNN-COMP 2022 mnist_fc
+networks (``--nets 256x2,256x4,256x6``; 256x4 and 256x6 from ../shared/data/mnistfc_2022), camlang
+and then alpha-beta-CROWN from a local install (benchmarks/abcrown_peer.py), one instance after the
+other with the same limit and one thread each, side by side: decided, median, max, disagreements,
+and the load average before every instance (timings on a loaded machine are indicative only).
+``--instances hard`` takes the 10 hard instances of the issue (prop_0/10/11 at eps 0.05, prop_2/6 at
+eps 0.03). Without the install it says so and runs camlang alone.
+
 One query runs single-threaded here (`camlang run --workers N` deals one property's pieces over
 torch.distributed ranks; docs/scaling.md); ``--workers N`` runs N regions at a
 time in separate processes, one thread each, for both tools alike.
 
 Usage: python benchmarks/bench_sr.py [--timeout 120] [--regions 30] [--deltas 1e-4,1e-3,1e-2]
        [--workers 1] [--pgd-steps 200] [--skip-family] [--skip-mnist] [--skip-marabou] [--skip-robust]
-       [--naive]
+       [--naive] [--peer abcrown] [--nets 256x4,256x6] [--instances hard|all|prop_2_0.03,...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -42,7 +51,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import abcrown_peer  # noqa: E402
 from train_banditnet import banditnet, load_family  # noqa: E402
 
 from camlang.smt import (  # noqa: E402
@@ -58,6 +69,8 @@ from camlang.smt.inputs import prepare_point, torch_eval  # noqa: E402
 from camlang.smt.witness import violation_margin  # noqa: E402
 
 MNIST = ROOT.parent / "shared" / "data" / "mnistfc"
+MNIST_2022 = Path(os.environ.get("CAMLANG_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mnistfc_2022"
+HARD = ("prop_0_0.05", "prop_10_0.05", "prop_11_0.05", "prop_2_0.03", "prop_6_0.03")
 X = [1.0, 1.0, 0.0, 1.0, 1.0]
 CLASSIC = (0.5, 0.75, 1.0, 1.25, 1.5)
 
@@ -324,6 +337,100 @@ def mnist(
     return sound
 
 
+# ---- part 4: the VNN-COMP 2022 networks, camlang and alpha-beta-CROWN one after the other --------
+
+
+def _net_files(net: str) -> tuple[Path, Path]:
+    folder = MNIST if net == "256x2" else MNIST_2022
+    return folder / f"mnist-net_{net}.onnx", folder
+
+
+def _peer_row(net: str, onnx_path: Path, prop: Path, timeout: float, peer: bool) -> dict[str, Any]:
+    import onnx
+    import onnx2torch
+
+    load = os.getloadavg()[0]
+    model = onnx2torch.convert(onnx.load(str(onnx_path))).eval()
+    q = VnnlibQuestion(load_vnnlib(str(prop), 784))
+    v = check(model, q, timeout_s=timeout)
+    _check_replay(v)
+    bug = None
+    if v.status == "holds" and falsify(model, q, steps=100, restarts=4, timeout_s=30) is not None:
+        bug = "PGD broke `holds`"
+    row: dict[str, Any] = {"net": net, "name": prop.stem, "status": v.status, "s": v.seconds, "load": load}
+    row["bug"], row["by"] = bug, v.stats.get("found_by", "bab" if "bab" in v.stats else "")
+    if peer:
+        row["peer_load"] = os.getloadavg()[0]
+        row["peer"] = abcrown_peer.run(onnx_path, prop, net, timeout)
+    return row
+
+
+def _tool_summary(label: str, statuses: list[str], secs: list[float]) -> None:
+    dec = [t for st, t in zip(statuses, secs) if st in ("holds", "violated")]
+    med = f"{statistics.median(dec):7.2f} s" if dec else "      -  "
+    print(f"  {label:<36} decided {len(dec):>2}/{len(statuses)}  median {med}  max {max(secs):7.1f} s")
+
+
+def peer_table(nets: list[str], instances: str, timeout: float, peer: str | None) -> bool:
+    """Part 4; returns False on a disagreement or a PGD-broken `holds`."""
+    use_peer = peer == "abcrown"
+    if use_peer and (why := abcrown_peer.missing()):
+        print(f"== {why}: running camlang alone ==")
+        use_peer = False
+    print(
+        f"\n== mnist_fc robustness, {', '.join(nets)}: camlang"
+        f"{' then alpha-beta-CROWN' if use_peer else ''}, {timeout:g} s each, one thread, one at a time =="
+    )
+    rows = []
+    for net in nets:
+        onnx_path, folder = _net_files(net)
+        if not onnx_path.is_file():
+            print(f"  {net}: {onnx_path} not found, skipped")
+            continue
+        names = (
+            HARD
+            if instances == "hard"
+            else sorted(p.stem for p in folder.glob("prop_*.vnnlib"))
+            if instances == "all"
+            else instances.split(",")
+        )
+        for name in names:
+            r = _peer_row(net, onnx_path, folder / f"{name}.vnnlib", timeout, use_peer)
+            p = r.get("peer")
+            peer_txt = ""
+            if p:
+                verifier = p.verifier_s if p.verifier_s is not None else float("nan")
+                peer_txt = f"| abcrown {p.status:<8} {p.wall_s:6.1f} s wall, verifier {verifier:6.1f} s"
+                peer_txt += f" (load {r['peer_load']:.1f})"
+            ours = f"camlang {r['status']:<8} {r['s']:6.1f} s (load {r['load']:.1f}) {r['by']:<14}"
+            print(f"  {net} {r['name']:<13} {ours} {peer_txt}", flush=True)
+            rows.append(r)
+    if not rows:
+        return True
+    _tool_summary("camlang", [r["status"] for r in rows], [r["s"] for r in rows])
+    sound = not any(r["bug"] for r in rows)
+    if use_peer:
+        peers = [r["peer"] for r in rows]
+        _tool_summary(
+            "alpha-beta-CROWN (verifier time)",
+            [p.status for p in peers],
+            [p.verifier_s or p.wall_s for p in peers],
+        )
+        _tool_summary(
+            "alpha-beta-CROWN (wall, with start-up)", [p.status for p in peers], [p.wall_s for p in peers]
+        )
+        disagree = [
+            f"{r['net']}/{r['name']}"
+            for r in rows
+            if {r["status"], r["peer"].status} == {"holds", "violated"}
+        ]
+        print(f"  disagreements (holds vs violated): {disagree or 'none'}")
+        sound &= not disagree
+    loads = [r["load"] for r in rows]
+    print(f"  load average (1 min) before the instances: {min(loads):.1f}-{max(loads):.1f} on 2 cores")
+    return sound
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="saliency-robustness benchmark")
     ap.add_argument("--timeout", type=float, default=120.0, help="per mnistfc query, both tools")
@@ -336,6 +443,13 @@ def main() -> None:
     ap.add_argument("--skip-marabou", action="store_true")
     ap.add_argument("--skip-robust", action="store_true", help="only the saliency part of mnistfc")
     ap.add_argument("--naive", action="store_true", help="also run the naive z3 encoding on seed 0")
+    ap.add_argument("--peer", choices=["abcrown"], help="part 4 with alpha-beta-CROWN beside camlang")
+    ap.add_argument(
+        "--nets", default="", help="part 4's networks, e.g. 256x4,256x6 (default with --peer: all three)"
+    )
+    ap.add_argument(
+        "--instances", default="all", help="part 4's properties: hard, all, or names (prop_2_0.03,...)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.monotonic()
@@ -353,6 +467,9 @@ def main() -> None:
             not args.skip_marabou,
             not args.skip_robust,
         )
+    nets = [n for n in args.nets.split(",") if n] or (["256x2", "256x4", "256x6"] if args.peer else [])
+    if nets:
+        ok &= peer_table(nets, args.instances, args.timeout, args.peer)
     print(f"total {time.monotonic() - t0:.1f} s")
     if not ok:
         print("FAILED: a verdict disagreed with the oracle or a peer, or PGD broke a `holds`")

@@ -90,6 +90,7 @@ def check(
     pattern_walk: bool = False,
     share: PieceShare | None = None,
     memo: PieceMemo | None = None,
+    bab: bool | None = None,
 ) -> Verdict:
     """Decide ``question`` about ``module`` with ``backend`` (see the module docstring).
 
@@ -104,6 +105,8 @@ def check(
     verdict, for `camlang.smt.pieces.combine`. The z3-naive back end has no pieces and ignores it.
     ``memo``: keeps each piece proved infeasible and skips those proved before (`camlang run
     --resume` passes the run's cache), so an interrupted query continues where it stopped.
+    ``bab``: branch-and-bound on ReLU phases with alpha-beta-CROWN bounds before the MILP (default:
+    networks with at least three hidden layers; docs/smt.md).
     """
     name = _backend(backend)
     setup = build_setup(module, question, input_shape)
@@ -112,7 +115,9 @@ def check(
     neurons = sum(W.shape[0] for W in setup.net.Ws[:-1])
     if attack if attack is not None else neurons >= ATTACK_MIN_NEURONS:
         setup = replace(setup, attack=_attack_budget)
-    return run_query(setup, name, timeout_s, progress, pattern_walk=pattern_walk, share=share, memo=memo)
+    return run_query(
+        setup, name, timeout_s, progress, pattern_walk=pattern_walk, share=share, memo=memo, bab=bab
+    )
 
 
 def falsify(

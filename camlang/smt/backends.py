@@ -77,6 +77,9 @@ class Backend(Protocol):
     #: the driver may decide a saliency query by activation-pattern LPs before this back end runs
     #: (a HiGHS shortcut; the z3 reference answers every query with its own encoding)
     supports_pattern_lps: bool
+    #: ``search(..., fixed=...)`` fixes ReLU phases exactly on single disjuncts too: the driver may
+    #: then decide a query by branch-and-bound with this back end at the leaves (bab.py)
+    supports_fixed_phases: bool
 
     def search(
         self,
@@ -114,6 +117,7 @@ class MilpBackend:
     name = "milp"
     supports_joint_milp = True
     supports_pattern_lps = True
+    supports_fixed_phases = True
 
     def search(
         self,
@@ -152,6 +156,7 @@ class Z3Backend:
     name = "z3"
     supports_joint_milp = False
     supports_pattern_lps = False
+    supports_fixed_phases = False
 
     def search(
         self,

@@ -14,6 +14,7 @@ import time
 
 import z3
 
+from camlang.smt.bab import wants_bab
 from camlang.smt.backends import (
     BACKENDS,
     Backend,
@@ -91,6 +92,7 @@ def run_query(
     pattern_walk: bool = False,
     share: PieceShare | None = None,
     memo: PieceMemo | None = None,
+    bab: bool | None = None,
 ) -> Verdict:
     """Decide ``setup.query`` with ``backend`` (a key of `BACKENDS`), bounds first.
 
@@ -99,7 +101,8 @@ def run_query(
     LPs; the benchmark measures it against the single MILP). With ``share``, this rank decides
     only its own pieces (output disjuncts, or patterns) and returns a partial verdict for
     `pieces.combine`. ``memo`` keeps the pieces proved infeasible, and skips those an earlier run
-    proved."""
+    proved. ``bab``: decide by branch-and-bound on ReLU phases before the MILP stages (default:
+    on networks with at least three hidden layers, `camlang.smt.bab.wants_bab`)."""
     t0 = time.monotonic()
     log = StatsLog()
     neurons = int(sum(W.shape[0] for W in setup.net.Ws[:-1]))
@@ -116,6 +119,7 @@ def run_query(
         share=share,
         memo=memo,
         pattern_walk=pattern_walk,
+        bab=wants_bab(setup, bab),
     )
     try:
         carry = Carry()

@@ -60,6 +60,7 @@ class Context:
     share: PieceShare | None = None
     memo: PieceMemo | None = None
     pattern_walk: bool = False
+    bab: bool = False  # decide by branch-and-bound (camlang.smt.bab) before the MILP stages
 
     def report(self, done: int, total: int, message: str) -> None:
         """Tell the caller's progress callback, if any."""

@@ -8,9 +8,11 @@ either a new `Carry` or a `Decided` verdict, which ends the query:
 3. attack: the cheap PGD falsifier, where the set-up asks for it;
 4. gradient fixing: for saliency queries, ReLU phases the gradient constraint fixes;
 5. pattern LPs: few activation patterns keep the gradient: one LP each (`camlang.smt.patterns`);
-6. joint MILP: saliency queries with several disjuncts left, all in one search (split into
+6. branch-and-bound (deep networks, or when asked): alpha-beta-CROWN bounds per branch of ReLU
+   phases, the exact MILP at the leaves (`camlang.smt.bab`);
+7. joint MILP: saliency queries with several disjuncts left, all in one search (split into
    branches dealt over the ranks of a share);
-7. per-disjunct search: each disjunct left, one piece each.
+8. per-disjunct search: each disjunct left, one piece each.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from camlang.smt.bab import branch_and_bound
 from camlang.smt.backends import GatedGradient
 from camlang.smt.bounds import UNDECIDED, NetBounds, compute_bounds
 from camlang.smt.gradfix import fix_phases_by_gradient
@@ -189,6 +192,24 @@ def patterns(ctx: Context, carry: Carry) -> Carry | Decided:
     return carry
 
 
+def bab(ctx: Context, carry: Carry) -> Carry | Decided:
+    """Branch-and-bound on ReLU phases over the alive disjuncts, in one process (a share deals
+    the MILP stages' pieces instead); every leaf it cannot close by bounds goes to the exact MILP."""
+    if not ctx.bab or not carry.alive or not ctx.engine.supports_fixed_phases:
+        return carry
+    if ctx.share is not None and ctx.share.world_size > 1:
+        return carry
+    ctx.report(0, 1, "branch-and-bound: optimising the root's bounds")
+    decision = branch_and_bound(ctx, carry.net_bounds, carry.alive, carry.gz0)
+    if decision.found is not None:
+        ctx.log.add(FoundBy("branch-and-bound"))
+        return _violated(decision.found)
+    if decision.cut:
+        return Decided("unknown", "unknown: boundary counterexample could not be repaired")
+    why = "branch-and-bound closed every branch (by alpha-beta-CROWN bounds, or the exact MILP at a leaf)"
+    return Decided("holds", why)
+
+
 def _branches(ctx: Context, nb: NetBounds) -> list[tuple[Phase, ...]]:
     """The joint search's branches: one (nothing fixed) in one process; with several ranks, the
     2^k phase combinations of k undecided ReLUs (split.py), the point's own branch first."""
@@ -266,4 +287,4 @@ def per_disjunct(ctx: Context, carry: Carry) -> Decided:
     return Decided("holds", f"{ctx.backend} proved every remaining output disjunct infeasible")
 
 
-STAGES: tuple[Stage, ...] = (point, bounds, attack, gradient_fixing, patterns, joint_milp, per_disjunct)
+STAGES: tuple[Stage, ...] = (point, bounds, attack, gradient_fixing, patterns, bab, joint_milp, per_disjunct)

@@ -28,6 +28,7 @@ __all__ = [
     "PatternLpSolved",
     "MilpEncoded",
     "CandidateTried",
+    "BabStats",
 ]
 
 
@@ -214,3 +215,25 @@ class CandidateTried:
 
     def write(self, stats: dict[str, Any]) -> None:
         stats["candidates"] = stats.get("candidates", 0) + 1
+
+
+@dataclass(frozen=True)
+class BabStats:
+    """The branch-and-bound stage: undecided ReLUs after the root's optimised bounds (-1 when the
+    stage stopped before them), branches bounded, branches decided by the exact MILP, the deepest
+    split, and the stage's time."""
+
+    root_undecided: int
+    branches: int
+    milp_leaves: int
+    depth: int
+    seconds: float
+
+    def write(self, stats: dict[str, Any]) -> None:
+        stats["bab"] = {
+            "root_undecided_relus": self.root_undecided,
+            "branches": self.branches,
+            "milp_leaves": self.milp_leaves,
+            "depth": self.depth,
+            "seconds": self.seconds,
+        }
