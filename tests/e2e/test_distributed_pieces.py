@@ -73,6 +73,7 @@ class _SlowExcept:
     name = "milp"
     # one disjunct at a time, never the pattern shortcut: each disjunct is its own piece
     supports_joint_milp = False
+    supports_fixed_phases = False
     supports_pattern_lps = False
 
     def __init__(self, fast: int, delay: float) -> None:
