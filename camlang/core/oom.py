@@ -57,7 +57,9 @@ def split_on_oom(
     worked (pass it to the next batch). Raises `OutOfMemory` when `min_size` images do not fit;
     other errors pass through.
     """
-    size = max(1, min(size, count)) if count else max(1, size)
+    asked = max(1, size)
+    size = max(1, min(size, count)) if count else asked
+    halved = False
     parts: list[T] = []
     start = 0
     while start < count:
@@ -72,6 +74,7 @@ def split_on_oom(
             if size <= min_size:
                 raise OutOfMemory(size, max(1, size // 2), err) from err
             size = max(min_size, size // 2)
+            halved = True
             continue
         start = stop
-    return join(parts), size
+    return join(parts), (size if halved else asked)

@@ -161,8 +161,13 @@ class Dataset:
             "warnings": list(self.warnings),
         }
 
-    def get(self, indices: Sequence[int] | torch.Tensor) -> Batch:
-        """The images at these positions of this view (negative positions count from the end)."""
+    def get(self, indices: Sequence[int] | torch.Tensor, skip_unreadable: bool = False) -> Batch:
+        """The images at these positions of this view (negative positions count from the end).
+
+        An image file that can no longer be read is an error naming it, unless `skip_unreadable`:
+        then it is left out of the batch (`Batch.indices` says which are there) and recorded in
+        `self.unreadable`.
+        """
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         n = len(self)
         if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
@@ -171,7 +176,19 @@ class Dataset:
                 f"image index {bad[0]} is out of range for dataset {self.name!r} with {n} images"
             )
         idx = torch.where(idx < 0, idx + n, idx)
-        return self._load(self._order[idx])
+        batch = self._load(self._order[idx])
+        if not skip_unreadable:
+            self._all_read(batch, int(idx.numel()))
+        return batch
+
+    def _all_read(self, batch: Batch, wanted: int) -> None:
+        missing = wanted - len(batch)
+        if missing > 0:
+            why = "; ".join(f"{path}: {text}" for path, text in list(self.unreadable.items())[-missing:])
+            raise CamlangError(
+                f"cannot read {missing} image(s) of data set {self.name!r}: {why}",
+                hint="remove or re-save the file(s)",
+            )
 
     def indices(self, positions: Sequence[int] | range) -> list[int]:
         """The original-dataset indices (`Batch.indices`) of these positions, without loading images."""
@@ -183,7 +200,10 @@ class Dataset:
             raise CamlangError(f"batch size must be at least 1, got {batch_size}")
         n = len(self)
         for start in range(0, n, int(batch_size)):
-            yield self._load(self._order[start : start + int(batch_size)])
+            chunk = self._order[start : start + int(batch_size)]
+            batch = self._load(chunk)
+            self._all_read(batch, int(chunk.numel()))
+            yield batch
 
     def limit(self, n: int) -> Dataset:
         """A view of the first `n` images (all of them if there are fewer)."""

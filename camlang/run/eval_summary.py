@@ -27,7 +27,7 @@ def summarise(state: RunState, plan: EvalPlan, part: EvalPart, engine: CamEngine
     _warn_nan(state, plan, part.rows, present)
     shown = dict(part.shown)
     missing = [p for p in range(plan.grid_images) if p not in shown]
-    if missing and len(present) == len(order):  # resumed from the cache: draw the grid's images again
+    if missing and len(present) + len(part.unreadable) >= len(order):  # resumed: draw the grid again
         shown.update(_show(plan, missing, engine))
     grid = [shown[p] for p in range(plan.grid_images) if p in shown]
     input_size = _input_size(plan, grid)
@@ -118,7 +118,7 @@ def _input_size(plan: EvalPlan, grid: list[Shown]) -> tuple[int, int]:
 
 def _show(plan: EvalPlan, positions: list[int], engine: CamEngine) -> dict[int, Shown]:
     """The grid's images drawn again (a resumed run took their rows from the cache)."""
-    batch = plan.data.get(positions)
+    batch = plan.data.get(positions, skip_unreadable=True)
     if len(batch) == 0:
         return {}
     x = batch.x.to(plan.live.device)

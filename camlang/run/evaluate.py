@@ -61,6 +61,7 @@ class _Done:
 def run_evaluate(state: RunState, act: s.Evaluate) -> EvalResult | None:
     """Evaluate cams with metrics on a model and data; returns the report section (on rank 0)."""
     plan = plan_evaluate(state, act)
+    plan.data.unreadable.clear()  # this evaluate reports the files it could not read itself
     engine = CamEngine(
         plan.live.module,
         plan.live.target_layers,
@@ -242,7 +243,7 @@ def _release_memory() -> None:
 def _score(
     plan: EvalPlan, engine: CamEngine, evaluator: Evaluator, positions: list[int], counter: CallCounter
 ) -> BatchScores:
-    batch = plan.data.get(positions)
+    batch = plan.data.get(positions, skip_unreadable=True)
     if len(batch) == 0:  # every image of this batch became unreadable (counted by the data set)
         return BatchScores({}, {}, len(positions), cached=False)
     x = batch.x.to(plan.live.device)

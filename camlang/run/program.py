@@ -95,10 +95,7 @@ def run_program(
     status = 0
     try:
         for step in plan_steps(program):
-            if isinstance(step, Synthesize):
-                state.synthesize(step.name)
-                continue
-            _run_action(state, step)
+            _run_step(state, step)
             writer.write(state)
     except KeyboardInterrupt:
         _keep_unfinished(state)
@@ -177,13 +174,17 @@ class _ReportWriter:
             write_report(out, partial, grid, self.partial_stem, self.memo)
 
 
-def _run_action(state: RunState, action: s.Action) -> None:
+def _run_step(state: RunState, step: Synthesize | s.Action) -> None:
+    """One step: a synthesis or an action, with the same error handling (spans, out of memory)."""
     try:
-        _dispatch(state, action)
+        if isinstance(step, Synthesize):
+            state.synthesize(step.name)
+        else:
+            _dispatch(state, step)
     except CamlangError as err:
-        if err.span is None:  # point at the action that failed
-            err.span = action.span
-        if "out of memory" in err.message.lower():  # a model call's error, worded for its data
+        if err.span is None and not isinstance(step, Synthesize):  # point at the action that failed
+            err.span = step.span
+        if err.code != "E602" and "out of memory" in err.message.lower():  # worded for its data
             raise _out_of_memory(state, err) from None
         raise
     except (RuntimeError, MemoryError) as err:

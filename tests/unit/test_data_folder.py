@@ -155,10 +155,12 @@ def test_lazy_batches(tmp_path: Path) -> None:
     sizes = [len(b) for b in ds.batches(2)]
     assert sizes == [2, 2, 1]
     (tmp_path / "4.png").unlink()  # decoded only when its batch is asked for
-    batch = ds.get([3, 4])
+    with pytest.raises(CamlangError, match="4.png"):
+        ds.get([3, 4])
+    batch = ds.get([3, 4], skip_unreadable=True)
     assert batch.indices.tolist() == [3] and len(batch.names) == 1
     assert (
         list(ds.unreadable) == [str(tmp_path / "4.png")]
         and "cannot decode" in ds.unreadable[str(tmp_path / "4.png")]
     )
-    assert len(ds.get([4])) == 0
+    assert len(ds.get([4], skip_unreadable=True)) == 0
