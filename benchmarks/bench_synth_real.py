@@ -21,7 +21,7 @@ share of `--train + --holdout` unless `--fraction` is given.
 
 Needs `../shared/data` (or `--data`); without it the benchmark says so and exits 0.
 
-    python benchmarks/bench_synth_real.py [--device cuda] [--train 1000] [--holdout 2000] [--time 60s]
+    python benchmarks/bench_synth_real.py [--device cuda] [--train 1000] [--holdout 2000] [--time 7m]
     python benchmarks/bench_synth_real.py --quick      # ResNet-20, seed 7, 200 + 400 images
 """
 
@@ -30,7 +30,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,15 +87,22 @@ def main() -> int:
     ap.add_argument("--plan", default="20:7,11 56:7", help='networks and split seeds, e.g. "20:7,11 56:7"')
     ap.add_argument("--quick", action="store_true", help="ResNet-20, seed 7, 200 + 400 images, 45 s each")
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
-    ap.add_argument("--grammar", default="combined")
+    ap.add_argument("--grammar", default="panel")
     ap.add_argument("--train", type=int, default=1000, help="selection images")
     ap.add_argument("--holdout", type=int, default=2000)
     ap.add_argument("--fraction", type=float, default=None, help="selection share of the split")
     ap.add_argument("--max-size", type=int, default=6)
     ap.add_argument("--finalists", type=int, default=5)
-    ap.add_argument("--time", default="60s", help="the time limit of each synthesis (search + comparison)")
+    ap.add_argument("--time", default="7m", help="the time limit of each synthesis (search + comparison)")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--cache", type=Path, default=None, help="folder for the shared stdlib holdout scores")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="the syntheses' cache folder (captured terminals, stdlib holdout scores); default: a new "
+        "temporary folder, so the objectives on one network and split share captures "
+        "as a user's OUT/cache does",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
@@ -101,6 +110,8 @@ def main() -> int:
         args.plan, args.train, args.holdout, args.time = "20:7", 200, 400, "45s"
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cache is None:
+        args.cache = Path(tempfile.mkdtemp(prefix="camlang-bench-synth-"))
     if not _images(args.data).exists():
         print(
             f"SKIPPED: the shared data folder {args.data} is absent (needs cifar10_test_jpg or "
@@ -111,7 +122,7 @@ def main() -> int:
         f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}), "
         f"{torch.get_num_threads()} threads; grammar {args.grammar}, max_size {args.max_size}, "
         f"{args.train} selection / {args.holdout} holdout images of {_images(args.data).name}, "
-        f"time {args.time} per synthesis"
+        f"time {args.time} per synthesis; cache {args.cache}; load average {_load()}"
     )
     rows = []
     for depth, seed in _plan(args.plan):
@@ -138,7 +149,13 @@ def main() -> int:
             if args.json is not None:
                 args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     print_tables(rows, args.objectives.split(","))
+    print(f"load average at the end: {_load()}")
     return 0
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> dict[str, object]:

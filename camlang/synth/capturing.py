@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -230,15 +230,23 @@ def capture_train(job: SynthJob, train: Dataset, store: BatchStore | None) -> La
 
 
 def capture_holdout(
-    job: SynthJob, holdout: Dataset | None, train: LazySplit, stop: Stop, store: BatchStore | None
+    job: SynthJob,
+    holdout: Dataset | None,
+    train: LazySplit,
+    stop: Stop,
+    store: BatchStore | None,
+    reads: Sequence[Node],
+    scored_per_image: int,
 ) -> SplitData | None:
-    """The holdout's terminals, captured after the search, for as many images as the time left
-    can capture and score (winner and every stdlib CAM); a prefix of the holdout."""
+    """The holdout's terminals, captured after the search: the ones `reads` (the shown candidates,
+    the stdlib CAMs the comparison must score, the objective's cams) and the metric need, for as
+    many images as the time left can capture and score `scored_per_image` CAMs on; a prefix."""
     if holdout is None or stop.partial:
         return None
-    needs = set(train.needs) | terminals_used(list(job.refs.values()))
+    objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
+    needs = terminals_used([*reads, *objective_refs]) | {"S", "P"}
     split = LazySplit(job, holdout, needs, store)
-    per_image = train.seconds_per_image(True) + job.clock.per_pair() * (1 + len(job.refs))
+    per_image = train.seconds_per_image(True) + job.clock.per_pair() * scored_per_image
     left = job.limits.remaining()
     n = len(holdout)
     if math.isfinite(left) and per_image > 0:

@@ -52,7 +52,7 @@ from camlang.synth.capturing import capture_holdout, capture_train
 from camlang.synth.enumeration import Enumerator, constant_nonterminals
 from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import finalise
-from camlang.synth.holdout import Holdout, compare_on_holdout
+from camlang.synth.holdout import Holdout, compare_on_holdout, comparison_order
 from camlang.synth.job import Stop, default_reference_cams, prepare_job
 from camlang.synth.limits import COMPARE_SHARE, TUNING_SHARE
 from camlang.synth.race_scorer import ANCHOR_FIELD_RATIO, RaceScorer, run_race
@@ -120,12 +120,13 @@ def synthesize(
     final = finalise(job, race, scorer, pool, stop)
     final, tuned = tune_winner(job, search, final, scorer, stop)
     search_seconds = time.monotonic() - job.limits.started
-    hdata = capture_holdout(job, holdout, lazy, stop, store)
+    order = comparison_order(job, final)
+    hdata = capture_holdout(job, holdout, lazy, stop, store, *order.reads(job, final))
     notes = EquivalenceNotes(job, search.observer)
     hold = Holdout()
     if not stop.partial:
         try:
-            hold = compare_on_holdout(job, final, lazy.data(), hdata, notes)
+            hold = compare_on_holdout(job, final, lazy.data(), hdata, notes, order)
         except KeyboardInterrupt:
             job.interrupted(stop)
     job.group.check_same("winner", to_text(final.winner))

@@ -1,15 +1,21 @@
 """Phase 6 of `synthesize`: the winner and every stdlib CAM on the holdout (never used for
 selection), with the paired difference to the best stdlib CAM and a one-sentence verdict.
 
-The run prints its estimate of the comparison's cost before starting it. What must be scored
-(the winner, the stdlib CAMs not in the holdout cache) is fitted to the time left by using fewer
-holdout images; the other shown candidates are scored only if they fit too.
+The stdlib CAMs are compared in the order of their scores on the selection split (the training
+split: the contained ones re-scored on every image, the race's anchors by their race means). The
+winner and the `FIRST_REFERENCES` best of them must be scored: they are scored together on
+growing chunks of the holdout while the time left fits the next chunk at the cost measured so far
+(fewer images when it is short; the stdlib CAMs' cached holdout scores cost nothing). The other stdlib CAMs are scored on the same images while the time allows, best first,
+and the other shown candidates after them; the report names the ones left out. The paired
+verdict is against the best on the holdout of those scored. The run prints its estimate of the
+comparison's cost before starting it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -36,6 +42,50 @@ class Holdout:
     visuals: Visuals | None = None
 
 
+#: How many stdlib CAMs, best on the selection split first, the comparison always scores.
+FIRST_REFERENCES = 2
+#: Holdout images of the first scoring chunk (it measures the cost); chunks double up to the last.
+FIRST_CHUNK = 8
+MAX_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class ComparisonOrder:
+    """The stdlib CAMs in the order the comparison scores them (best on the selection split
+    first) and how many of them it must score."""
+
+    stdlib: tuple[str, ...]
+    first: int
+
+    def reads(self, job: SynthJob, final: Final) -> tuple[list[Node], int]:
+        """What the holdout capture must serve, and how many CAMs are scored per image at least
+        (the winner and the first references). Without a time limit: every shown candidate and
+        stdlib CAM. With one: the winner and the first references; the other stdlib CAMs and
+        shown candidates are scored when the capture served them anyway (a score terminal such
+        as `S_masked` costs a forward pass per channel and image)."""
+        first = [job.refs[r] for r in self.stdlib[: self.first]]
+        if job.limits.seconds is None:
+            shown = list(final.ordered[: max(1, job.settings.top)])
+            return shown + [job.refs[r] for r in self.stdlib], 1 + len(first)
+        return [final.winner, *first], 1 + len(first)
+
+
+def comparison_order(job: SynthJob, final: Final) -> ComparisonOrder:
+    """The stdlib CAMs best first by their selection-split scores (re-scored contained ones, then
+    the race's means); the ones never scored on the selection split last, by name."""
+
+    def train_score(r: str) -> float | None:
+        if r in final.stdlib_train:
+            return final.stdlib_train[r]
+        return final.train_scores.get(job.refs[r].nid)
+
+    scored = [(r, s) for r in sorted(job.stdlib) if (s := train_score(r)) is not None and math.isfinite(s)]
+    scored.sort(key=lambda rs: -job.sign * rs[1])
+    unscored = [r for r in sorted(job.stdlib) if r not in {r for r, _ in scored}]
+    names = tuple([r for r, _ in scored] + unscored)
+    return ComparisonOrder(names, min(FIRST_REFERENCES, len(names)))
+
+
 @dataclass(frozen=True)
 class _Plan:
     """What the comparison scores, on how many images, and its estimated cost (rank 0's)."""
@@ -43,7 +93,8 @@ class _Plan:
     images: int
     others: int  # shown candidates after the winner
     cached: dict[str, torch.Tensor | None]  # stdlib name -> its cached holdout values
-    missing: tuple[str, ...]  # stdlib names to score
+    missing: tuple[str, ...]  # stdlib names to score, best on the selection split first
+    must: int  # the first `must` of `missing` are scored whatever their cost
     estimate_s: float
 
 
@@ -55,10 +106,16 @@ class _Scored:
     values: torch.Tensor  # [len(nodes), images]
     stdlib: dict[str, torch.Tensor]  # by stdlib name, the ones scored or cached
     skipped: tuple[str, ...]  # stdlib names left out by the time limit
+    images: int  # the holdout images they were scored on (a prefix)
 
 
 def compare_on_holdout(
-    job: SynthJob, final: Final, data: SplitData, hdata: SplitData | None, notes: EquivalenceNotes
+    job: SynthJob,
+    final: Final,
+    data: SplitData,
+    hdata: SplitData | None,
+    notes: EquivalenceNotes,
+    order: ComparisonOrder,
 ) -> Holdout:
     """Score the winner, the stdlib CAMs and (time allowing) the other shown candidates on the
     holdout; the paired verdict against the best stdlib CAM. Without a holdout, only pictures."""
@@ -77,15 +134,17 @@ def compare_on_holdout(
         job.settings.seed,
         f"{job.live.loaded.source}@{job.live.layer_path}",
     )
-    plan = _plan(job, cache, hdata.count, len(shown) - 1)
+    plan = _plan(job, cache, hdata.count, len(shown) - 1, order)
     job.log.say(
-        f"holdout comparison: {1 + plan.others} synthesized and {len(plan.missing)} stdlib CAMs to score "
-        f"({len(job.refs) - len(plan.missing)} cached) on {plan.images} images, about {plan.estimate_s:.0f}s "
+        f"holdout comparison: {1 + plan.others} synthesized and {plan.must} stdlib CAMs to score, "
+        f"{len(plan.missing) - plan.must} more as time allows "
+        f"({len(order.stdlib) - len(plan.missing)} cached) "
+        f"on {plan.images} images, about {plan.estimate_s:.0f}s "
         f"({job.clock.per_pair() * 1000:.1f} ms per cam and image measured during the search)"
     )
     hscorer = Scorer(job.live, hdata, job.objective, job.refs, job.counter, job.settings.seed)
-    scored = _score(job, hscorer, cache, plan, shown[: 1 + plan.others])
-    compared = [r for r in sorted(job.refs) if r in scored.stdlib]
+    scored = _score(job, hscorer, hdata, cache, plan, shown[: 1 + plan.others])
+    compared = [r for r in sorted(order.stdlib) if r in scored.stdlib]
     stdlib_rows = [torch.stack([scored.stdlib[r] for r in compared])] if compared else []
     ivs = bootstrap(torch.cat([scored.values, *stdlib_rows]), job.settings.seed)
     intervals = {node.nid: iv for node, iv in zip(scored.nodes, ivs)}
@@ -97,61 +156,108 @@ def compare_on_holdout(
     pictures = None
     if job.group.is_main:
         pictures = visuals(hscorer, hdata, job.name, winner, shown_refs if job.limits.remaining() > 0 else {})
-    return Holdout(intervals, comparison, paired, plan.images, plan.estimate_s, pictures)
+    return Holdout(intervals, comparison, paired, scored.images, plan.estimate_s, pictures)
 
 
-def _plan(job: SynthJob, cache: StdlibScoreCache, count: int, n_shown_others: int) -> _Plan:
+def _plan(
+    job: SynthJob, cache: StdlibScoreCache, count: int, n_shown_others: int, order: ComparisonOrder
+) -> _Plan:
     """Fit the comparison to the time left: fewer images for what must be scored (the winner and
-    the stdlib CAMs not cached), then as many other shown candidates as fit."""
-    ref_names = sorted(job.refs)
+    the first references not cached), then as many other shown candidates as fit."""
+    names = order.stdlib
     n = count
-    cached = {r: cache.get(to_text(job.refs[r]), n) for r in ref_names}
-    missing = [r for r in ref_names if cached[r] is None]
+
+    def lookup(n: int) -> dict[str, torch.Tensor | None]:
+        return {r: cache.get(to_text(job.refs[r]), n) for r in names}
+
+    cached = lookup(n)
+    must = [r for r in names[: order.first] if cached[r] is None]
     per_pair = job.clock.per_pair()
     left = job.limits.remaining()
-    need_pairs = (1 + len(missing)) * n
+    need_pairs = (1 + len(must)) * n
     if math.isfinite(left) and per_pair > 0 and need_pairs * per_pair > left:
-        n = max(2, min(n, int(left / (per_pair * (1 + len(missing))))))
-        need_pairs = (1 + len(missing)) * n
-        cached = {r: cache.get(to_text(job.refs[r]), n) for r in ref_names}
+        n = max(2, min(n, int(left / (per_pair * (1 + len(must))))))
+        need_pairs = (1 + len(must)) * n
+        cached = lookup(n)
+        must = [r for r in names[: order.first] if cached[r] is None]
+    rest = [r for r in names[order.first :] if cached[r] is None]
     others = n_shown_others
     if math.isfinite(left) and per_pair > 0:
         spare = max(0.0, left - need_pairs * per_pair)
         others = min(others, int(spare / (per_pair * n)))
-    plan = _Plan(n, others, cached, tuple(missing), 0.0)
+    plan = _Plan(n, others, cached, tuple(must + rest), len(must), 0.0)
     if job.group.distributed:
         plan = job.group.agree(plan)
-        need_pairs = (1 + len(plan.missing)) * plan.images
+        need_pairs = (1 + plan.must) * plan.images
     return dataclasses.replace(plan, estimate_s=per_pair * (need_pairs + plan.others * plan.images))
 
 
 def _score(
-    job: SynthJob, hscorer: Scorer, cache: StdlibScoreCache, plan: _Plan, candidates: tuple[Node, ...]
+    job: SynthJob,
+    hscorer: Scorer,
+    hdata: SplitData,
+    cache: StdlibScoreCache,
+    plan: _Plan,
+    candidates: tuple[Node, ...],
 ) -> _Scored:
-    """The winner first, then one stdlib CAM at a time while time is left (a CAM's maps may cost
-    more than the search's measured pair cost, e.g. an SVD), then the other shown candidates."""
-    idx = list(range(plan.images))
-    per_pair = job.clock.per_pair()
+    """The winner and the first references not cached, chunk by chunk while time is left (their
+    measured cost decides how many holdout images fit: a CAM whose maps re-read score terminals
+    can cost far more per image than the search's average pair); then, on those images, the
+    other stdlib CAMs best first while their cost fits and the capture served them; then the
+    other shown candidates."""
     winner, others = candidates[0], candidates[1:]
-    scored = [winner]
-    rows = [job.score(hscorer, [winner], idx)[0]]
-    cached = dict(plan.cached)
+    must = plan.missing[: plan.must]
+    rows, n, seconds = _score_in_chunks(job, hscorer, [winner, *(job.refs[r] for r in must)], plan.images)
+    per_pair = max(job.clock.per_pair(), seconds / max(1, n * (1 + len(must))))
+    idx = list(range(n))
+    cached = {r: None if v is None else v[:n] for r, v in plan.cached.items()}
+    for r, row in zip(must, rows[1:]):
+        cached[r] = row
+        cache.put(to_text(job.refs[r]), row)
     skipped: list[str] = []
-    for r in plan.missing:
-        if job.agree_timed(job.limits.remaining() <= 0):
+    captured = set(hdata.terminals)
+    for r in plan.missing[plan.must :]:
+        room = job.limits.remaining() > per_pair * n
+        if not job.agree_timed(room and terminals_used([job.refs[r]]) <= captured):
             skipped.append(r)
             continue
         row = job.score(hscorer, [job.refs[r]], idx)[0]
         cached[r] = row
         cache.put(to_text(job.refs[r]), row)
     cache.save()
+    scored, values = [winner], [rows[0]]
     for node in others:
-        if job.agree_timed(job.limits.remaining() <= per_pair * plan.images):
+        if job.agree_timed(job.limits.remaining() <= per_pair * n):
             break
+        if not terminals_used([node]) <= captured:
+            continue
         scored.append(node)
-        rows.append(job.score(hscorer, [node], idx)[0])
+        values.append(job.score(hscorer, [node], idx)[0])
     stdlib = {r: v for r, v in cached.items() if v is not None}
-    return _Scored(tuple(scored), torch.stack(rows), stdlib, tuple(skipped))
+    return _Scored(tuple(scored), torch.stack(values), stdlib, tuple(skipped), n)
+
+
+def _score_in_chunks(
+    job: SynthJob, hscorer: Scorer, nodes: list[Node], count: int
+) -> tuple[list[torch.Tensor], int, float]:
+    """`nodes` on the first holdout images, in growing chunks while the time left fits the next
+    one at the cost measured so far (the first chunk always): their rows, the image count and the
+    seconds it took."""
+    parts: list[list[torch.Tensor]] = [[] for _ in nodes]
+    done, chunk, t0 = 0, FIRST_CHUNK, time.monotonic()
+    while done < count:
+        size = min(chunk, count - done)
+        if done > 0:
+            per_image = (time.monotonic() - t0) / done
+            size = job.agree_timed(min(size, int(job.limits.remaining() / per_image)))
+            if size < 1:
+                break
+        idx = list(range(done, done + size))
+        for part, node in zip(parts, nodes):
+            part.append(job.score(hscorer, [node], idx)[0])
+        done += size
+        chunk = min(2 * chunk, MAX_CHUNK)
+    return [torch.cat(part) for part in parts], done, time.monotonic() - t0
 
 
 def _paired(job: SynthJob, scored: _Scored, winner_equals: tuple[str, ...]) -> PairedComparison | None:
@@ -166,7 +272,10 @@ def _paired(job: SynthJob, scored: _Scored, winner_equals: tuple[str, ...]) -> P
         job.objective.name,
     )
     if paired is not None and scored.skipped:
-        note = f" Not compared (time limit): {', '.join(f'`{r}`' for r in scored.skipped)}."
+        note = (
+            f" Not compared (time limit; the stdlib CAMs best on the selection split go first): "
+            f"{', '.join(f'`{r}`' for r in scored.skipped)}."
+        )
         paired = dataclasses.replace(paired, sentence=paired.sentence + note)
     if paired is not None:
         job.log.say(paired.sentence)

@@ -79,3 +79,19 @@ def test_the_stdlib_multilayer_grammar_compiles_with_its_layer_hole() -> None:
     assert {layers_read([n]) for n in terms} == {frozenset({"layer1"}), frozenset({"layer2"})}
     layercam2 = 'minmax(upsample(relu(sum_c(relu(G@"layer2") * A@"layer2")))) + minmax(upsample('
     assert any(to_text(n).startswith(layercam2) for n in terms)
+
+
+def test_the_stdlib_panel_grammar_mixes_every_kind_of_evidence() -> None:
+    prog = check_text('import "stdlib/cams.cam"\nimport "stdlib/grammars.cam"\n', file_checks=False)
+    assert not prog.has_errors, prog.diagnostics
+    en = Enumerator(prog, prog.grammars["panel"], 6, lambda nt, n, s: "kept")
+    en.run()
+    terms = [n for _, n in en.terms("cam")]
+    assert len(terms) == 312 and en.stats.ill_typed == 0  # docs/grammars.md
+    layers = {layers_read([n]) for n in terms}
+    assert {frozenset(), frozenset({"layer1"}), frozenset({"layer2"})} <= layers
+    texts = {to_text(n) for n in terms}
+    # Grad-CAM as written in stdlib/cams.cam; Score-CAM with its temperature hole at t = 1
+    gradcam = prog.cams["gradcam"].node
+    assert gradcam is not None and to_text(gradcam) in texts
+    assert "relu(sum_c(softmax_c(1 * S_masked) * A))" in texts
