@@ -109,6 +109,6 @@ def test_cifar10_synthesis_example(tmp_path: Path, capsys: pytest.CaptureFixture
     report = _run(path, tmp_path, capsys)
     syntheses = report["syntheses"]
     assert [s["name"] for s in syntheses] == ["best_drop", "best_deletion", "best_insertion"]
-    assert [s["grammar"] for s in syntheses] == ["combined", "input_resolution", "input_resolution"]
+    assert [s["grammar"] for s in syntheses] == ["panel", "multilayer", "panel"]
     for s in syntheses:
         assert s["candidates"] and s["comparison"], s["name"]
