@@ -229,6 +229,10 @@ def capture_train(job: SynthJob, train: Dataset, store: BatchStore | None) -> La
     return split
 
 
+#: Holdout images captured between two checks of the time the scoring needs.
+HOLDOUT_CHUNK = 64
+
+
 def capture_holdout(
     job: SynthJob,
     holdout: Dataset | None,
@@ -253,13 +257,19 @@ def capture_holdout(
         n = max(2, min(n, int(left / (1.1 * per_image))))
     n = job.agree_timed(n)
     job.log.say(f"capturing {n} of {len(holdout)} holdout images")
+    per_scored_image = 1.1 * job.clock.per_pair() * scored_per_image
+    asked = 0
 
     def check() -> None:
-        if job.limits.remaining() <= 0:
+        # the capture stops where the scoring of what it asked for would outlast the limit (the
+        # first chunk only at the limit itself)
+        if job.limits.remaining() <= (per_scored_image * asked if asked > HOLDOUT_CHUNK else 0.0):
             raise StopSearch("time limit reached")
 
     try:
-        split.ensure(n, True, job.group.stop_check(check, job.timed))
+        while asked < n:  # in chunks, so the check knows how much scoring it must leave room for
+            asked = min(n, asked + HOLDOUT_CHUNK)
+            split.ensure(asked, True, job.group.stop_check(check, job.timed))
     except StopSearch:
         pass
     except KeyboardInterrupt:
