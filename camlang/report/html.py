@@ -14,7 +14,7 @@ from typing import Any
 
 from camlang.report.html_concepts import render_concepts
 from camlang.report.html_parts import data_uri, img, meta_table, plain
-from camlang.report.model import CheckResult, EvalResult, MetricInfo, RunReport, SynthResult
+from camlang.report.model import CheckResult, EvalResult, MetricInfo, RunReport, SynthResult, SynthTiming
 from camlang.report.ranking import direction_arrow, fmt_number, fmt_stat, rank_table, rank_values
 from camlang.report.schema import SCHEMA_VERSION
 
@@ -141,6 +141,8 @@ def _synthesis(sy: SynthResult, idx: int, pngs: Mapping[str, Any]) -> str:
         )
     count_rows.append(("seconds", f"{c.seconds:.2f}"))
     out.append("<h3>counts</h3>" + meta_table(count_rows))
+    if sy.timing is not None:
+        out.append(_timing(sy.timing))
     if sy.comparison:
         ranks = rank_values({k: v.mean for k, v in sy.comparison.items()}, obj.direction)
         crow = "".join(
@@ -159,6 +161,27 @@ def _synthesis(sy: SynthResult, idx: int, pngs: Mapping[str, Any]) -> str:
         out.append("<h3>winner vs stdlib</h3>" + img(pngs["grid"], f"{sy.name}: winner vs stdlib", "grid"))
     out.append("</section>")
     return "\n".join(out)
+
+
+def _timing(t: SynthTiming) -> str:
+    """The planned split of `time` and the seconds each phase used."""
+    planned = t.planned
+    phases = (
+        ("search", t.spent.search, None if planned is None else planned.search),
+        ("tuning", t.spent.tuning, None if planned is None else planned.tuning),
+        ("holdout comparison", t.spent.comparison, None if planned is None else planned.comparison),
+        ("total", t.spent.total, t.limit),
+    )
+    rows = "".join(
+        f"<tr><th>{name}</th><td class='num'>{'-' if plan is None else f'{plan:.2f}'}</td>"
+        f"<td class='num'>{spent:.2f}</td></tr>"
+        for name, spent, plan in phases
+    )
+    limit = "no time limit" if t.limit is None else f"time = {t.limit:g} s"
+    return (
+        f"<h3>time</h3><p class='muted'>{escape(limit)}; {escape(t.rule)}</p>"
+        f"<table class='time'><tr><th>phase</th><th>planned (s)</th><th>spent (s)</th></tr>{rows}</table>"
+    )
 
 
 def _counterexample(values: list[Any] | None, limit: int = 12) -> str:
