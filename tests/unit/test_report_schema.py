@@ -102,6 +102,27 @@ def test_synthesis_time_split_planned_and_spent(written: tuple[Path, dict[str, A
     validate_report_dict(bad)
 
 
+def test_a_synthesis_without_time_limit_has_no_plan(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from camlang.report import SynthTiming
+
+    report = sample_report()
+    sy = report.syntheses[0]
+    assert sy.timing is not None
+    unlimited = SynthTiming(None, sy.timing.rule, None, sy.timing.spent)
+    report = replace(report, syntheses=[replace(sy, timing=unlimited)])
+    paths = write_report(tmp_path, report, grid_images=0)
+    t = json.loads(paths.json.read_text())["syntheses"][0]["time"]
+    assert t["limit"] is None and t["planned"] is None and t["spent"]["search"] == 2.1
+    html = paths.html.read_text()
+    assert (
+        "no time limit" in html
+        and "<tr><th>search</th><td class='num'>-</td><td class='num'>2.10</td>" in html
+    )
+    assert unlimited.describe() == "no time limit: search 2.1 s, tuning 0.3 s, holdout comparison 1.1 s"
+
+
 def test_partial_flag_is_written(tmp_path: Path) -> None:
     doc = report_to_dict(sample_report(partial=True))
     assert doc["partial"] is True and doc["syntheses"][0]["partial"] is True
