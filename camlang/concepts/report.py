@@ -1,7 +1,9 @@
 """The concepts part of a run's report: labelled PNG heatmap matrices, sentences, tables, ROC curves.
 
 Written into `<out>/concepts/` (PNG files, `concepts.json`, `concepts.md`); `main_sections()`
-gives the same sections, PNG bytes included, for the run's report.html and report.json.
+gives the same sections, PNG bytes included, for the run's report.html and report.json. Every file
+goes through `camlang.core.atomic.write_atomic`: a kill or a full disk mid-write leaves the
+previous file whole, never a truncated one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from camlang.concepts.discover import PatchGrid  # noqa: E402
 from camlang.concepts.heatmaps import SemanticHeatmaps, top_cells  # noqa: E402
 from camlang.concepts.localise import Localisation  # noqa: E402
 from camlang.concepts.roc import DetectorResult  # noqa: E402
+from camlang.core.atomic import write_atomic, write_failure  # noqa: E402
+from camlang.errors import CamlangError  # noqa: E402
 from camlang.report.model import ConceptSection  # noqa: E402
 
 #: Where the concept PNGs lie, relative to the run's output folder.
@@ -52,7 +56,7 @@ class ConceptReport:
         fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
         plt.close(fig)
         self.pngs[name] = buffer.getvalue()
-        (self.folder / name).write_bytes(self.pngs[name])
+        _write(self.folder / name, self.pngs[name])
         return name
 
     def save_patches(self, title: str, grid: PatchGrid, names: tuple[str, ...]) -> str:
@@ -202,14 +206,19 @@ class ConceptReport:
         self.write()
 
     def write(self) -> None:
-        """(Re)write concepts.json and concepts.md."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "concepts.json").write_text(
-            json.dumps({"sections": self.sections}, indent=2), encoding="utf-8"
-        )
-        (self.folder / "concepts.md").write_text(
-            "# Concepts\n\n" + "\n".join(self.markdown), encoding="utf-8"
-        )
+        """(Re)write concepts.json and concepts.md, each whole or not at all."""
+        _write(self.folder / "concepts.json", json.dumps({"sections": self.sections}, indent=2))
+        _write(self.folder / "concepts.md", "# Concepts\n\n" + "\n".join(self.markdown))
+
+
+def _write(path: Path, data: bytes | str) -> None:
+    """Replace `path` atomically (a kill mid-write leaves the old file); a failed write (a full
+    disk) is a `CamlangError` naming the file."""
+    try:
+        write_atomic(path, data)
+    except OSError as e:
+        message, hint = write_failure(path, e)
+        raise CamlangError(message, hint=hint) from None
 
 
 def _matrices(heat: SemanticHeatmaps, c: int) -> Figure:

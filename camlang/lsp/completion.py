@@ -1,7 +1,8 @@
 """Completion at a cursor: what the REPL's completer offers (keywords, declared names, ops with
 signatures, terminals), plus what only a file editor needs: keyword arguments of declaration
 sources and `synthesize` settings, source names after `model X =`, torchvision architectures
-and their layer names inside strings, and import paths.
+and their layer names inside strings, the declared models' layer names after `@"` and in a
+grammar's layer hole, and import paths.
 
 The REPL's completer reads its names from a live `Session`, which imports the runtime (and so
 torch); this module takes them from the last checked `Program` and the same tables
@@ -27,7 +28,7 @@ from camlang.lsp.describe import (
     describe_op,
     source_signature,
 )
-from camlang.lsp.layers import architectures, layers_of
+from camlang.lsp.layers import architectures, declared_layers, layers_of
 from camlang.paths import stdlib_root
 
 Kind = Literal["keyword", "declaration", "op", "terminal", "source", "argument", "layer", "file"]
@@ -35,6 +36,7 @@ Kind = Literal["keyword", "declaration", "op", "terminal", "source", "argument",
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*$")
 _STATEMENT = re.compile(r"^[ \t]*(" + "|".join(map(re.escape, s.STATEMENT_KEYWORDS)) + r")\b", re.MULTILINE)
 _DECL_RHS = re.compile(r"^\s*(model|data|property|concepts|monitor)\s+\w+\s*=\s*\w*$")
+_GRAMMAR = re.compile(r"^[ \t]*grammar\b", re.MULTILINE)
 _TORCHVISION = re.compile(r'torchvision\(\s*(?:name\s*=\s*)?"([^"]*)"')
 
 
@@ -66,6 +68,8 @@ def complete(before: str, program: Program | None, folder: Path | None) -> list[
     if where == "comment":
         return []
     if where == "string":
+        if is_layer_string(stmt[: len(stmt) - len(string_prefix) - 1], before):
+            return model_layers(string_prefix, program)
         return _in_string(stmt, string_prefix, brackets, folder)
     word = _word(before)
     if _DECL_RHS.match(stmt) and keyword in SOURCE_TABLES:
@@ -162,6 +166,33 @@ def _in_string(stmt: str, prefix: str, brackets: list[_Bracket], folder: Path | 
             if a.startswith(prefix)
         ]
     return _paths(prefix, folder, stdlib=stmt.lstrip().startswith("import"))
+
+
+def is_layer_string(head: str, before: str) -> bool:
+    """Does a string opened right after `head` name a layer? After `@` (`A@"`), or as an
+    alternative of a nonterminal inside a `grammar` block (`l -> "layer1" | "`: only a layer hole
+    has string alternatives). `before` is the text up to the cursor, to find the block."""
+    head = head.rstrip()
+    if head.endswith("@"):
+        return True
+    if not head.endswith(("->", "|")):
+        return False
+    starts = [m.start() for m in _GRAMMAR.finditer(before)]
+    return bool(starts) and any(b.char == "{" for b in _scan(before[starts[-1] :])[2])
+
+
+def model_layers(prefix: str, program: Program | None) -> list[Candidate]:
+    """The layer paths of the declared models (across imports) starting with `prefix`, each with
+    the models that have it."""
+    owners: dict[str, list[str]] = {}
+    for name, model in (program.models if program is not None else {}).items():
+        for layer in declared_layers(model):
+            owners.setdefault(layer, []).append(name)
+    return [
+        Candidate(layer, "layer", "layer of " + ", ".join(models))
+        for layer, models in owners.items()
+        if layer.startswith(prefix)
+    ]
 
 
 def _paths(prefix: str, folder: Path | None, *, stdlib: bool) -> list[Candidate]:

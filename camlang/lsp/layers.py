@@ -1,15 +1,20 @@
-"""Layer names of torchvision architectures, for completion inside `at "..."`, without torch.
+"""Layer names of declared models, for completion inside `at "..."` and after `@"`, without torch.
 
 The server must answer in milliseconds and never import torch, so it cannot build a model to
-list its modules. This static table gives, per architecture family, the top-level modules and
-the usual CAM target layers (the paths `camlang.models.layers.resolve_layer` accepts).
-`tests/lsp/test_layer_table.py` builds every listed architecture on torch's meta device and
-checks each name resolves, so the table cannot silently drift from torchvision.
+list its modules. This static table gives, per torchvision architecture family, the top-level
+modules and the usual CAM target layers (the paths `camlang.models.layers.resolve_layer`
+accepts), and for camlang's own architectures (`shapes_cnn`, the CIFAR ResNets, `mlp`) every
+named module. `declared_layers` reads a `model` declaration (its source, `arch`, `sizes` and `at`
+layers). `tests/lsp/test_layer_table.py` builds every listed architecture on torch's meta device
+and checks each name resolves (and that the built-in lists are exactly the named modules), so the
+table cannot silently drift from torchvision or from camlang's models.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from camlang.frontend.program import ModelDef
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,22 +25,28 @@ class Family:
     layers: tuple[str, ...]
 
 
-def _resnet_layers(blocks: tuple[int, int, int, int]) -> tuple[str, ...]:
-    stages = tuple(f"layer{i}" for i in range(1, 5))
-    last_blocks = tuple(f"layer{i}.{n - 1}" for i, n in zip(range(1, 5), blocks))
-    return ("conv1", "bn1", "relu", "maxpool", *stages, *last_blocks, "layer4[-1]", "avgpool", "fc")
+def _resnet_layers(blocks: tuple[int, int, int, int], convs: int) -> tuple[str, ...]:
+    """The stem, each stage, each block and its convolutions (`convs` per block: 2 in a basic
+    block, 3 in a bottleneck), `layer4[-1]`, the pooling and the head."""
+    stages: list[str] = []
+    for i, n in zip(range(1, 5), blocks):
+        stages.append(f"layer{i}")
+        for b in range(n):
+            stages += [f"layer{i}.{b}", *(f"layer{i}.{b}.conv{c}" for c in range(1, convs + 1))]
+    return ("conv1", "bn1", "relu", "maxpool", *stages, "layer4[-1]", "avgpool", "fc")
 
 
 _SEQUENTIAL_HEAD = ("features", "features[-1]", "avgpool", "classifier")
 
 FAMILIES: tuple[Family, ...] = (
-    Family(("resnet18",), _resnet_layers((2, 2, 2, 2))),
-    Family(("resnet34", "resnet50", "resnext50_32x4d", "wide_resnet50_2"), _resnet_layers((3, 4, 6, 3))),
+    Family(("resnet18",), _resnet_layers((2, 2, 2, 2), 2)),
+    Family(("resnet34",), _resnet_layers((3, 4, 6, 3), 2)),
+    Family(("resnet50", "resnext50_32x4d", "wide_resnet50_2"), _resnet_layers((3, 4, 6, 3), 3)),
     Family(
         ("resnet101", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet101_2"),
-        _resnet_layers((3, 4, 23, 3)),
+        _resnet_layers((3, 4, 23, 3), 3),
     ),
-    Family(("resnet152",), _resnet_layers((3, 8, 36, 3))),
+    Family(("resnet152",), _resnet_layers((3, 8, 36, 3), 3)),
     Family(
         ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "alexnet"),
         _SEQUENTIAL_HEAD,
@@ -95,3 +106,49 @@ def architectures() -> list[str]:
 def layers_of(arch: str) -> tuple[str, ...]:
     """The layer paths offered for `arch` (empty when the table does not know it)."""
     return LAYERS.get(arch.strip().lower(), ())
+
+
+def _cifar_resnet_layers(depth: int) -> tuple[str, ...]:
+    """Every named module of `cifar_resnet{depth}` (three stages of (depth - 2) / 6 blocks)."""
+    parts = ("conv1", "bn1", "relu1", "conv2", "bn2", "relu2", "shortcut")
+    stages: list[str] = []
+    for i in range(1, 4):
+        stages.append(f"layer{i}")
+        for b in range((depth - 2) // 6):
+            stages += [f"layer{i}.{b}", *(f"layer{i}.{b}.{p}" for p in parts)]
+    return ("conv1", "bn1", "relu", *stages, "pool", "linear")
+
+
+#: camlang's own architectures (`checkpoint(..., arch = NAME)`) -> their layer paths.
+BUILTIN_LAYERS: dict[str, tuple[str, ...]] = {
+    "shapes_cnn": ("features", *(f"features.{i}" for i in range(7)), "pool", "classifier"),
+    **{f"cifar_resnet{d}": _cifar_resnet_layers(d) for d in (20, 32, 44, 56)},
+    "mobilenet_v2_tf": (
+        "features",
+        *(f"features.{i}" for i in range(19)),
+        "features[-1]",
+        "classifier",
+    ),
+}
+
+
+def _mlp_layers(sizes: object) -> tuple[str, ...]:
+    """`mlp([...])` is `Sequential(Flatten, Linear, ReLU, ..., Linear)`: modules "0", "1", ..."""
+    if not isinstance(sizes, list | tuple) or len(sizes) < 2:
+        return ()
+    return tuple(str(i) for i in range(2 * len(sizes) - 2))
+
+
+def declared_layers(model: ModelDef) -> tuple[str, ...]:
+    """The layer paths of a declared model that the tables know: its `at` layers first, then its
+    architecture's (empty for an architecture they do not know, e.g. an ONNX file)."""
+    args = model.args
+    arch = args.get("name") if model.kind == "torchvision" else args.get("arch")
+    known: tuple[str, ...] = ()
+    if model.kind == "mlp":
+        known = _mlp_layers(args.get("sizes"))
+    elif isinstance(arch, str):
+        key = arch.strip().lower()
+        known = BUILTIN_LAYERS.get(key) or LAYERS.get(key, ())
+    declared = tuple(x for x in (model.layer, *model.more_layers) if x)
+    return tuple(dict.fromkeys(declared + known))

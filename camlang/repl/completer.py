@@ -1,5 +1,6 @@
 """Completion: keywords, declared names, ops (signature and docstring in the menu), terminals,
-colon commands and their arguments, and file paths inside strings.
+colon commands and their arguments, the declared models' layer paths after `@"` and in a
+grammar's layer hole, and file paths inside other strings.
 
 `analyze(text_before_cursor, session)` is a pure function returning `Candidate`s; `CamCompleter`
 turns them into prompt_toolkit completions.
@@ -18,6 +19,7 @@ from prompt_toolkit.document import Document
 
 from camlang.frontend import syntax as s
 from camlang.frontend.op_table import FUNCTIONS, TERMINALS
+from camlang.lsp.completion import is_layer_string
 from camlang.repl.session import Session
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*$")
@@ -43,6 +45,8 @@ def analyze(text: str, session: Session) -> list[Candidate]:
     if where == "comment":
         return []
     if where == "string":
+        if is_layer_string(line[: len(line) - len(prefix) - 1], text):
+            return layers(prefix, session)
         return paths(prefix)
     return words(_word(line), session, statement_start=not text[: len(text) - len(_word(line))].strip())
 
@@ -96,6 +100,15 @@ def words(prefix: str, session: Session, *, statement_start: bool = False) -> li
             out.append((0 if statement_start else 4, Candidate(kw, start, kw, "keyword")))
     out.sort(key=lambda item: (item[0], item[1].text))
     return [c for _, c in out]
+
+
+def layers(prefix: str, session: Session) -> list[Candidate]:
+    """The declared models' layer paths starting with `prefix` (after `@"`, in a layer hole)."""
+    return [
+        Candidate(layer, -len(prefix), layer, "layer of " + ", ".join(models))
+        for layer, models in session.layer_paths().items()
+        if layer.startswith(prefix)
+    ]
 
 
 def paths(prefix: str, base: Path | None = None) -> list[Candidate]:

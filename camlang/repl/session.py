@@ -30,6 +30,7 @@ from camlang.frontend.pretty import pretty_stmt
 from camlang.frontend.program import Program
 from camlang.frontend.source import NO_SPAN, SourceFile, Span
 from camlang.repl.commands import run_command
+from camlang.repl.layer_names import LayerNames
 from camlang.repl.results import Result, Typed
 from camlang.repl.show import show_value
 from camlang.report import RunReport
@@ -78,6 +79,7 @@ class Session:
         self.image = 0
         self.last_png: Path | None = None
         self.counter = 0
+        self._layers = LayerNames()
         self.reset_program()
 
     # ---- state ------------------------------------------------------------------------
@@ -106,6 +108,14 @@ class Session:
         out = {n: kind for kind, table in self.program.tables().items() for n in table}
         out.update({n: "cam" for n in self.program.synths})
         return out
+
+    def layer_paths(self) -> dict[str, list[str]]:
+        """Each layer path of the declared models, with the models that have it (completion)."""
+        owners: dict[str, list[str]] = {}
+        for name, model in self.program.models.items():
+            for layer in self._layers.of(name, model, self.state.models.get(name)):
+                owners.setdefault(layer, []).append(name)
+        return owners
 
     def status(self) -> dict[str, str]:
         """The current model, layer, data and image, for the toolbar."""

@@ -7,15 +7,18 @@ no fonts, no stylesheets, no scripts, no http(s) links. Every user-supplied stri
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from camlang.report.model import CheckResult, ConceptSection, EvalResult, MetricInfo, RunReport, SynthResult
+from camlang.report.html_concepts import render_concepts
+from camlang.report.html_parts import data_uri, img, meta_table, plain
+from camlang.report.model import CheckResult, EvalResult, MetricInfo, RunReport, SynthResult, SynthTiming
 from camlang.report.ranking import direction_arrow, fmt_number, fmt_stat, rank_table, rank_values
 from camlang.report.schema import SCHEMA_VERSION
+
+__all__ = ["data_uri", "failure_banner", "render_html", "rename_failure"]
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0; color: #1d1d1f;
@@ -43,31 +46,6 @@ nav a { margin-right: 1em; }
 """
 
 
-def data_uri(png: bytes) -> str:
-    """A `data:image/png;base64,...` URI for PNG bytes."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _img(png: bytes, alt: str, cls: str = "") -> str:
-    c = f' class="{cls}"' if cls else ""
-    return f'<img{c} src="{data_uri(png)}" alt="{escape(alt)}">'
-
-
-def _meta_table(rows: Sequence[tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><td>{escape(k)}</td><td>{escape(_plain(v))}</td></tr>" for k, v in rows)
-    return f'<table class="meta">{body}</table>'
-
-
-def _plain(v: object) -> str:
-    if isinstance(v, float):
-        return fmt_number(v)
-    if isinstance(v, Mapping):
-        return ", ".join(f"{k}={_plain(x)}" for k, x in v.items())
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_plain(x) for x in v) + "]"
-    return "" if v is None else str(v)
-
-
 def _evaluation(ev: EvalResult, idx: int, pngs: Mapping[str, Any]) -> str:
     out = [f'<section id="eval-{idx}"><h2>{escape(ev.name)}</h2>']
     model_rows = list(ev.model.items())
@@ -75,8 +53,8 @@ def _evaluation(ev: EvalResult, idx: int, pngs: Mapping[str, Any]) -> str:
         model_rows.append(
             ("note", "the layer was chosen by default; name one in the model declaration to override")
         )
-    out.append('<div class="charts"><div><h3>model</h3>' + _meta_table(model_rows) + "</div>")
-    out.append("<div><h3>data</h3>" + _meta_table(list(ev.data.items())) + "</div></div>")
+    out.append('<div class="charts"><div><h3>model</h3>' + meta_table(model_rows) + "</div>")
+    out.append("<div><h3>data</h3>" + meta_table(list(ev.data.items())) + "</div></div>")
     out.append(_definitions(ev))
     ranks = rank_table(ev)
     head = "".join(
@@ -109,10 +87,10 @@ def _evaluation(ev: EvalResult, idx: int, pngs: Mapping[str, Any]) -> str:
     charts = pngs.get("charts", {})
     if charts:
         out.append('<div class="charts">')
-        out.extend(_img(png, f"{ev.name}: {name}") for name, png in charts.items())
+        out.extend(img(png, f"{ev.name}: {name}") for name, png in charts.items())
         out.append("</div>")
     if pngs.get("grid") is not None:
-        out.append("<h3>heatmaps</h3>" + _img(pngs["grid"], f"{ev.name}: heatmap grid", "grid"))
+        out.append("<h3>heatmaps</h3>" + img(pngs["grid"], f"{ev.name}: heatmap grid", "grid"))
     out.append("</section>")
     return "\n".join(out)
 
@@ -162,7 +140,9 @@ def _synthesis(sy: SynthResult, idx: int, pngs: Mapping[str, Any]) -> str:
             ("exhaustive forward passes", f"{c.exhaustive_forward_passes} ({fmt_number(ratio, 3)}x more)")
         )
     count_rows.append(("seconds", f"{c.seconds:.2f}"))
-    out.append("<h3>counts</h3>" + _meta_table(count_rows))
+    out.append("<h3>counts</h3>" + meta_table(count_rows))
+    if sy.timing is not None:
+        out.append(_timing(sy.timing))
     if sy.comparison:
         ranks = rank_values({k: v.mean for k, v in sy.comparison.items()}, obj.direction)
         crow = "".join(
@@ -176,11 +156,32 @@ def _synthesis(sy: SynthResult, idx: int, pngs: Mapping[str, Any]) -> str:
             f"<h3>holdout comparison</h3><table><tr><th>cam</th><th>mean</th><th>CI</th></tr>{crow}</table>"
         )
     if pngs.get("chart") is not None:
-        out.append('<div class="charts">' + _img(pngs["chart"], f"{sy.name}: holdout comparison") + "</div>")
+        out.append('<div class="charts">' + img(pngs["chart"], f"{sy.name}: holdout comparison") + "</div>")
     if pngs.get("grid") is not None:
-        out.append("<h3>winner vs stdlib</h3>" + _img(pngs["grid"], f"{sy.name}: winner vs stdlib", "grid"))
+        out.append("<h3>winner vs stdlib</h3>" + img(pngs["grid"], f"{sy.name}: winner vs stdlib", "grid"))
     out.append("</section>")
     return "\n".join(out)
+
+
+def _timing(t: SynthTiming) -> str:
+    """The planned split of `time` and the seconds each phase used."""
+    planned = t.planned
+    phases = (
+        ("search", t.spent.search, None if planned is None else planned.search),
+        ("tuning", t.spent.tuning, None if planned is None else planned.tuning),
+        ("holdout comparison", t.spent.comparison, None if planned is None else planned.comparison),
+        ("total", t.spent.total, t.limit),
+    )
+    rows = "".join(
+        f"<tr><th>{name}</th><td class='num'>{'-' if plan is None else f'{plan:.2f}'}</td>"
+        f"<td class='num'>{spent:.2f}</td></tr>"
+        for name, spent, plan in phases
+    )
+    limit = "no time limit" if t.limit is None else f"time = {t.limit:g} s"
+    return (
+        f"<h3>time</h3><p class='muted'>{escape(limit)}; {escape(t.rule)}</p>"
+        f"<table class='time'><tr><th>phase</th><th>planned (s)</th><th>spent (s)</th></tr>{rows}</table>"
+    )
 
 
 def _counterexample(values: list[Any] | None, limit: int = 12) -> str:
@@ -201,7 +202,7 @@ def _counterexample(values: list[Any] | None, limit: int = 12) -> str:
 def _checks(checks: Sequence[CheckResult]) -> str:
     rows = []
     for ch in checks:
-        replay = _plain(dict(ch.replay)) if ch.replay else ""
+        replay = plain(dict(ch.replay)) if ch.replay else ""
         rows.append(
             f'<tr class="{escape(ch.status)}"><td>{escape(ch.property)}</td><td>{escape(ch.kind)}</td>'
             f'<td class="status">{escape(ch.status)}</td><td>{escape(ch.backend)}'
@@ -239,7 +240,7 @@ def render_html(
     if report.failure:
         parts.append(failure_banner(report.failure))
     parts.append(
-        _meta_table(
+        meta_table(
             [
                 ("camlang", report.camlang_version),
                 ("source", report.source_file),
@@ -273,7 +274,7 @@ def render_html(
     if report.checks:
         parts.append(_checks(report.checks))
     if report.concepts:
-        parts.append(_concepts(report.concepts))
+        parts.append(render_concepts(report.concepts))
     if report.exports:
         items = "".join(f"<li>{escape(e.cam)}: <code>{escape(e.path)}</code></li>" for e in report.exports)
         parts.append(f'<section id="exports"><h2>exports</h2><ul>{items}</ul></section>')
@@ -287,108 +288,6 @@ def render_html(
 
 def _settings(m: MetricInfo) -> str:
     return "".join(f" <i>({escape(k)}: {escape(v)})</i>" for k, v in m.settings.items())
-
-
-def _concepts(sections: Sequence[ConceptSection]) -> str:
-    """Semantic and differential heatmaps, localisation tables, monitor tables and ROC curves."""
-    out = ['<section id="concepts"><h2>concepts</h2>']
-    for i, sec in enumerate(sections):
-        out.append(f'<div id="concepts-{i}"><h3>{escape(sec.kind)}: {escape(sec.title)}</h3>')
-        out.append(_concept_heatmaps(sec) if sec.kind == "heatmaps" else _concept_monitor(sec))
-        out.append("</div>")
-    out.append("</section>")
-    return "\n".join(out)
-
-
-def _concept_img(sec: ConceptSection, path: str, alt: str, cls: str = "") -> str:
-    png = sec.images.get(path)
-    if png is None:  # not kept in memory: link the file next to the report instead
-        return f'<p class="muted">{escape(alt)}: <code>{escape(path)}</code></p>'
-    return _img(png, alt, cls)
-
-
-def _concept_heatmaps(sec: ConceptSection) -> str:
-    d = sec.data
-    source = d.get("source")
-    probes = source.get("probes", []) if isinstance(source, Mapping) else []
-    if isinstance(source, Mapping):
-        source = {k: v for k, v in source.items() if k != "probes"}
-    meta = [(k, d[k]) for k in ("concepts", "model", "data", "accuracy") if k in d] + [("source", source)]
-    out = [
-        _meta_table(meta),
-        _probe_table(probes),
-        '<p class="muted">per class: P[c_i &gt; c_j] over correctly and incorrectly '
-        "classified images, and their difference (correct - incorrect); the largest differential cells "
-        "are listed as sentences.</p>",
-    ]
-    for c in d.get("classes", []):
-        out.append(f"<h4>{escape(str(c['class']))} ({c['correct']} correct, {c['incorrect']} incorrect)</h4>")
-        out.append(_concept_img(sec, c["png"], f"{c['class']}: semantic and differential heatmaps", "grid"))
-        if c.get("top_cells"):
-            out.append("<ul>" + "".join(f"<li>{escape(str(s))}</li>" for s in c["top_cells"]) + "</ul>")
-    rows = d.get("localisation")
-    if rows:
-        body = "".join(
-            f"<tr><th>{escape(str(r['class']))}</th><td class='num'>{r['errors']}</td>"
-            f"<td class='num'>{r['encoder']}</td><td class='num'>{r['head']}</td>"
-            f"<td class='num'>{fmt_number(float(r['encoder_share']))}</td></tr>"
-            for r in rows
-        )
-        errors = sum(int(r["errors"]) for r in rows)
-        encoder = sum(int(r["encoder"]) for r in rows)
-        out.append(
-            "<h4>fault localisation</h4><table><tr><th>class</th><th>errors</th><th>encoder</th>"
-            f"<th>head</th><th>encoder share</th></tr>{body}</table>"
-            f"<p>{encoder} of {errors} errors localised to the encoder, {errors - encoder} to the head.</p>"
-        )
-    return "\n".join(out)
-
-
-def _probe_table(probes: Sequence[Mapping[str, Any]]) -> str:
-    """Each concept probe's held-out accuracy against chance."""
-    if not probes:
-        return ""
-    keys = ("accuracy", "balanced_accuracy", "chance", "positives", "heldout")
-    body = "".join(
-        f"<tr><th>{escape(str(r.get('concept')))}</th>"
-        + "".join(f"<td class='num'>{escape(_plain(r.get(k)))}</td>" for k in keys)
-        + "</tr>"
-        for r in probes
-    )
-    head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in keys)
-    return f"<table><tr><th>probe (held-out)</th>{head}</tr>{body}</table>"
-
-
-def _concept_monitor(sec: ConceptSection) -> str:
-    d = sec.data
-    meta = [(k, d[k]) for k in ("monitor", "data", "fpr") if k in d]
-    out = [_meta_table(meta)]
-    for test, entry in d.get("tests", {}).items():
-        dets = entry.get("detectors", [])
-        best = max((x["auroc"] for x in dets if x.get("auroc") is not None), default=None)
-        body = "".join(
-            f"<tr><th>{escape(str(x['detector']))}</th>"
-            f"<td class='num{' best' if best is not None and x.get('auroc') == best else ''}'>"
-            f"{fmt_number(_num_or_nan(x.get('auroc')))}</td>"
-            + "".join(
-                f"<td class='num'>{fmt_number(_num_or_nan(x.get(k)))}</td>"
-                for k in ("tpr_at_5_fpr", "calibrated_tpr", "calibrated_fpr")
-            )
-            + f"<td class='num'>{x.get('positives', '')}</td>"
-            + f"<td class='num'>{x.get('negatives', '')}</td></tr>"
-            for x in dets
-        )
-        out.append(
-            f"<h4>{escape(str(test))}</h4><table><tr><th>detector</th><th>AUROC</th><th>TPR@5%FPR</th>"
-            "<th>calibrated TPR</th><th>calibrated FPR</th><th>positives</th><th>negatives</th></tr>"
-            f"{body}</table>"
-        )
-        out.append('<div class="charts">' + _concept_img(sec, entry["roc_png"], f"ROC: {test}") + "</div>")
-    return "\n".join(out)
-
-
-def _num_or_nan(x: float | None) -> float:
-    return math.nan if x is None else float(x)
 
 
 def failure_banner(failure: str) -> str:

@@ -195,6 +195,50 @@ class SynthCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class PhaseSeconds:
+    """Seconds per phase of a synthesis: the search (captures, enumeration, race, final checks),
+    tuning the winner's constants, and the holdout comparison (its capture and scoring)."""
+
+    search: float
+    tuning: float
+    comparison: float
+
+    @property
+    def total(self) -> float:
+        """All three phases together."""
+        return self.search + self.tuning + self.comparison
+
+
+@dataclass(frozen=True, slots=True)
+class SynthTiming:
+    """How a synthesis shared its `time` out and what each phase used.
+
+    `planned` is the split by the stated `rule` (None without a time limit, `limit`); `spent` is
+    measured, and its total is the synthesis's `SynthCounts.seconds`.
+    """
+
+    limit: float | None
+    rule: str
+    planned: PhaseSeconds | None
+    spent: PhaseSeconds
+
+    def describe(self) -> str:
+        """One line: the seconds each phase used, against its planned share."""
+
+        def phase(name: str, spent: float, planned: float | None) -> str:
+            return f"{name} {spent:.1f} s" + ("" if planned is None else f" of {planned:.1f} s")
+
+        p = self.planned
+        parts = [
+            phase("search", self.spent.search, None if p is None else p.search),
+            phase("tuning", self.spent.tuning, None if p is None else p.tuning),
+            phase("holdout comparison", self.spent.comparison, None if p is None else p.comparison),
+        ]
+        head = "no time limit" if self.limit is None else f"time {self.limit:g} s"
+        return f"{head}: " + ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class Interval:
     """A mean with a confidence interval (used for the holdout comparison)."""
 
@@ -208,7 +252,8 @@ class SynthResult:
     """One `synthesize` statement: the top-k candidates, counts and a holdout comparison.
 
     `comparison` maps a CAM name (the winner's display name and each stdlib CAM) to its holdout
-    mean and CI. `visuals.maps` holds the winner's maps next to the stdlib CAMs' maps.
+    mean and CI. `visuals.maps` holds the winner's maps next to the stdlib CAMs' maps. `timing`
+    is the planned split of `time` and the seconds each phase used (None when not measured).
     """
 
     name: str
@@ -220,6 +265,7 @@ class SynthResult:
     comparison: Mapping[str, Interval] = field(default_factory=dict)
     visuals: Visuals | None = None
     verdict: str | None = None  # one sentence: better / equal / worse than the best stdlib CAM
+    timing: SynthTiming | None = None
 
 
 @dataclass(frozen=True)

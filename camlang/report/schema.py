@@ -18,7 +18,16 @@ import numpy as np
 import torch
 
 from camlang.errors import CamlangError
-from camlang.report.model import CheckResult, ConceptSection, EvalResult, MetricInfo, RunReport, SynthResult
+from camlang.report.model import (
+    CheckResult,
+    ConceptSection,
+    EvalResult,
+    MetricInfo,
+    PhaseSeconds,
+    RunReport,
+    SynthResult,
+    SynthTiming,
+)
 from camlang.report.ranking import rank_table, rank_values
 
 SCHEMA_VERSION = 1
@@ -133,7 +142,21 @@ def _synthesis(sy: SynthResult, images: Mapping[str, Any]) -> dict[str, Any]:
             for name, iv in sy.comparison.items()
         },
         "verdict": sy.verdict,
+        "time": None if sy.timing is None else _timing(sy.timing),
         "images": jsonable(images),
+    }
+
+
+def _phases(p: PhaseSeconds) -> dict[str, Any]:
+    return {"search": jsonable(p.search), "tuning": jsonable(p.tuning), "comparison": jsonable(p.comparison)}
+
+
+def _timing(t: SynthTiming) -> dict[str, Any]:
+    return {
+        "limit": jsonable(t.limit),
+        "rule": t.rule,
+        "planned": None if t.planned is None else _phases(t.planned),
+        "spent": _phases(t.spent),
     }
 
 
@@ -269,6 +292,8 @@ def validate_report_dict(doc: object, source: str = "report.json") -> None:
         for j, cand in enumerate(sy.get("candidates") or []):
             _missing(cand, _CAND, f"syntheses[{i}].candidates[{j}]", problems)
         _missing(sy.get("counts"), _COUNTS, f"syntheses[{i}].counts", problems)
+        if isinstance(sy, Mapping) and sy.get("time") is not None:  # optional: older reports lack it
+            _missing(sy["time"], ("limit", "rule", "planned", "spent"), f"syntheses[{i}].time", problems)
     for i, ch in enumerate(doc["checks"]):
         _missing(ch, _CHECK, f"checks[{i}]", problems)
         if isinstance(ch, Mapping) and ch.get("status") not in ("holds", "violated", "unknown"):

@@ -155,6 +155,8 @@ def print_summary(report: RunReport, console: Console) -> None:
             print_full_width(console, comparison_table(sy))
         if sy.verdict:
             console.print(Text(f"{sy.name}: {sy.verdict}"))
+        if sy.timing is not None:
+            console.print(Text(f"{sy.name}: {sy.timing.describe()}", style="dim"))
     if report.checks:
         print_full_width(console, checks_table(list(report.checks)))
     for ex in report.exports:

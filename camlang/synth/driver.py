@@ -23,7 +23,8 @@ typed record (`camlang.synth.job.SynthJob` holds what they all share):
 7. **report** (`reporting`): the `SynthResult` and a typed record of the run's statistics.
 
 `time` bounds all of it, split by the rule of `camlang.synth.limits.TimeSplit` (search, tuning,
-comparison; the run prints the split, and `SynthStats.time_split` keeps it): the race stops
+comparison; the run prints the split, and the report's `SynthResult.timing` shows it beside the
+seconds each phase used): the race stops
 early enough to leave the measured cost of the final checks and the later shares, and the run
 prints its estimate of the comparison's cost before starting it.
 
@@ -37,7 +38,6 @@ report and the score cache keep what finished) instead of returning the best so 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,7 +54,7 @@ from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import finalise
 from camlang.synth.holdout import Holdout, compare_on_holdout, comparison_order
 from camlang.synth.job import Stop, default_reference_cams, prepare_job
-from camlang.synth.limits import COMPARE_SHARE, TUNING_SHARE
+from camlang.synth.limits import COMPARE_SHARE, TUNING_SHARE, PhaseEnds
 from camlang.synth.race_scorer import ANCHOR_FIELD_RATIO, RaceScorer, run_race
 from camlang.synth.reporting import SynthOutcome, SynthStats, build_outcome
 from camlang.synth.sharding import SynthGroup
@@ -118,8 +118,9 @@ def synthesize(
     scorer = RaceScorer(job, lazy, pool)
     race = run_race(job, scorer, pool, stop)
     final = finalise(job, race, scorer, pool, stop)
+    search_end = job.limits.elapsed()
     final, tuned = tune_winner(job, search, final, scorer, stop)
-    search_seconds = time.monotonic() - job.limits.started
+    ends = PhaseEnds(search_end, job.limits.elapsed())
     order = comparison_order(job, final)
     hdata = capture_holdout(job, holdout, lazy, stop, store, *order.reads(job, final))
     notes = EquivalenceNotes(job, search.observer)
@@ -130,7 +131,7 @@ def synthesize(
         except KeyboardInterrupt:
             job.interrupted(stop)
     job.group.check_same("winner", to_text(final.winner))
-    return build_outcome(job, search, pool, final, hold, stop, lazy, notes, tuned, search_seconds, store)
+    return build_outcome(job, search, pool, final, hold, stop, lazy, notes, tuned, ends, store)
 
 
 def _has_constants(program: Program, sdef: SynthDef) -> bool:

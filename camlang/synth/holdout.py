@@ -5,10 +5,11 @@ The stdlib CAMs are compared in the order of their scores on the selection split
 split: the contained ones re-scored on every image, the race's anchors by their race means). The
 winner and the `FIRST_REFERENCES` best of them must be scored: they are scored together on
 growing chunks of the holdout while the time left fits the next chunk at the cost measured so far
-(fewer images when it is short; the stdlib CAMs' cached holdout scores cost nothing). The other stdlib CAMs are scored on the same images while the time allows, best first,
-and the other shown candidates after them; the report names the ones left out. The paired
-verdict is against the best on the holdout of those scored. The run prints its estimate of the
-comparison's cost before starting it.
+(fewer images when it is short; the stdlib CAMs' cached holdout scores cost nothing). The other
+stdlib CAMs are scored on the same images while the time allows, best first, and the other shown
+candidates after them; the report names the ones left out. The paired verdict is against the
+best on the holdout of those scored. The run prints its estimate of the comparison's cost before
+starting it.
 """
 
 from __future__ import annotations

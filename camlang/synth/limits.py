@@ -51,6 +51,14 @@ class TimeSplit:
         tuning = TUNING_SHARE * seconds if has_constants else 0.0
         return TimeSplit(seconds, seconds - compare - tuning, tuning, compare)
 
+    @staticmethod
+    def rule() -> str:
+        """The rule of the module docs, in one line (the report states it beside the split)."""
+        return (
+            f"holdout comparison {COMPARE_SHARE:.0%} of time when there is a holdout, tuning "
+            f"{TUNING_SHARE:.0%} when the grammar has constant holes, the search the rest"
+        )
+
     @property
     def after_search(self) -> float:
         """Seconds kept after the search (tuning and comparison)."""
@@ -64,6 +72,15 @@ class TimeSplit:
             f"time {self.seconds:.0f}s: search {self.search:.0f}s, tuning {self.tuning:.0f}s, "
             f"holdout comparison {self.compare:.0f}s"
         )
+
+
+@dataclass(frozen=True)
+class PhaseEnds:
+    """When the search and the tuning ended, in seconds since the synthesis started (the holdout
+    comparison runs from the tuning's end to the end of the synthesis)."""
+
+    search: float
+    tuning: float
 
 
 class Limits:
@@ -98,6 +115,10 @@ class Limits:
         if self.end is not None:
             search_left = max(0.0, self.end - self.reserve - time.monotonic())
             self.enumeration_end = time.monotonic() + ENUMERATION_SHARE * search_left
+
+    def elapsed(self) -> float:
+        """Seconds since the synthesis started."""
+        return time.monotonic() - self.started
 
     def remaining(self) -> float:
         """Seconds left of the whole synthesis (inf without a time limit)."""

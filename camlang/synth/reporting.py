@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from camlang.frontend.ir import Node, to_text
 from camlang.passes.simplify import simplify
-from camlang.report.model import Candidate, MetricInfo, SynthCounts, SynthResult
+from camlang.report.model import Candidate, MetricInfo, PhaseSeconds, SynthCounts, SynthResult, SynthTiming
 from camlang.synth.candidates import Pool, Search
 from camlang.synth.capturing import LazySplit
 from camlang.synth.compare import PairedComparison
@@ -22,7 +22,7 @@ from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import Final
 from camlang.synth.holdout import Holdout
 from camlang.synth.job import Stop, SynthJob
-from camlang.synth.limits import TimeSplit
+from camlang.synth.limits import PhaseEnds, TimeSplit
 from camlang.synth.scoring import bootstrap
 from camlang.synth.terminal_store import TerminalStore
 from camlang.synth.tune_winner import TunedWinner
@@ -65,6 +65,7 @@ class SynthStats:
     scoring_seconds: float  # wall time of the race's and final checks' scoring calls
     scoring_passes: int  # the objective's forward passes in them
     scoring_calls: int  # the model calls they took (passes / calls: images per call)
+    timing: SynthTiming  # the planned split and the seconds each phase used (the report's)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class _Run:
     n_train: int
     split: LazySplit
     tuned: TunedWinner
-    search_seconds: float  # seconds from the start to the end of the search (and tuning)
+    ends: PhaseEnds  # when the search and the tuning ended
     store: TerminalStore
 
     def constants_of(self, node: Node) -> tuple[tuple[str, float], ...]:
@@ -113,16 +114,17 @@ def build_outcome(
     split: LazySplit,
     notes: EquivalenceNotes,
     tuned: TunedWinner,
-    search_seconds: float,
+    ends: PhaseEnds,
     store: TerminalStore,
 ) -> SynthOutcome:
     """The report section of the run, its statistics, and the winner."""
-    run = _Run(search, pool, final, hold, stop, split.count, split, tuned, search_seconds, store)
+    run = _Run(search, pool, final, hold, stop, split.count, split, tuned, ends, store)
     st = job.settings
     winner = final.winner
     shown = final.ordered[: max(1, st.top)]
     candidates = _candidates(job, run, shown, notes)
     counts = _counts(job, run)
+    timing = _timing(job.limits.split, ends, counts.seconds)
     res = SynthResult(
         job.name,
         job.grammar.name,
@@ -133,8 +135,10 @@ def build_outcome(
         hold.comparison,
         hold.visuals,
         None if hold.paired is None else hold.paired.sentence,
+        timing,
     )
-    stats = _stats(job, run, shown, counts.seconds)
+    stats = _stats(job, run, shown, counts.seconds, timing)
+    job.log.say(f"done; {timing.describe()}")
     job.log.finish(st.max_size)
     return SynthOutcome(
         job.name,
@@ -199,7 +203,19 @@ def _counts(job: SynthJob, run: _Run) -> SynthCounts:
     )
 
 
-def _stats(job: SynthJob, run: _Run, shown: tuple[Node, ...], seconds: float) -> SynthStats:
+def _timing(split: TimeSplit, ends: PhaseEnds, seconds: float) -> SynthTiming:
+    """The planned split of `time` and the seconds each phase used; the phases add up to
+    `seconds`, the synthesis's whole time (the comparison runs from the tuning's end to it)."""
+    search = min(ends.search, seconds)
+    tuned = min(max(ends.tuning, search), seconds)
+    spent = PhaseSeconds(search, tuned - search, seconds - tuned)
+    planned = None if split.seconds is None else PhaseSeconds(split.search, split.tuning, split.compare)
+    return SynthTiming(split.seconds, TimeSplit.rule(), planned, spent)
+
+
+def _stats(
+    job: SynthJob, run: _Run, shown: tuple[Node, ...], seconds: float, timing: SynthTiming
+) -> SynthStats:
     st = job.settings
     en, observer, final, hold = run.search.en, run.search.observer, run.final, run.hold
     winner = final.winner
@@ -208,7 +224,7 @@ def _stats(job: SynthJob, run: _Run, shown: tuple[Node, ...], seconds: float) ->
     if winner_values is not None:
         iv = bootstrap(winner_values[None], st.seed)[0]
         winner_ci = (iv.ci_low, iv.ci_high)
-    search_seconds = min(seconds, run.search_seconds)
+    search_seconds = min(seconds, run.ends.tuning)
     best_stdlib = (
         max(sorted(final.stdlib_train), key=lambda r: job.sign * final.stdlib_train[r])
         if final.stdlib_train
@@ -248,6 +264,7 @@ def _stats(job: SynthJob, run: _Run, shown: tuple[Node, ...], seconds: float) ->
         scoring_seconds=job.clock.seconds,
         scoring_passes=job.clock.passes,
         scoring_calls=job.clock.calls,
+        timing=timing,
     )
 
 

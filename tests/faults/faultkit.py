@@ -69,6 +69,7 @@ VOLATILE = frozenset(
         "created",
         "world_size",
         "seconds",
+        "spent",  # a synthesis's seconds per phase (syntheses[i].time.spent)
         "forward_images",
         "forward_passes",
         "exhaustive_forward_passes",

@@ -99,3 +99,25 @@ def test_diagnostics_are_those_of_camlang_check() -> None:
         expected = check_text(text, str(path), path).diagnostics
         got = analyze(text, path, str(path), parser).program.diagnostics
         assert _key(got) == _key(expected)
+
+
+def test_layer_names_after_at_and_in_a_layer_hole() -> None:
+    """After `@"` and among a layer hole's alternatives: the declared models' layer paths."""
+    demo = ["features", *(f"features.{i}" for i in range(7)), "pool", "classifier"]
+    assert _labels('cam c = relu(sum_c(A@"') == demo
+    assert _labels('cam c = gradcam@"features.') == demo[1:8]
+    assert _labels('grammar h {\n  cam -> upsample(m@l)\n  l -> "features.2" | "features.') == demo[1:8]
+    assert _labels('grammar h {\n  l -> "cl') == ["classifier"]
+    program = analyze(SYNTH, ROOT / "x.cam").program
+    (item,) = complete('cam c = G@"po', program, ROOT)
+    assert (item.label, item.kind, item.detail) == ("pool", "layer", "layer of m")
+    # a torchvision model: its blocks and their convolutions; the `at` layer comes first
+    text = 'model r = torchvision("resnet18") at "layer4[-1]"\nmodel s = mlp([4, 3, 2])\n'
+    program = analyze(text, ROOT / "y.cam").program
+    labels = [c.label for c in complete('cam c = A@"', program, ROOT)]
+    assert labels[0] == "layer4[-1]" and "0" in labels and "3" in labels and "4" not in labels
+    assert [c.label for c in complete('cam c = A@"layer2.0.c', program, ROOT)] == [
+        "layer2.0.conv1",
+        "layer2.0.conv2",
+    ]
+    assert _labels('cam c = A@"nothing') == [] and _labels('data q = images("x') == []

@@ -49,3 +49,30 @@ def test_each_offered_layer_resolves(arch: str) -> None:
         module = torchvision.models.get_model(arch, **kwargs)
     for path in LAYERS[arch]:
         resolve_layer(module, path)  # raises CamlangError on an unknown path
+
+
+@pytest.mark.parametrize("arch", ["shapes_cnn", "cifar_resnet20", "cifar_resnet56", "mobilenet_v2_tf"])
+def test_builtin_architectures_list_their_named_modules(arch: str) -> None:
+    """camlang's own architectures: the small ones list exactly their named modules, and every
+    listed path resolves."""
+    from camlang.lsp.layers import BUILTIN_LAYERS
+    from camlang.models import build_architecture, layer_names, resolve_layer
+
+    with torch.device("meta"):
+        module = build_architecture(arch).module
+    if arch != "mobilenet_v2_tf":  # hundreds of modules: the table offers its stages
+        assert list(BUILTIN_LAYERS[arch]) == layer_names(module)
+    for path in BUILTIN_LAYERS[arch]:
+        resolve_layer(module, path)
+
+
+def test_mlp_layers_are_its_sequential_positions() -> None:
+    from pathlib import Path
+
+    from camlang.frontend.program import ModelDef
+    from camlang.lsp.layers import declared_layers
+    from camlang.models import build_mlp, layer_names
+
+    sizes = [5, 6, 6, 2]
+    model = ModelDef("m", "mlp", {"sizes": sizes}, None, Path("."))
+    assert list(declared_layers(model)) == layer_names(build_mlp(sizes))

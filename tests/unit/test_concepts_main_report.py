@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from camlang.concepts.discover import PatchGrid
 from camlang.concepts.heatmaps import semantic_heatmaps, top_cells
 from camlang.concepts.localise import fit_localiser, localise
 from camlang.concepts.monitor import DETECTORS
@@ -161,3 +162,90 @@ def test_run_hook_puts_sections_into_the_state_report(
     action = s.Watch.__new__(s.Watch)
     assert run_hook.run_concept_action(state, action) is None
     assert [sec.kind for sec in state.report.concepts] == ["heatmaps", "monitor"]
+
+
+def _full_concept_report(out: Path) -> ConceptReport:
+    """Every field the concept actions can write: discovered patches, AUROC intervals, the
+    requested FPR, the paired difference, and the PGD test's success rate and detector note."""
+    from camlang.concepts.bootstrap import Evidence, Interval
+
+    report = _concept_report(out)
+    patches = report.save_patches("found", _grid(), CONCEPTS)
+    scores, labels, predictions, _, _ = _inputs()
+    heat = semantic_heatmaps(*_inputs())
+    extra = {"concepts": "found", "model": "net", "data": "test", "source": {"kind": "discovered"}}
+    report.add_heatmaps("found on net, test", heat, None, {**extra, "patches_png": patches})
+    wrong = predictions != labels
+    rows = [evaluate_detector(d, torch.randn(40) + wrong.float(), wrong, 0.5) for d in DETECTORS]
+    ci = {d: Interval(0.7, 0.61, 0.79, 0.95, 100) for d in DETECTORS}
+    evidence = Evidence(ci, Interval(0.05, 0.012, 0.093, 0.95, 100), 0.05)
+    extra = {
+        "monitor": "watch",
+        "data": "test",
+        "fpr": 0.05,
+        "pgd_success_rate": 0.625,
+        "adversarial_detector": "fitted on FGSM L-inf 8/255, not on the test attack",
+    }
+    report.add_monitor(
+        "watch on pgd", {"PGD eps=0.03 on test": rows}, extra, {"PGD eps=0.03 on test": evidence}
+    )
+    return report
+
+
+def test_report_html_renders_every_concept_field_report_json_holds(tmp_path: Path) -> None:
+    paths = write_report(tmp_path, _run_report(_full_concept_report(tmp_path)))
+    html = paths.html.read_text(encoding="utf-8")
+    doc = json.loads(paths.json.read_text(encoding="utf-8"))
+    validate_report_dict(doc)
+    _, _, found, monitor = doc["concepts"]
+    # a discovered set's patches: the PNG file beside the report, embedded in the page
+    assert found["patches_png"] == "concepts/found-patches.png"
+    embedded = {
+        base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    }
+    assert (tmp_path / found["patches_png"]).read_bytes() in embedded and "top patches" in html
+    # the PGD test's section fields and every detector field
+    assert monitor["pgd_success_rate"] == 0.625 and "PGD success rate" in html and "0.625" in html
+    assert escape(monitor["adversarial_detector"]) in html
+    (test,) = monitor["tests"].values()
+    det = test["detectors"][0]
+    assert {"threshold", "requested_fpr", "auroc_low", "auroc_high"} <= set(det)
+    assert "<th>threshold</th>" in html and "<th>requested FPR</th>" in html
+    assert f"{det['auroc']:.4g} [0.61, 0.79]" in html  # each AUROC with its bootstrap interval
+    assert f"<td class='num'>{det['threshold']:.4g}</td>" in html
+    assert test["combined_minus_msp"] == {"estimate": 0.05, "low": 0.012, "high": 0.093}
+    assert "combined - MSP: 0.05 [0.012, 0.093]" in html
+    # a monitor written without evidence shows a dash where it has no requested FPR
+    assert "<td class='num'>-</td>" in html
+
+
+def test_concept_files_are_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed write (here a full disk half-way through concepts.json) leaves the previous
+    concepts.json whole and no temporary beside it, and is a user error naming the file."""
+    import errno
+    import os
+
+    report = _concept_report(tmp_path)
+    folder = tmp_path / "concepts"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    json.loads(before["concepts.json"])
+    real = os.write
+
+    def full_disk(fd: int, data: bytes | memoryview) -> int:
+        if len(data) > 64:
+            real(fd, bytes(data[:64]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full_disk)
+    report.sections.append({"kind": "monitor", "title": "more", "tests": {}})
+    with pytest.raises(CamlangError, match=r"the disk is full: cannot write .*concepts\.json"):
+        report.write()
+    with pytest.raises(CamlangError, match=r"cannot write .*\.png"):
+        report.save_patches("x", _grid(), CONCEPTS)
+    monkeypatch.setattr(os, "write", real)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # old files, no temporaries
+
+
+def _grid() -> PatchGrid:
+    """Two random 4x4 patches for each of the three concepts."""
+    return PatchGrid(torch.rand(3, 2, 3, 4, 4), torch.zeros(3, 2), torch.zeros(3, 2, 2), torch.ones(3, 2))

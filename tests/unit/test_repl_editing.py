@@ -64,6 +64,46 @@ def test_paths_inside_strings(session: Session, tmp_path: Path, monkeypatch: pyt
     assert texts('import "x" # "mo', session) == []  # inside a comment, not a string
 
 
+def test_layer_names_after_at_and_in_a_layer_hole(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `@"` and among a layer hole's alternatives: the declared models' named modules,
+    built once per model (without weights, on the meta device) and cached."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from camlang.models import DEMO_CHECKPOINT
+    from camlang.repl import layer_names
+
+    assert texts('cam c = A@"', session) == []  # no model declared yet
+    ok = session.execute(
+        f'model m = checkpoint("{DEMO_CHECKPOINT.as_posix()}", arch = "shapes_cnn") at "features[-1]"'
+    )
+    assert ok.kind == "ok"
+    demo = ["features", *(f"features.{i}" for i in range(7)), "pool", "classifier"]
+    built = []
+    real = layer_names._build_on_meta
+    monkeypatch.setattr(layer_names, "_build_on_meta", lambda m: built.append(m) or real(m))
+    assert texts('cam c = relu(sum_c(A@"', session) == ["features[-1]", *demo]
+    got = analyze('cam c = gradcam@"features.', session)
+    assert [(c.text, c.start, c.meta) for c in got][:2] == [
+        ("features.0", -9, "layer of m"),
+        ("features.1", -9, "layer of m"),
+    ]
+    assert texts('grammar h {\n  cam -> upsample(lm@l)\n  l -> "features.2" | "po', session) == ["pool"]
+    (tmp_path / "pool.pt").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert texts('model q = checkpoint("po', session) == ["pool.pt"]  # a path, not a layer
+    assert len(built) == 1  # one build, then the cache
+    assert session.execute("model r = mlp([4, 3, 2])").kind == "ok"
+    assert texts('cam c = G@"', session)[-4:] == ["0", "1", "2", "3"]
+    assert len(built) == 2  # only the new model was built
+    # once a model is loaded, its own modules replace the guess
+    loaded = SimpleNamespace(module=torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)))
+    assert layer_names.LayerNames().of("m", session.program.models["m"], loaded) == ("features[-1]", "0")
+
+
 def test_highlight_covers_text_and_classifies_tokens() -> None:
     text = 'cam x = relu(sum_c(G * A)) # note\nmetric m = maximize gini(L)\n"open'
     frags = highlight(text, {"x"})

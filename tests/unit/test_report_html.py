@@ -71,6 +71,18 @@ def test_sections_present(page: tuple[str, list[Path]]) -> None:
     assert "partial (interrupted)" not in html
 
 
+def test_synthesis_shows_the_time_split(page: tuple[str, list[Path]]) -> None:
+    html, _ = page
+    assert "<h3>time</h3>" in html and "time = 20 s; holdout comparison 35% of time" in html
+    for phase, planned, spent in (
+        ("search", "11.00", "2.10"),
+        ("tuning", "2.00", "0.30"),
+        ("holdout comparison", "7.00", "1.10"),
+        ("total", "20.00", "3.50"),
+    ):
+        assert f"<tr><th>{phase}</th><td class='num'>{planned}</td><td class='num'>{spent}</td></tr>" in html
+
+
 def test_partial_report_is_marked(tmp_path: Path) -> None:
     paths = write_report(tmp_path, sample_report(partial=True), grid_images=1)
     html = paths.html.read_text(encoding="utf-8")

@@ -84,6 +84,45 @@ def test_synthesis_and_checks_sections(written: tuple[Path, dict[str, Any]]) -> 
     assert violated["replay"]["confirmed"] is True
 
 
+def test_synthesis_time_split_planned_and_spent(written: tuple[Path, dict[str, Any]]) -> None:
+    _, doc = written
+    sy = doc["syntheses"][0]
+    t = sy["time"]
+    assert t["limit"] == 20.0 and "35%" in t["rule"]
+    assert t["planned"] == {"search": 11.0, "tuning": 2.0, "comparison": 7.0}
+    assert t["spent"] == {"search": 2.1, "tuning": 0.3, "comparison": 1.1}
+    assert sum(t["spent"].values()) == pytest.approx(sy["counts"]["seconds"])
+    bad = json.loads(json.dumps(doc))
+    del bad["syntheses"][0]["time"]["spent"]
+    with pytest.raises(CamlangError, match=r"syntheses\[0\]\.time: missing key 'spent'"):
+        validate_report_dict(bad)
+    bad["syntheses"][0]["time"] = None  # a synthesis whose time was not measured
+    validate_report_dict(bad)
+    del bad["syntheses"][0]["time"]  # reports written before the key existed stay readable
+    validate_report_dict(bad)
+
+
+def test_a_synthesis_without_time_limit_has_no_plan(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from camlang.report import SynthTiming
+
+    report = sample_report()
+    sy = report.syntheses[0]
+    assert sy.timing is not None
+    unlimited = SynthTiming(None, sy.timing.rule, None, sy.timing.spent)
+    report = replace(report, syntheses=[replace(sy, timing=unlimited)])
+    paths = write_report(tmp_path, report, grid_images=0)
+    t = json.loads(paths.json.read_text())["syntheses"][0]["time"]
+    assert t["limit"] is None and t["planned"] is None and t["spent"]["search"] == 2.1
+    html = paths.html.read_text()
+    assert (
+        "no time limit" in html
+        and "<tr><th>search</th><td class='num'>-</td><td class='num'>2.10</td>" in html
+    )
+    assert unlimited.describe() == "no time limit: search 2.1 s, tuning 0.3 s, holdout comparison 1.1 s"
+
+
 def test_partial_flag_is_written(tmp_path: Path) -> None:
     doc = report_to_dict(sample_report(partial=True))
     assert doc["partial"] is True and doc["syntheses"][0]["partial"] is True

@@ -36,6 +36,8 @@ def test_summary_lists_every_section() -> None:
         "exported gradcam -> out/gradcam_module.py",
         "warning: sample report",
         "layer features.3 (default)",
+        "synthesize best_deletion: time 20 s: search 2.1 s of 11.0 s, tuning 0.3 s of 2.0 s, "
+        "holdout comparison 1.1 s of 7.0 s",
     ):
         assert needle in text, needle
     assert "partial (interrupted)" not in text
