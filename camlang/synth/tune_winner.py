@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 
 from camlang.frontend.ir import Node
@@ -85,8 +86,12 @@ def _tune(job: SynthJob, search: Search, final: Final, scorer: RaceScorer, stop:
     n = scorer.captured_for([raw])
     images = list(range(n))
 
-    def check() -> None:  # a capture the winner still needs stops where the comparison's share starts
-        if job.limits.remaining() <= split.compare:
+    tuning_end = time.monotonic() + seconds
+
+    def check() -> None:
+        # an evaluation (or a capture the winner still needs) stops where tuning's share ends:
+        # one evaluation of a costly metric on every image can take longer than the share
+        if time.monotonic() >= tuning_end or job.limits.remaining() <= split.compare:
             raise StopSearch("time limit reached")
 
     start = None
@@ -95,7 +100,10 @@ def _tune(job: SynthJob, search: Search, final: Final, scorer: RaceScorer, stop:
 
     def loss(node: Node) -> float:
         row = scorer.add_rows([node])
-        return -job.sign * float(scorer.values(row, images, check)[0].nanmean())
+        try:
+            return -job.sign * float(scorer.values(row, images, check)[0].nanmean())
+        except StopSearch:
+            return math.inf  # never the best point; the tuner's own clock then stops it
 
     job.log.say(f"tuning {len(sites)} constants of the winner on {n} training images (up to {seconds:.0f}s)")
     try:
@@ -107,7 +115,9 @@ def _tune(job: SynthJob, search: Search, final: Final, scorer: RaceScorer, stop:
     except KeyboardInterrupt:
         job.interrupted(stop)
         return TunedWinner(stop="interrupted")
-    values = ", ".join(f"{c.nonterminal} = {c.grid_value:g} -> {c.value:.3g}" for c in t.constants)
+    if not math.isfinite(t.start_loss):  # not even the grid's choice was scored in time
+        return TunedWinner(stop="time")
+    values = ", ".join(f"{c.nonterminal} = {c.grid_value:g} -> {c.value:.4g}" for c in t.constants)
     job.log.say(f"tuned constants: {values} ({t.evaluations} evaluations, {t.stop})")
     return TunedWinner(
         t.constants,

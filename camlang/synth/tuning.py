@@ -12,7 +12,8 @@ A hole whose grid is positive and spans a factor of 4 or more is searched on a l
 The tuner never sees data: it calls `loss(node)`, which the driver builds over the selection
 split alone, so the holdout cannot leak into the constants. It stops at `seconds`, or after
 `max_evaluations` calls of `loss`, and returns the best point seen (never worse than the grid's
-choice). Reported values are rounded to 3 significant digits and re-scored.
+choice). Every point it evaluates has 4 significant digits; the best is then rounded to 3 and
+re-scored when the time allows.
 
 Wiring, after the race (`en` the `Enumerator`, `raw` the winner as enumerated, before any
 simplification, `scorer` the selection split's `Scorer`, `sign` +1 to minimize, -1 to maximize):
@@ -251,8 +252,12 @@ class _Box:
         return np.array([self._to(s, v) for s, v in zip(self.sites, values)], dtype=float)
 
     def from_unit(self, u: Sequence[float]) -> tuple[float, ...]:
-        """Coordinates in [0, 1]^n -> values, clipped into the box."""
-        return tuple(self._from(s, min(1.0, max(0.0, float(x)))) for s, x in zip(self.sites, u))
+        """Coordinates in [0, 1]^n -> values, clipped into the box and rounded to 4 significant
+        digits (every evaluated term reads well, even when time stops the tuning before the
+        3-digit re-score)."""
+        return tuple(
+            float(f"{self._from(s, min(1.0, max(0.0, float(x)))):.4g}") for s, x in zip(self.sites, u)
+        )
 
     @staticmethod
     def _to(s: ConstantSite, v: float) -> float:
@@ -327,7 +332,7 @@ class _Run:
                 lambda x: f(np.array([x])),
                 bounds=(0.0, 1.0),
                 method="bounded",
-                options={"xatol": 1e-3, "maxiter": self.cap},
+                options={"xatol": 1e-3, "maxiter": 10 * self.cap},  # our own count (new points) stops it
             )
         else:
             optimize.minimize(
@@ -335,7 +340,7 @@ class _Run:
                 x0,
                 method="Powell",
                 bounds=[(0.0, 1.0)] * len(x0),
-                options={"xtol": 1e-3, "ftol": 1e-6, "maxfev": self.cap},
+                options={"xtol": 1e-3, "ftol": 1e-6, "maxfev": 10 * self.cap},
             )
 
     def result(self, first: tuple[float, ...], final: tuple[float, ...], stop: StopReason) -> Tuning:
