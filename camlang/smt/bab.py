@@ -38,7 +38,7 @@ from camlang.smt.setup import Setup
 from camlang.smt.split import Phase
 from camlang.smt.stats import BabStats
 
-__all__ = ["BabSettings", "wants_bab", "branch_and_bound"]
+__all__ = ["BabSettings", "wants_bab", "bab_deadline", "branch_and_bound"]
 
 #: a branch whose lower bound exceeds its upper bound by more than this (float64 rounding is far
 #: below it) holds no input
@@ -58,6 +58,8 @@ class BabSettings:
     # and on plain robustness with two hidden layers of at least this many ReLUs in all (mnistfc
     # 256x2: every region the bounds leave open was decided faster than by the MILP, docs/smt.md)
     shallow_robust_relus: int = 64
+    # there the MILP stages still decide: branch-and-bound gets this share of the time limit first
+    shallow_share: float = 0.5
     refine_rows: int = 48  # per layer, the intermediate bounds recomputed above a branch's newest split
 
 
@@ -72,6 +74,15 @@ def wants_bab(setup: Setup, choice: bool | None, settings: BabSettings = BabSett
         return True
     relus = sum(W.shape[0] for W in net.Ws[:-1])
     return net.n_hidden == 2 and setup.query.gradient is None and relus >= settings.shallow_robust_relus
+
+
+def bab_deadline(ctx: Context, settings: BabSettings = BabSettings()) -> float | None:
+    """When branch-and-bound must hand over to the MILP stages: on networks below ``min_hidden``
+    hidden layers, after ``shallow_share`` of the time limit (the MILP decides there too, slowly);
+    None on deeper ones, where it keeps the whole limit (the MILP runs out of road there)."""
+    if ctx.setup.net.n_hidden >= settings.min_hidden:
+        return None
+    return min(ctx.deadline, ctx.t0 + settings.shallow_share * ctx.timeout_s)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from torch import nn
 
 from camlang.smt import Robust, SaliencyRobust, build_setup, check
 from camlang.smt.bab import BabSettings, branch_and_bound, wants_bab
-from camlang.smt.backends import BACKENDS
+from camlang.smt.backends import BACKENDS, SearchTimeout
 from camlang.smt.bounds import compute_bounds
 from camlang.smt.crown import Relaxation, TorchNet, backward_bound, branch_bounds, root_bounds
 from camlang.smt.exhaustive import exhaustive_flip
@@ -214,3 +215,35 @@ def test_auto_runs_bab_on_deep_nets_and_on_wide_two_layer_robustness() -> None:
     assert not wants_bab(setup([40, 40], 0.1), None) and not wants_bab(setup([4, 4], None), None)
     assert not wants_bab(setup([40], None), None)
     assert not wants_bab(setup([40, 40], None), False) and wants_bab(setup([4, 4], 0.1), True)
+
+
+def test_shallow_nets_hand_over_to_the_milp_when_bab_runs_out_of_its_share(monkeypatch) -> None:  # noqa: ANN001
+    """Two hidden layers: branch-and-bound gets half the limit, then the MILP stages decide the
+    query; deeper nets keep the timeout ("unknown")."""
+    import camlang.smt.stages as stages_module
+
+    calls: list[float] = []
+
+    def out_of_time(ctx, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append((ctx.deadline - ctx.t0) / ctx.timeout_s)
+        raise SearchTimeout("branch-and-bound: out of time")
+
+    monkeypatch.setattr(stages_module, "branch_and_bound", out_of_time)
+    x = [0.5, 0.5, 0.5]
+    for seed in range(20):
+        torch.manual_seed(seed)
+        widths = [3, 40, 40] if seed < 10 else [3, 8, 8, 8]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        m = nn.Sequential(*layers, nn.Linear(widths[-1], 2)).double().eval()
+        before = len(calls)
+        v = check(m, Robust(x, 0.5, box=(0.0, 1.0)), timeout_s=60, bab=True, attack=False)
+        if len(calls) == before:  # decided before the stage (bounds, the point)
+            continue
+        if len(widths) == 3:
+            assert calls[-1] == pytest.approx(0.5, abs=1e-3)
+            assert v.status in ("holds", "violated"), v.reason  # the MILP stages decided it
+        else:
+            assert calls[-1] == pytest.approx(1.0, abs=1e-3) and v.status == "unknown"
+    assert any(c < 0.9 for c in calls) and any(c > 0.9 for c in calls)
