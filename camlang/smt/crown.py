@@ -255,29 +255,29 @@ def branch_bounds(
     result does too. Layers at or below ``first`` are returned unchanged (the same tensors).
     ``only``: per layer, a ``(n_k,)`` mask of the neurons worth recomputing (the others keep their
     bounds, which is as sound and costs nothing)."""
-    lower, upper = list(lower), list(upper)
+    lows, ups = list(lower), list(upper)
     for j in range(1, net.n_hidden):
         sel = torch.nonzero(first < j).flatten()
         if not len(sel):
             continue
-        lo_j, up_j = lower[j][sel], upper[j][sel]
+        lo_j, up_j = lows[j][sel], ups[j][sel]
         free = ((lo_j < 0) & (up_j > 0)).any(0)
         idx = torch.nonzero(free if only is None else free & only[j]).flatten()
         if not len(idx):
             continue
         eye = torch.eye(lo_j.shape[1], dtype=F64)[idx]
         rows = torch.cat([eye, -eye])  # z_i and -z_i for the neurons free on some branch
-        new_lo, new_up = lower[j].clone(), upper[j].clone()
+        new_lo, new_up = lows[j].clone(), ups[j].clone()
         step = max(1, _CHUNK_ROWS // rows.shape[0])
         for s in range(0, len(sel), step):
             part = sel[s : s + step]
-            below_lo = tuple(lower[k][part] for k in range(j))
-            below_up = tuple(upper[k][part] for k in range(j))
+            below_lo = tuple(lows[k][part] for k in range(j))
+            below_up = tuple(ups[k][part] for k in range(j))
             alpha = tuple(initial_alpha(lo, up, 1) for lo, up in zip(below_lo, below_up))
             C = rows[None].expand(len(part), -1, -1)
             lb = backward_bound(net, j, C, Relaxation(below_lo, below_up, alpha)).lb
             at = (part[:, None], idx[None, :])
             new_lo[at] = torch.maximum(new_lo[at], lb[:, : len(idx)])
             new_up[at] = torch.minimum(new_up[at], -lb[:, len(idx) :])
-        lower[j], upper[j] = new_lo, new_up
-    return tuple(lower), tuple(upper)
+        lows[j], ups[j] = new_lo, new_up
+    return tuple(lows), tuple(ups)
