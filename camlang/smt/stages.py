@@ -8,8 +8,9 @@ either a new `Carry` or a `Decided` verdict, which ends the query:
 3. attack: the cheap PGD falsifier, where the set-up asks for it;
 4. gradient fixing: for saliency queries, ReLU phases the gradient constraint fixes;
 5. pattern LPs: few activation patterns keep the gradient: one LP each (`camlang.smt.patterns`);
-6. branch-and-bound (deep networks, or when asked): alpha-beta-CROWN bounds per branch of ReLU
-   phases, the exact MILP at the leaves (`camlang.smt.bab`);
+6. branch-and-bound (deep networks, plain robustness on two hidden layers, or when asked):
+   alpha-beta-CROWN bounds per branch of ReLU phases, the exact MILP at the leaves
+   (`camlang.smt.bab`); on two hidden layers it hands over to the MILP stages after its share;
 7. joint MILP: saliency queries with several disjuncts left, all in one search (split into
    branches dealt over the ranks of a share);
 8. per-disjunct search: each disjunct left, one piece each.
