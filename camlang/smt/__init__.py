@@ -106,7 +106,8 @@ def check(
     ``memo``: keeps each piece proved infeasible and skips those proved before (`camlang run
     --resume` passes the run's cache), so an interrupted query continues where it stopped.
     ``bab``: branch-and-bound on ReLU phases with alpha-beta-CROWN bounds before the MILP (default:
-    networks with at least three hidden layers; docs/smt.md).
+    networks with at least three hidden layers, and plain robustness on two hidden layers of at
+    least 64 ReLUs; docs/smt.md).
     """
     name = _backend(backend)
     setup = build_setup(module, question, input_shape)

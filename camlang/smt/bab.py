@@ -32,13 +32,17 @@ import torch
 
 from camlang.smt.backends import GatedGradient, SearchTimeout
 from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds, gradient_bounds
-from camlang.smt.crown import F64, Relaxation, TorchNet, initial_alpha, optimise, root_bounds
+from camlang.smt.crown import F64, Relaxation, TorchNet, branch_bounds, initial_alpha, optimise, root_bounds
 from camlang.smt.search import Context, Decision, decide_disjunct, try_candidate
 from camlang.smt.setup import Setup
 from camlang.smt.split import Phase
 from camlang.smt.stats import BabStats
 
-__all__ = ["BabSettings", "wants_bab", "branch_and_bound"]
+__all__ = ["BabSettings", "wants_bab", "bab_deadline", "branch_and_bound"]
+
+#: a branch whose lower bound exceeds its upper bound by more than this (float64 rounding is far
+#: below it) holds no input
+_EMPTY_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,34 @@ class BabSettings:
     batch: int = 32  # branches split at once (2 children each)
     leaf_relus: int = 12  # a branch with at most this many undecided ReLUs goes to the MILP
     min_hidden: int = 3  # "auto" runs branch-and-bound on networks with at least this many layers
+    # and on plain robustness with two hidden layers of at least this many ReLUs in all (mnistfc
+    # 256x2: every region the bounds leave open was decided faster than by the MILP, docs/smt.md)
+    shallow_robust_relus: int = 64
+    # there the MILP stages still decide: branch-and-bound gets this share of the time limit first
+    shallow_share: float = 0.5
+    refine_rows: int = 48  # per layer, the intermediate bounds recomputed above a branch's newest split
 
 
 def wants_bab(setup: Setup, choice: bool | None, settings: BabSettings = BabSettings()) -> bool:
     """``choice``, or by default: networks with at least ``min_hidden`` hidden layers, where one MILP
-    per disjunct runs out of road (the 256x2 tables were measured without it)."""
-    return choice if choice is not None else setup.net.n_hidden >= settings.min_hidden
+    per disjunct runs out of road; and plain robustness on two hidden layers of at least
+    ``shallow_robust_relus`` ReLUs, where the MILP got slow on the regions the bounds leave open."""
+    if choice is not None:
+        return choice
+    net = setup.net
+    if net.n_hidden >= settings.min_hidden:
+        return True
+    relus = sum(W.shape[0] for W in net.Ws[:-1])
+    return net.n_hidden == 2 and setup.query.gradient is None and relus >= settings.shallow_robust_relus
+
+
+def bab_deadline(ctx: Context, settings: BabSettings = BabSettings()) -> float | None:
+    """When branch-and-bound must hand over to the MILP stages: on networks below ``min_hidden``
+    hidden layers, after ``shallow_share`` of the time limit (the MILP decides there too, slowly);
+    None on deeper ones, where it keeps the whole limit (the MILP runs out of road there)."""
+    if ctx.setup.net.n_hidden >= settings.min_hidden:
+        return None
+    return min(ctx.deadline, ctx.t0 + settings.shallow_share * ctx.timeout_s)
 
 
 @dataclass(frozen=True)
@@ -133,14 +159,25 @@ def _scores(
 
 
 def _bound_batch(
-    tn: TorchNet, spec: _Spec, items: list[_Branch], steps: int
+    tn: TorchNet, spec: _Spec, items: list[_Branch], steps: int, refine_rows: int = 0
 ) -> tuple[list[_Branch], torch.Tensor]:
-    """Optimise the unsafe rows' bounds on every branch of ``items`` at once."""
+    """Optimise the unsafe rows' bounds on every branch of ``items`` at once (with ``refine_rows``,
+    after recomputing the intermediate bounds of that many neurons per layer above each branch's
+    newest split)."""
     L = tn.n_hidden
     stack = lambda xs: torch.stack(list(xs))  # noqa: E731
+    lower = tuple(stack(b.lower[k] for b in items) for k in range(L))
+    upper = tuple(stack(b.upper[k] for b in items) for k in range(L))
+    if refine_rows:
+        # the layers above each branch's newest split, over the branch (crown.branch_bounds), for
+        # the neurons whose relaxation costs the unsafe rows' bounds most (their parents' scores)
+        first = torch.tensor([b.splits[-1][0] if b.splits else L for b in items])
+        lower, upper = branch_bounds(tn, lower, upper, first, _costly(items, refine_rows))
+    # bounds that cross (beyond rounding) leave no input in the branch
+    empty = torch.stack([(lo > up + _EMPTY_TOL).any(1) for lo, up in zip(lower, upper)]).any(0)
     rel = Relaxation(
-        tuple(stack(b.lower[k] for b in items) for k in range(L)),
-        tuple(stack(b.upper[k] for b in items) for k in range(L)),
+        lower,
+        upper,
         tuple(stack(b.alpha[k] for b in items) for k in range(L)),
         tuple(stack(b.beta[k] for b in items) for k in range(L)),
         tuple(stack(b.split[k] for b in items) for k in range(L)),
@@ -150,7 +187,7 @@ def _bound_batch(
     # a parent's bound holds on its children too (a child's first iterate can be weaker: with
     # beta still 0, a clamped ReLU is exact only on the branch, not on the whole box)
     lb = torch.maximum(bound.lb - spec.c, torch.stack([b.lb for b in items]))
-    done = spec.excluded(lb) | torch.stack([b.done for b in items])
+    done = spec.excluded(lb) | torch.stack([b.done for b in items]) | empty[:, None]
     assert rel.beta is not None
     out = []
     for n, b in enumerate(items):
@@ -159,6 +196,8 @@ def _bound_batch(
         out.append(
             replace(
                 b,
+                lower=tuple(lo[n] for lo in lower),
+                upper=tuple(up[n] for up in upper),
                 alpha=tuple(a[n] for a in rel.alpha),
                 beta=tuple(be[n] for be in rel.beta),
                 lb=lb[n],
@@ -167,6 +206,19 @@ def _bound_batch(
             )
         )
     return out, bound.coef_x
+
+
+def _costly(items: list[_Branch], count: int) -> tuple[torch.Tensor, ...]:
+    """Per layer, a mask of the ``count`` neurons with the highest branching scores summed over
+    ``items`` (their relaxations cost the bounds most; -1 marks a ReLU that is not free)."""
+    masks = []
+    for k in range(len(items[0].scores)):
+        total = torch.stack([b.scores[k] for b in items]).clamp(min=0).sum(0)
+        mask = torch.zeros(len(total), dtype=torch.bool)
+        top = torch.topk(total, min(count, len(total))).indices
+        mask[top[total[top] > 0]] = True
+        masks.append(mask)
+    return tuple(masks)
 
 
 def _children(b: _Branch) -> list[_Branch]:
@@ -354,7 +406,7 @@ def branch_and_bound(
             bound = batch[0].worst(spec)
             why = f"branch-and-bound: {len(queue)} open, weakest bound {bound:.3g}"
             ctx.report(tally.branches, tally.branches + 2 * len(queue), why)
-            bounded, coef = _bound_batch(tn, spec, children, settings.branch_steps)
+            bounded, coef = _bound_batch(tn, spec, children, settings.branch_steps, settings.refine_rows)
             pending = list(zip(bounded, coef))
     finally:
         ctx.log.add(

@@ -12,7 +12,10 @@ below the margins used (docs/smt.md, "Float caveat").
 
 `root_bounds` computes the pre-activation bounds of every hidden layer over the box, layer after
 layer, each with its own optimised slopes: on deep networks this is what keeps the bounds from
-blowing up with depth. The branches then reuse them (clamped by their splits).
+blowing up with depth. The branches then reuse them (clamped by their splits), and
+`branch_bounds` recomputes, per branch, the layers above its newest split over the branch's own
+bounds of the layers below (the split ReLUs' relaxations are exact there), keeping the parent's
+where they are tighter.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ import torch
 from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds
 from camlang.smt.network import ReluNet
 
-__all__ = ["TorchNet", "Relaxation", "LinearBound", "backward_bound", "optimise", "root_bounds"]
+__all__ = [
+    "TorchNet",
+    "Relaxation",
+    "LinearBound",
+    "backward_bound",
+    "optimise",
+    "root_bounds",
+    "branch_bounds",
+]
 
 F64 = torch.float64
 
@@ -222,3 +233,51 @@ def root_bounds(
         tuple(phases),
     )
     return nb, lowers, uppers
+
+
+#: rows (branches x bounded neurons) per backward pass of `branch_bounds` (memory: each row carries
+#: its input coefficients)
+_CHUNK_ROWS = 4096
+
+
+def branch_bounds(
+    net: TorchNet,
+    lower: tuple[torch.Tensor, ...],
+    upper: tuple[torch.Tensor, ...],
+    first: torch.Tensor,
+    only: tuple[torch.Tensor, ...] | None = None,
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Per-branch intermediate bounds. ``lower``/``upper``: ``(B, n_k)`` per hidden layer, sound
+    on each branch (e.g. the parent's, clamped by the branch's splits); ``first``: ``(B,)`` the
+    lowest layer whose bounds changed on each branch. Every layer above it gets its pre-activation
+    bounds recomputed by a CROWN pass (adaptive slopes) over the branch's bounds of the layers
+    below, already recomputed, and intersected with the old ones: both hold on the branch, so the
+    result does too. Layers at or below ``first`` are returned unchanged (the same tensors).
+    ``only``: per layer, a ``(n_k,)`` mask of the neurons worth recomputing (the others keep their
+    bounds, which is as sound and costs nothing)."""
+    lows, ups = list(lower), list(upper)
+    for j in range(1, net.n_hidden):
+        sel = torch.nonzero(first < j).flatten()
+        if not len(sel):
+            continue
+        lo_j, up_j = lows[j][sel], ups[j][sel]
+        free = ((lo_j < 0) & (up_j > 0)).any(0)
+        idx = torch.nonzero(free if only is None else free & only[j]).flatten()
+        if not len(idx):
+            continue
+        eye = torch.eye(lo_j.shape[1], dtype=F64)[idx]
+        rows = torch.cat([eye, -eye])  # z_i and -z_i for the neurons free on some branch
+        new_lo, new_up = lows[j].clone(), ups[j].clone()
+        step = max(1, _CHUNK_ROWS // rows.shape[0])
+        for s in range(0, len(sel), step):
+            part = sel[s : s + step]
+            below_lo = tuple(lows[k][part] for k in range(j))
+            below_up = tuple(ups[k][part] for k in range(j))
+            alpha = tuple(initial_alpha(lo, up, 1) for lo, up in zip(below_lo, below_up))
+            C = rows[None].expand(len(part), -1, -1)
+            lb = backward_bound(net, j, C, Relaxation(below_lo, below_up, alpha)).lb
+            at = (part[:, None], idx[None, :])
+            new_lo[at] = torch.maximum(new_lo[at], lb[:, : len(idx)])
+            new_up[at] = torch.minimum(new_up[at], -lb[:, len(idx) :])
+        lows[j], ups[j] = new_lo, new_up
+    return tuple(lows), tuple(ups)

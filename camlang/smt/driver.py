@@ -102,7 +102,8 @@ def run_query(
     only its own pieces (output disjuncts, or patterns) and returns a partial verdict for
     `pieces.combine`. ``memo`` keeps the pieces proved infeasible, and skips those an earlier run
     proved. ``bab``: decide by branch-and-bound on ReLU phases before the MILP stages (default:
-    on networks with at least three hidden layers, `camlang.smt.bab.wants_bab`)."""
+    on networks with at least three hidden layers, and for plain robustness on two hidden layers
+    of at least 64 ReLUs, `camlang.smt.bab.wants_bab`)."""
     t0 = time.monotonic()
     log = StatsLog()
     neurons = int(sum(W.shape[0] for W in setup.net.Ws[:-1]))

@@ -8,8 +8,9 @@ either a new `Carry` or a `Decided` verdict, which ends the query:
 3. attack: the cheap PGD falsifier, where the set-up asks for it;
 4. gradient fixing: for saliency queries, ReLU phases the gradient constraint fixes;
 5. pattern LPs: few activation patterns keep the gradient: one LP each (`camlang.smt.patterns`);
-6. branch-and-bound (deep networks, or when asked): alpha-beta-CROWN bounds per branch of ReLU
-   phases, the exact MILP at the leaves (`camlang.smt.bab`);
+6. branch-and-bound (deep networks, plain robustness on two hidden layers, or when asked):
+   alpha-beta-CROWN bounds per branch of ReLU phases, the exact MILP at the leaves
+   (`camlang.smt.bab`); on two hidden layers it hands over to the MILP stages after its share;
 7. joint MILP: saliency queries with several disjuncts left, all in one search (split into
    branches dealt over the ranks of a share);
 8. per-disjunct search: each disjunct left, one piece each.
@@ -21,8 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from camlang.smt.bab import branch_and_bound
-from camlang.smt.backends import GatedGradient
+from camlang.smt.bab import bab_deadline, branch_and_bound
+from camlang.smt.backends import GatedGradient, SearchTimeout
 from camlang.smt.bounds import UNDECIDED, NetBounds, compute_bounds
 from camlang.smt.gradfix import fix_phases_by_gradient
 from camlang.smt.patterns import by_patterns, few_patterns, pattern_lps
@@ -194,13 +195,21 @@ def patterns(ctx: Context, carry: Carry) -> Carry | Decided:
 
 def bab(ctx: Context, carry: Carry) -> Carry | Decided:
     """Branch-and-bound on ReLU phases over the alive disjuncts, in one process (a share deals
-    the MILP stages' pieces instead); every leaf it cannot close by bounds goes to the exact MILP."""
+    the MILP stages' pieces instead); every leaf it cannot close by bounds goes to the exact MILP.
+    On shallow networks it hands over to the MILP stages after its share of the time limit."""
     if not ctx.bab or not carry.alive or not ctx.engine.supports_fixed_phases:
         return carry
     if ctx.share is not None and ctx.share.world_size > 1:
         return carry
     ctx.report(0, 1, "branch-and-bound: optimising the root's bounds")
-    decision = branch_and_bound(ctx, carry.net_bounds, carry.alive, carry.gz0)
+    handover = bab_deadline(ctx)
+    try:
+        own = ctx if handover is None else replace(ctx, deadline=handover)
+        decision = branch_and_bound(own, carry.net_bounds, carry.alive, carry.gz0)
+    except SearchTimeout:
+        if handover is None or time.monotonic() >= ctx.deadline:
+            raise
+        return carry  # the MILP stages decide the rest of the query (from scratch: sound)
     if decision.found is not None:
         ctx.log.add(FoundBy("branch-and-bound"))
         return _violated(decision.found)
