@@ -49,7 +49,7 @@ class Row:
     """One query's outcome: the verdict, and a PGD witness against a "holds" (a soundness bug)."""
 
     image: int
-    label: int
+    label: int  # the image's true label; the property is about the class the net predicts
     verdict: Verdict
     bug: str | None
 
@@ -69,7 +69,9 @@ def _how(v: Verdict) -> str:
     return (v.reason or "").split(" (")[0]
 
 
-def _one(net: nn.Module, image: int, label: int, question: Question, timeout: float, steps: int) -> Row:
+def _one(
+    net: nn.Module, image: int, labels: tuple[int, int], question: Question, timeout: float, steps: int
+) -> Row:
     v = check(net, question, timeout_s=timeout)
     if v.status == "violated":
         assert v.replay is not None and v.replay["ok"], f"violated without a successful replay: {v}"
@@ -78,7 +80,9 @@ def _one(net: nn.Module, image: int, label: int, question: Question, timeout: fl
         w = falsify(net, question, steps=steps, restarts=4, timeout_s=max(timeout, 60))
         if w is not None:
             bug = f"PGD broke `holds` on image {image}: logits {w[1]['logits']}"
-    print(f"  image {image} (label {label}): {v.status:<8} {v.seconds:7.2f} s  {_how(v)}", flush=True)
+    label, predicted = labels
+    seen = f"label {label}" + ("" if predicted == label else f", predicted {predicted}")
+    print(f"  image {image} ({seen}): {v.status:<8} {v.seconds:7.2f} s  {_how(v)}", flush=True)
     return Row(image, label, v, bug)
 
 
@@ -142,7 +146,7 @@ def main() -> int:
                     if delta is None
                     else SaliencyRobust(point, eps, delta, None, (0.0, 1.0))
                 )
-                rows.append(_one(net, i, labels[i], q, args.timeout, args.pgd_steps))
+                rows.append(_one(net, i, (labels[i], predicted[i]), q, args.timeout, args.pgd_steps))
             summaries.append((title, rows))
     print(f"load average after: {os.getloadavg()}")
     print("== summary ==")

@@ -4,6 +4,7 @@ ONNX, and an unsupported layer is refused with a message that names it."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +48,41 @@ def test_conv_lowering_equals_torch_on_random_inputs(spec: dict) -> None:
     assert int(np.max(np.count_nonzero(aff.W, axis=1))) <= k
 
 
+def _toeplitz(conv: nn.Conv2d, in_shape: tuple[int, int, int]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The matrix of a zero-padded, ungrouped Conv2d, written out entry by entry from its definition."""
+    w = conv.weight.detach().double().numpy()
+    c_out, c_in, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = conv.stride, conv.padding, conv.dilation
+    _, h, wd = in_shape
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    m = np.zeros((c_out, ho, wo, c_in, h, wd))
+    for co, oi, oj, ci, u, v in np.ndindex(c_out, ho, wo, c_in, kh, kw):
+        i, j = oi * sh - ph + u * dh, oj * sw - pw + v * dw
+        if 0 <= i < h and 0 <= j < wd:
+            m[co, oi, oj, ci, i, j] += w[co, ci, u, v]
+    return m.reshape(c_out * ho * wo, -1), (c_out, ho, wo)
+
+
+@pytest.mark.parametrize("spec", CONVS[:4], ids=[str(i) for i in range(4)])
+def test_conv_lowering_is_the_toeplitz_matrix_bit_for_bit(spec: dict) -> None:
+    torch.manual_seed(3)
+    conv = nn.Conv2d(**spec).eval()  # float32 weights, as trained networks have
+    (aff,) = extract_layers(conv.double(), (1, spec["in_channels"], 7, 8)).layers
+    assert isinstance(aff, Affine)
+    want, (c_out, ho, wo) = _toeplitz(conv, (spec["in_channels"], 7, 8))
+    assert np.array_equal(aff.W, want)
+    bias = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(c_out)
+    assert np.array_equal(aff.b, np.repeat(bias, ho * wo))
+
+
 @pytest.fixture(scope="module")
 def cnn() -> nn.Module:
+    """The trained CNN in float32, as shipped; tests that need float64 take a copy."""
     return load_checkpoint(MNIST_CNN_CHECKPOINT, "mnist_cnn").module
 
 
 def test_trained_cnn_lowers_to_the_same_logits_and_gradients(cnn: nn.Module) -> None:
-    m64 = cnn.double()
+    m64 = copy.deepcopy(cnn).double()
     _, net = extract_relu_net(m64, (1, 1, 28, 28))
     assert [W.shape[0] for W in net.Ws] == [8 * 13 * 13, 16 * 5 * 5, 100, 10]
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
@@ -68,11 +97,20 @@ def test_trained_cnn_lowers_to_the_same_logits_and_gradients(cnn: nn.Module) -> 
         )
 
 
+def test_trained_cnn_matrices_are_its_weights_exactly(cnn: nn.Module) -> None:
+    _, net = extract_relu_net(copy.deepcopy(cnn).double(), (1, 1, 28, 28))
+    conv1, conv2 = cnn[0], cnn[2]
+    assert np.array_equal(net.Ws[0], _toeplitz(conv1, (1, 28, 28))[0])
+    assert np.array_equal(net.Ws[1], _toeplitz(conv2, (8, 13, 13))[0])
+    # Flatten is C-order, so the first Linear layer reads the conv's outputs in the same order
+    assert np.array_equal(net.Ws[2], cnn[5].weight.detach().double().numpy())
+
+
 def test_checkpoint_and_onnx_are_the_same_network(cnn: nn.Module) -> None:
     pytest.importorskip("onnx2torch", reason="onnx2torch is not installed")
     from_onnx = load_onnx(ONNX)
     assert from_onnx.input_size == 28 and from_onnx.num_classes == 10
-    _, a = extract_relu_net(cnn.double(), (1, 1, 28, 28))
+    _, a = extract_relu_net(copy.deepcopy(cnn).double(), (1, 1, 28, 28))
     _, b = extract_relu_net(from_onnx.module.double(), (1, 1, 28, 28))
     for wa, wb in zip(a.Ws + a.bs, b.Ws + b.bs):
         np.testing.assert_allclose(wa, wb, atol=1e-7)
@@ -104,7 +142,7 @@ def test_trained_cnn_violation_is_replayed_with_a_float32_margin(cnn: nn.Module)
     cex = torch.tensor(v.counterexample, dtype=torch.float32).reshape(1, 1, 28, 28)
     assert float((cex - x[:1].float()).abs().max()) <= 0.1 + 1e-6
     with torch.no_grad():
-        assert int(cnn.float()(cex).argmax()) != labels[0]
+        assert int(cnn(cex).argmax()) != labels[0]  # the float32 network as trained
 
 
 def test_mnist_cnn_architecture_is_registered() -> None:
