@@ -186,6 +186,7 @@ def patterns(ctx: Context, carry: Carry) -> Carry | Decided:
             return Decided("unknown", STOPPED)
         carry = carry.settled(cut)
     if few is None and carry.alive and _wide_first_layer(ctx):
+        ctx.report(0, 1, "the point's own activation region")
         found = own_pattern_witness(
             ctx, nb, list(carry.alive), time.monotonic() + (ctx.deadline - time.monotonic()) / 10
         )
