@@ -207,9 +207,11 @@ def patterns(ctx: Context, carry: Carry) -> Carry | Decided:
 def _wide_first_layer(ctx: Context) -> bool:
     """More first-layer ReLUs than inputs (a convolution, typically): the gradient fixing's pinv
     argument cannot pin the first layer, so a small delta leaves many patterns to the search, and
-    the point's own region is worth one LP per disjunct first (docs/smt.md, "Convolutions")."""
+    the point's own region is worth one LP per disjunct first (docs/smt.md, "Convolutions").
+    Like the attack, this falsifier runs only where the set-up asks for one (networks with at
+    least 64 ReLUs, or ``attack=True``): small networks are decided faster by the exact search."""
     net = ctx.setup.net
-    return net.n_hidden > 0 and net.Ws[0].shape[0] > net.n_inputs
+    return ctx.setup.attack is not None and net.n_hidden > 0 and net.Ws[0].shape[0] > net.n_inputs
 
 
 def bab(ctx: Context, carry: Carry) -> Carry | Decided:
