@@ -145,6 +145,24 @@ def test_trained_cnn_violation_is_replayed_with_a_float32_margin(cnn: nn.Module)
         assert int(cnn(cex).argmax()) != labels[0]  # the float32 network as trained
 
 
+def test_saliency_counterexample_in_the_points_own_region(cnn: nn.Module) -> None:
+    """Image 8 is misclassified within eps 0.02; at delta 1e-4 the first layer (wider than the
+    input) leaves the search many patterns, and the point's own region holds a counterexample."""
+    x, _ = _mnist(9)
+    v = check(cnn, SaliencyRobust(x[8:9], 0.02, 1e-4, None, (0.0, 1.0)), timeout_s=60)
+    assert v.status == "violated" and v.stats["found_by"].startswith("the point's own activation")
+    assert v.replay is not None and v.replay["ok"] and v.replay["grad_diff"] <= 1e-4
+    assert v.replay["margin_f32"] > 0
+
+
+def test_conv_models_get_an_image_shaped_input() -> None:
+    from camlang.run.questions import conv_input_shape
+
+    assert conv_input_shape(build_architecture("mnist_cnn").module, 28) == (1, 1, 28, 28)
+    assert conv_input_shape(build_architecture("mnist_cnn").module, None) is None
+    assert conv_input_shape(build_architecture("mlp([784, 10])").module, 28) is None
+
+
 def test_mnist_cnn_architecture_is_registered() -> None:
     loaded = build_architecture("mnist_cnn")
     assert (loaded.input_size, loaded.num_classes, loaded.normalization) == (28, 10, None)
