@@ -19,8 +19,10 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def shared_data() -> Path:
-    """`../shared/data` beside the checkout (optional real models and images), or skip the test."""
-    path = Path(__file__).resolve().parents[2] / "shared" / "data"
+    """`../shared/data` beside the checkout, or `$CAMLANG_SHARED_DATA` when set (optional real
+    models and images, as in the benchmarks), or skip the test."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    path = Path(os.environ.get("CAMLANG_SHARED_DATA", default))
     if not path.is_dir():
         pytest.skip(f"optional shared data folder {path} is absent")
     return path

@@ -1,6 +1,6 @@
 """The architecture registry: every name `checkpoint(..., arch = NAME)` accepts, built fresh.
 
-Names: `shapes_cnn`, `cifar_resnet20/32/44/56`, `mobilenet_v2_tf`, `mlp([sizes])` and the
+Names: `shapes_cnn`, `mnist_cnn`, `cifar_resnet20/32/44/56`, `mobilenet_v2_tf`, `mlp([sizes])` and the
 torchvision classification models. Weights are loaded separately (`camlang.models.state_dict`).
 """
 
@@ -15,6 +15,7 @@ from camlang.models.cifar_resnet import CIFAR10_CLASSES, CIFAR_RESNET_DEPTHS, Ci
 from camlang.models.demo import ShapesCNN
 from camlang.models.loaded import LoadedModel
 from camlang.models.mlp import build_mlp, parse_mlp_arch
+from camlang.models.mnist_cnn import MNIST_CLASSES, mnist_cnn
 from camlang.models.mobilenet_tf import mobilenet_v2_tf
 from camlang.models.torchvision_loader import build_torchvision, torchvision_info, torchvision_names
 
@@ -22,7 +23,7 @@ from camlang.models.torchvision_loader import build_torchvision, torchvision_inf
 def architecture_names() -> list[str]:
     """Every architecture name `load_checkpoint` accepts (besides `mlp([...])`)."""
     cifar = [f"cifar_resnet{d}" for d in CIFAR_RESNET_DEPTHS]
-    return ["shapes_cnn", *cifar, "mobilenet_v2_tf", *torchvision_names()]
+    return ["shapes_cnn", "mnist_cnn", *cifar, "mobilenet_v2_tf", *torchvision_names()]
 
 
 def build_architecture(arch: str, num_classes: int | None = None) -> LoadedModel:
@@ -38,6 +39,10 @@ def build_architecture(arch: str, num_classes: int | None = None) -> LoadedModel
         n = num_classes or len(SHAPE_CLASSES)
         names = list(SHAPE_CLASSES) if n == len(SHAPE_CLASSES) else None
         return LoadedModel(ShapesCNN(n), "shapes_cnn", "shapes_cnn", 64, None, n, names)
+    if lower == "mnist_cnn":
+        n = num_classes or 10
+        names = MNIST_CLASSES if n == 10 else None
+        return LoadedModel(mnist_cnn(n), "mnist_cnn", "mnist_cnn", 28, None, n, names)
     if lower.startswith("cifar_resnet") and lower.removeprefix("cifar_resnet").isdigit():
         depth = int(lower.removeprefix("cifar_resnet"))
         if depth not in CIFAR_RESNET_DEPTHS:
@@ -66,6 +71,6 @@ def build_architecture(arch: str, num_classes: int | None = None) -> LoadedModel
     raise CamlangError(
         f"unknown architecture {arch!r}",
         hint=(f"did you mean {', '.join(close)}? " if close else "")
-        + "architectures: shapes_cnn, cifar_resnet20/32/44/56, mobilenet_v2_tf, mlp([sizes]), "
+        + "architectures: shapes_cnn, mnist_cnn, cifar_resnet20/32/44/56, mobilenet_v2_tf, mlp([sizes]), "
         "or a torchvision model name",
     )

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,6 +47,9 @@ class SmtQuestion:
     question: smt.Question
     backend: str
     timeout_s: float
+    # `[1, C, S, S]` for a convolutional network, so flat points (a literal `at`, a VNN-LIB box)
+    # fit it; None for a network that takes a flat vector
+    input_shape: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,19 +87,22 @@ def question_of(state: RunState, pdef: PropertyDef) -> SmtQuestion | CamQuestion
         node = state.cam_node(args["cam"].name)[0]
         bounds = (args["lo"], args["hi"]) if pdef.kind == "bounded" else None
         return CamQuestion(pdef.kind, (node,), bounds, timeout)
-    module = state.model(args["model"].name).module
+    loaded = state.model(args["model"].name).loaded
+    module, shape = loaded.module, conv_input_shape(loaded.module, loaded.input_size)
     question: smt.Question
     if pdef.kind == "vnnlib":
-        question = smt.VnnlibQuestion(smt.load_vnnlib(_user_path(pdef, args["path"]), _input_count(module)))
+        question = smt.VnnlibQuestion(
+            smt.load_vnnlib(_user_path(pdef, args["path"]), _input_count(module, shape))
+        )
     elif pdef.kind == "saliency_robust":
         box = tuple(args["box"]) if args.get("box") else (0.0, 1.0)
-        x = _point(state, pdef, module)
+        x = _point(state, pdef, module, shape)
         question = smt.SaliencyRobust(x, args["eps"], args["delta"], args.get("label"), box)
     else:
         box_or_none = tuple(args["box"]) if args.get("box") else None
-        question = smt.Robust(_point(state, pdef, module), args["eps"], args.get("label"), box_or_none)
+        question = smt.Robust(_point(state, pdef, module, shape), args["eps"], args.get("label"), box_or_none)
     timeout = _seconds(args.get("timeout", 120.0))
-    return SmtQuestion(pdef.name, module, question, args.get("backend", "auto"), timeout)
+    return SmtQuestion(pdef.name, module, question, args.get("backend", "auto"), timeout, shape)
 
 
 def smt_verdict(
@@ -121,6 +128,7 @@ def smt_verdict(
                 question.backend,
                 question.timeout_s,
                 report_progress,
+                question.input_shape,
                 share=share,
                 memo=_CachedPieces(state, pdef),
             )
@@ -218,20 +226,47 @@ def _user_path(pdef: PropertyDef, value: str) -> str:
     return str(found)
 
 
-def _input_count(module: torch.nn.Module) -> int:
-    for m in module.modules():
-        if isinstance(m, torch.nn.Linear):
-            return int(m.in_features)
-    raise CamlangError("cannot tell how many inputs the network takes", hint="give `at` as a literal vector")
+def _first_weighted(module: torch.nn.Module) -> torch.nn.Module | None:
+    return next((m for m in module.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)), None)
 
 
-def _point(state: RunState, pdef: PropertyDef, module: torch.nn.Module) -> torch.Tensor:
+def conv_input_shape(module: torch.nn.Module, input_size: int | None) -> tuple[int, ...] | None:
+    """`[1, C, S, S]` for a network whose first weighted layer is a Conv2d (C input channels) and
+    whose loader knows its input side S; None for any other network (it takes a flat vector)."""
+    first = _first_weighted(module)
+    if isinstance(first, torch.nn.Conv2d) and input_size is not None:
+        return (1, int(first.in_channels), int(input_size), int(input_size))
+    return None
+
+
+def _flat_inputs(module: torch.nn.Module, shape: tuple[int, ...] | None) -> int | None:
+    """How many values a flat point has: all of `shape`, else the first Linear layer's inputs;
+    None for a convolutional network of unknown input size."""
+    if shape is not None:
+        return int(math.prod(shape))
+    first = _first_weighted(module)
+    return int(first.in_features) if isinstance(first, torch.nn.Linear) else None
+
+
+def _input_count(module: torch.nn.Module, shape: tuple[int, ...] | None) -> int:
+    count = _flat_inputs(module, shape)
+    if count is None:
+        raise CamlangError(
+            "cannot tell how many inputs the network takes",
+            hint="give `at` as a literal vector, or declare the model with `input_size = N`",
+        )
+    return count
+
+
+def _point(
+    state: RunState, pdef: PropertyDef, module: torch.nn.Module, shape: tuple[int, ...] | None
+) -> torch.Tensor:
     at = pdef.args["at"]
     if isinstance(at, list):
-        first = next((m for m in module.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)), None)
-        if isinstance(first, torch.nn.Linear) and len(at) != first.in_features:
+        count = _flat_inputs(module, shape)
+        if count is not None and len(at) != count:
             raise CamlangError(
-                f"`at` has {len(at)} values but the network takes {first.in_features} inputs",
+                f"`at` has {len(at)} values but the network takes {count} inputs",
                 span=pdef.span,
                 code="E503",
                 hint="give one value per input",
@@ -245,9 +280,11 @@ def _point(state: RunState, pdef: PropertyDef, module: torch.nn.Module) -> torch
                 span=pdef.span,
                 code="E503",
             )
-        return ds.get([at.index]).x[0].double()
+        # with its batch dimension: `[1, 28, 28]` alone would reach a Conv2d as an unbatched
+        # 28-channel image
+        return ds.get([at.index]).x[:1].double()
     if isinstance(at, tuple) and at[0] == "vnnlib":
-        prop = smt.load_vnnlib(_user_path(pdef, at[1]), _input_count(module))
+        prop = smt.load_vnnlib(_user_path(pdef, at[1]), _input_count(module, shape))
         return torch.as_tensor(prop.point(), dtype=torch.float64)
     if isinstance(at, Ref):
         raise CamlangError(

@@ -23,6 +23,7 @@ __all__ = [
     "label_disjuncts",
     "check_label",
     "check_nonneg",
+    "check_extraction",
 ]
 
 #: A point: a torch tensor, a numpy array or a (nested) list of numbers.
@@ -130,7 +131,28 @@ def prepare_point(
         raise CamlangError(
             f"`at` has {flat.size} values but the network takes {net.n_inputs} inputs", code="E702"
         )
+    check_extraction(module64, net, flat, shape)
     return module64, flat, shape, layers, net
+
+
+def check_extraction(module64: nn.Module, net: ReluNet, x: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Raise unless the extracted network computes torch's float64 logits at ``x``.
+
+    Every affine run (convolutions included) was found by probing with basis vectors, which is
+    exact only for maps that really are affine; a layer that is not (a custom module that passes
+    for an ONNX Add, say) would make every verdict about some other network, so it is caught here,
+    once per query, before any bound is computed."""
+    logits, _ = torch_eval(module64, x, shape, None)
+    mine, _ = net.forward(x)
+    scale = 1.0 + float(np.max(np.abs(logits), initial=0.0))
+    gap = float(np.max(np.abs(mine - logits), initial=0.0))
+    if not gap <= 1e-7 * scale:
+        raise CamlangError(
+            f"the verifier's copy of the network differs from torch by {gap:.3g} at `at`",
+            hint="one of its layers is not the affine map it was taken for; "
+            "internal error if it is made only of supported layers, please report",
+            code="E700",
+        )
 
 
 def label_disjuncts(label: int, n_out: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:

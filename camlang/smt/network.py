@@ -163,8 +163,9 @@ def _describe(path: str, obj: object) -> str:
 def _unsupported(path: str, obj: object) -> CamlangError:
     return CamlangError(
         f"layer {_describe(path, obj)} is not supported by the SMT verifier",
-        hint="properties can be checked on ReLU networks made of Linear, Conv2d, ReLU, Flatten, "
-        "AvgPool2d, MaxPool2d and BatchNorm (eval mode)",
+        hint="properties can be checked on ReLU networks written as nn.Sequential (or a "
+        "single-input ONNX chain) of Linear, Conv1d/Conv2d, ReLU, Flatten, AvgPool, MaxPool, "
+        "and BatchNorm and Dropout in eval mode",
         code="E700",
     )
 

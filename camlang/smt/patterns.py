@@ -23,7 +23,14 @@ from camlang.smt.search import Context, Decision
 from camlang.smt.setup import Found, Setup, point_in_box, replay
 from camlang.smt.stats import PatternLpSolved, PatternsEnumerated
 
-__all__ = ["ENUM_MAX_RELUS", "ENUM_MAX_PATTERNS", "few_patterns", "by_patterns", "pattern_lps"]
+__all__ = [
+    "ENUM_MAX_RELUS",
+    "ENUM_MAX_PATTERNS",
+    "few_patterns",
+    "by_patterns",
+    "pattern_lps",
+    "own_pattern_witness",
+]
 
 Pattern = list[np.ndarray]
 
@@ -74,6 +81,33 @@ def _own_pattern(setup: Setup, bounds: NetBounds) -> Pattern | None:
     stable = [ph != UNDECIDED for ph in bounds.phase]
     if all(np.all(o[s] == (ph[s] == ACTIVE)) for o, s, ph in zip(own, stable, bounds.phase)):
         return own
+    return None
+
+
+def own_pattern_witness(ctx: Context, bounds: NetBounds, alive: list[int], deadline: float) -> Found | None:
+    """A counterexample in the point's own activation region, by one LP per alive disjunct, or None.
+
+    That region keeps the gradient exactly, so with a small delta it is where a saliency
+    counterexample most likely lies; finding nothing there proves nothing (other patterns may
+    keep the gradient too), and a boundary-only candidate is simply passed over, since the
+    search that follows decides every pattern, this one included."""
+    setup = ctx.setup
+    own = _own_pattern(setup, bounds)
+    if own is None:
+        return None
+    mask = [p == UNDECIDED for p in bounds.phase]
+    for j in alive:
+        if time.monotonic() >= deadline:
+            return None
+        cand = pattern_lp(
+            setup.net, setup.query, j, own, max(deadline - time.monotonic(), 0.5), margin_mask=mask
+        )
+        ctx.log.add(PatternLpSolved())
+        if cand is not None and cand.margin >= MIN_MARGIN:
+            rec = replay(setup, cand.x)
+            rec["repaired_margin"] = cand.margin
+            if rec["ok"]:
+                return Found(cand.x, rec)
     return None
 
 

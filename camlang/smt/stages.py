@@ -8,6 +8,7 @@ either a new `Carry` or a `Decided` verdict, which ends the query:
 3. attack: the cheap PGD falsifier, where the set-up asks for it;
 4. gradient fixing: for saliency queries, ReLU phases the gradient constraint fixes;
 5. pattern LPs: few activation patterns keep the gradient: one LP each (`camlang.smt.patterns`);
+   with many, on a first layer wider than the input, the point's own region is searched first;
 6. branch-and-bound (deep networks, plain robustness on two hidden layers, or when asked):
    alpha-beta-CROWN bounds per branch of ReLU phases, the exact MILP at the leaves
    (`camlang.smt.bab`); on two hidden layers it hands over to the MILP stages after its share;
@@ -26,7 +27,7 @@ from camlang.smt.bab import bab_deadline, branch_and_bound
 from camlang.smt.backends import GatedGradient, SearchTimeout
 from camlang.smt.bounds import UNDECIDED, NetBounds, compute_bounds
 from camlang.smt.gradfix import fix_phases_by_gradient
-from camlang.smt.patterns import by_patterns, few_patterns, pattern_lps
+from camlang.smt.patterns import by_patterns, few_patterns, own_pattern_witness, pattern_lps
 from camlang.smt.pieces import BEFORE_PIECES
 from camlang.smt.search import Context, alive_disjuncts, deal, decide_piece
 from camlang.smt.setup import Found, point_in_box, replay
@@ -162,7 +163,8 @@ def gradient_fixing(ctx: Context, carry: Carry) -> Carry | Decided:
 
 def patterns(ctx: Context, carry: Carry) -> Carry | Decided:
     """Saliency queries on back ends that allow it: few patterns keep the gradient, one LP each
-    (dealt as pieces); or, with ``pattern_walk``, the enumeration shortcut."""
+    (dealt as pieces); else, on a wide first layer, a counterexample in the point's own region
+    (a tenth of the time left at most); and, with ``pattern_walk``, the enumeration shortcut."""
     q = ctx.setup.query
     if not ctx.engine.supports_pattern_lps or q.gradient is None:
         return carry
@@ -184,6 +186,16 @@ def patterns(ctx: Context, carry: Carry) -> Carry | Decided:
         if pieces.stopped_early:
             return Decided("unknown", STOPPED)
         carry = carry.settled(cut)
+    if few is None and carry.alive and _wide_first_layer(ctx):
+        ctx.report(0, 1, "the point's own activation region")
+        found = own_pattern_witness(
+            ctx, nb, list(carry.alive), time.monotonic() + (ctx.deadline - time.monotonic()) / 10
+        )
+        if found is not None:
+            ctx.log.add(FoundBy("the point's own activation pattern (LP)"))
+            if ctx.share is not None:
+                ctx.share.announce(BEFORE_PIECES)
+            return _violated(found, f"{REPLAYED} (found in the point's own activation region)")
     if carry.alive and ctx.pattern_walk:
         walked = by_patterns(ctx, nb, carry.gz0, list(carry.alive))
         if walked is not None:
@@ -191,6 +203,16 @@ def patterns(ctx: Context, carry: Carry) -> Carry | Decided:
                 return _violated(walked.found)
             carry = carry.settled(walked.cut)
     return carry
+
+
+def _wide_first_layer(ctx: Context) -> bool:
+    """More first-layer ReLUs than inputs (a convolution, typically): the gradient fixing's pinv
+    argument cannot pin the first layer, so a small delta leaves many patterns to the search, and
+    the point's own region is worth one LP per disjunct first (docs/smt.md, "Convolutions").
+    Like the attack, this falsifier runs only where the set-up asks for one (networks with at
+    least 64 ReLUs, or ``attack=True``): small networks are decided faster by the exact search."""
+    net = ctx.setup.net
+    return ctx.setup.attack is not None and net.n_hidden > 0 and net.Ws[0].shape[0] > net.n_inputs
 
 
 def bab(ctx: Context, carry: Carry) -> Carry | Decided:
