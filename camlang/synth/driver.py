@@ -61,6 +61,9 @@ from camlang.synth.sharding import SynthGroup
 from camlang.synth.terminal_store import TerminalStore
 from camlang.synth.tune_winner import tune_winner
 
+#: Images the report pictures (`holdout.visuals`' count): all it reads of the training split.
+PICTURED = 4
+
 __all__ = [
     "ANCHOR_FIELD_RATIO",
     "COMPARE_SHARE",
@@ -113,8 +116,10 @@ def synthesize(
     split = job.limits.plan_split(holdout is not None, _has_constants(program, sdef))
     job.log.say(split.describe())
     lazy = capture_train(job, train, store)
-    search = enumerate_terms(job, lazy.complete(), stop)
-    pool = deduplicate(job, search.en, lazy.complete())
+    probe = lazy.prefix(job.settings.probe, complete=True)  # what enumeration observes
+    search = enumerate_terms(job, probe, stop)
+    pool = deduplicate(job, search.en, probe)
+    del probe
     scorer = RaceScorer(job, lazy, pool)
     race = run_race(job, scorer, pool, stop)
     final = finalise(job, race, scorer, pool, stop)
@@ -125,7 +130,8 @@ def synthesize(
     hold = Holdout()
     if not stop.partial:
         try:
-            hold = compare_on_holdout(job, final, lazy.data(), hdata, notes)
+            # Without a holdout the comparison draws the first training images only.
+            hold = compare_on_holdout(job, final, lazy.prefix(PICTURED), hdata, notes)
         except KeyboardInterrupt:
             job.interrupted(stop)
     job.group.check_same("winner", to_text(final.winner))
