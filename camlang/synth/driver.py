@@ -6,8 +6,10 @@ typed record (`camlang.synth.job.SynthJob` holds what they all share):
 1. **capture** (`capturing`): the training images' terminals (forward + partial backward) as
    the race asks for them, starting with the probe batch and the first round's images; the
    score terminals only for the images a candidate reading them is scored on. Every batch goes
-   to the terminal store as it is captured. Every later evaluation of a candidate reuses them:
-   the only other model calls are the objective's.
+   to the terminal store as it is captured, and stays in memory within `CAMLANG_SYNTH_MEMORY_MB`
+   (`spill`: the later batches are read back from disk a chunk at a time, so memory stays flat as
+   the image count grows). Every later evaluation of a candidate reuses them: the only other
+   model calls are the objective's.
 2. **enumerate** (`candidates`): bottom-up by size; the observer drops observationally equal and
    invalid terms on the probe batch (the first `probe` training images).
 3. **deduplicate** (`candidates`): simplify the kept CAMs (normal forms), merge equal ones, find

@@ -214,7 +214,6 @@ def capture_into(
     group = group or SynthGroup()
     view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
     shards = shard_batches(max(0, len(view) - start), batch_size)
-    frozen_needs = frozenset(needs)
     kept = 0
 
     def keep(part: SplitData) -> None:
@@ -235,17 +234,7 @@ def capture_into(
 
     def capture_shard(j: int) -> SplitData:
         a, b = start + shards[j].start, start + shards[j].stop
-        batch = view.get(range(a, b))
-        if store is not None:
-            got = store.load(frozen_needs, a, b, batch.x)
-            if got is not None:
-                counter.images += got.passes
-                return got.data
-        before = counter.images
-        part = _capture_batch(live, batch, needs, counter)
-        if store is not None:
-            store.save(frozen_needs, a, b, part, counter.images - before)
-        return part
+        return _capture_or_load(live, view, range(a, b), needs, counter, store)
 
     for first in range(0, len(shards), group.world_size):
         if not group.distributed:
@@ -265,6 +254,29 @@ def capture_into(
             keep(got)
             counter.images += int(passes)
     return kept
+
+
+def _capture_or_load(
+    live: LiveModel,
+    ds: Dataset,
+    images: range,
+    needs: set[str],
+    counter: CallCounter,
+    store: BatchStore | None,
+) -> SplitData:
+    """One batch: read back from `store` (its passes counted) or captured (and stored)."""
+    batch = ds.get(images)
+    frozen_needs = frozenset(needs)
+    if store is not None:
+        got = store.load(frozen_needs, images.start, images.stop, batch.x)
+        if got is not None:
+            counter.images += got.passes
+            return got.data
+    before = counter.images
+    part = _capture_batch(live, batch, needs, counter)
+    if store is not None:
+        store.save(frozen_needs, images.start, images.stop, part, counter.images - before)
+    return part
 
 
 def _capture_batch(live: LiveModel, batch: Batch, needs: set[str], counter: CallCounter) -> SplitData:
@@ -301,6 +313,9 @@ def join_splits(parts: list[SplitData]) -> SplitData:
 #: not depend on where the terminals live, so the chunks (and every number) are the same with and
 #: without spilling.
 SCORE_CALL_BYTES = 64 * 2**20
+#: Images per model call of a metric (the `Evaluator`'s `chunk_size`). A scoring call's chunk is a
+#: multiple of it, so a call of one candidate makes the same model calls as one unchunked call.
+MODEL_CALL_IMAGES = 128
 
 
 class Scorer:
@@ -342,7 +357,8 @@ class Scorer:
             self._image_bytes = self.data.rows([0]).nbytes if self.data.count else 1
         h, w = self.size
         per_image = self._image_bytes + n_maps * h * w * 4
-        return max(1, SCORE_CALL_BYTES // max(1, per_image))
+        size = max(1, SCORE_CALL_BYTES // max(1, per_image))
+        return size - size % MODEL_CALL_IMAGES if size > MODEL_CALL_IMAGES else size
 
     def __call__(self, nodes: list[Node], idx: list[int]) -> torch.Tensor:
         """Metric values `[len(nodes), len(idx)]` (not oriented)."""
@@ -386,7 +402,7 @@ class Scorer:
         logits, targets = rows.logits.to(device), rows.targets.to(device)
         batch = CamBatch(by_name, {}, logits, targets, self.counter)
         engine = CamEngine(self.live.module, self.live.layer, dict(zip(names, nodes)))
-        ev = Evaluator(self.live, engine, counter=self.counter, seed=self.seed)
+        ev = Evaluator(self.live, engine, chunk_size=MODEL_CALL_IMAGES, counter=self.counter, seed=self.seed)
         masks = rows.masks.to(device) if rows.masks is not None else None
         x = rows.x.to(device)
         # Positions in this split key the metrics' random draws: stable however candidates are batched.
