@@ -158,7 +158,8 @@ def main() -> int:
         rows.append(row)
         print(
             f"{count:5d} selection images: peak RSS {row['peak_mb']:7.1f} MB "
-            f"(after loading {row['loaded_mb']:.1f} MB); winner {row['winner']}",
+            f"(after loading {row['loaded_mb']:.1f} MB, the synthesis's own peak "
+            f"{row['synth_peak_mb']:.1f} MB); winner {row['winner']}",
             flush=True,
         )
     first, last = rows[0], rows[-1]
