@@ -21,6 +21,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -261,11 +262,32 @@ def capture_train(job: SynthJob, train: Dataset, store: BatchStore | None) -> La
     return split
 
 
-def capture_holdout(
+@dataclass(frozen=True)
+class SplitHead:
+    """The first `count` images of a lazy split, read back a chunk at a time (a `SplitRows`)."""
+
+    split: LazySplit
+    count: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Input resolution (H, W)."""
+        return self.split.size
+
+    def rows(self, idx: Sequence[int]) -> SplitData:
+        """Images `idx` (each below `count`), in that order."""
+        idx = list(idx)
+        if any(not 0 <= i < self.count for i in idx):
+            raise IndexError(f"the split's first {self.count} images do not include all of {idx}")
+        return self.split.rows(idx)
+
+
+def capture_holdout_rows(
     job: SynthJob, holdout: Dataset | None, train: LazySplit, stop: Stop, store: BatchStore | None
-) -> SplitData | None:
+) -> SplitHead | None:
     """The holdout's terminals, captured after the search, for as many images as the time left
-    can capture and score (winner and every stdlib CAM); a prefix of the holdout."""
+    can capture and score (winner and every stdlib CAM); a prefix of the holdout, its batches in
+    memory within the training split's budget and on disk past it."""
     if holdout is None or stop.partial:
         return None
     needs = set(train.needs) | terminals_used(list(job.refs.values()))
@@ -292,9 +314,14 @@ def capture_holdout(
     usable = split.score_count if split.scores else split.count
     if usable == 0:
         return None
-    # The comparison (`holdout.compare_on_holdout`) takes the holdout as one `SplitData`: it is
-    # read back into memory here, the spilled batches included.
-    hdata = split.prefix(usable)
-    if hdata.count < len(holdout):
-        job.log.say(f"time allowed capturing {hdata.count} of {len(holdout)} holdout images")
-    return hdata
+    if usable < len(holdout):
+        job.log.say(f"time allowed capturing {usable} of {len(holdout)} holdout images")
+    return SplitHead(split, usable)
+
+
+def capture_holdout(
+    job: SynthJob, holdout: Dataset | None, train: LazySplit, stop: Stop, store: BatchStore | None
+) -> SplitData | None:
+    """`capture_holdout_rows`, read back into memory as one `SplitData`."""
+    head = capture_holdout_rows(job, holdout, train, stop, store)
+    return None if head is None else head.split.prefix(head.count)
