@@ -3,10 +3,12 @@
 On the pretrained CIFAR-10 ResNet-20 at `layer3`, grammar `multilayer` (A and G at layer1,
 layer2 and layer3, and GX: about 0.25 MB of terminals per image), objective deletion: one
 synthesis per image count, each in its own subprocess, which reports its peak resident set size
-(`resource.getrusage(RUSAGE_SELF).ru_maxrss`) and its winner. A forward-pass `budget` keeps the
-search short; the final checks then capture and re-score every selection image, so the terminals
-of all of them pass through the run. Prints the peak RSS per image count and the growth ratio
-(largest count over smallest; flat memory is a ratio near 1).
+(`resource.getrusage(RUSAGE_SELF).ru_maxrss`), its peak during the synthesis alone (VmHWM reset
+after loading the model and data) and its winner. A small `max_size` keeps the search short
+without a limit, so the race ends by itself and the final checks capture and re-score every
+selection image (a `budget` or `time` that stops the search would leave the finals on the
+captured prefix). Prints the peak RSS per image count and the growth ratio (largest count over
+smallest; flat memory is a ratio near 1).
 
 `--memory-mb` sets `CAMLANG_SYNTH_MEMORY_MB` in the subprocesses: the captured terminals kept in
 memory (the rest is spilled to disk and read back a chunk at a time). Its default (256 MB) holds
@@ -15,7 +17,7 @@ sizes.
 
 Needs `../shared/data` (or `--data`); without it the benchmark says so and exits 0.
 
-    python benchmarks/bench_synth_memory.py [--sizes 200,800] [--memory-mb 32] [--budget 3000]
+    python benchmarks/bench_synth_memory.py [--sizes 200,800] [--memory-mb 32] [--max-size 4]
 """
 
 from __future__ import annotations
