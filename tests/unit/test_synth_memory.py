@@ -214,3 +214,22 @@ def test_a_synthesis_whose_scoring_runs_out_of_memory_finishes_with_the_same_win
         for image, value in row.items():
             other = b[text][image]
             assert (value is None and other is None) or abs(value - other) <= 1e-6, (text, image)
+
+
+def test_a_long_scoring_call_is_made_in_chunks_of_whole_model_calls(
+    live: LiveModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk a call holds is set by bytes (never by the memory budget), rounded down to whole
+    model calls of the metric, so one candidate's chunks make the model calls one call would."""
+    from camlang.synth import scoring
+
+    prog = check_text(PROGRAM, file_checks=False)
+    data = _captured(live, 2)
+    scorer = Scorer(live, data, prog.metrics["deletion8"], default_reference_cams(prog), CallCounter(), 0)
+    per_image = data.rows([0]).nbytes + 64 * 64 * 4  # its terminals and one map
+    monkeypatch.setattr(scoring, "SCORE_CALL_BYTES", 300 * per_image)
+    assert scorer.chunk_images(1) == 256
+    monkeypatch.setattr(scoring, "SCORE_CALL_BYTES", 100 * per_image)
+    assert scorer.chunk_images(1) == 100
+    monkeypatch.setattr(scoring, "SCORE_CALL_BYTES", 1)
+    assert scorer.chunk_images(1) == 1
