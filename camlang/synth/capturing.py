@@ -17,9 +17,11 @@ stopped by the budget or the time keeps the prefix it captured; the caller learn
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -31,7 +33,8 @@ from camlang.runtime.metric_evaluation import referenced_cams
 from camlang.synth.enumeration import Apply, Enumerator, Fixed, Template
 from camlang.synth.job import Stop, SynthJob
 from camlang.synth.racing import StopSearch
-from camlang.synth.scoring import BatchStore, SplitData, capture_split, join_splits
+from camlang.synth.scoring import BatchStore, SplitData, capture_into
+from camlang.synth.spill import MemoryBudget, Shelf, SpillFolder
 
 #: Terminals that cost one model pass per channel and image: captured only where read.
 SCORE_TERMINALS = frozenset({"S_masked", "S_ablated"})
@@ -66,27 +69,56 @@ class LazySplit:
     """A split whose terminals are captured on demand, a prefix of its images at a time.
 
     `count` images have their base terminals (forward and partial backward), `score_count` of
-    them their score terminals too. `data()` is the captured prefix as one `SplitData`; score
-    terminals of images not yet scored are NaN there (nothing reads them: `ensure` comes first).
+    them their score terminals too. The captured batches are kept on two shelves
+    (`camlang.synth.spill`): in memory within the run's `budget`, on disk past it. `rows(idx)`
+    reads images of the captured prefix back as one `SplitData` (a `SplitRows` for the `Scorer`);
+    score terminals of images not yet scored are NaN there (nothing reads them: `ensure` comes
+    first).
     """
 
-    def __init__(self, job: SynthJob, ds: Dataset, needs: set[str], store: BatchStore | None) -> None:
+    def __init__(
+        self,
+        job: SynthJob,
+        ds: Dataset,
+        needs: set[str],
+        store: BatchStore | None,
+        budget: MemoryBudget | None = None,
+    ) -> None:
         self.job, self.ds, self.store = job, ds, store
         self.needs = frozenset(needs)
         self.base = set(needs) - SCORE_TERMINALS
         self.scores = set(needs) & SCORE_TERMINALS
-        self.parts: list[SplitData] = []
-        self.score_parts: list[SplitData] = []
-        self.count = 0
-        self.score_count = 0
+        self.budget = MemoryBudget.from_env() if budget is None else budget
+        self.spill = SpillFolder()
+        self.shelf = Shelf(self.budget, self.spill)
+        self.score_shelf = Shelf(self.budget, self.spill)
         self.seconds = {"base": 0.0, "score": 0.0}  # wall time of each kind of capture
-        self._joined: SplitData | None = None
         self.batch = _capture_batch_size(job)
+
+    @property
+    def count(self) -> int:
+        """Images captured with their base terminals."""
+        return self.shelf.count
+
+    @property
+    def score_count(self) -> int:
+        """Images captured with their score terminals too."""
+        return self.score_shelf.count
+
+    @property
+    def spilled(self) -> int:
+        """Captured images whose batches are on disk rather than in memory (both shelves)."""
+        return self.shelf.spilled + self.score_shelf.spilled
 
     @property
     def total(self) -> int:
         """Number of images in the split (captured or not)."""
         return len(self.ds)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Input resolution (H, W) of the captured images."""
+        return self._first().size
 
     def seconds_per_image(self, with_scores: bool) -> float:
         """Measured capture seconds per image (0 before anything was captured)."""
@@ -111,7 +143,8 @@ class LazySplit:
             self._grow("score", n, check)
 
     def _grow(self, kind: str, n: int, check: Callable[[], None]) -> None:
-        start = self.count if kind == "base" else self.score_count
+        shelf = self.shelf if kind == "base" else self.score_shelf
+        start = shelf.count
         stop = min(self.total, n)  # exactly the images asked for (batches of at most `batch`)
         needs = self.base if kind == "base" else self.scores
         # A score capture costs a pass per channel and image: under a time limit, one image per
@@ -127,7 +160,8 @@ class LazySplit:
                 raise
 
         t0 = time.monotonic()
-        part = capture_split(
+        got = capture_into(
+            shelf.add,
             self.job.live,
             self.ds,
             set(needs),
@@ -141,14 +175,9 @@ class LazySplit:
             store=self.store,
         )
         self.seconds[kind] += time.monotonic() - t0
-        if kind == "base":
-            self.parts.append(part)
-            self.count += part.count
-        else:
-            self.score_parts.append(part)
-            self.score_count += part.count
-        self._joined = None
-        if reasons and start + part.count < n:
+        if got == 0:
+            raise CamlangError(f"data `{self.ds.name}` has no images to capture")
+        if reasons and start + got < n:
             raise StopSearch(reasons[0])
 
     @property
@@ -156,41 +185,45 @@ class LazySplit:
         """Images captured with every terminal (the score terminals included)."""
         return min(self.count, self.score_count) if self.scores else self.count
 
-    def complete(self) -> SplitData:
-        """The captured images that have every terminal (what the probe batch may use)."""
-        data = self.data()
-        return data if self.complete_count == data.count else _prefix(data, self.complete_count)
+    def prefix(self, n: int, complete: bool = False) -> SplitData:
+        """The first `n` captured images in memory (of those with every terminal, when `complete`)."""
+        return self.rows(range(min(n, self.complete_count if complete else self.count)))
 
     def data(self) -> SplitData:
-        """The captured prefix: base terminals, and score terminals (NaN where not captured)."""
-        if self._joined is not None:
-            return self._joined
-        if not self.parts:
-            raise CamlangError(f"data `{self.ds.name}` has no images to capture")
-        base = join_splits(self.parts)
+        """The whole captured prefix in memory (spilled batches read back): for small splits."""
+        return self.rows(range(self.count))
+
+    def rows(self, idx: Sequence[int]) -> SplitData:
+        """Captured images `idx`, in that order: base terminals, and score terminals (NaN where
+        not captured)."""
+        idx = list(idx)
+        base = self.shelf.rows(idx)
+        if not self.scores:
+            return base
         terminals = dict(base.terminals)
-        scored = join_splits(self.score_parts) if self.score_parts else None
+        scored = [j for j, p in enumerate(idx) if p < self.score_count]
+        have = self.score_shelf.rows([idx[j] for j in scored]) if scored else None
         for name in sorted(self.scores):
-            have = scored.terminals[name] if scored is not None else None
-            terminals[name] = _pad(have, base.count, self._score_shape(name, base))
-        self._joined = SplitData(
-            base.x, base.raw, base.masks, base.logits, base.targets, terminals, base.labels
-        )
-        return self._joined
+            if have is not None and len(scored) == len(idx):
+                terminals[name] = have.terminals[name]
+                continue
+            out = torch.full((len(idx), *self._score_shape(name)), math.nan)
+            if have is not None:
+                out[torch.tensor(scored, dtype=torch.long)] = have.terminals[name]
+            terminals[name] = out
+        return dataclasses.replace(base, terminals=terminals)
 
-    def _score_shape(self, name: str, base: SplitData) -> tuple[int, ...]:
+    def _first(self) -> SplitData:
+        if not self.shelf.count:
+            raise CamlangError(f"data `{self.ds.name}` has no images to capture")
+        return self.shelf.first()
+
+    def _score_shape(self, name: str) -> tuple[int, ...]:
         """A score terminal's per-image shape `[C, 1, 1]` (C: the layer's channels)."""
-        if self.score_parts:
-            return tuple(self.score_parts[0].terminals[name].shape[1:])
+        if self.score_shelf.count:
+            return tuple(self.score_shelf.first().terminals[name].shape[1:])
+        base = self._first()
         return (int(base.terminals["A"].shape[1]), 1, 1) if "A" in base.terminals else (1, 1, 1)
-
-
-def _pad(have: torch.Tensor | None, count: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """`have` (a prefix of the images) padded with NaN rows to `count` images."""
-    out = torch.full((count, *shape), math.nan)
-    if have is not None:
-        out[: have.shape[0]] = have[:count]
-    return out
 
 
 def _train_needs(job: SynthJob) -> set[str]:
@@ -233,7 +266,27 @@ def capture_train(job: SynthJob, train: Dataset, store: BatchStore | None) -> La
 HOLDOUT_CHUNK = 64
 
 
-def capture_holdout(
+@dataclass(frozen=True)
+class SplitHead:
+    """The first `count` images of a lazy split, read back a chunk at a time (a `SplitRows`)."""
+
+    split: LazySplit
+    count: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Input resolution (H, W)."""
+        return self.split.size
+
+    def rows(self, idx: Sequence[int]) -> SplitData:
+        """Images `idx` (each below `count`), in that order."""
+        idx = list(idx)
+        if any(not 0 <= i < self.count for i in idx):
+            raise IndexError(f"the split's first {self.count} images do not include all of {idx}")
+        return self.split.rows(idx)
+
+
+def capture_holdout_rows(
     job: SynthJob,
     holdout: Dataset | None,
     train: LazySplit,
@@ -241,15 +294,16 @@ def capture_holdout(
     store: BatchStore | None,
     reads: Sequence[Node],
     scored_per_image: int,
-) -> SplitData | None:
+) -> SplitHead | None:
     """The holdout's terminals, captured after the search: the ones `reads` (the shown candidates,
     the stdlib CAMs the comparison must score, the objective's cams) and the metric need, for as
-    many images as the time left can capture and score `scored_per_image` CAMs on; a prefix."""
+    many images as the time left can capture and score `scored_per_image` CAMs on; a prefix of
+    the holdout, its batches in memory within the training split's budget and on disk past it."""
     if holdout is None or stop.partial:
         return None
     objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
     needs = terminals_used([*reads, *objective_refs]) | {"S", "P"}
-    split = LazySplit(job, holdout, needs, store)
+    split = LazySplit(job, holdout, needs, store, train.budget)
     per_image = train.seconds_per_image(True) + job.clock.per_pair() * scored_per_image
     left = job.limits.remaining()
     n = len(holdout)
@@ -278,24 +332,20 @@ def capture_holdout(
     usable = split.score_count if split.scores else split.count
     if usable == 0:
         return None
-    hdata = split.data()
-    if usable < hdata.count:
-        hdata = _prefix(hdata, usable)
-    if hdata.count < len(holdout):
-        job.log.say(f"time allowed capturing {hdata.count} of {len(holdout)} holdout images")
-    return hdata
+    if usable < len(holdout):
+        job.log.say(f"time allowed capturing {usable} of {len(holdout)} holdout images")
+    return SplitHead(split, usable)
 
 
-def _prefix(data: SplitData, n: int) -> SplitData:
-    """The first `n` images of `data`."""
-    idx = list(range(n))
-    i = torch.tensor(idx)
-    return SplitData(
-        data.x[i],
-        data.raw[i],
-        None if data.masks is None else data.masks[i],
-        data.logits[i],
-        data.targets[i],
-        data.terminals_of(idx),
-        data.labels[:n],
-    )
+def capture_holdout(
+    job: SynthJob,
+    holdout: Dataset | None,
+    train: LazySplit,
+    stop: Stop,
+    store: BatchStore | None,
+    reads: Sequence[Node],
+    scored_per_image: int,
+) -> SplitData | None:
+    """`capture_holdout_rows`, read back into memory as one `SplitData`."""
+    head = capture_holdout_rows(job, holdout, train, stop, store, reads, scored_per_image)
+    return None if head is None else head.split.prefix(head.count)

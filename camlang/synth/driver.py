@@ -6,8 +6,10 @@ typed record (`camlang.synth.job.SynthJob` holds what they all share):
 1. **capture** (`capturing`): the training images' terminals (forward + partial backward) as
    the race asks for them, starting with the probe batch and the first round's images; the
    score terminals only for the images a candidate reading them is scored on. Every batch goes
-   to the terminal store as it is captured. Every later evaluation of a candidate reuses them:
-   the only other model calls are the objective's.
+   to the terminal store as it is captured, and stays in memory within `CAMLANG_SYNTH_MEMORY_MB`
+   (`spill`: the later batches are read back from disk a chunk at a time, so memory stays flat as
+   the image count grows). Every later evaluation of a candidate reuses them: the only other
+   model calls are the objective's.
 2. **enumerate** (`candidates`): bottom-up by size; the observer drops observationally equal and
    invalid terms on the probe batch (the first `probe` training images).
 3. **deduplicate** (`candidates`): simplify the kept CAMs (normal forms), merge equal ones, find
@@ -61,6 +63,9 @@ from camlang.synth.sharding import SynthGroup
 from camlang.synth.terminal_store import TerminalStore
 from camlang.synth.tune_winner import tune_winner
 
+#: Images the report pictures (`holdout.visuals`' count): all it reads of the training split.
+PICTURED = 4
+
 __all__ = [
     "ANCHOR_FIELD_RATIO",
     "COMPARE_SHARE",
@@ -113,8 +118,10 @@ def synthesize(
     split = job.limits.plan_split(holdout is not None, _has_constants(program, sdef))
     job.log.say(split.describe())
     lazy = capture_train(job, train, store)
-    search = enumerate_terms(job, lazy.complete(), stop)
-    pool = deduplicate(job, search.en, lazy.complete())
+    probe = lazy.prefix(job.settings.probe, complete=True)  # what enumeration observes
+    search = enumerate_terms(job, probe, stop)
+    pool = deduplicate(job, search.en, probe)
+    del probe
     scorer = RaceScorer(job, lazy, pool)
     race = run_race(job, scorer, pool, stop)
     final = finalise(job, race, scorer, pool, stop)
@@ -127,7 +134,8 @@ def synthesize(
     hold = Holdout()
     if not stop.partial:
         try:
-            hold = compare_on_holdout(job, final, lazy.data(), hdata, notes, order)
+            # Without a holdout the comparison draws the first training images only.
+            hold = compare_on_holdout(job, final, lazy.prefix(PICTURED), hdata, notes, order)
         except KeyboardInterrupt:
             job.interrupted(stop)
     job.group.check_same("winner", to_text(final.winner))

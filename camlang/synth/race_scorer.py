@@ -82,6 +82,7 @@ class RaceScorer:
         self.cache = _open_cache(job, split)
         self._check_limits = job.group.stop_check(job.limits.check, job.timed)
         self._objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
+        self._scorer: Scorer | None = None
 
     def reads_scores(self, nodes: list[Node]) -> bool:
         """Does scoring `nodes` need the score terminals (theirs or the objective's cams')?"""
@@ -93,9 +94,14 @@ class RaceScorer:
         return min(split.count, split.score_count) if self.reads_scores(nodes) else split.count
 
     def scorer(self) -> Scorer:
-        """A scorer over the images captured so far."""
-        job = self.job
-        return Scorer(job.live, self.split.data(), job.objective, job.refs, job.counter, job.settings.seed)
+        """The scorer of the training split (it reads the images captured so far, a chunk at a
+        time, and keeps the call size an out-of-memory retry found)."""
+        if self._scorer is None:
+            job = self.job
+            self._scorer = Scorer(
+                job.live, self.split, job.objective, job.refs, job.counter, job.settings.seed
+            )
+        return self._scorer
 
     def keep_rows(self, count: int) -> None:
         """Race only the first `count` rows (the candidates and the anchors that pay off)."""
@@ -152,7 +158,14 @@ class RaceScorer:
         """Score `nodes` on images `ii` (captured), measuring the cost of a pair."""
         job = self.job
         t0, p0, c0 = time.monotonic(), job.counter.images, job.counter.calls
-        got = job.score(self.scorer(), nodes, ii)
+        scorer = self.scorer()
+        before = scorer.call_size
+        got = job.score(scorer, nodes, ii)
+        if scorer.call_size != before:
+            job.log.say(
+                f"out of memory on a scoring call: continued at {scorer.call_size} images per call "
+                "(same numbers)"
+            )
         seconds, passes = time.monotonic() - t0, job.counter.images - p0
         job.clock.add(seconds, len(nodes) * len(ii), passes, job.counter.calls - c0)
         return got
@@ -197,7 +210,7 @@ def _open_cache(job: SynthJob, split: LazySplit) -> ScoreCache:
         model=job.live.name,
         layer=job.live.layer_path,
         n=split.total,
-        data=split.data().x[:4].sum().item(),
+        data=split.prefix(4).x.sum().item(),
     )
     group = job.group
     path = ScoreCache.file_for(job.cache_dir, job.name) if group.is_main else None

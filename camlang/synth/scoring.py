@@ -7,13 +7,14 @@ the only other model calls are the objective metric's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
 from camlang.backends.torch_eager import TorchContext, evaluate, normalize_maps
+from camlang.core.oom import OutOfMemory, split_on_oom
 from camlang.data import Dataset
 from camlang.data.base import Batch
 from camlang.distributed.shard import shard_batches
@@ -53,10 +54,77 @@ class SplitData:
         """Input resolution (H, W)."""
         return int(self.x.shape[-2]), int(self.x.shape[-1])
 
-    def terminals_of(self, idx: list[int]) -> dict[str, torch.Tensor]:
+    def terminals_of(self, idx: Sequence[int]) -> dict[str, torch.Tensor]:
         """The captured terminals of images `idx` (batch-independent terminals as they are)."""
-        i = torch.tensor(idx)
+        i = torch.tensor(list(idx), dtype=torch.long)
         return {k: v[i] if v.shape[0] == self.count else v for k, v in self.terminals.items()}
+
+    def rows(self, idx: Sequence[int]) -> SplitData:
+        """Images `idx` of this split (copies), in that order."""
+        i = torch.tensor(list(idx), dtype=torch.long)
+        return SplitData(
+            self.x[i],
+            self.raw[i],
+            None if self.masks is None else self.masks[i],
+            self.logits[i],
+            self.targets[i],
+            self.terminals_of(idx),
+            [self.labels[j] for j in idx],
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its tensors (what keeping it in memory costs)."""
+        tensors = [self.x, self.raw, self.logits, self.targets, *self.terminals.values()]
+        if self.masks is not None:
+            tensors.append(self.masks)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def tensors(self) -> dict[str, object]:
+        """Its fields as a dict of tensors, for `torch.save` (`from_tensors` reads it back)."""
+        saved: dict[str, object] = {
+            "x": self.x,
+            "raw": self.raw,
+            "logits": self.logits,
+            "targets": self.targets,
+            "terminals": self.terminals,
+            "labels": torch.tensor(self.labels, dtype=torch.long),
+        }
+        if self.masks is not None:
+            saved["masks"] = self.masks
+        return saved
+
+    @staticmethod
+    def from_tensors(saved: dict[str, Any]) -> SplitData:
+        """The split `tensors()` wrote (read with `torch.load(..., weights_only=True)`)."""
+        return SplitData(
+            saved["x"],
+            saved["raw"],
+            saved.get("masks"),
+            saved["logits"],
+            saved["targets"],
+            dict(saved["terminals"]),
+            [int(v) for v in saved["labels"]],
+        )
+
+
+class SplitRows(Protocol):
+    """Images of a split that a `Scorer` reads a chunk at a time: a `SplitData` in memory, or a
+    split whose batches partly live on disk (`camlang.synth.capturing.LazySplit`)."""
+
+    @property
+    def count(self) -> int:
+        """Number of images."""
+        ...
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Input resolution (H, W)."""
+        ...
+
+    def rows(self, idx: Sequence[int]) -> SplitData:
+        """Images `idx`, in that order, as one split in memory."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +160,45 @@ def capture_split(
     start: int = 0,
     store: BatchStore | None = None,
 ) -> SplitData:
-    """Capture the terminals `needs` of images `start` to `limit` (or the end) of `ds`.
+    """Capture the terminals `needs` of images `start` to `limit` (or the end) of `ds`, as one
+    split in memory (`capture_into` with the batches joined; its docs say the rest)."""
+    kept: list[SplitData] = []
+    capture_into(
+        kept.append,
+        live,
+        ds,
+        needs,
+        batch_size,
+        counter,
+        before_batch,
+        limit,
+        keep_partial,
+        group,
+        start,
+        store,
+    )
+    if not kept:
+        raise CamlangError(f"data `{ds.name}` has no images to capture")
+    return join_splits(kept)
+
+
+def capture_into(
+    sink: Callable[[SplitData], None],
+    live: LiveModel,
+    ds: Dataset,
+    needs: set[str],
+    batch_size: int,
+    counter: CallCounter,
+    before_batch: Callable[[], None] | None = None,
+    limit: int | None = None,
+    keep_partial: bool = False,
+    group: SynthGroup | None = None,
+    start: int = 0,
+    store: BatchStore | None = None,
+) -> int:
+    """Capture the terminals `needs` of images `start` to `limit` (or the end) of `ds`, handing
+    each kept batch to `sink` in order (so the caller decides what stays in memory); the number
+    of images kept.
 
     `before_batch` runs before every batch (the limits check: it may raise `StopSearch`). With
     `keep_partial`, a stop after the first batch keeps the images captured so far (a prefix).
@@ -108,8 +214,12 @@ def capture_split(
     group = group or SynthGroup()
     view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
     shards = shard_batches(max(0, len(view) - start), batch_size)
-    kept: list[SplitData] = []
-    frozen_needs = frozenset(needs)
+    kept = 0
+
+    def keep(part: SplitData) -> None:
+        nonlocal kept
+        sink(part)
+        kept += part.count
 
     def stopped() -> bool:
         if before_batch is None:
@@ -124,23 +234,13 @@ def capture_split(
 
     def capture_shard(j: int) -> SplitData:
         a, b = start + shards[j].start, start + shards[j].stop
-        batch = view.get(range(a, b))
-        if store is not None:
-            got = store.load(frozen_needs, a, b, batch.x)
-            if got is not None:
-                counter.images += got.passes
-                return got.data
-        before = counter.images
-        part = _capture_batch(live, batch, needs, counter)
-        if store is not None:
-            store.save(frozen_needs, a, b, part, counter.images - before)
-        return part
+        return _capture_or_load(live, view, range(a, b), needs, counter, store)
 
     for first in range(0, len(shards), group.world_size):
         if not group.distributed:
             if stopped():
                 break
-            kept.append(capture_shard(first))
+            keep(capture_shard(first))
             continue
         base = counter.images
         j = first + group.rank
@@ -149,13 +249,34 @@ def capture_split(
         counter.images = base
         for got, passes in gathered[: len(shards) - first]:  # ranks past the last batch sent None
             if stopped():
-                return join_splits(kept)
+                return kept
             assert got is not None  # the ranks that had no batch are past the slice's end
-            kept.append(got)
+            keep(got)
             counter.images += int(passes)
-    if not kept:
-        raise CamlangError(f"data `{ds.name}` has no images to capture")
-    return join_splits(kept)
+    return kept
+
+
+def _capture_or_load(
+    live: LiveModel,
+    ds: Dataset,
+    images: range,
+    needs: set[str],
+    counter: CallCounter,
+    store: BatchStore | None,
+) -> SplitData:
+    """One batch: read back from `store` (its passes counted) or captured (and stored)."""
+    batch = ds.get(images)
+    frozen_needs = frozenset(needs)
+    if store is not None:
+        got = store.load(frozen_needs, images.start, images.stop, batch.x)
+        if got is not None:
+            counter.images += got.passes
+            return got.data
+    before = counter.images
+    part = _capture_batch(live, batch, needs, counter)
+    if store is not None:
+        store.save(frozen_needs, images.start, images.stop, part, counter.images - before)
+    return part
 
 
 def _capture_batch(live: LiveModel, batch: Batch, needs: set[str], counter: CallCounter) -> SplitData:
@@ -187,13 +308,28 @@ def join_splits(parts: list[SplitData]) -> SplitData:
     )
 
 
+#: Bytes a scoring call may hold per chunk of images (their terminals and each cam's map): a call
+#: over more images is made in chunks, so its memory does not grow with the image count. It does
+#: not depend on where the terminals live, so the chunks (and every number) are the same with and
+#: without spilling.
+SCORE_CALL_BYTES = 64 * 2**20
+#: Images per model call of a metric (the `Evaluator`'s `chunk_size`). A scoring call's chunk is a
+#: multiple of it, so a call of one candidate makes the same model calls as one unchunked call.
+MODEL_CALL_IMAGES = 128
+
+
 class Scorer:
-    """Objective values of CAM nodes on images of a split, batched across cams."""
+    """Objective values of CAM nodes on images of a split, batched across cams.
+
+    The split's images are read a chunk at a time (`SplitRows.rows`); a chunk that runs out of
+    memory is scored again in halves (`camlang.core.oom.split_on_oom`), and the size that fitted
+    is kept for the calls after it (`call_size`).
+    """
 
     def __init__(
         self,
         live: LiveModel,
-        data: SplitData,
+        data: SplitRows,
         objective: MetricDef,
         refs: dict[str, Node],
         counter: CallCounter,
@@ -202,35 +338,83 @@ class Scorer:
         self.live, self.data, self.objective, self.refs = live, data, objective, refs
         self.counter, self.seed = counter, seed
         self.size = data.size
+        self.call_size: int | None = None  # images per call after running out of memory
+        self._image_bytes: int | None = None
 
     def maps(self, nodes: list[Node], idx: list[int]) -> list[torch.Tensor]:
         """Normalized maps `[len(idx), H, W]` of each node."""
-        ctx = TorchContext(self.data.terminals_of(idx), self.size)
+        return self._maps(nodes, self.data.rows(idx))
+
+    def _maps(self, nodes: list[Node], rows: SplitData) -> list[torch.Tensor]:
+        ctx = TorchContext(dict(rows.terminals), self.size)
         with torch.no_grad():
             vals = evaluate(nodes, ctx)
-        return [normalize_maps(as_map(vals[n.nid], len(idx)), self.size) for n in nodes]
+        return [normalize_maps(as_map(vals[n.nid], rows.count), self.size) for n in nodes]
+
+    def chunk_images(self, n_maps: int) -> int:
+        """Images per scoring call of `n_maps` maps (at most `SCORE_CALL_BYTES` held)."""
+        if self._image_bytes is None:
+            self._image_bytes = self.data.rows([0]).nbytes if self.data.count else 1
+        h, w = self.size
+        per_image = self._image_bytes + n_maps * h * w * 4
+        size = max(1, SCORE_CALL_BYTES // max(1, per_image))
+        return size - size % MODEL_CALL_IMAGES if size > MODEL_CALL_IMAGES else size
 
     def __call__(self, nodes: list[Node], idx: list[int]) -> torch.Tensor:
         """Metric values `[len(nodes), len(idx)]` (not oriented)."""
-        names = [f"c{i}" for i in range(len(nodes))]
         ref_names = sorted(referenced_cams([self.objective.node]))
         missing = [r for r in ref_names if r not in self.refs]
         if missing:
             raise CamlangError(f"the objective reads ref({missing[0]}), which is not a known cam")
+        if not idx:
+            return torch.empty(len(nodes), 0)
+        size = self.chunk_images(len(nodes) + len(ref_names))
+        if self.call_size is not None:
+            size = min(size, self.call_size)
+        try:
+            out, fitted = split_on_oom(
+                lambda a, b: self._score(nodes, ref_names, idx[a:b]),
+                len(idx),
+                size,
+                lambda parts: torch.cat(parts, dim=1),
+                release=_release_memory,
+            )
+        except OutOfMemory as err:
+            raise CamlangError(
+                f"out of memory even on {err.tried} image(s) while scoring candidates on "
+                f"{self.live.device}: {err}",
+                hint="free memory on the device (or use a smaller model or images), then run again "
+                "with --resume (every value scored so far is kept)",
+                code="E602",
+            ) from None
+        if fitted < size:
+            self.call_size = fitted
+        return out
+
+    def _score(self, nodes: list[Node], ref_names: list[str], idx: list[int]) -> torch.Tensor:
+        """One call: metric values `[len(nodes), len(idx)]` of the images `idx`."""
+        names = [f"c{i}" for i in range(len(nodes))]
         all_nodes = nodes + [self.refs[r] for r in ref_names]
+        rows = self.data.rows(idx)
         device = self.live.device
-        maps = [m.to(device) for m in self.maps(all_nodes, idx)]
+        maps = [m.to(device) for m in self._maps(all_nodes, rows)]
         by_name = dict(zip(names + ref_names, maps))
-        i = torch.tensor(idx)
-        logits, targets = self.data.logits[i].to(device), self.data.targets[i].to(device)
+        logits, targets = rows.logits.to(device), rows.targets.to(device)
         batch = CamBatch(by_name, {}, logits, targets, self.counter)
         engine = CamEngine(self.live.module, self.live.layer, dict(zip(names, nodes)))
-        ev = Evaluator(self.live, engine, counter=self.counter, seed=self.seed)
-        masks = self.data.masks[i].to(device) if self.data.masks is not None else None
-        x = self.data.x[i].to(device)
+        ev = Evaluator(self.live, engine, chunk_size=MODEL_CALL_IMAGES, counter=self.counter, seed=self.seed)
+        masks = rows.masks.to(device) if rows.masks is not None else None
+        x = rows.x.to(device)
         # Positions in this split key the metrics' random draws: stable however candidates are batched.
-        out = ev.score(names, batch, x, masks, {self.objective.name: self.objective}, indices=i)
+        indices = torch.tensor(idx, dtype=torch.long)
+        out = ev.score(names, batch, x, masks, {self.objective.name: self.objective}, indices=indices)
         return out.values[self.objective.name].cpu()
+
+
+def _release_memory() -> None:
+    """Give the CUDA allocator's cached blocks back before a retry in smaller calls."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def bootstrap(values: torch.Tensor, seed: int, draws: int = 1000) -> list[Interval]:

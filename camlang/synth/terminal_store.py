@@ -53,15 +53,7 @@ class TerminalStore:
             return None  # a torn or foreign file: capture again (and overwrite it)
         if not isinstance(saved, dict) or not torch.equal(saved.get("x", torch.empty(0)), x):
             return None
-        data = SplitData(
-            saved["x"],
-            saved["raw"],
-            saved.get("masks"),
-            saved["logits"],
-            saved["targets"],
-            dict(saved["terminals"]),
-            [int(v) for v in saved["labels"]],
-        )
+        data = SplitData.from_tensors(saved)
         passes = int(saved["passes"])
         self.reused_passes += passes
         return StoredBatch(data, passes)
@@ -72,17 +64,7 @@ class TerminalStore:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        saved = {
-            "x": part.x,
-            "raw": part.raw,
-            "logits": part.logits,
-            "targets": part.targets,
-            "terminals": part.terminals,
-            "labels": torch.tensor(part.labels, dtype=torch.long),
-            "passes": passes,
-        }
-        if part.masks is not None:
-            saved["masks"] = part.masks
+        saved = {**part.tensors(), "passes": passes}
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save(saved, tmp)
         os.replace(tmp, path)
