@@ -6,7 +6,7 @@ A split's terminals are captured lazily, a prefix of its images at a time (`Lazy
 - the score terminals (`S_masked`, `S_ablated`: one masked or ablated pass per channel and
   image) are a second, separate capture, made only for the images that a candidate reading them
   is scored on;
-- the holdout is captured after the search (`capture_holdout`), for as many images as the
+- the holdout is captured after the search (`capture_holdout_rows`), for as many images as the
   comparison's time allows.
 
 Every captured batch goes to the terminal store (`camlang.synth.terminal_store`) as it is made,
@@ -335,17 +335,3 @@ def capture_holdout_rows(
     if usable < len(holdout):
         job.log.say(f"time allowed capturing {usable} of {len(holdout)} holdout images")
     return SplitHead(split, usable)
-
-
-def capture_holdout(
-    job: SynthJob,
-    holdout: Dataset | None,
-    train: LazySplit,
-    stop: Stop,
-    store: BatchStore | None,
-    reads: Sequence[Node],
-    scored_per_image: int,
-) -> SplitData | None:
-    """`capture_holdout_rows`, read back into memory as one `SplitData`."""
-    head = capture_holdout_rows(job, holdout, train, stop, store, reads, scored_per_image)
-    return None if head is None else head.split.prefix(head.count)

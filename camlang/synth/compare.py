@@ -20,7 +20,7 @@ import torch
 
 from camlang.report.model import Interval
 from camlang.synth.cache import read_values, write_values
-from camlang.synth.scoring import SplitData, bootstrap
+from camlang.synth.scoring import SplitRows, bootstrap
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +74,15 @@ class StdlibScoreCache:
     """Per-image holdout values of stdlib CAMs, shared by syntheses with the same key (JSON)."""
 
     def __init__(
-        self, cache_dir: Path | None, data: SplitData, total: int, objective_text: str, seed: int, model: str
+        self, cache_dir: Path | None, data: SplitRows, total: int, objective_text: str, seed: int, model: str
     ) -> None:
         # Rows are prefixes of one ordered data set: its first images, its model outputs and its
         # length identify it, so a comparison on fewer images reuses a longer row.
         h = hashlib.sha256()
         h.update(f"{model}\n{objective_text}\n{seed}\n{total}".encode())
-        h.update(data.x[:16].contiguous().numpy().tobytes())
-        h.update(data.logits[:16].contiguous().numpy().round(3).tobytes())
+        head = data.rows(range(min(16, data.count)))
+        h.update(head.x.contiguous().numpy().tobytes())
+        h.update(head.logits.contiguous().numpy().round(3).tobytes())
         self.digest = h.hexdigest()[:20]
         self.path = None if cache_dir is None else Path(cache_dir) / f"stdlib-holdout-{self.digest}.json"
         self.values: dict[str, list[float | None]] = {}

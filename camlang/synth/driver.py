@@ -50,7 +50,7 @@ from camlang.frontend.program import Program, SynthDef
 from camlang.progress import ProgressDisplay
 from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth.candidates import deduplicate, enumerate_terms
-from camlang.synth.capturing import capture_holdout, capture_train
+from camlang.synth.capturing import capture_holdout_rows, capture_train
 from camlang.synth.enumeration import Enumerator, constant_nonterminals
 from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import finalise
@@ -129,7 +129,7 @@ def synthesize(
     final, tuned = tune_winner(job, search, final, scorer, stop)
     ends = PhaseEnds(search_end, job.limits.elapsed())
     order = comparison_order(job, final)
-    hdata = capture_holdout(job, holdout, lazy, stop, store, *order.reads(job, final))
+    hdata = capture_holdout_rows(job, holdout, lazy, stop, store, *order.reads(job, final))
     notes = EquivalenceNotes(job, search.observer)
     hold = Holdout()
     if not stop.partial:

@@ -28,7 +28,7 @@ from camlang.synth.compare import PairedComparison, StdlibScoreCache, paired_com
 from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import Final
 from camlang.synth.job import SynthJob
-from camlang.synth.scoring import Scorer, SplitData, bootstrap
+from camlang.synth.scoring import Scorer, SplitRows, bootstrap
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ class _Scored:
 def compare_on_holdout(
     job: SynthJob,
     final: Final,
-    data: SplitData,
-    hdata: SplitData | None,
+    data: SplitRows,
+    hdata: SplitRows | None,
     notes: EquivalenceNotes,
     order: ComparisonOrder,
 ) -> Holdout:
@@ -196,7 +196,7 @@ def _plan(
 def _score(
     job: SynthJob,
     hscorer: Scorer,
-    hdata: SplitData,
+    hdata: SplitRows,
     cache: StdlibScoreCache,
     plan: _Plan,
     candidates: tuple[Node, ...],
@@ -216,7 +216,7 @@ def _score(
         cached[r] = row
         cache.put(to_text(job.refs[r]), row)
     skipped: list[str] = []
-    captured = set(hdata.terminals)
+    captured = set(hdata.rows([0]).terminals)
     for r in plan.missing[plan.must :]:
         room = job.limits.remaining() > per_pair * n
         if not job.agree_timed(room and terminals_used([job.refs[r]]) <= captured):
@@ -286,15 +286,13 @@ def _paired(job: SynthJob, scored: _Scored, winner_equals: tuple[str, ...]) -> P
 
 
 def visuals(
-    scorer: Scorer, data: SplitData, name: str, winner: Node, refs: dict[str, Node], count: int = 4
+    scorer: Scorer, data: SplitRows, name: str, winner: Node, refs: dict[str, Node], count: int = 4
 ) -> Visuals:
     """The first `count` images with the winner's and the `refs`' maps (those the data can draw)."""
     idx = list(range(min(count, data.count)))
-    shown = sorted(r for r, n in refs.items() if terminals_used([n]) <= set(data.terminals))
+    first = data.rows(idx)
+    shown = sorted(r for r, n in refs.items() if terminals_used([n]) <= set(first.terminals))
     names = [name] + shown
     nodes = [winner] + [refs[r] for r in shown]
     maps = scorer.maps(nodes, idx)
-    masks = data.masks[torch.tensor(idx)] if data.masks is not None else None
-    return Visuals(
-        data.raw[torch.tensor(idx)], dict(zip(names, maps)), masks, predictions=[data.labels[i] for i in idx]
-    )
+    return Visuals(first.raw, dict(zip(names, maps)), first.masks, predictions=list(first.labels))
