@@ -248,9 +248,10 @@ def _score_in_chunks(
     done, chunk, t0 = 0, FIRST_CHUNK, time.monotonic()
     while done < count:
         size = min(chunk, count - done)
-        if done > 0:
-            per_image = (time.monotonic() - t0) / done
-            size = job.agree_timed(min(size, int(job.limits.remaining() / per_image)))
+        left = job.limits.remaining()
+        if done > 0 and math.isfinite(left):
+            per_image = max(1e-9, (time.monotonic() - t0) / done)
+            size = job.agree_timed(min(size, int(left / per_image)))
             if size < 1:
                 break
         idx = list(range(done, done + size))
