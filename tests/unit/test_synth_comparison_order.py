@@ -30,7 +30,9 @@ def _run(live: LiveModel, time: str | None, n_hold: int = 6):
     )
     prog = check_text(src, file_checks=False)
     assert not prog.has_errors, prog.diagnostics
-    out = synthesize(prog, prog.synths["best"], live, synthetic_shapes(8, 64, 0), synthetic_shapes(n_hold, 64, 1))
+    out = synthesize(
+        prog, prog.synths["best"], live, synthetic_shapes(8, 64, 0), synthetic_shapes(n_hold, 64, 1)
+    )
     return prog, out
 
 
