@@ -21,7 +21,7 @@ share of `--train + --holdout` unless `--fraction` is given.
 
 Needs `../shared/data` (or `--data`); without it the benchmark says so and exits 0.
 
-    python benchmarks/bench_synth_real.py [--device cuda] [--train 1000] [--holdout 2000] [--time 7m]
+    python benchmarks/bench_synth_real.py [--device cuda] [--train 1000] [--holdout 2000] [--time 6m]
     python benchmarks/bench_synth_real.py --quick      # ResNet-20, seed 7, 200 + 400 images
 """
 
@@ -93,7 +93,7 @@ def main() -> int:
     ap.add_argument("--fraction", type=float, default=None, help="selection share of the split")
     ap.add_argument("--max-size", type=int, default=6)
     ap.add_argument("--finalists", type=int, default=5)
-    ap.add_argument("--time", default="7m", help="the time limit of each synthesis (search + comparison)")
+    ap.add_argument("--time", default="6m", help="the time limit of each synthesis (search + comparison)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument(
         "--cache",
