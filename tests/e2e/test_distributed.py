@@ -113,9 +113,11 @@ def _per_image(out: Path) -> dict[int, Any]:
 
 
 def _close(a: float | None, b: float | None) -> bool:
+    """Equal up to float32 rounding: how images fall into model calls (one process's chunks, or
+    each rank's share) changes the last bits of a batched convolution."""
     if a is None or b is None:
         return a is b
-    return math.isclose(a, b, rel_tol=0, abs_tol=1e-6)
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
 
 
 def _assert_same_results(a: dict[str, Any], b: dict[str, Any], resumed: bool = False) -> None:
