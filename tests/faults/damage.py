@@ -115,8 +115,9 @@ def _truncated(data: bytes, rng: random.Random, avoid: frozenset[int] = frozense
     kept, starts = data[:cut], [0]
     for line in lines:
         starts.append(starts[-1] + len(line) + 1)
-    whole = sum(1 for end in starts[1:] if end <= cut)
-    partial = kept and not kept.endswith(b"\n")
+    # a line cut just before its newline is whole: its seal still verifies, so the reader keeps it
+    whole = sum(1 for end in starts[1:] if end - 1 <= cut)
+    partial = kept and not kept.endswith(b"\n") and cut not in {end - 1 for end in starts[1:]}
     return Hurt(kept, frozenset(range(whole, len(lines))), 1 if partial else 0)
 
 
