@@ -296,13 +296,16 @@ def capture_holdout_rows(
     scored_per_image: int,
 ) -> SplitHead | None:
     """The holdout's terminals, captured after the search: the ones `reads` (the shown candidates,
-    the stdlib CAMs the comparison must score, the objective's cams) and the metric need, for as
-    many images as the time left can capture and score `scored_per_image` CAMs on; a prefix of
-    the holdout, its batches in memory within the training split's budget and on disk past it."""
+    the stdlib CAMs the comparison must score, the objective's cams) and the metric need, plus
+    every stdlib CAM's terminals but the score terminals (one forward and backward pass serves
+    them all; a score terminal costs a pass per channel and image), for as many images as the
+    time left can capture and score `scored_per_image` CAMs on; a prefix of the holdout, its
+    batches in memory within the training split's budget and on disk past it."""
     if holdout is None or stop.partial:
         return None
     objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
-    needs = terminals_used([*reads, *objective_refs]) | {"S", "P"}
+    cheap = terminals_used([job.refs[r] for r in sorted(job.stdlib)]) - SCORE_TERMINALS
+    needs = terminals_used([*reads, *objective_refs]) | cheap | {"S", "P"}
     split = LazySplit(job, holdout, needs, store, train.budget)
     per_image = train.seconds_per_image(True) + job.clock.per_pair() * scored_per_image
     left = job.limits.remaining()

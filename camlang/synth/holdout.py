@@ -61,9 +61,10 @@ class ComparisonOrder:
     def reads(self, job: SynthJob, final: Final) -> tuple[list[Node], int]:
         """What the holdout capture must serve, and how many CAMs are scored per image at least
         (the winner and the first references). Without a time limit: every shown candidate and
-        stdlib CAM. With one: the winner and the first references; the other stdlib CAMs and
-        shown candidates are scored when the capture served them anyway (a score terminal such
-        as `S_masked` costs a forward pass per channel and image)."""
+        stdlib CAM. With one: the winner and the first references (the capture adds the other
+        stdlib CAMs' terminals except the score terminals); the other stdlib CAMs and shown
+        candidates are scored when the capture served them (a score terminal such as `S_masked`
+        costs a forward pass per channel and image)."""
         first = [job.refs[r] for r in self.stdlib[: self.first]]
         if job.limits.seconds is None:
             shown = list(final.ordered[: max(1, job.settings.top)])
