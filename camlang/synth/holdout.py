@@ -83,8 +83,9 @@ def comparison_order(job: SynthJob, final: Final) -> ComparisonOrder:
 
     scored = [(r, s) for r in sorted(job.stdlib) if (s := train_score(r)) is not None and math.isfinite(s)]
     scored.sort(key=lambda rs: -job.sign * rs[1])
-    unscored = [r for r in sorted(job.stdlib) if r not in {r for r, _ in scored}]
-    names = tuple([r for r, _ in scored] + unscored)
+    ranked = [r for r, _ in scored]
+    seen = set(ranked)
+    names = tuple(ranked + [r for r in sorted(job.stdlib) if r not in seen])
     return ComparisonOrder(names, min(FIRST_REFERENCES, len(names)))
 
 
