@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from camlang.cli import main
+from tests.faults.faultkit import camlang_command
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -79,21 +80,7 @@ def one_worker(program: Path) -> Path:
 @pytest.fixture(scope="module")
 def two_workers(program: Path) -> Path:
     out = program.parent / "two"
-    got = _run(
-        [
-            sys.executable,
-            "-m",
-            "camlang",
-            "run",
-            str(program),
-            "--out",
-            str(out),
-            "--batch-size",
-            "4",
-            "--workers",
-            "2",
-        ]
-    )
+    got = _run(camlang_command(program, out, "--workers", "2", batch="4"))
     assert got.returncode == 0, got.stderr[-3000:]
     return out
 
@@ -294,19 +281,7 @@ def test_killed_worker_ends_the_run_with_a_partial_report(tmp_path: Path) -> Non
     program.write_text(KILL_PROGRAM, encoding="utf-8")
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "camlang",
-            "run",
-            str(program),
-            "--out",
-            str(out),
-            "--batch-size",
-            "2",
-            "--workers",
-            "2",
-        ],
+        camlang_command(program, out, "--workers", "2", batch="2"),
         env=ENV,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -396,19 +371,7 @@ def test_worker_error_is_named_in_the_partial_report(tmp_path: Path) -> None:
         "PYTHONPATH": f"{ROOT / 'tests' / 'faults' / 'hook'}:{ROOT}",
         "CAMLANG_FAULT": json.dumps(fault),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "camlang",
-        "run",
-        str(program),
-        "--out",
-        str(out),
-        "--batch-size",
-        "2",
-        "--workers",
-        "2",
-    ]
+    cmd = camlang_command(program, out, "--workers", "2", batch="2")
     got = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert got.returncode not in (0, 130)
     assert "rank 1" in got.stderr and "img2.png" in got.stderr, got.stderr[-3000:]

@@ -147,7 +147,8 @@ def env_with_hook(fault: dict[str, Any] | None = None) -> dict[str, str]:
     return env
 
 
-def camlang_command(program: Path, out: Path, *extra: str) -> list[str]:
+def camlang_command(program: Path, out: Path, *extra: str, batch: str = BATCH) -> list[str]:
+    """`python -m camlang run PROGRAM --out OUT --batch-size BATCH EXTRA...` in a new process."""
     return [
         sys.executable,
         "-m",
@@ -157,7 +158,7 @@ def camlang_command(program: Path, out: Path, *extra: str) -> list[str]:
         "--out",
         str(out),
         "--batch-size",
-        BATCH,
+        batch,
         *extra,
     ]
 
