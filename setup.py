@@ -6,6 +6,6 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["camlang", "camlang.*"]) + ["camlang.grammars", "camlang.stdlib", "camlang.weights"],
     package_dir={"camlang.grammars": "grammars", "camlang.stdlib": "stdlib", "camlang.weights": "models"},
-    package_data={"camlang.grammars": ["*.lark"], "camlang.stdlib": ["*.cam"], "camlang.weights": ["*.pt"]},
+    package_data={"camlang.grammars": ["*.lark"], "camlang.stdlib": ["*.cam"], "camlang.weights": ["*.pt", "*.onnx"]},
     include_package_data=False,
 )
