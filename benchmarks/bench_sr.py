@@ -415,6 +415,8 @@ def peer_table(nets: list[str], instances: str, timeout: float, peer: str | None
                 peer_txt = f"| abcrown {p.status:<8} {p.wall_s:6.1f} s wall, verifier {verifier:6.1f} s"
                 peer_txt += f" (load {r['peer_load']:.1f})"
             ours = f"camlang {r['status']:<8} {r['s']:6.1f} s (load {r['load']:.1f}) {r['by']:<14}"
+            if r["bug"]:
+                ours += f" SOUNDNESS BUG: {r['bug']}"
             print(f"  {net} {r['name']:<13} {ours} {peer_txt}", flush=True)
             rows.append(r)
     if not rows:
