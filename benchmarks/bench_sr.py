@@ -145,6 +145,8 @@ def family(naive: bool) -> bool:
 
 
 _NETS: dict[str, Any] = {}
+# decided regions (of 30) at delta 1e-4 that the issues ask for, per network
+SALIENCY_TARGETS = {"256x2": 27, "256x4": 25}
 
 
 def _mnist_net(onnx_path: str) -> Any:
@@ -285,7 +287,7 @@ def mnist(
         f"\n== mnistfc {net} saliency robustness at the real MNIST test images: {len(props)} regions, "
         f"{timeout:g} s each, {workers} worker(s) of one thread, load {os.getloadavg()[0]:.1f} =="
     )
-    target = 27 if net == "256x2" else 25
+    target = SALIENCY_TARGETS.get(net)
     for delta in deltas:
         tasks = [(str(onnx_path), str(p), delta, timeout, pgd) for p in props]
         rows = _run(_saliency_task, tasks, workers)
@@ -298,7 +300,7 @@ def mnist(
                 sound = False
                 print(f"  SOUNDNESS BUG on {r['name']} delta={delta:g}: {r['bug']}")
         n, _ = _summary(f"saliency delta={delta:g}", rows)
-        if delta == 1e-4:
+        if delta == 1e-4 and target is not None:
             verdict = "met" if n >= target else f"MISSED ({n}/{len(rows)})"
             print(f"target >= {target}/30 decided at delta 1e-4: {verdict}")
         print(f"  load average (1 min) after: {os.getloadavg()[0]:.1f} on 2 cores")
@@ -425,11 +427,9 @@ def peer_table(nets: list[str], instances: str, timeout: float, peer: str | None
     sound = not any(r["bug"] for r in rows)
     if use_peer:
         peers = [r["peer"] for r in rows]
-        _tool_summary(
-            "alpha-beta-CROWN (verifier time)",
-            [p.status for p in peers],
-            [p.verifier_s or p.wall_s for p in peers],
-        )
+        peer_status = [p.status for p in peers]
+        peer_secs = [p.verifier_s or p.wall_s for p in peers]
+        _tool_summary("alpha-beta-CROWN (verifier time)", peer_status, peer_secs)
         _tool_summary(
             "alpha-beta-CROWN (wall, with start-up)", [p.status for p in peers], [p.wall_s for p in peers]
         )
@@ -441,7 +441,7 @@ def peer_table(nets: list[str], instances: str, timeout: float, peer: str | None
         print(f"  disagreements (holds vs violated): {disagree or 'none'}")
         sound &= not disagree
         ours = _decided_secs([r["status"] for r in rows], [r["s"] for r in rows])
-        theirs = _decided_secs([p.status for p in peers], [p.verifier_s or p.wall_s for p in peers])
+        theirs = _decided_secs(peer_status, peer_secs)
         wins = (
             len(ours) >= len(theirs)
             and bool(ours)
