@@ -21,8 +21,14 @@ share of `--train + --holdout` unless `--fraction` is given.
 
 Needs `../shared/data` (or `--data`); without it the benchmark says so and exits 0.
 
+ResNet-56 is 3.5x slower per image than ResNet-20, so the default plan gives its syntheses 11
+minutes each and ResNet-20's 6 (`--plan "20:7,11 56:7@11m"`): 115 minutes of synthesis in all.
+To use both cores of a 2-core machine, run one network per core, one thread each:
+
     python benchmarks/bench_synth_real.py [--device cuda] [--train 1000] [--holdout 2000] [--time 6m]
     python benchmarks/bench_synth_real.py --quick      # ResNet-20, seed 7, 200 + 400 images
+    taskset -c 0 python benchmarks/bench_synth_real.py --threads 1 --plan "20:7,11" &
+    taskset -c 1 python benchmarks/bench_synth_real.py --threads 1 --plan "56:7@11m"
 """
 
 from __future__ import annotations
@@ -49,8 +55,10 @@ OBJECTIVES = ("average_drop", "deletion", "insertion", "adcc", "max_sensitivity"
 ARCHIVE = Path("cifar10_test_jpg") / "cifar10_test_jpg.tar.gz"
 
 
-def program_text(data: Path, depth: int, seed: int, args: argparse.Namespace, objective: str) -> str:
-    """The .cam program of one (network, seed, objective) run."""
+def program_text(
+    data: Path, depth: int, seed: int, args: argparse.Namespace, objective: str, limit: str | None = None
+) -> str:
+    """The .cam program of one (network, seed, objective) run; `limit` overrides `args.time`."""
     ckpt = data / "cifar10_resnet_akamaster" / NETS[depth]
     images = _images(data)
     fraction = args.fraction if args.fraction is not None else args.train / (args.train + args.holdout)
@@ -62,7 +70,7 @@ model net = checkpoint("{ckpt}", arch = "cifar_resnet{depth}") at "layer3"
 data train = images("{images}", {common}, split = "train", limit = {args.train})
 data hold = images("{images}", {common}, split = "holdout", limit = {args.holdout})
 synthesize best from {args.grammar} {{ model = net data = train holdout = hold objective = {objective}
-  max_size = {args.max_size} time = "{args.time}" finalists = {args.finalists} }}
+  max_size = {args.max_size} time = "{limit or args.time}" finalists = {args.finalists} }}
 """
 
 
@@ -71,12 +79,22 @@ def _images(data: Path) -> Path:
     return data / ARCHIVE if (data / ARCHIVE).is_file() else data / "cifar10_test_1k"
 
 
-def _plan(text: str) -> list[tuple[int, int]]:
-    """`"20:7,11 56:7"` -> [(20, 7), (20, 11), (56, 7)]."""
+def _plan(text: str, default_time: str) -> list[tuple[int, int, str]]:
+    """`"20:7,11 56:7@12m"` -> [(20, 7, default), (20, 11, default), (56, 7, "12m")].
+
+    `@TIME` after a network's seeds gives that network its own time limit per synthesis.
+    """
     runs = []
     for part in text.split():
-        depth, _, seeds = part.partition(":")
-        runs += [(int(depth), int(seed)) for seed in seeds.split(",")]
+        head, _, limit = part.partition("@")
+        depth, _, seeds = head.partition(":")
+        if int(depth) not in NETS:
+            raise SystemExit(f"--plan: no ResNet-{depth} here (choose from {sorted(NETS)})")
+        try:
+            _seconds(limit or default_time)  # a malformed time stops the benchmark before any run
+        except ValueError:
+            raise SystemExit(f'--plan: "{limit or default_time}" is not a time such as 90s or 11m') from None
+        runs += [(int(depth), int(seed), limit or default_time) for seed in seeds.split(",")]
     return runs
 
 
@@ -84,7 +102,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--plan", default="20:7,11 56:7", help='networks and split seeds, e.g. "20:7,11 56:7"')
+    ap.add_argument(
+        "--plan",
+        default="20:7,11 56:7@11m",
+        help='networks, split seeds and optional per-network time, e.g. "20:7,11 56:7@12m"',
+    )
     ap.add_argument("--quick", action="store_true", help="ResNet-20, seed 7, 200 + 400 images, 45 s each")
     ap.add_argument("--objectives", default=",".join(OBJECTIVES))
     ap.add_argument("--grammar", default="panel")
@@ -122,13 +144,14 @@ def main() -> int:
         f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else 'cpu'}), "
         f"{torch.get_num_threads()} threads; grammar {args.grammar}, max_size {args.max_size}, "
         f"{args.train} selection / {args.holdout} holdout images of {_images(args.data).name}, "
-        f"time {args.time} per synthesis; cache {args.cache}; load average {_load()}"
+        f"time {args.time} per synthesis unless the plan gives a network its own "
+        f"(--plan {args.plan!r}); cache {args.cache}; load average {_load()}"
     )
     rows = []
-    for depth, seed in _plan(args.plan):
+    for depth, seed, limit in _plan(args.plan, args.time):
         for objective in args.objectives.split(","):
             try:
-                rows.append(run_one(args, depth, seed, objective))
+                rows.append(run_one(args, depth, seed, objective, limit))
             except Exception as err:  # one failed run must not hide the others' numbers
                 print(f"resnet{depth} seed {seed} {objective}: FAILED: {type(err).__name__}: {err}")
                 rows.append(
@@ -142,7 +165,7 @@ def main() -> int:
                         "holdout": None,
                         "verdict": f"failed ({type(err).__name__})",
                         "seconds": 0.0,
-                        "limit": args.time,
+                        "limit": limit,
                         "best_stdlib": None,
                     }
                 )
@@ -158,9 +181,9 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> dict[str, object]:
-    """Synthesize for one (network, seed, objective) and collect the comparison's numbers."""
-    prog = check_text(program_text(args.data, depth, seed, args, objective), file_checks=False)
+def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str, limit: str) -> dict[str, object]:
+    """Synthesize for one (network, seed, objective) within `limit` and collect the comparison's numbers."""
+    prog = check_text(program_text(args.data, depth, seed, args, objective, limit), file_checks=False)
     if prog.has_errors:
         raise SystemExit("\n".join(str(d) for d in prog.diagnostics))
     train, hold = load_data(prog.datas["train"]), load_data(prog.datas["hold"])
@@ -210,7 +233,7 @@ def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> 
         "partial": out.partial,
         "stop": st.stop_reason,
         "seconds": seconds,
-        "limit": args.time,
+        "limit": limit,
         "loop_images_per_s": loop_rate,
         "raw_images_per_s": raw_rate,
         "call_size": call_size,
@@ -227,7 +250,7 @@ def run_one(args: argparse.Namespace, depth: int, seed: int, objective: str) -> 
     else:
         row |= {"best_stdlib": None, "verdict": "no comparison (partial run)"}
     print(
-        f"resnet{depth} seed {seed} {objective}: {row['verdict']} in {seconds:.0f}s ({args.time} allowed)",
+        f"resnet{depth} seed {seed} {objective}: {row['verdict']} in {seconds:.0f}s ({limit} allowed)",
         flush=True,
     )
     return row
