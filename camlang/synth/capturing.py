@@ -33,7 +33,7 @@ from camlang.runtime.metric_evaluation import referenced_cams
 from camlang.synth.enumeration import Apply, Enumerator, Fixed, Template
 from camlang.synth.job import Stop, SynthJob
 from camlang.synth.racing import StopSearch
-from camlang.synth.scoring import BatchStore, SplitData, capture_into
+from camlang.synth.scoring import BatchStore, CaptureOptions, SplitData, capture_into
 from camlang.synth.spill import MemoryBudget, Shelf, SpillFolder
 
 #: Terminals that cost one model pass per channel and image: captured only where read.
@@ -167,12 +167,9 @@ class LazySplit:
             set(needs),
             batch,
             self.job.counter,
-            before,
-            limit=stop,
-            keep_partial=True,
-            group=self.job.group,
-            start=start,
-            store=self.store,
+            CaptureOptions(
+                before, limit=stop, keep_partial=True, group=self.job.group, start=start, store=self.store
+            ),
         )
         self.seconds[kind] += time.monotonic() - t0
         if got == 0:

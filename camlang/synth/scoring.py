@@ -147,36 +147,38 @@ class BatchStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class CaptureOptions:
+    """How `capture_into` walks a split (the defaults capture all of it, in one process).
+
+    - `before_batch` runs before every batch (the limits check: it may raise `StopSearch`);
+    - `limit`: capture images `start` to `limit` only (None: to the end);
+    - `keep_partial`: a stop after the first batch keeps the images captured so far (a prefix);
+    - `group`: the distributed group whose ranks share the batches;
+    - `start`: the first image;
+    - `store`: gives back batches captured before and keeps the new ones.
+    """
+
+    before_batch: Callable[[], None] | None = None
+    limit: int | None = None
+    keep_partial: bool = False
+    group: SynthGroup | None = None
+    start: int = 0
+    store: BatchStore | None = None
+
+
 def capture_split(
     live: LiveModel,
     ds: Dataset,
     needs: set[str],
     batch_size: int,
     counter: CallCounter,
-    before_batch: Callable[[], None] | None = None,
-    limit: int | None = None,
-    keep_partial: bool = False,
-    group: SynthGroup | None = None,
-    start: int = 0,
-    store: BatchStore | None = None,
+    options: CaptureOptions = CaptureOptions(),
 ) -> SplitData:
-    """Capture the terminals `needs` of images `start` to `limit` (or the end) of `ds`, as one
-    split in memory (`capture_into` with the batches joined; its docs say the rest)."""
+    """Capture the terminals `needs` of `ds` as one split in memory (`capture_into` with the
+    batches joined; its docs say the rest)."""
     kept: list[SplitData] = []
-    capture_into(
-        kept.append,
-        live,
-        ds,
-        needs,
-        batch_size,
-        counter,
-        before_batch,
-        limit,
-        keep_partial,
-        group,
-        start,
-        store,
-    )
+    capture_into(kept.append, live, ds, needs, batch_size, counter, options)
     if not kept:
         raise CamlangError(f"data `{ds.name}` has no images to capture")
     return join_splits(kept)
@@ -189,21 +191,16 @@ def capture_into(
     needs: set[str],
     batch_size: int,
     counter: CallCounter,
-    before_batch: Callable[[], None] | None = None,
-    limit: int | None = None,
-    keep_partial: bool = False,
-    group: SynthGroup | None = None,
-    start: int = 0,
-    store: BatchStore | None = None,
+    options: CaptureOptions = CaptureOptions(),
 ) -> int:
-    """Capture the terminals `needs` of images `start` to `limit` (or the end) of `ds`, handing
-    each kept batch to `sink` in order (so the caller decides what stays in memory); the number
-    of images kept.
+    """Capture the terminals `needs` of images `options.start` to `options.limit` (or the end)
+    of `ds`, handing each kept batch to `sink` in order (so the caller decides what stays in
+    memory); the number of images kept.
 
-    `before_batch` runs before every batch (the limits check: it may raise `StopSearch`). With
-    `keep_partial`, a stop after the first batch keeps the images captured so far (a prefix).
-    A `store` gives back batches captured before (their recorded passes are counted, so a budget
-    stops at the same image) and keeps the new ones.
+    `options.before_batch` runs before every batch (the limits check: it may raise
+    `StopSearch`). With `options.keep_partial`, a stop after the first batch keeps the images
+    captured so far (a prefix). A `options.store` gives back batches captured before (their
+    recorded passes are counted, so a budget stops at the same image) and keeps the new ones.
 
     With a distributed `group` the batches are captured in rounds: in each round rank r captures
     batch `round start + r`, and one all-gather gives every rank the round's batches and their
@@ -211,7 +208,14 @@ def capture_into(
     process would have it, so the captured prefix and the counter (the passes of the kept
     batches) do not depend on the number of workers; a stop discards the rest of its round.
     """
-    group = group or SynthGroup()
+    before_batch, keep_partial, start, store = (
+        options.before_batch,
+        options.keep_partial,
+        options.start,
+        options.store,
+    )
+    group = options.group or SynthGroup()
+    limit = options.limit
     view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
     shards = shard_batches(max(0, len(view) - start), batch_size)
     kept = 0

@@ -35,7 +35,7 @@ from camlang.synth.scoring import SplitData, join_splits
 #: The environment variable that sets the budget, in megabytes.
 MEMORY_ENV = "CAMLANG_SYNTH_MEMORY_MB"
 #: Megabytes of captured terminals a synthesis keeps in memory by default.
-DEFAULT_MEMORY_MB = 256
+DEFAULT_MEMORY_MB = 1024
 
 
 def memory_budget_bytes(environ: Mapping[str, str] | None = None) -> int:

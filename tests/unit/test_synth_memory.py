@@ -22,7 +22,14 @@ from camlang.synth.capturing import LazySplit
 from camlang.synth.job import default_reference_cams
 from camlang.synth.scoring import Scorer, SplitData, capture_split
 from camlang.synth.sharding import SynthGroup
-from camlang.synth.spill import MEMORY_ENV, MemoryBudget, Shelf, SpillFolder, memory_budget_bytes
+from camlang.synth.spill import (
+    DEFAULT_MEMORY_MB,
+    MEMORY_ENV,
+    MemoryBudget,
+    Shelf,
+    SpillFolder,
+    memory_budget_bytes,
+)
 from tests.conftest import demo_live_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -79,7 +86,7 @@ def test_a_shelf_past_its_budget_spills_and_reads_back_the_same_rows(live: LiveM
 
 
 def test_the_budget_comes_from_the_environment() -> None:
-    assert memory_budget_bytes({}) == 256 * 2**20
+    assert memory_budget_bytes({}) == DEFAULT_MEMORY_MB * 2**20 == 1024 * 2**20
     assert memory_budget_bytes({MEMORY_ENV: "1.5"}) == int(1.5 * 2**20)
     assert memory_budget_bytes({MEMORY_ENV: "0"}) == 0
     for bad in ("lots", "-3", "nan"):

@@ -133,7 +133,7 @@ CAPTURE_IMAGES, CAPTURE_BATCH, CAPTURE_BUDGET = 9, 2, 5
 
 def _capture(group: SynthGroup, budget: int | None) -> tuple[Any, int]:
     from camlang.data.shapes import synthetic_shapes
-    from camlang.synth.scoring import capture_split
+    from camlang.synth.scoring import CaptureOptions, capture_split
     from tests.conftest import demo_live_model
 
     torch.set_num_threads(1)
@@ -145,7 +145,12 @@ def _capture(group: SynthGroup, budget: int | None) -> tuple[Any, int]:
 
     ds = synthetic_shapes(count=CAPTURE_IMAGES, size=32, seed=4)
     data = capture_split(
-        demo_live_model(), ds, {"A", "G"}, CAPTURE_BATCH, counter, check, keep_partial=True, group=group
+        demo_live_model(),
+        ds,
+        {"A", "G"},
+        CAPTURE_BATCH,
+        counter,
+        CaptureOptions(check, keep_partial=True, group=group),
     )
     return data, counter.images
 
