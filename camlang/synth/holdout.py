@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -275,17 +276,26 @@ def _paired(job: SynthJob, scored: _Scored, winner_equals: tuple[str, ...]) -> P
         equal[0] if equal else None,
         job.objective.name,
     )
-    if paired is not None and scored.skipped:
-        note = (
-            f" Not compared (time limit; the stdlib CAMs best on the selection split go first): "
-            f"{', '.join(f'`{r}`' for r in scored.skipped)}."
-        )
+    note = left_out_note(scored.skipped, winner_equals)
+    if paired is not None and note:
         paired = dataclasses.replace(paired, sentence=paired.sentence + note)
     if paired is not None:
         job.log.say(paired.sentence)
     else:
         job.log.say("no stdlib CAM could be scored on the holdout within the time limit: no verdict")
     return paired
+
+
+def left_out_note(skipped: Sequence[str], winner_equals: Sequence[str]) -> str:
+    """The verdict's note on the stdlib CAMs the time limit left out ("" when none). A stdlib CAM
+    the winner is equal to is not named: the winner's holdout values are its values."""
+    left = [r for r in skipped if r not in winner_equals]
+    if not left:
+        return ""
+    return (
+        " Not compared (time limit; the stdlib CAMs best on the selection split go first): "
+        f"{', '.join(f'`{r}`' for r in left)}."
+    )
 
 
 def visuals(

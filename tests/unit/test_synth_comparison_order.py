@@ -10,7 +10,7 @@ from camlang.data import synthetic_shapes
 from camlang.frontend.check import check_text
 from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth import synthesize
-from camlang.synth.holdout import FIRST_REFERENCES
+from camlang.synth.holdout import FIRST_REFERENCES, left_out_note
 from tests.conftest import demo_live_model
 from tests.unit.test_synth_driver import PRELUDE
 
@@ -64,3 +64,14 @@ def test_without_a_time_limit_every_stdlib_cam_is_compared(live: LiveModel) -> N
     assert out.stats is not None and out.stats.paired is not None
     assert "Not compared" not in out.stats.paired.sentence
     assert out.stats.holdout_images == 20
+
+
+def test_the_left_out_note_does_not_name_the_stdlib_cam_the_winner_equals() -> None:
+    # seen on ResNet-56: the winner was proved equal to `gradcam_elementwise`, and the note still
+    # listed `gradcam_elementwise` among the stdlib CAMs the time limit left out
+    note = left_out_note(("scorecam", "gradcam_elementwise"), ("gradcam_elementwise",))
+    assert note == (
+        " Not compared (time limit; the stdlib CAMs best on the selection split go first): `scorecam`."
+    )
+    assert left_out_note(("gradcam_elementwise",), ("gradcam_elementwise",)) == ""
+    assert left_out_note((), ()) == ""
