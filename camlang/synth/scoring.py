@@ -199,7 +199,7 @@ def capture_into(
 
     `options.before_batch` runs before every batch (the limits check: it may raise
     `StopSearch`). With `options.keep_partial`, a stop after the first batch keeps the images
-    captured so far (a prefix). A `options.store` gives back batches captured before (their
+    captured so far (a prefix). An `options.store` gives back batches captured before (their
     recorded passes are counted, so a budget stops at the same image) and keeps the new ones.
 
     With a distributed `group` the batches are captured in rounds: in each round rank r captures
@@ -208,14 +208,9 @@ def capture_into(
     process would have it, so the captured prefix and the counter (the passes of the kept
     batches) do not depend on the number of workers; a stop discards the rest of its round.
     """
-    before_batch, keep_partial, start, store = (
-        options.before_batch,
-        options.keep_partial,
-        options.start,
-        options.store,
-    )
+    before_batch, keep_partial = options.before_batch, options.keep_partial
+    start, limit, store = options.start, options.limit, options.store
     group = options.group or SynthGroup()
-    limit = options.limit
     view = ds if limit is None or limit >= len(ds) else ds.limit(limit)
     shards = shard_batches(max(0, len(view) - start), batch_size)
     kept = 0
