@@ -430,9 +430,7 @@ def peer_table(nets: list[str], instances: str, timeout: float, peer: str | None
         peer_status = [p.status for p in peers]
         peer_secs = [p.verifier_s or p.wall_s for p in peers]
         _tool_summary("alpha-beta-CROWN (verifier time)", peer_status, peer_secs)
-        _tool_summary(
-            "alpha-beta-CROWN (wall, with start-up)", [p.status for p in peers], [p.wall_s for p in peers]
-        )
+        _tool_summary("alpha-beta-CROWN (wall, with start-up)", peer_status, [p.wall_s for p in peers])
         disagree = [
             f"{r['net']}/{r['name']}"
             for r in rows

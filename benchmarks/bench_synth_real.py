@@ -56,9 +56,9 @@ ARCHIVE = Path("cifar10_test_jpg") / "cifar10_test_jpg.tar.gz"
 
 
 def program_text(
-    data: Path, depth: int, seed: int, args: argparse.Namespace, objective: str, limit: str | None = None
+    data: Path, depth: int, seed: int, args: argparse.Namespace, objective: str, limit: str
 ) -> str:
-    """The .cam program of one (network, seed, objective) run; `limit` overrides `args.time`."""
+    """The .cam program of one (network, seed, objective) run, each synthesis within `limit`."""
     ckpt = data / "cifar10_resnet_akamaster" / NETS[depth]
     images = _images(data)
     fraction = args.fraction if args.fraction is not None else args.train / (args.train + args.holdout)
@@ -70,7 +70,7 @@ model net = checkpoint("{ckpt}", arch = "cifar_resnet{depth}") at "layer3"
 data train = images("{images}", {common}, split = "train", limit = {args.train})
 data hold = images("{images}", {common}, split = "holdout", limit = {args.holdout})
 synthesize best from {args.grammar} {{ model = net data = train holdout = hold objective = {objective}
-  max_size = {args.max_size} time = "{limit or args.time}" finalists = {args.finalists} }}
+  max_size = {args.max_size} time = "{limit}" finalists = {args.finalists} }}
 """
 
 
@@ -86,15 +86,16 @@ def _plan(text: str, default_time: str) -> list[tuple[int, int, str]]:
     """
     runs = []
     for part in text.split():
-        head, _, limit = part.partition("@")
+        head, _, own_time = part.partition("@")
+        limit = own_time or default_time
         depth, _, seeds = head.partition(":")
         if int(depth) not in NETS:
             raise SystemExit(f"--plan: no ResNet-{depth} here (choose from {sorted(NETS)})")
         try:
-            _seconds(limit or default_time)  # a malformed time stops the benchmark before any run
+            _seconds(limit)  # a malformed time stops the benchmark before any run
         except ValueError:
-            raise SystemExit(f'--plan: "{limit or default_time}" is not a time such as 90s or 11m') from None
-        runs += [(int(depth), int(seed), limit or default_time) for seed in seeds.split(",")]
+            raise SystemExit(f'--plan: "{limit}" is not a time such as 90s or 11m') from None
+        runs += [(int(depth), int(seed), limit) for seed in seeds.split(",")]
     return runs
 
 
