@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -49,12 +50,12 @@ class TerminalStore:
             return None
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError, EOFError):
-            return None  # a torn or foreign file: capture again (and overwrite it)
-        if not isinstance(saved, dict) or not torch.equal(saved.get("x", torch.empty(0)), x):
-            return None
-        data = SplitData.from_tensors(saved)
-        passes = int(saved["passes"])
+            if not isinstance(saved, dict) or not torch.equal(saved.get("x", torch.empty(0)), x):
+                return None
+            data = SplitData.from_tensors(saved)
+            passes = int(saved["passes"])
+        except (OSError, RuntimeError, ValueError, EOFError, KeyError, TypeError, pickle.UnpicklingError):
+            return None  # a torn, damaged or foreign file: capture again (and overwrite it)
         self.reused_passes += passes
         return StoredBatch(data, passes)
 

@@ -146,3 +146,26 @@ def test_a_second_synthesis_reuses_the_stored_terminals(live: LiveModel, tmp_pat
         third = run(live, "mixed", body, n_train=16, cache_dir=tmp_path, resume=True)
     assert third.source_text == first.source_text
     assert third_count.images < second_count.images / 2, (third_count.images, second_count.images)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"",  # emptied
+        b"\x8a\x17 not a torch file",  # garbage bytes (found by kill -9, then damage, then --resume)
+    ],
+)
+def test_a_damaged_stored_batch_is_captured_again(tmp_path: Path, damage: bytes) -> None:
+    from camlang.synth.terminal_store import TerminalStore
+
+    store = TerminalStore(tmp_path, "net@layer")
+    x = torch.zeros(2, 3, 4, 4)
+    needs = frozenset({"A"})
+    path = store._file(needs, 0, 2)
+    assert path is not None
+    path.write_bytes(damage)
+    assert store.load(needs, 0, 2, x) is None
+    # a torch file of the wrong shape (another record) is not a stored batch either
+    torch.save({"x": x, "passes": 3}, path)
+    assert store.load(needs, 0, 2, x) is None
+    assert store.reused_passes == 0
