@@ -265,4 +265,11 @@ class RunState:
             )
         if self.is_main:
             self.add(syntheses=(outcome.result,))
+            damaged = outcome.stats.damaged_terminal_files if outcome.stats is not None else ()
+            if damaged:
+                self.warn(
+                    f"synthesis `{name}`: {len(damaged)} stored terminal file(s) in cache/terminals could "
+                    f"not be read ({', '.join(damaged[:3])}{', ...' if len(damaged) > 3 else ''}); "
+                    "those images were captured again"
+                )
         return outcome

@@ -308,7 +308,7 @@ def capture_holdout_rows(
     left = job.limits.remaining()
     n = len(holdout)
     if math.isfinite(left) and per_image > 0:
-        n = max(2, min(n, int(left / (1.1 * per_image))))
+        n = min(n, max(2, int(left / (1.1 * per_image))))  # 2 at least, if there are
     n = job.agree_timed(n)
     job.log.say(f"capturing {n} of {len(holdout)} holdout images")
     per_scored_image = 1.1 * job.clock.per_pair() * scored_per_image

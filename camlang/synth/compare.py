@@ -22,6 +22,10 @@ from camlang.report.model import Interval
 from camlang.synth.cache import read_values, write_values
 from camlang.synth.scoring import SplitRows, bootstrap
 
+#: Fewer paired holdout images than this give no better/worse verdict (a bootstrap CI over a
+#: handful of images does not hold its 95%).
+MIN_PAIRED_IMAGES = 10
+
 
 @dataclass(frozen=True, slots=True)
 class PairedComparison:
@@ -51,15 +55,24 @@ def paired_comparison(
         return None
     best = max(sorted(finite), key=lambda r: sign * float(finite[r].nanmean()))
     diff = sign * (winner - finite[best])
-    iv = bootstrap(diff[None], seed)[0]
-    n = int(winner.numel())
+    defined = diff[torch.isfinite(diff)]  # images where a CAM's value is undefined drop out
+    n = int(defined.numel())
+    iv = bootstrap(defined[None], seed)[0] if n else Interval(math.nan, math.nan, math.nan)
+    undefined = int(diff.numel()) - n
+    dropped = f" ({undefined} more left out: a value is undefined there)" if undefined else ""
     what = (
-        f"{metric}, paired difference to `{best}` over {n} holdout images: {iv.mean:+.4g} [{iv.ci_low:+.4g}, "
-        f"{iv.ci_high:+.4g}], positive = better"
+        f"{metric}, paired difference to `{best}` over {n} holdout images{dropped}: {iv.mean:+.4g} "
+        f"[{iv.ci_low:+.4g}, {iv.ci_high:+.4g}], positive = better"
     )
     if equal_to is not None:
         verdict = "equal"
         sentence = f"Equal: the synthesized CAM is stdlib `{equal_to}`; against the best stdlib CAM: {what}."
+    elif n < MIN_PAIRED_IMAGES:
+        verdict = "inconclusive"
+        sentence = (
+            f"Not distinguishable from the best stdlib CAM `{best}`: too few holdout images for a "
+            f"confidence interval (at least {MIN_PAIRED_IMAGES}; {what})."
+        )
     elif iv.ci_low > 0:
         verdict, sentence = "better", f"Better than the best stdlib CAM `{best}` ({what})."
     elif iv.ci_high < 0:

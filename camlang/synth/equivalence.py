@@ -25,7 +25,7 @@ class Equivalence:
     """A candidate's equalities with stdlib CAMs: the note for the report and the names."""
 
     note: str | None
-    equal: tuple[str, ...]
+    equal: tuple[str, ...]  # proved equal, or equal on the probe with no counterexample found
 
 
 class EquivalenceNotes:
@@ -60,23 +60,29 @@ class EquivalenceNotes:
                 continue
             if not same_probe:
                 continue
-            notes.append(self._note(node, r, ref))
-            equal.append(r)
+            note, disproved = self._note(node, r, ref)
+            notes.append(note)
+            if not disproved:  # a counterexample: not stdlib `r`, whatever the probe says
+                equal.append(r)
         return Equivalence("; ".join(notes) if notes else None, tuple(equal))
 
-    def _note(self, node: Node, r: str, ref: Node) -> str:
-        """How we know `node` equals stdlib `r` (equal on the probe data; proved, or not)."""
+    def _note(self, node: Node, r: str, ref: Node) -> tuple[str, bool]:
+        """How we know `node` equals stdlib `r` (equal on the probe data; proved, or not), and
+        whether the proof found a counterexample (then `node` is not `r` for all inputs)."""
         left = self.job.limits.remaining()
         if left < NO_PROOF_BELOW_S:
-            return f"equal to stdlib `{r}` on the probe data (no proof tried: time limit)"
+            return f"equal to stdlib `{r}` on the probe data (no proof tried: time limit)", False
         try:
             v = prove_equivalent(
                 self.job.program.builder, node, ref, timeout_s=min(PROOF_TIMEOUT_S, left / 4)
             )
         except ImportError as err:  # the symbolic oracle's solver is not installed
-            return f"equal to stdlib `{r}` on the probe data (no proof tried: {err})"
+            return f"equal to stdlib `{r}` on the probe data (no proof tried: {err})", False
         if v.status == "equivalent":
-            return f"equivalent to stdlib `{r}` (proved: {v.method}, {v.detail})"
+            return f"equivalent to stdlib `{r}` (proved: {v.method}, {v.detail})", False
         if v.status == "not_equivalent":
-            return f"equal to stdlib `{r}` on the probe data only (not for all inputs: counterexample found)"
-        return f"equal to stdlib `{r}` on the probe data only"
+            return (
+                f"equal to stdlib `{r}` on the probe data only (not for all inputs: counterexample found)",
+                True,
+            )
+        return f"equal to stdlib `{r}` on the probe data only", False

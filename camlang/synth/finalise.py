@@ -32,6 +32,7 @@ class Final:
     race: RaceResult
     search_passes: int
     exhaustive_passes: int | None
+    anchor_scores: Mapping[int, float]  # by node id: the race means of the anchors (not oriented)
 
     @property
     def winner(self) -> Node:
@@ -97,6 +98,7 @@ def finalise(job: SynthJob, race: RaceOutcome, scorer: RaceScorer, pool: Pool, s
         race.result,
         race.search_passes,
         race.exhaustive_passes,
+        race.anchor_scores,
     )
 
 
@@ -127,7 +129,12 @@ def _final_order(
     contenders = [n for n in done if n in finalists or n in pool.contained.values()]
     if not contenders:
         raise NoTime
-    best = max(contenders, key=lambda n: job.sign * got.scores[n.nid])
+
+    def oriented(n: Node) -> float:  # an undefined mean (NaN) is the worst, never the winner
+        value = job.sign * got.scores[n.nid]
+        return value if math.isfinite(value) else -math.inf
+
+    best = max(contenders, key=oriented)
     if best is not ordered[0]:
         return (best, *(n for n in ordered if n is not best))
     return ordered

@@ -80,7 +80,8 @@ def comparison_order(job: SynthJob, final: Final) -> ComparisonOrder:
     def train_score(r: str) -> float | None:
         if r in final.stdlib_train:
             return final.stdlib_train[r]
-        return final.train_scores.get(job.refs[r].nid)
+        nid = job.refs[r].nid
+        return final.train_scores.get(nid, final.anchor_scores.get(nid))
 
     scored = [(r, s) for r in sorted(job.stdlib) if (s := train_score(r)) is not None and math.isfinite(s)]
     scored.sort(key=lambda rs: -job.sign * rs[1])
@@ -180,7 +181,7 @@ def _plan(
     left = job.limits.remaining()
     need_pairs = (1 + len(must)) * n
     if math.isfinite(left) and per_pair > 0 and need_pairs * per_pair > left:
-        n = max(2, min(n, int(left / (per_pair * (1 + len(must))))))
+        n = min(count, max(2, int(left / (per_pair * (1 + len(must))))))  # 2 at least, if there are
         need_pairs = (1 + len(must)) * n
         cached = lookup(n)
         must = [r for r in names[: order.first] if cached[r] is None]

@@ -10,6 +10,7 @@ time the final checks and the holdout comparison need, so a slow metric leaves t
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +43,7 @@ class RaceOutcome:
     train_images: Mapping[int, int]  # by node id: how many training images it was scored on
     search_passes: int  # forward passes of the capture and the race (not the holdout capture)
     exhaustive_passes: int | None  # the estimate for scoring every candidate on every image
+    anchor_scores: Mapping[int, float]  # by node id: the anchors' race means (not oriented)
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,14 @@ class _CacheKey:
 
     grammar: str
     objective: str
+    objective_text: str  # its definition and the cams it reads: an edited metric is another key
     max_size: int
     seed: int
     model: str
+    weights: str  # the network's weights digest: a retrained checkpoint at the same path differs
     layer: str | None
     n: int
-    data: float
+    data: str  # a digest of the first captured images
 
 
 def reserve_seconds(job: SynthJob, pool: Pool, n_train: int) -> float:
@@ -202,15 +206,19 @@ def _open_cache(job: SynthJob, split: LazySplit) -> ScoreCache:
     """The resume cache of this synthesis: rank 0 alone reads and writes the file; the other
     ranks get its values and keep the same copy."""
     st = job.settings
+    refs = sorted(to_text(job.refs[r]) for r in referenced_cams([job.objective.node]) if r in job.refs)
+    head = split.prefix(4).x.detach().cpu().contiguous()
     key = _CacheKey(
         grammar=job.grammar.name,
         objective=st.objective,
+        objective_text="\n".join([job.objective.source_text, *refs]),
         max_size=st.max_size,
         seed=st.seed,
         model=job.live.name,
+        weights=job.live.weights_digest,
         layer=job.live.layer_path,
         n=split.total,
-        data=split.prefix(4).x.sum().item(),
+        data=hashlib.sha256(head.numpy().tobytes()).hexdigest()[:16] + f"/{head.shape[0]}",
     )
     group = job.group
     path = ScoreCache.file_for(job.cache_dir, job.name) if group.is_main else None
@@ -259,6 +267,7 @@ def run_race(job: SynthJob, scorer: RaceScorer, pool: Pool, stop: Stop) -> RaceO
     order = [i for i in result.ranking() if i < n_cands]
     means, seen_n = result.means(), result.evaluated()
     rows = scorer.rows
+    anchors = range(n_cands, len(rows))
     return RaceOutcome(
         result,
         tuple(rows[i] for i in order),
@@ -266,4 +275,5 @@ def run_race(job: SynthJob, scorer: RaceScorer, pool: Pool, stop: Stop) -> RaceO
         {rows[i].nid: int(seen_n[i]) for i in order},
         search_passes,
         exhaustive_passes,
+        {rows[i].nid: float(job.sign * means[i]) for i in anchors if int(seen_n[i]) > 0},
     )

@@ -133,11 +133,21 @@ def race(
             n = min(n_images, 2 * n)
     except StopSearch as stop:
         res.stopped = str(stop) or "limit"
+        _drop_unfinished_round(res, done)
     except KeyboardInterrupt:
         if not keep_on_interrupt:
             raise
         res.stopped = "interrupted"
+        _drop_unfinished_round(res, done)
     return res
+
+
+def _drop_unfinished_round(res: RaceResult, done: int) -> None:
+    """A round cut short scored only some survivors on its new images; forget those columns so
+    the ranking compares the survivors on the images they all have (the score cache keeps the
+    values). The first round is kept: without it nothing is known."""
+    if done > 0:
+        res.scores[:, done:] = math.nan
 
 
 def _best_anchor_only(res: RaceResult, n: int, contenders: int) -> None:

@@ -61,6 +61,7 @@ class SynthStats:
     train_captured: int  # training images whose terminals the race asked for
     train_score_captured: int  # of them, with the score terminals (S_masked, S_ablated)
     reused_passes: int  # forward passes the terminal store saved (read back, not recomputed)
+    damaged_terminal_files: tuple[str, ...]  # stored batches that could not be read (captured again)
     tuning: TunedWinner
     scoring_seconds: float  # wall time of the race's and final checks' scoring calls
     scoring_passes: int  # the objective's forward passes in them
@@ -260,6 +261,7 @@ def _stats(
         train_captured=run.split.count,
         train_score_captured=run.split.score_count,
         reused_passes=run.store.reused_passes,
+        damaged_terminal_files=tuple(run.store.damaged),
         tuning=run.tuned,
         scoring_seconds=job.clock.seconds,
         scoring_passes=job.clock.passes,

@@ -5,6 +5,9 @@ of running the network again. A file is named by a digest of the network (its we
 target layer), the terminals it holds and the batch's positions, and it keeps the batch's input
 images: a file whose images differ from the batch asked for (other data) is not used.
 
+A file that cannot be read (torn, damaged or of another shape) is captured again and overwritten;
+`damaged` names it, and the run's report warns.
+
 A batch read back records the forward passes its capture took; the caller adds them to the pass
 counter, so a `budget` keeps the same prefix of images whether or not the cache was warm (the
 network itself is not called: `reused_passes` says how many passes the cache saved).
@@ -30,6 +33,8 @@ class TerminalStore:
         self.folder = folder
         self.network = network
         self.reused_passes = 0
+        #: Stored batch files that could not be read (torn, damaged or foreign): captured again.
+        self.damaged: list[str] = []
 
     @staticmethod
     def for_network(cache_dir: Path | None, weights_digest: str, layer: str | None) -> TerminalStore:
@@ -55,7 +60,8 @@ class TerminalStore:
             data = SplitData.from_tensors(saved)
             passes = int(saved["passes"])
         except (OSError, RuntimeError, ValueError, EOFError, KeyError, TypeError, pickle.UnpicklingError):
-            return None  # a torn, damaged or foreign file: capture again (and overwrite it)
+            self.damaged.append(path.name)  # torn, damaged or foreign: captured again, overwritten
+            return None
         self.reused_passes += passes
         return StoredBatch(data, passes)
 

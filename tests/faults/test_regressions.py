@@ -88,3 +88,21 @@ def test_a_truncated_synthesis_cache_is_recomputed(
     # the scores were computed again (more than the training capture's passes)
     assert doc["syntheses"][0]["counts"]["forward_passes"] > 8
     assert json.loads(path.read_text(encoding="utf-8"))["values"] == values
+
+
+def test_a_damaged_terminal_file_is_captured_again_and_named(
+    program: Path, reference: Path, tmp_path: Path, tally: Tally
+) -> None:
+    out = copy_run(reference, tmp_path / "out")
+    stored = sorted((out / "cache" / "terminals").glob("*.pt"))
+    assert stored, "the reference run stores its captured terminals"
+    stored[0].write_bytes(b"\x8a\x17 not a torch file" * 5)  # kill -9, then garbage, then --resume
+    ran = run_here(program, out, "--resume")
+    tally.fault("garbage in a stored terminal file")
+    assert ran.code == 0 and clean(ran, tally), ran.stderr[-2000:]
+    doc = report(out)
+    warning = [w for w in doc["warnings"] if stored[0].name in w]
+    assert len(warning) == 1 and "captured again" in warning[0], doc["warnings"]
+    assert_same_run(reference, out, tally, "garbage in a stored terminal file")
+    torch_file = stored[0].read_bytes()
+    assert torch_file[:2] == b"PK", "the damaged file was written again (a torch zip archive)"

@@ -75,3 +75,23 @@ def test_the_left_out_note_does_not_name_the_stdlib_cam_the_winner_equals() -> N
     )
     assert left_out_note(("gradcam_elementwise",), ("gradcam_elementwise",)) == ""
     assert left_out_note((), ()) == ""
+
+
+def test_the_race_anchors_are_ordered_by_their_race_means_not_by_name() -> None:
+    # the stdlib CAMs outside the grammar race as anchors; their race means order them among
+    # the contained ones (re-scored on every image), so the note "best on the selection split
+    # go first" is true for them too (they used to follow in name order)
+    from types import SimpleNamespace
+
+    from camlang.synth.holdout import comparison_order
+
+    refs = {name: SimpleNamespace(nid=nid) for nid, name in enumerate(["ablationcam", "gradcam", "xgradcam"])}
+    job = SimpleNamespace(stdlib=set(refs), refs=refs, sign=-1.0)  # minimize: lowest first
+    final = SimpleNamespace(
+        stdlib_train={"gradcam": 0.5},  # contained: re-scored on every selection image
+        train_scores={},
+        anchor_scores={refs["xgradcam"].nid: 0.1, refs["ablationcam"].nid: 0.9},
+    )
+    order = comparison_order(job, final)  # type: ignore[arg-type]
+    assert order.stdlib == ("xgradcam", "gradcam", "ablationcam")
+    assert order.first == FIRST_REFERENCES

@@ -165,7 +165,39 @@ def test_a_damaged_stored_batch_is_captured_again(tmp_path: Path, damage: bytes)
     assert path is not None
     path.write_bytes(damage)
     assert store.load(needs, 0, 2, x) is None
+    assert store.damaged == [path.name]  # named, so the run's report can warn
     # a torch file of the wrong shape (another record) is not a stored batch either
     torch.save({"x": x, "passes": 3}, path)
     assert store.load(needs, 0, 2, x) is None
-    assert store.reused_passes == 0
+    assert store.damaged == [path.name, path.name] and store.reused_passes == 0
+
+
+def test_a_resumed_synthesis_does_not_reuse_scores_of_an_edited_metric(
+    live: LiveModel, tmp_path: Path
+) -> None:
+    """The resume cache is keyed by the objective's definition, not only by its name: after
+    `deletion8` is redefined, `--resume` scores the candidates again."""
+
+    def go(prelude: str, resume: bool) -> SynthOutcome:
+        src = (
+            prelude
+            + "synthesize best from mixed { model = m data = tr objective = deletion8 max_size = 3 probe = 8 }\n"
+        )
+        prog = check_text(src, file_checks=False)
+        assert not prog.has_errors, prog.diagnostics
+        return synthesize(
+            prog,
+            prog.synths["best"],
+            live,
+            synthetic_shapes(8, 64, 0),
+            None,
+            cache_dir=tmp_path,
+            resume=resume,
+        )
+
+    first = go(PRELUDE, resume=False)
+    again = go(PRELUDE, resume=True)
+    edited = go(PRELUDE.replace("deletion_auc(L, 8)", "deletion_auc(L, 3)"), resume=True)
+    scores = [[c.train_score for c in out.result.candidates] for out in (first, again, edited)]
+    assert scores[1] == scores[0]  # the same definition: the scores are read back
+    assert scores[2] != scores[0]  # another definition: scored again, not read back

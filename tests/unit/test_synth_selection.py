@@ -3,6 +3,7 @@ time limit over the whole run, the paired verdict and the shared stdlib holdout 
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -149,6 +150,21 @@ def test_paired_verdicts() -> None:
     assert noisy is not None and noisy.verdict == "inconclusive"
     equal = paired_comparison(base, stdlib, -1.0, 0, "a", "drop")
     assert equal is not None and equal.verdict == "equal" and "stdlib `a`" in equal.sentence
+
+
+def test_a_paired_verdict_needs_enough_defined_images() -> None:
+    stdlib = {"a": torch.zeros(5)}
+    # five images, all better by 1: too few for a CI that holds its 95%, so no "better"
+    few = paired_comparison(-torch.ones(5), stdlib, -1.0, 0, None, "drop")
+    assert few is not None and few.verdict == "inconclusive" and "too few holdout images" in few.sentence
+    # images where the winner is undefined (NaN) are left out of the count, and the sentence says so
+    winner = torch.full((30,), -1.0)
+    winner[:12] = math.nan
+    some = paired_comparison(winner, {"a": torch.zeros(30)}, -1.0, 0, None, "drop")
+    assert some is not None and some.verdict == "better" and some.images == 18
+    assert "over 18 holdout images (12 more left out: a value is undefined there)" in some.sentence
+    none = paired_comparison(torch.full((30,), math.nan), {"a": torch.zeros(30)}, -1.0, 0, None, "drop")
+    assert none is not None and none.verdict == "inconclusive" and none.images == 0
 
 
 def test_stdlib_cache_rows_are_prefixes(tmp_path: Path) -> None:

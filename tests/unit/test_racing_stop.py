@@ -1,0 +1,47 @@
+"""A race that a limit stops in the middle of a round ranks its survivors on the images they all
+have, not by how many images a survivor happened to be scored on before the stop."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from camlang.synth.racing import StopSearch, race
+
+
+def test_a_round_cut_short_does_not_rank_the_first_chunk_ahead() -> None:
+    # 8 candidates, candidate 7 best on every image, candidate 0 worst; chunks of 2 candidates
+    scores = torch.arange(8, dtype=torch.float32)[:, None].expand(8, 64).clone()
+    calls: list[list[int]] = []
+
+    def score(cands: list[int], images: list[int]) -> torch.Tensor:
+        if min(images) > 0 and len(calls) >= 5:  # the second round: stop after its first chunk
+            raise StopSearch("time limit reached")
+        calls.append(cands)
+        return scores[torch.tensor(cands)][:, torch.tensor(images)]
+
+    res = race(8, 64, score, first=4, chunk=2, halve=False, keep=8, z=1e9)
+    assert res.stopped == "time limit reached"
+    # the second round scored one chunk (candidates 0 and 1) before the stop; those columns are
+    # forgotten, so every survivor is ranked on the first round's 4 images, best first
+    assert calls[4] == [0, 1]
+    assert res.evaluated().tolist() == [4] * 8
+    assert res.ranking() == [7, 6, 5, 4, 3, 2, 1, 0]
+    assert not math.isnan(float(res.scores[:, :4].sum()))
+
+
+def test_a_first_round_cut_short_keeps_what_it_scored() -> None:
+    scores = torch.arange(6, dtype=torch.float32)[:, None].expand(6, 16).clone()
+    done: list[int] = []
+
+    def score(cands: list[int], images: list[int]) -> torch.Tensor:
+        if done:
+            raise StopSearch("time limit reached")
+        done.extend(cands)
+        return scores[torch.tensor(cands)][:, torch.tensor(images)]
+
+    res = race(6, 16, score, first=4, chunk=3, keep=6)
+    # only the first chunk (0, 1, 2) was scored: it is all that is known, so it is kept
+    assert res.evaluated().tolist() == [4, 4, 4, 0, 0, 0]
+    assert res.ranking()[:3] == [2, 1, 0]
