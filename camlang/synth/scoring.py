@@ -7,6 +7,7 @@ the only other model calls are the objective metric's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -270,7 +271,9 @@ def _capture_or_load(
         got = store.load(frozen_needs, images.start, images.stop, batch.x)
         if got is not None:
             counter.images += got.passes
-            return got.data
+            # the store matched the network and the input images; the masks and raw images are
+            # the data set's own now (a folder that gained masks or boxes keeps the same `x`)
+            return dataclasses.replace(got.data, raw=batch.raw, masks=batch.masks)
     before = counter.images
     part = _capture_batch(live, batch, needs, counter)
     if store is not None:
@@ -420,9 +423,10 @@ def bootstrap(values: torch.Tensor, seed: int, draws: int = 1000) -> list[Interv
     """Mean and 95% percentile bootstrap CI over images, per row of `values [K, N]` (paired draws)."""
     k, n = values.shape
     gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, n, (draws, n), generator=gen)
-    means = values[:, idx].nanmean(-1)  # [K, draws]
-    lo = torch.nanquantile(means, 0.025, dim=1)
-    hi = torch.nanquantile(means, 0.975, dim=1)
-    m = values.nanmean(1)
-    return [Interval(float(m[j]), float(lo[j]), float(hi[j])) for j in range(k)]
+    idx = torch.randint(0, n, (draws, n), generator=gen)  # the same draws for every row: paired
+    out: list[Interval] = []
+    for row in values:  # one row at a time: [draws, N] floats, not [K, draws, N]
+        means = row[idx].nanmean(-1)
+        lo, hi = torch.nanquantile(means, 0.025), torch.nanquantile(means, 0.975)
+        out.append(Interval(float(row.nanmean()), float(lo), float(hi)))
+    return out

@@ -201,3 +201,26 @@ def test_a_resumed_synthesis_does_not_reuse_scores_of_an_edited_metric(
     scores = [[c.train_score for c in out.result.candidates] for out in (first, again, edited)]
     assert scores[1] == scores[0]  # the same definition: the scores are read back
     assert scores[2] != scores[0]  # another definition: scored again, not read back
+
+
+def test_a_stored_batch_takes_the_data_sets_masks_not_the_stored_ones(
+    live: LiveModel, tmp_path: Path
+) -> None:
+    """The store matches a batch by network and input images; masks and raw images can change
+    under the same `x` (a folder that gained masks), so they come from the data set."""
+    from camlang.metrics._common import CallCounter
+    from camlang.synth.scoring import _capture_or_load
+    from camlang.synth.terminal_store import TerminalStore
+
+    ds = synthetic_shapes(4, 64, 0)
+    store = TerminalStore(tmp_path, "demo@features.6")
+    first = _capture_or_load(live, ds, range(0, 4), {"A", "G"}, CallCounter(), store)
+    assert first.masks is not None and bool(first.masks.any())
+    (path,) = tmp_path.glob("*.pt")
+    saved = torch.load(path, weights_only=True)
+    saved["masks"] = torch.zeros_like(saved["masks"])  # what an older capture of the folder stored
+    torch.save(saved, path)
+    again = _capture_or_load(live, ds, range(0, 4), {"A", "G"}, CallCounter(), store)
+    assert store.reused_passes > 0  # read back, not captured again
+    assert again.masks is not None and torch.equal(again.masks, first.masks)
+    assert torch.equal(again.terminals["A"], first.terminals["A"])
