@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -187,12 +188,31 @@ def _status(text: str) -> Status:
 
 
 def property_key(state: RunState, name: str) -> list[Any]:
-    """What a property's verdict depends on: its definition and its network's weights (so
-    `--resume` after the weights file changed decides it again)."""
+    """What a property's verdict depends on: its definition, its network's weights and its
+    inputs (the data declaration of `at = test[3]`, the bytes of a VNN-LIB file), so `--resume`
+    after any of them changed decides it again instead of reading back a verdict or proved
+    pieces about another point."""
     pdef = state.program.properties[name]
     model = pdef.args.get("model")
     weights = state.model(model.name).weights_digest if isinstance(model, Ref) else None
-    return [name, pdef.kind, repr(sorted(pdef.args.items(), key=lambda kv: kv[0])), weights]
+    inputs = [_input_identity(state, pdef, value) for _, value in sorted(pdef.args.items())]
+    return [name, pdef.kind, repr(sorted(pdef.args.items(), key=lambda kv: kv[0])), weights, inputs]
+
+
+def _input_identity(state: RunState, pdef: PropertyDef, value: Any) -> Any:
+    """What an argument that names an input stands for: a data declaration's own arguments, or a
+    digest of a file's bytes (a path that does not resolve is left to the question to report)."""
+    if isinstance(value, IndexRef) and value.name in state.program.datas:
+        data = state.program.datas[value.name]
+        return [data.kind, repr(data.args)]
+    path = value[1] if isinstance(value, tuple) and len(value) == 2 and value[0] == "vnnlib" else None
+    if path is None and pdef.kind == "vnnlib" and isinstance(value, str) and value == pdef.args.get("path"):
+        path = value
+    if isinstance(path, str):
+        found = resolve_user_path(path, pdef.base_dir)
+        if found is not None and found.is_file():
+            return hashlib.sha256(found.read_bytes()).hexdigest()[:16]
+    return None
 
 
 class _CachedPieces:

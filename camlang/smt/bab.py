@@ -331,11 +331,15 @@ def _leaf(ctx: Context, spec: _Spec, b: _Branch, gz0: GatedGradient | None, tall
     """The exact MILP of each open disjunct on ``b`` (its split phases fixed)."""
     tally.milp_leaves += 1
     nb = b.net_bounds()
+    # A split whose ReLU the branch's bounds have made stable is exactly represented by them; a
+    # ReLU split active whose upper bound fell to 0 is stable inactive there (z = 0 either way),
+    # and fixing it active against that phase would be refused by the MILP builder.
+    fixed = tuple(s for s in b.splits if nb.phase[s[0]][s[1]] == UNDECIDED)
     cut = 0
     for t, j in enumerate(spec.disjuncts):
         if bool(b.done[t]):
             continue
-        decision = decide_disjunct(ctx, nb, j, gz0, fixed=b.splits)
+        decision = decide_disjunct(ctx, nb, j, gz0, fixed=fixed)
         if decision.found is not None:
             return decision
         cut += decision.cut

@@ -152,6 +152,8 @@ def run_naive(setup: Setup, timeout_s: float, progress: Progress | None) -> Verd
         return done(_naive(setup, timeout_s, progress, t0))
     except EncodingTimeout:
         return done(Decided("unknown", f"timeout after {timeout_s:g} s (while encoding)"))
+    except LpFailure as exc:  # the witness repair's LP (try_candidate) did not finish
+        return done(Decided("unknown", f"unknown: {exc}"))
     except KeyboardInterrupt:
         return done(Decided("unknown", INTERRUPTED))
 

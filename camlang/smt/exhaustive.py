@@ -28,6 +28,7 @@ from scipy.optimize import linprog
 
 from camlang.errors import CamlangError
 from camlang.smt.network import ReluNet
+from camlang.smt.query import proved_infeasible
 
 __all__ = ["ExhaustiveFlip", "exhaustive_flip", "pattern_gradients", "MAX_ORACLE_RELUS"]
 
@@ -93,7 +94,7 @@ def _region_margin(
         bounds=[*zip(lo.tolist(), hi.tolist()), (None, 1.0)],
         method="highs",
     )
-    if res.status == 2:
+    if proved_infeasible(res):
         return None
     if res.status != 0:
         raise RuntimeError(f"oracle LP failed: {res.message}")

@@ -22,7 +22,7 @@ from scipy.optimize import linprog
 
 from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds, gradient_bounds
 from camlang.smt.network import ReluNet
-from camlang.smt.query import GradientConstraint
+from camlang.smt.query import GradientConstraint, proved_infeasible
 
 __all__ = ["GradientFixing", "fix_phases_by_gradient"]
 
@@ -79,6 +79,11 @@ def fix_phases_by_gradient(
     row_norm = np.abs(P).sum(axis=1)
     # delta, plus a generous allowance for the float64 error of pinv(W0^T) @ g0
     radius = row_norm * grad.encoded_delta * (1 + _SLACK) + _SLACK * row_norm * (np.abs(grad.g0).max() + 1.0)
+    # and the measured error of P itself: P W0^T = I + R, so P = pinv + R pinv, whose rows add
+    # at most (|R| row_norm)_i * |VG|_inf; negligible for a well-conditioned W0 (R ~ 1e-15), and
+    # what keeps the interval sound for a badly conditioned one (near-duplicate first-layer rows)
+    residual = np.abs(P @ W0.T - np.eye(W0.shape[0]))
+    radius = radius + 2.0 * (residual @ row_norm) * (np.abs(grad.g0).max() + grad.encoded_delta)
     lo0, hi0 = centre - radius, centre + radius
     ph0 = bounds.phase[0]
     if np.any((ph0 == INACTIVE) & ((lo0 > 0) | (hi0 < 0))):
@@ -134,4 +139,4 @@ def fix_phases_by_gradient(
 
 def _feasible(A: np.ndarray, b: np.ndarray, box: list[tuple[float, float]]) -> bool:
     res = linprog(np.zeros(A.shape[1]), A_ub=A, b_ub=b, bounds=box, method="highs")
-    return bool(res.status != 2)
+    return not proved_infeasible(res)

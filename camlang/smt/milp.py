@@ -24,7 +24,7 @@ from scipy.sparse import coo_matrix
 
 from camlang.smt.bounds import ACTIVE, INACTIVE, UNDECIDED, NetBounds, gradient_bounds, spec_bounds
 from camlang.smt.network import ReluNet
-from camlang.smt.query import Query
+from camlang.smt.query import Query, proved_infeasible
 
 __all__ = ["MilpProblem", "build_milp", "solve_milp"]
 
@@ -362,7 +362,7 @@ def solve_milp(
         constraints=cons,
         options={"time_limit": left, "disp": False},
     )
-    if res.status == 2:
+    if proved_infeasible(res):
         return MilpOutcome("infeasible")
     if res.x is None:
         return MilpOutcome("timeout", message=f"HiGHS stopped without an answer: {res.message}")

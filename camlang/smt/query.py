@@ -15,6 +15,17 @@ from scipy.sparse import coo_matrix
 
 from camlang.smt.network import ReluNet
 
+
+def proved_infeasible(res: object) -> bool:
+    """Did HiGHS (through scipy's `linprog` or `milp`) prove the problem infeasible?
+
+    scipy gives status 2 both to "infeasible" and to HiGHS's "model error" (bad problem data such
+    as a NaN bound): only the first is a proof, so the message is read too.
+    """
+    status, message = getattr(res, "status", None), str(getattr(res, "message", ""))
+    return status == 2 and "infeasible" in message.lower()
+
+
 __all__ = ["LpFailure", "GradientConstraint", "Query", "Candidate", "pattern_lp", "MIN_MARGIN"]
 
 # A repaired counterexample keeps every pre-activation and every unsafe output row at least this
@@ -116,7 +127,7 @@ def pattern_lp(
         method="highs",
         options={"time_limit": max(time_limit, 0.1)},
     )
-    if res.status == 2:
+    if proved_infeasible(res):
         return None
     if res.status != 0 or res.x is None:
         raise LpFailure(f"pattern LP did not finish: {res.message}")

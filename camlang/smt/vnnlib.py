@@ -141,11 +141,26 @@ def _dnf(expr: object) -> list[list[list]]:
 
 
 def parse_vnnlib(text: str, n_inputs: int, where: str = "<vnnlib>") -> VnnlibProperty:
-    """Parse VNN-LIB text for a network with ``n_inputs`` inputs."""
+    """Parse VNN-LIB text for a network with ``n_inputs`` inputs.
+
+    Malformed text is a `CamlangError` naming the file (E710), never a Python exception.
+    """
     try:
         forms = _sexprs(text)
     except ValueError as exc:
         raise CamlangError(f"{where}: {exc}", code="E710") from exc
+    try:
+        return _parse_forms(forms, n_inputs, where)
+    except (ValueError, IndexError, TypeError, AttributeError, AssertionError, KeyError) as exc:
+        raise CamlangError(
+            f"{where}: cannot read this VNN-LIB file ({type(exc).__name__}: {exc or 'malformed form'})",
+            hint="declare X_i and Y_j with (declare-const NAME Real), bound every X_i with <= and >=, "
+            "and state the output set with and/or of linear atoms over Y_j",
+            code="E710",
+        ) from exc
+
+
+def _parse_forms(forms: list, n_inputs: int, where: str) -> VnnlibProperty:
     n_out = 0
     declared_x = 0
     for f in forms:

@@ -53,6 +53,23 @@ def test_errors() -> None:
         parse_vnnlib("(assert (<= X_0 1)", 1)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(declare-const)",  # no name
+        "(declare-const X_a Real)",  # no index
+        "(declare-const X_0 Real)\n(assert)",  # an empty assertion
+        "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert Y_0)",  # not an atom
+        "(declare-const X_0 Real)\n(declare-const Y_0 Real)\n(assert (<= X_0 1))\n(assert (>= X_0 0))\n(assert (<= Y_0))",
+    ],
+)
+def test_malformed_files_are_clear_errors(text: str) -> None:
+    # found by review: these raised IndexError, ValueError or AssertionError from the parser
+    with pytest.raises(CamlangError) as err:
+        parse_vnnlib(text, 1, where="p.vnnlib")
+    assert str(err.value).startswith("p.vnnlib")
+
+
 def test_check_agrees_with_naive_and_sampling() -> None:
     torch.manual_seed(3)
     m = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
