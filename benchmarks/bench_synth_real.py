@@ -21,14 +21,17 @@ share of `--train + --holdout` unless `--fraction` is given.
 
 Needs `../shared/data` (or `--data`); without it the benchmark says so and exits 0.
 
-ResNet-56 is 3.5x slower per image than ResNet-20, so the default plan gives its syntheses 11
-minutes each and ResNet-20's 6 (`--plan "20:7,11 56:7@11m"`): 115 minutes of synthesis in all.
-To use both cores of a 2-core machine, run one network per core, one thread each:
+ResNet-56 is 3.5x slower per image than ResNet-20, so it gets about twice the time per
+synthesis. The default plan, on one process, gives ResNet-20's syntheses 6 minutes and
+ResNet-56's 11 (`--plan "20:7,11 56:7@11m"`): 115 minutes of synthesis in all. The benchmark as
+the README reports it uses both cores of a 2-core machine for its 2 hours, one network per core
+and one thread each, with 11.5 and 23 minutes per synthesis (100.6 minutes of wall time in
+session 9):
 
     python benchmarks/bench_synth_real.py [--device cuda] [--train 1000] [--holdout 2000] [--time 6m]
     python benchmarks/bench_synth_real.py --quick      # ResNet-20, seed 7, 200 + 400 images
-    taskset -c 0 python benchmarks/bench_synth_real.py --threads 1 --plan "20:7,11" &
-    taskset -c 1 python benchmarks/bench_synth_real.py --threads 1 --plan "56:7@11m"
+    taskset -c 0 python benchmarks/bench_synth_real.py --threads 1 --plan "20:7,11@690s" &
+    taskset -c 1 python benchmarks/bench_synth_real.py --threads 1 --plan "56:7@23m"
 """
 
 from __future__ import annotations
