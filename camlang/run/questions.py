@@ -195,18 +195,19 @@ def property_key(state: RunState, name: str) -> list[Any]:
     pdef = state.program.properties[name]
     model = pdef.args.get("model")
     weights = state.model(model.name).weights_digest if isinstance(model, Ref) else None
-    inputs = [_input_identity(state, pdef, value) for _, value in sorted(pdef.args.items())]
+    inputs = [_input_identity(state, pdef, key, value) for key, value in sorted(pdef.args.items())]
     return [name, pdef.kind, repr(sorted(pdef.args.items(), key=lambda kv: kv[0])), weights, inputs]
 
 
-def _input_identity(state: RunState, pdef: PropertyDef, value: Any) -> Any:
-    """What an argument that names an input stands for: a data declaration's own arguments, or a
-    digest of a file's bytes (a path that does not resolve is left to the question to report)."""
+def _input_identity(state: RunState, pdef: PropertyDef, key: str, value: Any) -> Any:
+    """What argument `key` stands for when it names an input: a data declaration's own arguments,
+    or a digest of a VNN-LIB file's bytes (a path that does not resolve is left to the question to
+    report)."""
     if isinstance(value, IndexRef) and value.name in state.program.datas:
         data = state.program.datas[value.name]
         return [data.kind, repr(data.args)]
     path = value[1] if isinstance(value, tuple) and len(value) == 2 and value[0] == "vnnlib" else None
-    if path is None and pdef.kind == "vnnlib" and isinstance(value, str) and value == pdef.args.get("path"):
+    if pdef.kind == "vnnlib" and key == "path":
         path = value
     if isinstance(path, str):
         found = resolve_user_path(path, pdef.base_dir)

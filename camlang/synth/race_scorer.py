@@ -90,9 +90,9 @@ class RaceScorer:
         anchors = list(pool.anchors.values())
         self.rows: list[Node] = [*pool.cands, *anchors]
         self.texts: list[str] = [*pool.texts, *(to_text(n) for n in anchors)]
-        self.cache = _open_cache(job, split)
-        self._check_limits = job.group.stop_check(job.limits.check, job.timed)
         self._objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
+        self.cache = _open_cache(job, split, self._objective_refs)
+        self._check_limits = job.group.stop_check(job.limits.check, job.timed)
         self._scorer: Scorer | None = None
 
     def reads_scores(self, nodes: list[Node]) -> bool:
@@ -209,11 +209,11 @@ class RaceScorer:
         return got
 
 
-def _open_cache(job: SynthJob, split: LazySplit) -> ScoreCache:
+def _open_cache(job: SynthJob, split: LazySplit, objective_refs: list[Node]) -> ScoreCache:
     """The resume cache of this synthesis: rank 0 alone reads and writes the file; the other
     ranks get its values and keep the same copy."""
     st = job.settings
-    refs = sorted(to_text(job.refs[r]) for r in referenced_cams([job.objective.node]) if r in job.refs)
+    refs = sorted(to_text(n) for n in objective_refs)
     head = split.prefix(4).x.detach().cpu().contiguous()
     key = _CacheKey(
         grammar=job.grammar.name,

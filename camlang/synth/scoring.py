@@ -421,7 +421,7 @@ def _release_memory() -> None:
 
 def bootstrap(values: torch.Tensor, seed: int, draws: int = 1000) -> list[Interval]:
     """Mean and 95% percentile bootstrap CI over images, per row of `values [K, N]` (paired draws)."""
-    k, n = values.shape
+    n = values.shape[1]
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, n, (draws, n), generator=gen)  # the same draws for every row: paired
     out: list[Interval] = []

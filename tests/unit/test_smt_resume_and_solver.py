@@ -16,13 +16,13 @@ def test_a_vnnlib_file_is_known_by_its_bytes(tmp_path: Path) -> None:
     path = tmp_path / "p.vnnlib"
     path.write_text("(declare-const X_0 Real)\n", encoding="utf-8")
     pdef = SimpleNamespace(kind="vnnlib", args={"path": "p.vnnlib"}, base_dir=tmp_path)
-    before = _input_identity(None, pdef, "p.vnnlib")  # type: ignore[arg-type]
+    before = _input_identity(None, pdef, "path", "p.vnnlib")  # type: ignore[arg-type]
     assert before is not None
     path.write_text("(declare-const X_0 Real)\n(assert (<= X_0 0.5))\n", encoding="utf-8")
-    assert _input_identity(None, pdef, "p.vnnlib") != before  # type: ignore[arg-type]
+    assert _input_identity(None, pdef, "path", "p.vnnlib") != before  # type: ignore[arg-type]
     # `at = vnnlib("p.vnnlib")` of a robustness property too
     robust = SimpleNamespace(kind="robust", args={"at": ("vnnlib", "p.vnnlib")}, base_dir=tmp_path)
-    assert _input_identity(None, robust, ("vnnlib", "p.vnnlib")) is not None  # type: ignore[arg-type]
+    assert _input_identity(None, robust, "at", ("vnnlib", "p.vnnlib")) is not None  # type: ignore[arg-type]
 
 
 def test_a_point_of_a_data_set_is_known_by_the_data_declaration() -> None:
@@ -32,9 +32,9 @@ def test_a_point_of_a_data_set_is_known_by_the_data_declaration() -> None:
 
     pdef = SimpleNamespace(kind="robust", args={}, base_dir=None)
     at = IndexRef("test", 3)
-    one = _input_identity(state(1), pdef, at)  # type: ignore[arg-type]
-    assert one is not None and one != _input_identity(state(2), pdef, at)  # type: ignore[arg-type]
-    assert _input_identity(state(1), pdef, 0.02) is None  # type: ignore[arg-type]
+    one = _input_identity(state(1), pdef, "at", at)  # type: ignore[arg-type]
+    assert one is not None and one != _input_identity(state(2), pdef, "at", at)  # type: ignore[arg-type]
+    assert _input_identity(state(1), pdef, "eps", 0.02) is None  # type: ignore[arg-type]
 
 
 def test_only_a_real_infeasibility_is_a_proof() -> None:
