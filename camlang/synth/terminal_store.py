@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -59,8 +58,10 @@ class TerminalStore:
                 return None
             data = SplitData.from_tensors(saved)
             passes = int(saved["passes"])
-        except (OSError, RuntimeError, ValueError, EOFError, KeyError, TypeError, pickle.UnpicklingError):
-            self.damaged.append(path.name)  # torn, damaged or foreign: captured again, overwritten
+        except Exception:  # noqa: BLE001 - garbage bytes make the weights-only unpickler raise
+            # anything (IndexError "pop from empty list" among others): a torn, damaged or foreign
+            # file is captured again and overwritten, never the end of the run
+            self.damaged.append(path.name)
             return None
         self.reused_passes += passes
         return StoredBatch(data, passes)
