@@ -61,7 +61,10 @@ def pc1_numpy(x: np.ndarray) -> np.ndarray:
 
 
 REFERENCE: dict[str, RefFn] = {
-    **{t: _terminal(t) for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "L", "MASK")},
+    **{
+        t: _terminal(t)
+        for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "GX_smooth", "L", "MASK")
+    },
     "const": lambda ctx, a, k: np.full((1, 1, 1, 1), float(k["value"])),
     "add": _binary(np.add),
     "sub": _binary(np.subtract),

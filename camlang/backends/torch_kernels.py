@@ -85,7 +85,10 @@ def _compare(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> TorchFn
 
 
 TORCH: dict[str, TorchFn] = {
-    **{t: _terminal(t) for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "L", "MASK")},
+    **{
+        t: _terminal(t)
+        for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "GX_smooth", "L", "MASK")
+    },
     "const": _const,
     "add": _binary(torch.add),
     "sub": _binary(torch.sub),

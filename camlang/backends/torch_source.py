@@ -93,6 +93,8 @@ def generate(cam_name: str, node: Node, source_text: str) -> str:
         helpers.append(_MASKED_SCORES)
     if "S_ablated" in names:
         helpers.append(_ABLATED_SCORES)
+    if "GX_smooth" in names:
+        helpers.append(_SMOOTH_INPUT_GRADIENTS)
     capture = layers_src.capture_lines(needs, layers) if layers else _capture_lines(needs)
     layer_paths, init_layers = layers_src.class_lines(layers) if layers else ("", "")
     quoted = textwrap.indent(f"cam {cam_name} = {source_text}", "    ")
@@ -228,6 +230,8 @@ def _capture_lines(needs: set[str]) -> list[str]:
             "ablated_scores = _ablated_scores(self.model, self.target_layer, x, activations, targets)"
             "[:, :, None, None]"
         )
+    if "GX_smooth" in needs:
+        lines.append("smooth_input_gradients = _smooth_input_gradients(self.model, x, targets)")
     return lines
 
 
@@ -344,6 +348,32 @@ def _masked_scores(model, x, activations, targets, chunk_size=64):
             logits = model(x[i : i + 1] * masks[i, chans][:, None])
             scores[i, chans] = logits[:, int(targets[i])]
     return scores
+'''
+
+_SMOOTH_INPUT_GRADIENTS = '''
+def _image_seed(image):
+    """A seed from one image's float32 bit patterns (integer sums wrap the same in any order)."""
+    bits = image.detach().to(torch.float32).cpu().contiguous().view(torch.int32).reshape(-1).to(torch.int64)
+    odd = torch.arange(1, 2 * bits.numel(), 2, dtype=torch.int64)
+    return int((bits * odd).sum()) % (1 << 63)
+
+
+def _smooth_input_gradients(model, x, targets, samples=16, noise=0.15):
+    """SmoothGrad: the input gradient of the target logit averaged over noisy copies of each image
+    (noise 15% of the image's value range, drawn from a generator seeded by the image itself)."""
+    x = x.detach()
+    out = torch.zeros_like(x)
+    for i in range(x.shape[0]):
+        generator = torch.Generator().manual_seed(_image_seed(x[i]))
+        draw = torch.randn((samples, *x.shape[1:]), generator=generator, dtype=torch.float32)
+        span = float(x[i].max() - x[i].min())
+        noise_i = (draw * (noise * span)).to(device=x.device, dtype=x.dtype)
+        noisy = (x[i : i + 1] + noise_i).requires_grad_(True)
+        with torch.enable_grad():
+            score = model(noisy)[:, int(targets[i])].sum()
+            (grad,) = torch.autograd.grad(score, noisy)
+        out[i] = grad.mean(dim=0)
+    return out
 '''
 
 _ABLATED_SCORES = '''

@@ -64,6 +64,8 @@ def capture_lines(needs: set[str], layers: list[str]) -> list[str]:
                 f"{local_name('S_ablated' + suffix)} = _ablated_scores(self.model, {module}, x, {acts}, "
                 "targets)[:, :, None, None]"
             )
+    if "GX_smooth" in needs:
+        lines.append("smooth_input_gradients = _smooth_input_gradients(self.model, x, targets)")
     return lines
 
 

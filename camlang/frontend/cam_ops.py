@@ -147,6 +147,15 @@ CAM_ROWS: list[OpSpec] = [
         f"GX {_CAM_ONLY}",
     ),
     _terminal(
+        "GX_smooth",
+        IMAGE,
+        "SmoothGrad's input gradient: GX averaged over 16 noisy copies of the input (noise 15% of "
+        "the image's range), [Cin, Hin, Win].",
+        {"cam"},
+        "smooth_input_gradients",
+        f"GX_smooth {_CAM_ONLY}",
+    ),
+    _terminal(
         "L",
         INPUT_MAP,
         "The CAM upsampled to the input and scaled to [0, 1].",

@@ -5,6 +5,8 @@
   under `no_grad` up to the target layer and with grad from `A` on, so no graph is built for the
   layers before it and the backward stops at the layer (no parameter gradients either).
 - `S`, `P`: target logit and probability. `GX`: gradient with respect to the input.
+- `GX_smooth`: SmoothGrad's mean input gradient over noisy copies (`runtime.smooth_gradient`),
+  after the main pass, with the same target scores.
 - `S_masked` ([B, C]): target logits on `X * upsample(minmax(A_c))`, as Score-CAM computes them
   (pytorch-grad-cam upsamples with align_corners=True and divides by `max - min + 1e-8`).
 - `S_ablated` ([B, C]): target logits with channel `c` of `A` zeroed. The network below the
@@ -35,6 +37,7 @@ from camlang.frontend.layer_layout import LayerLayout, as_layout, infer_layout
 from camlang.frontend.op_table import TERMINALS
 from camlang.metrics._common import images_per_call
 from camlang.models import resolve_layer
+from camlang.runtime.smooth_gradient import smooth_input_gradients
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
 #: Terminals computed at the target layer (their types carry a layer axis).
@@ -264,6 +267,8 @@ def capture(
         terms.update({f"{name}@{path}": v for name, v in at_layer.items() if name in tagged[path]})
     if fwd.input_grad is not None:
         terms["GX"] = keep(fwd.input_grad)
+    if "GX_smooth" in plan.needs:  # not differentiable in x even when `differentiable` is set
+        terms["GX_smooth"] = smooth_input_gradients(model, x, fwd.score_rows, plan.chunk_size, counter)
     terms["S"] = keep(fwd.score)[:, None, None, None]
     logits, tgt = fwd.logits, fwd.targets
     if logits.dim() == 2 and (tgt >= 0).all():

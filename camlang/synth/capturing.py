@@ -3,9 +3,10 @@
 A split's terminals are captured lazily, a prefix of its images at a time (`LazySplit`):
 - the training split starts with the images enumeration probes and the first racing round
   scores (`max(probe, race_first)`), and grows as the racing rounds ask for more images;
-- the score terminals (`S_masked`, `S_ablated`: one masked or ablated pass per channel and
-  image) are a second, separate capture, made only for the images that a candidate reading them
-  is scored on;
+- the costly terminals are separate captures, one per group, made only for the images that a
+  candidate reading them is scored on: the score terminals (`S_masked`, `S_ablated`: one masked
+  or ablated pass per channel and image) and SmoothGrad's `GX_smooth` (a forward and backward
+  pass per noisy copy);
 - the holdout is captured after the search (`capture_holdout_rows`), for as many images as the
   comparison's time allows.
 
@@ -36,8 +37,14 @@ from camlang.synth.racing import StopSearch
 from camlang.synth.scoring import BatchStore, CaptureOptions, SplitData, capture_into
 from camlang.synth.spill import MemoryBudget, Shelf, SpillFolder
 
-#: Terminals that cost one model pass per channel and image: captured only where read.
-SCORE_TERMINALS = frozenset({"S_masked", "S_ablated"})
+#: The costly terminals, by capture group: each group is captured only for the images a
+#: candidate reading it is scored on. "score": a model pass per channel and image; "smooth": a
+#: forward and backward pass per noisy copy (`runtime.smooth_gradient`).
+COSTLY_GROUPS: dict[str, frozenset[str]] = {
+    "score": frozenset({"S_masked", "S_ablated"}),
+    "smooth": frozenset({"GX_smooth"}),
+}
+COSTLY_TERMINALS = frozenset().union(*COSTLY_GROUPS.values())
 #: Share of the search's time the first capture (probe batch, first round) may use; it keeps the
 #: prefix it captured, so enumeration and racing keep the rest.
 FIRST_CAPTURE_SHARE = 0.3
@@ -68,12 +75,12 @@ def _capture_batch_size(job: SynthJob) -> int:
 class LazySplit:
     """A split whose terminals are captured on demand, a prefix of its images at a time.
 
-    `count` images have their base terminals (forward and partial backward), `score_count` of
-    them their score terminals too. The captured batches are kept on two shelves
-    (`camlang.synth.spill`): in memory within the run's `budget`, on disk past it. `rows(idx)`
-    reads images of the captured prefix back as one `SplitData` (a `SplitRows` for the `Scorer`);
-    score terminals of images not yet scored are NaN there (nothing reads them: `ensure` comes
-    first).
+    `count` images have their base terminals (forward and partial backward); each costly group
+    the split needs (`COSTLY_GROUPS`) has its own captured prefix. The captured batches are kept
+    on shelves (`camlang.synth.spill`), one for the base terminals and one per costly group: in
+    memory within the run's `budget`, on disk past it. `rows(idx)` reads images of the captured
+    prefix back as one `SplitData` (a `SplitRows` for the `Scorer`); costly terminals of images
+    not yet captured with them are NaN there (nothing reads them: `ensure` comes first).
     """
 
     def __init__(
@@ -86,13 +93,14 @@ class LazySplit:
     ) -> None:
         self.job, self.ds, self.store = job, ds, store
         self.needs = frozenset(needs)
-        self.base = set(needs) - SCORE_TERMINALS
-        self.scores = set(needs) & SCORE_TERMINALS
+        self.base = set(needs) - COSTLY_TERMINALS
+        #: the costly groups this split needs, each with the terminals of it that it needs
+        self.groups = {g: names & self.needs for g, names in COSTLY_GROUPS.items() if names & self.needs}
         self.budget = MemoryBudget.from_env() if budget is None else budget
         self.spill = SpillFolder()
         self.shelf = Shelf(self.budget, self.spill)
-        self.score_shelf = Shelf(self.budget, self.spill)
-        self.seconds = {"base": 0.0, "score": 0.0}  # wall time of each kind of capture
+        self.costly_shelves = {g: Shelf(self.budget, self.spill) for g in self.groups}
+        self.seconds = {"base": 0.0, **{g: 0.0 for g in self.groups}}  # wall time of each capture
         self.batch = _capture_batch_size(job)
 
     @property
@@ -101,14 +109,23 @@ class LazySplit:
         return self.shelf.count
 
     @property
+    def all_groups(self) -> frozenset[str]:
+        """Every costly group this split needs."""
+        return frozenset(self.groups)
+
+    def count_with(self, groups: frozenset[str]) -> int:
+        """Images captured with their base terminals and those of every costly group in `groups`."""
+        return min([self.count, *(self.costly_shelves[g].count for g in groups if g in self.groups)])
+
+    @property
     def score_count(self) -> int:
-        """Images captured with their score terminals too."""
-        return self.score_shelf.count
+        """Images captured with every costly terminal too."""
+        return min([shelf.count for shelf in self.costly_shelves.values()], default=self.count)
 
     @property
     def spilled(self) -> int:
-        """Captured images whose batches are on disk rather than in memory (both shelves)."""
-        return self.shelf.spilled + self.score_shelf.spilled
+        """Captured images whose batches are on disk rather than in memory (every shelf)."""
+        return self.shelf.spilled + sum(shelf.spilled for shelf in self.costly_shelves.values())
 
     @property
     def total(self) -> int:
@@ -120,18 +137,23 @@ class LazySplit:
         """Input resolution (H, W) of the captured images."""
         return self._first().size
 
-    def seconds_per_image(self, with_scores: bool) -> float:
-        """Measured capture seconds per image (0 before anything was captured)."""
-        base = self.seconds["base"] / self.count if self.count else 0.0
-        score = self.seconds["score"] / self.score_count if self.score_count else 0.0
-        return base + (score if with_scores and self.scores else 0.0)
+    def seconds_per_image(self, groups: frozenset[str] | None = None) -> float:
+        """Measured capture seconds per image, base terminals and the costly `groups` (None:
+        every group the split needs); 0 before anything was captured."""
+        chosen = self.all_groups if groups is None else groups & self.all_groups
+        total = self.seconds["base"] / self.count if self.count else 0.0
+        for g in chosen:
+            shelf = self.costly_shelves[g]
+            total += self.seconds[g] / shelf.count if shelf.count else 0.0
+        return total
 
-    def reads_scores(self, nodes: list[Node]) -> bool:
-        """Do `nodes` (or the cams the objective reads) need the score terminals?"""
-        return bool(self.scores and terminals_used(nodes) & self.scores)
+    def groups_read(self, nodes: list[Node]) -> frozenset[str]:
+        """The costly groups `nodes` (or the cams the objective reads) need."""
+        used = terminals_used(nodes)
+        return frozenset(g for g, names in self.groups.items() if names & used)
 
-    def ensure(self, n: int, with_scores: bool, check: Callable[[], None]) -> None:
-        """Capture the first `n` images (score terminals too when `with_scores`).
+    def ensure(self, n: int, groups: frozenset[str], check: Callable[[], None]) -> None:
+        """Capture the first `n` images, with the terminals of the costly `groups` too.
 
         `check` runs before every batch; when it stops a capture short of `n` images, the
         prefix captured is kept and its `StopSearch` propagates.
@@ -139,17 +161,18 @@ class LazySplit:
         n = min(n, self.total)
         if self.count < n:
             self._grow("base", n, check)
-        if with_scores and self.scores and self.score_count < n:
-            self._grow("score", n, check)
+        for g in sorted(groups & self.all_groups):
+            if self.costly_shelves[g].count < n:
+                self._grow(g, n, check)
 
     def _grow(self, kind: str, n: int, check: Callable[[], None]) -> None:
-        shelf = self.shelf if kind == "base" else self.score_shelf
+        shelf = self.shelf if kind == "base" else self.costly_shelves[kind]
         start = shelf.count
         stop = min(self.total, n)  # exactly the images asked for (batches of at most `batch`)
-        needs = self.base if kind == "base" else self.scores
-        # A score capture costs a pass per channel and image: under a time limit, one image per
-        # batch lets the limit stop it in time.
-        batch = 1 if kind == "score" and self.job.timed else self.batch
+        needs = self.base if kind == "base" else self.groups[kind]
+        # A costly capture costs many passes per image: under a time limit, one image per batch
+        # lets the limit stop it in time.
+        batch = 1 if kind != "base" and self.job.timed else self.batch
         reasons: list[str] = []
 
         def before() -> None:
@@ -179,8 +202,8 @@ class LazySplit:
 
     @property
     def complete_count(self) -> int:
-        """Images captured with every terminal (the score terminals included)."""
-        return min(self.count, self.score_count) if self.scores else self.count
+        """Images captured with every terminal (the costly ones included)."""
+        return self.count_with(self.all_groups)
 
     def prefix(self, n: int, complete: bool = False) -> SplitData:
         """The first `n` captured images in memory (of those with every terminal, when `complete`)."""
@@ -191,23 +214,25 @@ class LazySplit:
         return self.rows(range(self.count))
 
     def rows(self, idx: Sequence[int]) -> SplitData:
-        """Captured images `idx`, in that order: base terminals, and score terminals (NaN where
+        """Captured images `idx`, in that order: base terminals, and costly terminals (NaN where
         not captured)."""
         idx = list(idx)
         base = self.shelf.rows(idx)
-        if not self.scores:
+        if not self.groups:
             return base
         terminals = dict(base.terminals)
-        scored = [j for j, p in enumerate(idx) if p < self.score_count]
-        have = self.score_shelf.rows([idx[j] for j in scored]) if scored else None
-        for name in sorted(self.scores):
-            if have is not None and len(scored) == len(idx):
-                terminals[name] = have.terminals[name]
-                continue
-            out = torch.full((len(idx), *self._score_shape(name)), math.nan)
-            if have is not None:
-                out[torch.tensor(scored, dtype=torch.long)] = have.terminals[name]
-            terminals[name] = out
+        for group, names in sorted(self.groups.items()):
+            shelf = self.costly_shelves[group]
+            scored = [j for j, p in enumerate(idx) if p < shelf.count]
+            have = shelf.rows([idx[j] for j in scored]) if scored else None
+            for name in sorted(names):
+                if have is not None and len(scored) == len(idx):
+                    terminals[name] = have.terminals[name]
+                    continue
+                out = torch.full((len(idx), *self._costly_shape(group, name)), math.nan)
+                if have is not None:
+                    out[torch.tensor(scored, dtype=torch.long)] = have.terminals[name]
+                terminals[name] = out
         return dataclasses.replace(base, terminals=terminals)
 
     def _first(self) -> SplitData:
@@ -215,11 +240,15 @@ class LazySplit:
             raise CamlangError(f"data `{self.ds.name}` has no images to capture")
         return self.shelf.first()
 
-    def _score_shape(self, name: str) -> tuple[int, ...]:
-        """A score terminal's per-image shape `[C, 1, 1]` (C: the layer's channels)."""
-        if self.score_shelf.count:
-            return tuple(self.score_shelf.first().terminals[name].shape[1:])
+    def _costly_shape(self, group: str, name: str) -> tuple[int, ...]:
+        """A costly terminal's per-image shape: `[C, 1, 1]` for a score terminal (C: the layer's
+        channels), the input's `[Cin, Hin, Win]` for `GX_smooth`."""
+        shelf = self.costly_shelves[group]
+        if shelf.count:
+            return tuple(shelf.first().terminals[name].shape[1:])
         base = self._first()
+        if group == "smooth":
+            return tuple(base.terminals["X"].shape[1:])
         return (int(base.terminals["A"].shape[1]), 1, 1) if "A" in base.terminals else (1, 1, 1)
 
 
@@ -248,7 +277,7 @@ def capture_train(job: SynthJob, train: Dataset, store: BatchStore | None) -> La
             raise StopSearch("the first capture's share of the time limit reached")
 
     try:
-        split.ensure(first, True, job.group.stop_check(check, job.timed))
+        split.ensure(first, split.all_groups, job.group.stop_check(check, job.timed))
     except StopSearch as stop:
         job.log.say(f"{stop}: {split.complete_count} training images captured to start with")
         if split.complete_count == 0:
@@ -301,10 +330,10 @@ def capture_holdout_rows(
     if holdout is None or stop.partial:
         return None
     objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
-    cheap = terminals_used([job.refs[r] for r in sorted(job.stdlib)]) - SCORE_TERMINALS
+    cheap = terminals_used([job.refs[r] for r in sorted(job.stdlib)]) - COSTLY_TERMINALS
     needs = terminals_used([*reads, *objective_refs]) | cheap | {"S", "P"}
     split = LazySplit(job, holdout, needs, store, train.budget)
-    per_image = train.seconds_per_image(True) + job.clock.per_pair() * scored_per_image
+    per_image = train.seconds_per_image() + job.clock.per_pair() * scored_per_image
     left = job.limits.remaining()
     n = len(holdout)
     if math.isfinite(left) and per_image > 0:
@@ -323,13 +352,13 @@ def capture_holdout_rows(
     try:
         while asked < n:  # in chunks, so the check knows how much scoring it must leave room for
             asked = min(n, asked + HOLDOUT_CHUNK)
-            split.ensure(asked, True, job.group.stop_check(check, job.timed))
+            split.ensure(asked, split.all_groups, job.group.stop_check(check, job.timed))
     except StopSearch:
         pass
     except KeyboardInterrupt:
         job.interrupted(stop)
         return None
-    usable = split.score_count if split.scores else split.count
+    usable = split.complete_count
     if usable == 0:
         return None
     if usable < len(holdout):

@@ -145,10 +145,10 @@ def _final_images(job: SynthJob, scorer: RaceScorer, nodes: list[Node], stop: St
     not need them (a race that a limit stopped keeps the prefix it captured; a capture here stops
     where the time kept for tuning and the comparison starts)."""
     split = scorer.split
-    with_scores = scorer.reads_scores(nodes)
+    groups = scorer.groups_read(nodes)
     target = split.total if stop.reason is None else split.count
     try:
-        split.ensure(target, with_scores, job.group.stop_check(job.limits.check_final, job.timed))
+        split.ensure(target, groups, job.group.stop_check(job.limits.check_final, job.timed))
     except StopSearch:
         job.log.say(f"time limit: the final checks use {split.count} of {split.total} training images")
     return scorer.captured_for(nodes)

@@ -95,14 +95,13 @@ class RaceScorer:
         self._check_limits = job.group.stop_check(job.limits.check, job.timed)
         self._scorer: Scorer | None = None
 
-    def reads_scores(self, nodes: list[Node]) -> bool:
-        """Does scoring `nodes` need the score terminals (theirs or the objective's cams')?"""
-        return self.split.reads_scores(nodes + self._objective_refs)
+    def groups_read(self, nodes: list[Node]) -> frozenset[str]:
+        """The costly terminal groups scoring `nodes` needs (theirs or the objective's cams')."""
+        return self.split.groups_read(nodes + self._objective_refs)
 
     def captured_for(self, nodes: list[Node]) -> int:
         """How many training images are captured with every terminal `nodes` read."""
-        split = self.split
-        return min(split.count, split.score_count) if self.reads_scores(nodes) else split.count
+        return self.split.count_with(self.groups_read(nodes))
 
     def scorer(self) -> Scorer:
         """The scorer of the training split (it reads the images captured so far, a chunk at a
@@ -132,7 +131,7 @@ class RaceScorer:
     def values(self, ci: list[int], ii: list[int], check: Callable[[], None] | None = None) -> torch.Tensor:
         """Not-oriented metric values of rows `ci` on images `ii`, from the cache when present.
 
-        Images not captured yet are captured first (their score terminals only when a row that
+        Images not captured yet are captured first (their costly terminals only when a row that
         is not cached reads them); `check` (the race's limits by default) may stop that capture.
         """
         job = self.job
@@ -147,8 +146,7 @@ class RaceScorer:
         if todo:
             check = check or self._check_limits
             nodes = [self.rows[ci[j]] for j in todo]
-            with_scores = self.reads_scores(nodes)
-            self.split.ensure(max(ii) + 1, with_scores, check)
+            self.split.ensure(max(ii) + 1, self.groups_read(nodes), check)
             # Under a time limit, score a few rows at a time and check the limits between them:
             # one call for a whole round could outlast the search's time on its own.
             step = TIMED_PIECE_ROWS if job.timed else len(todo)

@@ -37,7 +37,7 @@ def test_counts_and_types_are_as_documented() -> None:
         terms = [node for _, node in en.terms(g.start)]
         assert all(t.ty.is_input_map for t in terms)
         counts.append(len(terms))
-    assert counts == [12, 84, 108]
+    assert counts == [18, 126, 162]
 
 
 def test_probe_equality_across_resolutions() -> None:

@@ -16,6 +16,7 @@ from camlang.core.records import read_sealed
 from camlang.data import synthetic_shapes
 from camlang.errors import CamlangError
 from camlang.frontend.check import check_text
+from camlang.runtime.capture import capture
 from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth import SynthOutcome, synthesize
 from camlang.synth.capturing import LazySplit
@@ -104,8 +105,8 @@ def _lazy(live: LiveModel, budget: int) -> LazySplit:
         limits=SimpleNamespace(seconds=None),
     )
     split = LazySplit(job, synthetic_shapes(10, 64, 3), {"A", "G", "S_masked"}, None, MemoryBudget(budget))  # type: ignore[arg-type]
-    split.ensure(6, True, lambda: None)
-    split.ensure(10, False, lambda: None)
+    split.ensure(6, split.all_groups, lambda: None)
+    split.ensure(10, frozenset(), lambda: None)
     return split
 
 
@@ -240,3 +241,40 @@ def test_a_long_scoring_call_is_made_in_chunks_of_whole_model_calls(
     assert scorer.chunk_images(1) == 100
     monkeypatch.setattr(scoring, "SCORE_CALL_BYTES", 1)
     assert scorer.chunk_images(1) == 1
+
+
+def test_each_costly_group_is_captured_only_for_the_images_asked(live: LiveModel) -> None:
+    """`GX_smooth` and the score terminals are separate captures: asking for one never pays for the
+    other, and every image's values equal a direct capture's."""
+    job = SimpleNamespace(
+        live=live,
+        counter=CallCounter(),
+        group=SynthGroup(None),
+        timed=False,
+        batch_size=4,
+        limits=SimpleNamespace(seconds=None),
+    )
+    ds = synthetic_shapes(8, 64, 3)
+    split = LazySplit(job, ds, {"A", "G", "GX", "S_masked", "GX_smooth"}, None, MemoryBudget(2**30))  # type: ignore[arg-type]
+    assert split.all_groups == {"score", "smooth"}
+    split.ensure(6, frozenset({"smooth"}), lambda: None)
+    assert (split.count, split.count_with(frozenset({"smooth"})), split.count_with(frozenset({"score"}))) == (
+        6,
+        6,
+        0,
+    )
+    split.ensure(8, frozenset({"score"}), lambda: None)
+    assert (split.count, split.count_with(frozenset({"smooth"})), split.count_with(frozenset({"score"}))) == (
+        8,
+        6,
+        8,
+    )
+    assert split.complete_count == split.score_count == 6
+    rows = split.rows(range(8))
+    smooth = rows.terminals["GX_smooth"]
+    assert smooth.shape == rows.x.shape
+    assert not smooth[:6].isnan().any() and smooth[6:].isnan().all()
+    assert not rows.terminals["S_masked"].isnan().any()
+    direct = capture(live.module, live.layer, rows.x, {"GX_smooth", "S_masked"})
+    torch.testing.assert_close(smooth[:6], direct.terminals["GX_smooth"][:6], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(rows.terminals["S_masked"], direct.terminals["S_masked"], atol=1e-5, rtol=1e-5)

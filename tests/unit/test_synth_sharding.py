@@ -211,7 +211,7 @@ def _lazy(group: SynthGroup, budget: int | None) -> tuple[Any, int, int]:
     split = LazySplit(job, synthetic_shapes(count=CAPTURE_IMAGES, size=32, seed=4), {"A", "G"}, None)  # type: ignore[arg-type]
     try:
         for n in (2, 4, CAPTURE_IMAGES):
-            split.ensure(n, False, check)
+            split.ensure(n, frozenset(), check)
     except StopSearch:
         pass
     return split.data(), split.count, counter.images
