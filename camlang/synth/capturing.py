@@ -333,7 +333,9 @@ def capture_holdout_rows(
     cheap = terminals_used([job.refs[r] for r in sorted(job.stdlib)]) - COSTLY_TERMINALS
     needs = terminals_used([*reads, *objective_refs]) | cheap | {"S", "P"}
     split = LazySplit(job, holdout, needs, store, train.budget)
-    per_image = train.seconds_per_image() + job.clock.per_pair() * scored_per_image
+    # the capture cost of what this split captures (a costly group only the training split read,
+    # such as GX_smooth for candidates that did not win, costs nothing here)
+    per_image = train.seconds_per_image(split.all_groups) + job.clock.per_pair() * scored_per_image
     left = job.limits.remaining()
     n = len(holdout)
     if math.isfinite(left) and per_image > 0:

@@ -33,6 +33,7 @@ class Final:
     search_passes: int
     exhaustive_passes: int | None
     anchor_scores: Mapping[int, float]  # by node id: the race means of the anchors (not oriented)
+    anchor_images: Mapping[int, int]  # by node id: how many training images each anchor was scored on
 
     @property
     def winner(self) -> Node:
@@ -99,6 +100,7 @@ def finalise(job: SynthJob, race: RaceOutcome, scorer: RaceScorer, pool: Pool, s
         race.search_passes,
         race.exhaustive_passes,
         race.anchor_scores,
+        race.anchor_images,
     )
 
 

@@ -74,17 +74,30 @@ class ComparisonOrder:
 
 
 def comparison_order(job: SynthJob, final: Final) -> ComparisonOrder:
-    """The stdlib CAMs best first by their selection-split scores (re-scored contained ones, then
-    the race's means); the ones never scored on the selection split last, by name."""
+    """The stdlib CAMs best first by their selection-split scores; the ones never scored on the
+    selection split last, by name.
 
-    def train_score(r: str) -> float | None:
+    Scores on a few images do not rank against scores on many: the CAMs scored past the race's
+    first round (the contained ones re-scored in the final checks, the anchor that raced on, the
+    candidates that survived) go first, by score; then the anchors the race scored on its first
+    round only (`race_first` images), by score. Seen on ResNet-56 insertion: Eigen-Grad-CAM's
+    mean on the first round's 4 images ranked it above Score-CAM's on 256, and the comparison's
+    time went to the weaker reference.
+    """
+    first_round = job.settings.race_first
+
+    def train_score(r: str) -> tuple[int, float] | None:
         if r in final.stdlib_train:
-            return final.stdlib_train[r]
+            return 0, final.stdlib_train[r]
         nid = job.refs[r].nid
-        return final.train_scores.get(nid, final.anchor_scores.get(nid))
+        if nid in final.train_scores:
+            return (0 if final.train_images.get(nid, 0) > first_round else 1), final.train_scores[nid]
+        if nid in final.anchor_scores:
+            return (0 if final.anchor_images.get(nid, 0) > first_round else 1), final.anchor_scores[nid]
+        return None
 
-    scored = [(r, s) for r in sorted(job.stdlib) if (s := train_score(r)) is not None and math.isfinite(s)]
-    scored.sort(key=lambda rs: -job.sign * rs[1])
+    scored = [(r, s) for r in sorted(job.stdlib) if (s := train_score(r)) is not None and math.isfinite(s[1])]
+    scored.sort(key=lambda rs: (rs[1][0], -job.sign * rs[1][1]))
     ranked = [r for r, _ in scored]
     seen = set(ranked)
     names = tuple(ranked + [r for r in sorted(job.stdlib) if r not in seen])

@@ -44,6 +44,7 @@ class RaceOutcome:
     search_passes: int  # forward passes of the capture and the race (not the holdout capture)
     exhaustive_passes: int | None  # the estimate for scoring every candidate on every image
     anchor_scores: Mapping[int, float]  # by node id: the anchors' race means (not oriented)
+    anchor_images: Mapping[int, int]  # by node id: how many training images each anchor was scored on
 
 
 @dataclass(frozen=True)
@@ -281,4 +282,5 @@ def run_race(job: SynthJob, scorer: RaceScorer, pool: Pool, stop: Stop) -> RaceO
         search_passes,
         exhaustive_passes,
         {rows[i].nid: float(job.sign * means[i]) for i in anchors if int(seen_n[i]) > 0},
+        {rows[i].nid: int(seen_n[i]) for i in anchors},
     )

@@ -86,12 +86,39 @@ def test_the_race_anchors_are_ordered_by_their_race_means_not_by_name() -> None:
     from camlang.synth.holdout import comparison_order
 
     refs = {name: SimpleNamespace(nid=nid) for nid, name in enumerate(["ablationcam", "gradcam", "xgradcam"])}
-    job = SimpleNamespace(stdlib=set(refs), refs=refs, sign=-1.0)  # minimize: lowest first
-    final = SimpleNamespace(
+    job = SimpleNamespace(stdlib=set(refs), refs=refs, sign=-1.0, settings=SimpleNamespace(race_first=4))
+    final = SimpleNamespace(  # minimize: lowest first
         stdlib_train={"gradcam": 0.5},  # contained: re-scored on every selection image
         train_scores={},
+        train_images={},
         anchor_scores={refs["xgradcam"].nid: 0.1, refs["ablationcam"].nid: 0.9},
+        anchor_images={refs["xgradcam"].nid: 64, refs["ablationcam"].nid: 64},
     )
     order = comparison_order(job, final)  # type: ignore[arg-type]
     assert order.stdlib == ("xgradcam", "gradcam", "ablationcam")
     assert order.first == FIRST_REFERENCES
+
+
+def test_an_anchor_scored_on_the_first_round_only_follows_the_ones_scored_on_more() -> None:
+    # seen on ResNet-56 insertion: Eigen-Grad-CAM's mean on the race's first 4 images ranked it
+    # above Score-CAM's on 256, so the comparison scored Eigen-Grad-CAM and left Score-CAM out
+    from types import SimpleNamespace
+
+    from camlang.synth.holdout import comparison_order
+
+    names = ["eigengradcam", "gradcam", "scorecam", "layercam", "hirescam"]
+    refs = {name: SimpleNamespace(nid=nid) for nid, name in enumerate(names)}
+    job = SimpleNamespace(stdlib=set(refs), refs=refs, sign=1.0, settings=SimpleNamespace(race_first=4))
+    final = SimpleNamespace(  # maximize: highest first
+        stdlib_train={"gradcam": 0.69},  # contained, re-scored on every selection image
+        train_scores={refs["layercam"].nid: 0.66},  # a race candidate equal to LayerCAM
+        train_images={refs["layercam"].nid: 256},
+        anchor_scores={
+            refs["eigengradcam"].nid: 0.80,
+            refs["scorecam"].nid: 0.70,
+            refs["hirescam"].nid: 0.75,
+        },
+        anchor_images={refs["eigengradcam"].nid: 4, refs["scorecam"].nid: 256, refs["hirescam"].nid: 4},
+    )
+    order = comparison_order(job, final)  # type: ignore[arg-type]
+    assert order.stdlib == ("scorecam", "gradcam", "layercam", "eigengradcam", "hirescam")

@@ -270,6 +270,10 @@ def test_each_costly_group_is_captured_only_for_the_images_asked(live: LiveModel
         8,
     )
     assert split.complete_count == split.score_count == 6
+    # each group's capture time counts only where asked (the holdout's estimate asks for its own)
+    base = split.seconds_per_image(frozenset())
+    assert 0 < base < split.seconds_per_image(frozenset({"smooth"})) < split.seconds_per_image()
+    assert split.seconds_per_image() == split.seconds_per_image(frozenset({"smooth", "score"}))
     rows = split.rows(range(8))
     smooth = rows.terminals["GX_smooth"]
     assert smooth.shape == rows.x.shape
