@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from camlang.frontend.ir import Node
+from camlang.passes.simplify import simplify
 from camlang.synth.candidates import Pool
 from camlang.synth.job import NoTime, Stop, SynthJob
 from camlang.synth.race_scorer import RaceOutcome, RaceScorer
@@ -34,6 +35,7 @@ class Final:
     exhaustive_passes: int | None
     anchor_scores: Mapping[int, float]  # by node id: the race means of the anchors (not oriented)
     anchor_images: Mapping[int, int]  # by node id: how many training images each anchor was scored on
+    contained_nids: Mapping[str, int]  # by stdlib name: the node id the race scored a contained CAM as
 
     @property
     def winner(self) -> Node:
@@ -101,6 +103,7 @@ def finalise(job: SynthJob, race: RaceOutcome, scorer: RaceScorer, pool: Pool, s
         race.exhaustive_passes,
         race.anchor_scores,
         race.anchor_images,
+        {r: simplify(job.program.builder, node).nid for r, node in pool.contained.items()},
     )
 
 

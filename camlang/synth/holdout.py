@@ -80,16 +80,18 @@ def comparison_order(job: SynthJob, final: Final) -> ComparisonOrder:
     Scores on a few images do not rank against scores on many: the CAMs scored past the race's
     first round (the contained ones re-scored in the final checks, the anchor that raced on, the
     candidates that survived) go first, by score; then the anchors the race scored on its first
-    round only (`race_first` images), by score. Seen on ResNet-56 insertion: Eigen-Grad-CAM's
-    mean on the first round's 4 images ranked it above Score-CAM's on 256, and the comparison's
-    time went to the weaker reference.
+    round only (`race_first` images), by score. Seen on ResNet-56 insertion, where the final
+    checks had no time left: Eigen-Grad-CAM's mean on the first round's 4 images ranked it first,
+    Score-CAM (contained, raced under its normal form) was looked up under the stdlib node's id
+    and counted as never scored, and the comparison's time went to the weaker reference.
     """
     first_round = job.settings.race_first
 
     def train_score(r: str) -> tuple[int, float] | None:
         if r in final.stdlib_train:
             return 0, final.stdlib_train[r]
-        nid = job.refs[r].nid
+        # a contained CAM the final checks did not re-score has its race score under its normal form
+        nid = final.contained_nids.get(r, job.refs[r].nid)
         if nid in final.train_scores:
             return (0 if final.train_images.get(nid, 0) > first_round else 1), final.train_scores[nid]
         if nid in final.anchor_scores:

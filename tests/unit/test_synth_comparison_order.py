@@ -93,6 +93,7 @@ def test_the_race_anchors_are_ordered_by_their_race_means_not_by_name() -> None:
         train_images={},
         anchor_scores={refs["xgradcam"].nid: 0.1, refs["ablationcam"].nid: 0.9},
         anchor_images={refs["xgradcam"].nid: 64, refs["ablationcam"].nid: 64},
+        contained_nids={},
     )
     order = comparison_order(job, final)  # type: ignore[arg-type]
     assert order.stdlib == ("xgradcam", "gradcam", "ablationcam")
@@ -111,14 +112,13 @@ def test_an_anchor_scored_on_the_first_round_only_follows_the_ones_scored_on_mor
     job = SimpleNamespace(stdlib=set(refs), refs=refs, sign=1.0, settings=SimpleNamespace(race_first=4))
     final = SimpleNamespace(  # maximize: highest first
         stdlib_train={"gradcam": 0.69},  # contained, re-scored on every selection image
-        train_scores={refs["layercam"].nid: 0.66},  # a race candidate equal to LayerCAM
-        train_images={refs["layercam"].nid: 256},
-        anchor_scores={
-            refs["eigengradcam"].nid: 0.80,
-            refs["scorecam"].nid: 0.70,
-            refs["hirescam"].nid: 0.75,
-        },
-        anchor_images={refs["eigengradcam"].nid: 4, refs["scorecam"].nid: 256, refs["hirescam"].nid: 4},
+        # Score-CAM is contained and raced under its normal form (node 99); the final checks did
+        # not re-score it
+        train_scores={refs["layercam"].nid: 0.66, 99: 0.70},
+        train_images={refs["layercam"].nid: 256, 99: 256},
+        contained_nids={"scorecam": 99, "gradcam": 98},
+        anchor_scores={refs["eigengradcam"].nid: 0.80, refs["hirescam"].nid: 0.75},  # first round only
+        anchor_images={refs["eigengradcam"].nid: 4, refs["hirescam"].nid: 4},
     )
     order = comparison_order(job, final)  # type: ignore[arg-type]
     assert order.stdlib == ("scorecam", "gradcam", "layercam", "eigengradcam", "hirescam")
