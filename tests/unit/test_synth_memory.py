@@ -95,8 +95,9 @@ def test_the_budget_comes_from_the_environment() -> None:
             memory_budget_bytes({MEMORY_ENV: bad})
 
 
-def _lazy(live: LiveModel, budget: int) -> LazySplit:
-    job = SimpleNamespace(
+def _job(live: LiveModel) -> SimpleNamespace:
+    """What a LazySplit reads of a synthesis job, untimed, 4 images per capture."""
+    return SimpleNamespace(
         live=live,
         counter=CallCounter(),
         group=SynthGroup(None),
@@ -104,6 +105,10 @@ def _lazy(live: LiveModel, budget: int) -> LazySplit:
         batch_size=4,
         limits=SimpleNamespace(seconds=None),
     )
+
+
+def _lazy(live: LiveModel, budget: int) -> LazySplit:
+    job = _job(live)
     split = LazySplit(job, synthetic_shapes(10, 64, 3), {"A", "G", "S_masked"}, None, MemoryBudget(budget))  # type: ignore[arg-type]
     split.ensure(6, split.all_groups, lambda: None)
     split.ensure(10, frozenset(), lambda: None)
@@ -246,14 +251,7 @@ def test_a_long_scoring_call_is_made_in_chunks_of_whole_model_calls(
 def test_each_costly_group_is_captured_only_for_the_images_asked(live: LiveModel) -> None:
     """`GX_smooth` and the score terminals are separate captures: asking for one never pays for the
     other, and every image's values equal a direct capture's."""
-    job = SimpleNamespace(
-        live=live,
-        counter=CallCounter(),
-        group=SynthGroup(None),
-        timed=False,
-        batch_size=4,
-        limits=SimpleNamespace(seconds=None),
-    )
+    job = _job(live)
     ds = synthetic_shapes(8, 64, 3)
     split = LazySplit(job, ds, {"A", "G", "GX", "S_masked", "GX_smooth"}, None, MemoryBudget(2**30))  # type: ignore[arg-type]
     assert split.all_groups == {"score", "smooth"}
