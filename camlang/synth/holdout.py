@@ -82,8 +82,10 @@ def comparison_order(job: SynthJob, final: Final) -> ComparisonOrder:
     candidates that survived) go first, by score; then the anchors the race scored on its first
     round only (`race_first` images), by score. Seen on ResNet-56 insertion, where the final
     checks had no time left: Eigen-Grad-CAM's mean on the first round's 4 images ranked it first,
-    Score-CAM (contained, raced under its normal form) was looked up under the stdlib node's id
-    and counted as never scored, and the comparison's time went to the weaker reference.
+    and Score-CAM (contained, raced under its normal form) was looked up under the stdlib node's
+    id and counted as never scored. When the race dropped a contained CAM in its first round and
+    the final checks had no time to re-score it, its 4-image mean is still all there is (README,
+    session 10: Score-CAM left out on ResNet-56 insertion again).
     """
     first_round = job.settings.race_first
 
