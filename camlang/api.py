@@ -38,7 +38,8 @@ class CAMModule(nn.Module):
     """A CAM as an `nn.Module`: `forward(x, targets=None) -> [B, H, W]` maps in [0, 1].
 
     `targets` may be None (predicted class), class indices, or a callable on the logits.
-    With `differentiable=True` the maps keep their autograd graph.
+    With `differentiable=True` the maps keep their autograd graph (the costly terminals
+    `S_masked`, `S_ablated` and `GX_smooth` enter it as constants).
     """
 
     def __init__(
