@@ -30,7 +30,6 @@ from camlang.backends.torch_eager import terminals_used
 from camlang.data import Dataset
 from camlang.errors import CamlangError
 from camlang.frontend.ir import Node
-from camlang.runtime.metric_evaluation import referenced_cams
 from camlang.synth.enumeration import Apply, Enumerator, Fixed, Template
 from camlang.synth.job import Stop, SynthJob
 from camlang.synth.racing import StopSearch
@@ -254,8 +253,7 @@ class LazySplit:
 
 def _train_needs(job: SynthJob) -> set[str]:
     dummy = Enumerator(job.program, job.grammar, job.settings.max_size, lambda nt, n, s: "kept")
-    objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
-    return grammar_terminals(dummy) | terminals_used(objective_refs) | {"S", "P"}
+    return grammar_terminals(dummy) | terminals_used(job.objective_refs) | {"S", "P"}
 
 
 def capture_train(job: SynthJob, train: Dataset, store: BatchStore | None) -> LazySplit:
@@ -329,9 +327,8 @@ def capture_holdout_rows(
     batches in memory within the training split's budget and on disk past it."""
     if holdout is None or stop.partial:
         return None
-    objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
     cheap = terminals_used([job.refs[r] for r in sorted(job.stdlib)]) - COSTLY_TERMINALS
-    needs = terminals_used([*reads, *objective_refs]) | cheap | {"S", "P"}
+    needs = terminals_used([*reads, *job.objective_refs]) | cheap | {"S", "P"}
     split = LazySplit(job, holdout, needs, store, train.budget)
     # the capture cost of what this split captures (a costly group only the training split read,
     # such as GX_smooth for candidates that did not win, costs nothing here)

@@ -63,6 +63,11 @@ class SynthJob:
         return "maximize" if self.sign > 0 else "minimize"
 
     @property
+    def objective_refs(self) -> list[Node]:
+        """The cams the objective reads (`ref(gradcam)`), as nodes."""
+        return [self.refs[r] for r in referenced_cams([self.objective.node]) if r in self.refs]
+
+    @property
     def timed(self) -> bool:
         """Does a clock decide anything (a `time` limit)? Then rank 0 decides for every rank."""
         return self.limits.seconds is not None

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from camlang.frontend.ir import Node, to_text
-from camlang.runtime.metric_evaluation import referenced_cams
 from camlang.synth.cache import ScoreCache
 from camlang.synth.candidates import Pool
 from camlang.synth.capturing import LazySplit
@@ -91,7 +90,7 @@ class RaceScorer:
         anchors = list(pool.anchors.values())
         self.rows: list[Node] = [*pool.cands, *anchors]
         self.texts: list[str] = [*pool.texts, *(to_text(n) for n in anchors)]
-        self._objective_refs = [job.refs[r] for r in referenced_cams([job.objective.node]) if r in job.refs]
+        self._objective_refs = job.objective_refs
         self.cache = _open_cache(job, split, self._objective_refs)
         self._check_limits = job.group.stop_check(job.limits.check, job.timed)
         self._scorer: Scorer | None = None
