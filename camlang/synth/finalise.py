@@ -1,5 +1,7 @@
 """Phase 5 of `synthesize`: the `finalists` best of the race and the stdlib CAMs the grammar
-contains, on every training image; the best mean is the winner.
+contains, on every training image; the best mean is the winner. When the time left does not
+fit even the leader on every image, they are re-scored on the images the race reached (its
+survivors are cached there, so mostly the contained stdlib CAMs cost time).
 
 The budget bounds the search only: the final checks always complete, within the time the limits
 reserved for them (rank 0's clock decides how many fit, for every rank).
@@ -8,7 +10,7 @@ reserved for them (rank 0's clock decides how many fit, for every rank).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +45,10 @@ class Final:
         return self.ordered[0]
 
 
+Missing = Callable[[Node, int], int]
+"""`missing(node, n)`: how many of the first `n` training images the score cache lacks for `node`."""
+
+
 class _TrainScores:
     """The race's scores, updated as each finalist is re-scored on every training image."""
 
@@ -59,26 +65,35 @@ class _TrainScores:
         self.images[node.nid] = n_train
 
 
-def finalists_that_fit(job: SynthJob, pool: Pool, n_train: int) -> int:
-    """How many race leaders can be re-scored on every captured training image in the time left
-    after the shares of tuning and the holdout comparison (at most `finalists`; 0 when not even
-    the leader fits)."""
+def finalists_that_fit(
+    job: SynthJob, leaders: list[Node], contained: list[Node], n: int, missing: Missing
+) -> int:
+    """How many of `leaders` (at most `finalists`) can be re-scored on the first `n` training
+    images, with the `contained` stdlib CAMs, in the time left after the shares of tuning and the
+    holdout comparison; 0 when not even the leader fits. Only the values the score cache lacks
+    cost time (`missing(node, n)` pairs): the race's survivors are cached on the images it reached.
+    """
     per_pair, left = job.clock.per_pair(), job.limits.remaining()
     if not math.isfinite(left) or per_pair <= 0:
-        return job.settings.finalists
-    compare = job.limits.split.after_search
-    fit = int((left - compare) / (1.1 * per_pair * n_train)) - len(pool.contained)
-    return max(0, min(job.settings.finalists, fit))
+        return min(job.settings.finalists, len(leaders))
+    spare = left - job.limits.split.after_search - 1.1 * per_pair * sum(missing(c, n) for c in contained)
+    fit = 0
+    for node in leaders[: job.settings.finalists]:
+        spare -= 1.1 * per_pair * missing(node, n)
+        if spare < 0:
+            break
+        fit += 1
+    return fit
 
 
-def out_of_time(job: SynthJob, n_train: int) -> bool:
-    """Would one more finalist on every training image eat into tuning's or the comparison's time?"""
+def out_of_time(job: SynthJob, pairs: int) -> bool:
+    """Would scoring `pairs` more (cam, image) pairs eat into tuning's or the comparison's time?"""
     left = job.limits.remaining()
-    if not math.isfinite(left):
+    if not math.isfinite(left) or pairs == 0:
         return False
     per_pair = job.clock.per_pair()
     compare = job.limits.split.after_search
-    return left - compare < 1.1 * per_pair * n_train
+    return left - compare < 1.1 * per_pair * pairs
 
 
 def finalise(job: SynthJob, race: RaceOutcome, scorer: RaceScorer, pool: Pool, stop: Stop) -> Final:
@@ -118,8 +133,20 @@ def _final_order(
     """The candidates with the best re-scored contender first (raises `NoTime` when none is)."""
     ordered = race.ordered
     job.limits.budget = None
-    n_train = _final_images(job, scorer, [*ordered[: job.settings.finalists], *pool.contained.values()], stop)
-    fit = job.agree_timed(finalists_that_fit(job, pool, n_train))
+    contained = list(pool.contained.values())
+    leaders = list(ordered[: job.settings.finalists])
+    n_train = _final_images(job, scorer, [*leaders, *contained], stop)
+    fit = job.agree_timed(finalists_that_fit(job, leaders, contained, n_train, scorer.missing))
+    deepest = int(race.result.evaluated().max()) if race.result.scores.numel() else 0
+    if fit == 0 and 0 < deepest < n_train:
+        # Not every image: the images the race reached, where its survivors cost nothing.
+        fit = job.agree_timed(finalists_that_fit(job, leaders, contained, deepest, scorer.missing))
+        if fit:
+            job.log.say(
+                f"no time to re-score the finalists on all {n_train} training images: "
+                f"the final checks use the {deepest} the race reached"
+            )
+            n_train = deepest
     if fit == 0:
         job.log.say("no time left to re-score the finalists: the race's leader wins")
         raise NoTime
@@ -169,7 +196,8 @@ def _rescore(
     check = job.group.stop_check(job.limits.check_final, job.timed)
     done: list[Node] = []
     for node, row in zip(nodes, rows):
-        if job.agree_timed(bool(done or job.clock.pairs) and out_of_time(job, n_train)):
+        pairs = scorer.missing(node, n_train)
+        if job.agree_timed(bool(done or job.clock.pairs) and out_of_time(job, pairs)):
             job.log.say(f"time limit: {len(done)} of {len(nodes)} finalists re-scored")
             break
         try:

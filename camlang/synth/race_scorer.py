@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from camlang.frontend.ir import Node, to_text
+from camlang.frontend.ir import Node, postorder, terminal_key, to_text
+from camlang.frontend.op_table import OPS
 from camlang.synth.cache import ScoreCache
 from camlang.synth.candidates import Pool
 from camlang.synth.capturing import LazySplit
@@ -30,6 +31,15 @@ from camlang.synth.scoring import Scorer
 ANCHOR_FIELD_RATIO = 8
 #: Under a time limit, rows scored per call between two limit checks.
 TIMED_PIECE_ROWS = 8
+#: Halving keeps the best candidate of each evidence family until this many images are scored.
+PROTECT_FAMILIES = 64
+
+
+def evidence_family(node: Node) -> frozenset[str]:
+    """The terminals `node` reads (`A`, `GX_smooth`, `A@layer2`, ...): candidates built on the
+    same evidence tend to be good or bad on the same images, so the race keeps each family's
+    best through its first rounds."""
+    return frozenset(terminal_key(n) for n in postorder([node]) if OPS[n.op].category == "terminal")
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,13 @@ class RaceScorer:
         )
         return job.sign * out
 
+    def missing(self, node: Node, n: int) -> int:
+        """How many of the first `n` training images have no cached value for `node` (a row's
+        values are cached under its row text: a candidate's normal form)."""
+        rows = [i for i, row in enumerate(self.rows) if row.nid == node.nid]
+        text = self.texts[rows[0]] if rows else to_text(node)
+        return sum(self.cache.get(text, i) is None for i in range(n))
+
     def _cached(self, text: str, images: list[int]) -> list[float] | None:
         """The cached values of `text` on every one of `images`, or None when one is missing."""
         got: list[float] = []
@@ -258,6 +275,8 @@ def run_race(job: SynthJob, scorer: RaceScorer, pool: Pool, stop: Stop) -> RaceO
             anchors=n_anchor,
             keep=min(st.finalists, n_cands),
             keep_on_interrupt=not job.group.distributed,
+            families=[evidence_family(node) for node in pool.cands],
+            protect=PROTECT_FAMILIES,
         )
     if result.stopped is not None:
         stop.set(result.stopped)

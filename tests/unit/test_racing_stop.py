@@ -62,3 +62,35 @@ def test_the_race_reserves_time_for_what_the_final_checks_score_only() -> None:
     )
     pool = SimpleNamespace(contained=dict.fromkeys("abc"), anchors=dict.fromkeys("defghij"))
     assert math.isclose(reserve_seconds(job, pool, 256), 1.1 * 0.1 * (5 + 3) * 256 + 100.0)  # type: ignore[arg-type]
+
+
+def _timed_job(left: float) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        clock=SimpleNamespace(per_pair=lambda: 0.1),
+        settings=SimpleNamespace(finalists=5),
+        limits=SimpleNamespace(split=SimpleNamespace(after_search=100.0), remaining=lambda: left),
+    )
+
+
+def test_finalists_fit_where_the_race_reached_when_every_image_does_not() -> None:
+    """ResNet-56's 23-minute deletion race ended at 256 of 1,000 images with no time to re-score
+    the leader on all 1,000, so its 4-image anchors' means ranked the stdlib CAMs. On the images
+    the race reached, its survivors are cached and only the contained stdlib CAMs cost time."""
+    from camlang.synth.finalise import finalists_that_fit
+
+    leaders = [object() for _ in range(5)]
+    contained = [object() for _ in range(3)]
+    raced = {id(n): 256 for n in leaders}  # the survivors' values cached on the first 256 images
+
+    def missing(node: object, n: int) -> int:
+        return max(0, n - raced.get(id(node), 0))
+
+    job = _timed_job(left=400.0)  # 300 s after the comparison's share: 2,727 pairs at 0.11 s
+    # every image: the 3 contained CAMs alone need 3,000 pairs
+    assert finalists_that_fit(job, leaders, contained, 1000, missing) == 0  # type: ignore[arg-type]
+    # the race's 256 images: 768 pairs for the contained CAMs, the leaders are free
+    assert finalists_that_fit(job, leaders, contained, 256, missing) == 5  # type: ignore[arg-type]
+    # 512 images: 1,536 for the contained, then 256 per leader: 4 fit (2,560 pairs), not 5
+    assert finalists_that_fit(job, leaders, contained, 512, missing) == 4  # type: ignore[arg-type]
