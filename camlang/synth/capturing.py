@@ -29,7 +29,9 @@ import torch
 from camlang.backends.torch_eager import terminals_used
 from camlang.data import Dataset
 from camlang.errors import CamlangError
-from camlang.frontend.ir import Node
+from camlang.frontend.ir import Node, split_key
+from camlang.frontend.op_table import OPS
+from camlang.frontend.value_types import INPUT_AXES, LAYER_AXES
 from camlang.synth.enumeration import Apply, Enumerator, Fixed, Template
 from camlang.synth.job import Stop, SynthJob
 from camlang.synth.racing import StopSearch
@@ -240,15 +242,27 @@ class LazySplit:
         return self.shelf.first()
 
     def _costly_shape(self, group: str, name: str) -> tuple[int, ...]:
-        """A costly terminal's per-image shape: `[C, 1, 1]` for a score terminal (C: the layer's
-        channels), the input's `[Cin, Hin, Win]` for `GX_smooth`."""
+        """A costly terminal's per-image shape (keep-dims), from its type in the op table: each
+        layer axis sized as the layer's `A`, each input axis as `X`, and 1 where the type has no
+        such axis (`S_masked`: `[C, 1, 1]`; `GX_smooth`: `[Cin, Hin, Win]`)."""
         shelf = self.costly_shelves[group]
         if shelf.count:
             return tuple(shelf.first().terminals[name].shape[1:])
-        base = self._first()
-        if group == "smooth":
-            return tuple(base.terminals["X"].shape[1:])
-        return (int(base.terminals["A"].shape[1]), 1, 1) if "A" in base.terminals else (1, 1, 1)
+        return _shape_of_type(name, self._first().terminals)
+
+
+def _shape_of_type(key: str, terminals: dict[str, torch.Tensor]) -> tuple[int, ...]:
+    """The keep-dims per-image shape of terminal `key` (`S_masked`, `S_masked@layer2`) from its
+    op-table type, sized by the captured `A` of its layer and the input `X`."""
+    op, layer = split_key(key)
+    ty = OPS[op].type_rule((), {"layer": layer})
+    if ty.axes & set(LAYER_AXES):
+        axes, like = LAYER_AXES, terminals.get(f"A@{layer}" if layer else "A")
+    else:
+        axes, like = INPUT_AXES, terminals.get("X")
+    if like is None:
+        return (1, 1, 1)
+    return tuple(int(size) if axis in ty.axes else 1 for axis, size in zip(axes, like.shape[1:]))
 
 
 def _train_needs(job: SynthJob) -> set[str]:

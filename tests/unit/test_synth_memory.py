@@ -280,3 +280,17 @@ def test_each_costly_group_is_captured_only_for_the_images_asked(live: LiveModel
     direct = capture(live.module, live.layer, rows.x, {"GX_smooth", "S_masked"})
     torch.testing.assert_close(smooth[:6], direct.terminals["GX_smooth"][:6], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(rows.terminals["S_masked"], direct.terminals["S_masked"], atol=1e-5, rtol=1e-5)
+
+
+def test_an_uncaptured_costly_terminal_is_shaped_by_its_type() -> None:
+    """A costly terminal no image has yet is filled with NaN in the shape its op-table type gives."""
+    from camlang.synth.capturing import _shape_of_type
+
+    terminals = {
+        "A": torch.zeros(2, 64, 8, 8),
+        "A@layer2": torch.zeros(2, 32, 16, 16),
+        "X": torch.zeros(2, 3, 32, 32),
+    }
+    assert _shape_of_type("S_masked", terminals) == (64, 1, 1)
+    assert _shape_of_type("S_ablated@layer2", terminals) == (32, 1, 1)
+    assert _shape_of_type("GX_smooth", terminals) == (3, 32, 32)
