@@ -19,9 +19,10 @@ typed record (`camlang.synth.job.SynthJob` holds what they all share):
 5. **finalise** (`finalise`): the `finalists` best of the race and the contained stdlib CAMs on
    every captured training image; the best mean is the winner. Then **tune** (`tune_winner`):
    its numeric constants, continuously, on the same images.
-6. **compare** (`capturing`, `holdout`): the holdout is captured now, for the images the time
-   left allows; the winner and every stdlib CAM on it (never used for selection), with the
-   paired difference to the best stdlib CAM and a one-sentence verdict.
+6. **compare** (`references`, `capturing`, `holdout`): under a time limit, every stdlib CAM on
+   the same first training images first, to choose the references; the holdout is captured
+   now, for the images the time left allows; the winner and every stdlib CAM on it (never used
+   for selection), with the paired difference to the best stdlib CAM and a one-sentence verdict.
 7. **report** (`reporting`): the `SynthResult` and a typed record of the run's statistics.
 
 `time` bounds all of it, split by the rule of `camlang.synth.limits.TimeSplit` (search, tuning,
@@ -58,6 +59,7 @@ from camlang.synth.holdout import Holdout, compare_on_holdout, comparison_order
 from camlang.synth.job import Stop, default_reference_cams, prepare_job
 from camlang.synth.limits import COMPARE_SHARE, TUNING_SHARE, PhaseEnds
 from camlang.synth.race_scorer import ANCHOR_FIELD_RATIO, RaceScorer, run_race
+from camlang.synth.references import reference_scores
 from camlang.synth.reporting import SynthOutcome, SynthStats, build_outcome
 from camlang.synth.sharding import SynthGroup
 from camlang.synth.terminal_store import TerminalStore
@@ -128,7 +130,7 @@ def synthesize(
     search_end = job.limits.elapsed()
     final, tuned = tune_winner(job, search, final, scorer, stop)
     ends = PhaseEnds(search_end, job.limits.elapsed())
-    order = comparison_order(job, final)
+    order = comparison_order(job, final, reference_scores(job, scorer))
     hdata = capture_holdout_rows(job, holdout, lazy, stop, store, *order.reads(job, final))
     notes = EquivalenceNotes(job, search.observer)
     hold = Holdout()

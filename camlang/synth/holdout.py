@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -73,9 +73,15 @@ class ComparisonOrder:
         return [final.winner, *first], 1 + len(first)
 
 
-def comparison_order(job: SynthJob, final: Final) -> ComparisonOrder:
+def comparison_order(
+    job: SynthJob, final: Final, references: Mapping[str, float] | None = None
+) -> ComparisonOrder:
     """The stdlib CAMs best first by their selection-split scores; the ones never scored on the
     selection split last, by name.
+
+    `references` (`camlang.synth.references`: every stdlib CAM's mean on the same first training
+    images) ranks first where given: equal evidence for all. The rest is the fallback for the CAMs
+    it lacks.
 
     Scores on a few images do not rank against scores on many: the CAMs scored past the race's
     first round (the contained ones re-scored in the final checks, the anchor that raced on, the
@@ -88,16 +94,19 @@ def comparison_order(job: SynthJob, final: Final) -> ComparisonOrder:
     session 10: Score-CAM left out on ResNet-56 insertion again).
     """
     first_round = job.settings.race_first
+    references = references or {}
 
     def train_score(r: str) -> tuple[int, float] | None:
+        if r in references:
+            return 0, references[r]
         if r in final.stdlib_train:
-            return 0, final.stdlib_train[r]
+            return 1, final.stdlib_train[r]
         # a contained CAM the final checks did not re-score has its race score under its normal form
         nid = final.contained_nids.get(r, job.refs[r].nid)
         if nid in final.train_scores:
-            return (0 if final.train_images.get(nid, 0) > first_round else 1), final.train_scores[nid]
+            return (1 if final.train_images.get(nid, 0) > first_round else 2), final.train_scores[nid]
         if nid in final.anchor_scores:
-            return (0 if final.anchor_images.get(nid, 0) > first_round else 1), final.anchor_scores[nid]
+            return (1 if final.anchor_images.get(nid, 0) > first_round else 2), final.anchor_scores[nid]
         return None
 
     scored = [(r, s) for r in sorted(job.stdlib) if (s := train_score(r)) is not None and math.isfinite(s[1])]

@@ -122,3 +122,48 @@ def test_an_anchor_scored_on_the_first_round_only_follows_the_ones_scored_on_mor
     )
     order = comparison_order(job, final)  # type: ignore[arg-type]
     assert order.stdlib == ("scorecam", "gradcam", "layercam", "eigengradcam", "hirescam")
+
+
+def test_reference_means_on_equal_images_rank_before_race_evidence() -> None:
+    # seen on ResNet-56 insertion (sessions 10 and 11): with no time for the final checks, the
+    # race's uneven evidence put Ablation-CAM among the first references and left Score-CAM out
+    from types import SimpleNamespace
+
+    from camlang.synth.holdout import comparison_order
+
+    names = ["ablationcam", "gradcam", "scorecam", "layercam"]
+    refs = {name: SimpleNamespace(nid=nid) for nid, name in enumerate(names)}
+    job = SimpleNamespace(stdlib=set(refs), refs=refs, sign=1.0, settings=SimpleNamespace(race_first=4))
+    final = SimpleNamespace(  # maximize
+        stdlib_train={},
+        train_scores={refs["layercam"].nid: 0.75},
+        train_images={refs["layercam"].nid: 256},
+        contained_nids={},
+        anchor_scores={refs["ablationcam"].nid: 0.80},
+        anchor_images={refs["ablationcam"].nid: 4},
+    )
+    means = {"scorecam": 0.71, "gradcam": 0.70, "ablationcam": 0.66}  # the first 64 training images
+    order = comparison_order(job, final, means)  # type: ignore[arg-type]
+    assert order.stdlib == ("scorecam", "gradcam", "ablationcam", "layercam")
+
+
+def test_with_a_time_limit_every_servable_stdlib_cam_is_scored_on_the_same_images(live: LiveModel) -> None:
+    src = PRELUDE + (
+        "synthesize best from gradient_weights { model = m data = tr holdout = te "
+        'objective = deletion8 max_size = 3 probe = 8 time = "10m" }\n'
+    )
+    prog = check_text(src, file_checks=False)
+    lines: list[str] = []
+    out = synthesize(
+        prog,
+        prog.synths["best"],
+        live,
+        synthetic_shapes(8, 64, 0),
+        synthetic_shapes(6, 64, 1),
+        echo=lines.append,
+    )
+    said = [line[line.index("references:") :] for line in lines if ": references:" in line]
+    # every stdlib CAM but the two reading score terminals this grammar never captures
+    stdlib = {n for n, c in prog.cams.items() if c.origin.endswith("cams.cam")}
+    assert said == [f"references: {len(stdlib) - 2} stdlib CAMs scored on the first 8 training images"]
+    assert out.stats is not None and out.stats.paired is not None
