@@ -130,7 +130,8 @@ def synthesize(
     search_end = job.limits.elapsed()
     final, tuned = tune_winner(job, search, final, scorer, stop)
     ends = PhaseEnds(search_end, job.limits.elapsed())
-    order = comparison_order(job, final, reference_scores(job, scorer))
+    references = reference_scores(job, scorer, stop) if holdout is not None else {}
+    order = comparison_order(job, final, references)
     hdata = capture_holdout_rows(job, holdout, lazy, stop, store, *order.reads(job, final))
     notes = EquivalenceNotes(job, search.observer)
     hold = Holdout()

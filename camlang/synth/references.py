@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from camlang.backends.torch_eager import terminals_used
 from camlang.passes.simplify import simplify
-from camlang.synth.job import SynthJob
+from camlang.synth.job import Stop, SynthJob
 from camlang.synth.race_scorer import RaceScorer
 from camlang.synth.racing import StopSearch
 
@@ -30,11 +30,12 @@ REFERENCE_IMAGES = 64
 REFERENCE_SHARE = 0.25
 
 
-def reference_scores(job: SynthJob, scorer: RaceScorer) -> Mapping[str, float]:
-    """Each stdlib CAM's mean metric value (not oriented) on the same first training images, for
-    the ones scored within the time (all of them without a time limit, where the comparison scores
-    every stdlib CAM anyway and this returns nothing)."""
-    if job.limits.seconds is None:
+def reference_scores(job: SynthJob, scorer: RaceScorer, stop: Stop) -> Mapping[str, float]:
+    """Under a time limit, each stdlib CAM's mean metric value (not oriented) on the same first
+    training images, for the ones scored within the share. Nothing without a time limit (the
+    comparison then scores every stdlib CAM) or after an interrupt; Ctrl-C here ends it with the
+    means so far."""
+    if job.limits.seconds is None or stop.partial:
         return {}
     names = [r for r in sorted(job.stdlib) if terminals_used([job.refs[r]]) <= scorer.split.needs]
     n = min(REFERENCE_IMAGES, scorer.n_train)
@@ -61,6 +62,9 @@ def reference_scores(job: SynthJob, scorer: RaceScorer) -> Mapping[str, float]:
         try:
             values = scorer.values([row], images, job.group.stop_check(check, job.timed))
         except StopSearch:
+            break
+        except KeyboardInterrupt:
+            job.interrupted(stop)
             break
         spent += cost
         means[name] = float(values[0].nanmean())
