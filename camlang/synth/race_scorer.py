@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from camlang.frontend.ir import Node, postorder, terminal_key, to_text
-from camlang.frontend.op_table import OPS
+from camlang.backends.torch_eager import terminals_used
+from camlang.frontend.ir import Node, to_text
 from camlang.synth.cache import ScoreCache
 from camlang.synth.candidates import Pool
 from camlang.synth.capturing import LazySplit
@@ -41,7 +41,7 @@ def evidence_family(node: Node) -> frozenset[str]:
     """The terminals `node` reads (`A`, `GX_smooth`, `A@layer2`, ...): candidates built on the
     same evidence tend to be good or bad on the same images, so the race keeps each family's
     best through its first rounds."""
-    return frozenset(terminal_key(n) for n in postorder([node]) if OPS[n.op].category == "terminal")
+    return frozenset(terminals_used([node]))
 
 
 @dataclass(frozen=True)
