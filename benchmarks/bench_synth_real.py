@@ -40,6 +40,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -136,8 +137,18 @@ def main() -> int:
         args.plan, args.train, args.holdout, args.time = "20:7", 200, 400, "45s"
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.cache is None:
+    made_cache = args.cache is None
+    if made_cache:
         args.cache = Path(tempfile.mkdtemp(prefix="camlang-bench-synth-"))
+    try:
+        return _run_plan(args)
+    finally:
+        if made_cache:  # captured terminals reach a gigabyte per network: never leave them behind
+            shutil.rmtree(args.cache, ignore_errors=True)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    """Every (network, objective) of the plan, then the tables; the JSON is rewritten after each run."""
     if not _images(args.data).exists():
         print(
             f"SKIPPED: the shared data folder {args.data} is absent (needs cifar10_test_jpg or "
