@@ -130,7 +130,7 @@ def synthesize(
     search_end = job.limits.elapsed()
     final, tuned = tune_winner(job, search, final, scorer, stop)
     ends = PhaseEnds(search_end, job.limits.elapsed())
-    references = reference_scores(job, scorer, stop) if holdout is not None else {}
+    references = reference_scores(job, scorer, stop) if holdout is not None else None
     order = comparison_order(job, final, references)
     hdata = capture_holdout_rows(job, holdout, lazy, stop, store, *order.reads(job, final))
     notes = EquivalenceNotes(job, search.observer)

@@ -3,9 +3,11 @@ selection), with the paired difference to the best stdlib CAM and a one-sentence
 
 The stdlib CAMs are compared in the order of their scores on the selection split (the training
 split: the contained ones re-scored on every image, the race's anchors by their race means). The
-winner and the `FIRST_REFERENCES` best of them must be scored: they are scored together on
-growing chunks of the holdout while the time left fits the next chunk at the cost measured so far
-(fewer images when it is short; the stdlib CAMs' cached holdout scores cost nothing). The other
+winner and the first references (the best of them; under a time limit, the ones level with the
+best on the same training images, `camlang.synth.references`) must be scored: they are scored
+together on growing chunks of the holdout while the time left fits the next chunk at the cost
+measured so far (fewer images when it is short; the stdlib CAMs' cached holdout scores cost
+nothing). The other
 stdlib CAMs are scored on the same images while the time allows, best first, and the other shown
 candidates after them; the report names the ones left out. The paired verdict is against the
 best on the holdout of those scored. The run prints its estimate of the comparison's cost before
@@ -17,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -29,6 +31,7 @@ from camlang.synth.compare import PairedComparison, StdlibScoreCache, paired_com
 from camlang.synth.equivalence import EquivalenceNotes
 from camlang.synth.finalise import Final
 from camlang.synth.job import SynthJob
+from camlang.synth.references import FIRST_REFERENCES, References
 from camlang.synth.scoring import Scorer, SplitRows, bootstrap
 
 
@@ -44,8 +47,6 @@ class Holdout:
     visuals: Visuals | None = None
 
 
-#: How many stdlib CAMs, best on the selection split first, the comparison always scores.
-FIRST_REFERENCES = 2
 #: Holdout images of the first scoring chunk (it measures the cost); chunks double up to the last.
 FIRST_CHUNK = 8
 MAX_CHUNK = 256
@@ -73,15 +74,14 @@ class ComparisonOrder:
         return [final.winner, *first], 1 + len(first)
 
 
-def comparison_order(
-    job: SynthJob, final: Final, references: Mapping[str, float] | None = None
-) -> ComparisonOrder:
+def comparison_order(job: SynthJob, final: Final, references: References | None = None) -> ComparisonOrder:
     """The stdlib CAMs best first by their selection-split scores; the ones never scored on the
     selection split last, by name.
 
     `references` (`camlang.synth.references`: every stdlib CAM's mean on the same first training
-    images) ranks first where given: equal evidence for all. The rest is the fallback for the CAMs
-    it lacks.
+    images) ranks first where given: equal evidence for all, the ones level with the best there
+    first, and as many of them as it says are the first references (`FIRST_REFERENCES` without
+    it). The rest is the fallback for the CAMs it lacks.
 
     Scores on a few images do not rank against scores on many: the CAMs scored past the race's
     first round (the contained ones re-scored in the final checks, the anchor that raced on, the
@@ -94,19 +94,20 @@ def comparison_order(
     session 10: Score-CAM left out on ResNet-56 insertion again).
     """
     first_round = job.settings.race_first
-    references = references or {}
+    means = references.means if references is not None else {}
+    level = set(references.level) if references is not None else set()
 
     def train_score(r: str) -> tuple[int, float] | None:
-        if r in references:
-            return 0, references[r]
+        if r in means:
+            return (0 if r in level else 1), means[r]
         if r in final.stdlib_train:
-            return 1, final.stdlib_train[r]
+            return 2, final.stdlib_train[r]
         # a contained CAM the final checks did not re-score has its race score under its normal form
         nid = final.contained_nids.get(r, job.refs[r].nid)
         if nid in final.train_scores:
-            return (1 if final.train_images.get(nid, 0) > first_round else 2), final.train_scores[nid]
+            return (2 if final.train_images.get(nid, 0) > first_round else 3), final.train_scores[nid]
         if nid in final.anchor_scores:
-            return (1 if final.anchor_images.get(nid, 0) > first_round else 2), final.anchor_scores[nid]
+            return (2 if final.anchor_images.get(nid, 0) > first_round else 3), final.anchor_scores[nid]
         return None
 
     scored = [(r, s) for r in sorted(job.stdlib) if (s := train_score(r)) is not None and math.isfinite(s[1])]
@@ -114,7 +115,8 @@ def comparison_order(
     ranked = [r for r, _ in scored]
     seen = set(ranked)
     names = tuple(ranked + [r for r in sorted(job.stdlib) if r not in seen])
-    return ComparisonOrder(names, min(FIRST_REFERENCES, len(names)))
+    first = references.first(len(names)) if references is not None and means else FIRST_REFERENCES
+    return ComparisonOrder(names, min(first, len(names)))
 
 
 @dataclass(frozen=True)

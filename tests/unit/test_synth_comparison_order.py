@@ -5,12 +5,14 @@ thousands of images fits the time when not every stdlib CAM must be scored on it
 from __future__ import annotations
 
 import pytest
+import torch
 
 from camlang.data import synthetic_shapes
 from camlang.frontend.check import check_text
 from camlang.runtime.declaration_loading import LiveModel
 from camlang.synth import synthesize
-from camlang.synth.holdout import FIRST_REFERENCES, left_out_note
+from camlang.synth.holdout import left_out_note
+from camlang.synth.references import FIRST_REFERENCES, MAX_REFERENCES, References, level_with_best
 from tests.conftest import demo_live_model
 from tests.unit.test_synth_driver import PRELUDE
 
@@ -143,8 +145,56 @@ def test_reference_means_on_equal_images_rank_before_race_evidence() -> None:
         anchor_images={refs["ablationcam"].nid: 4},
     )
     means = {"scorecam": 0.71, "gradcam": 0.70, "ablationcam": 0.66}  # the first 64 training images
-    order = comparison_order(job, final, means)  # type: ignore[arg-type]
+    order = comparison_order(job, final, References(means, ("scorecam", "gradcam")))  # type: ignore[arg-type]
     assert order.stdlib == ("scorecam", "gradcam", "ablationcam", "layercam")
+    assert order.first == FIRST_REFERENCES
+
+
+def test_every_stdlib_cam_level_with_the_best_is_a_first_reference_up_to_the_cap() -> None:
+    # seen on insertion (session 11): the stdlib CAMs lie within 0.01 AUC; on 64 images Score-CAM
+    # was third, so with two fixed references it was never compared
+    from types import SimpleNamespace
+
+    from camlang.synth.holdout import comparison_order
+
+    names = ["ablationcam", "gradcam", "gradcampp", "scorecam", "xgradcam", "layercam"]
+    refs = {name: SimpleNamespace(nid=nid) for nid, name in enumerate(names)}
+    job = SimpleNamespace(stdlib=set(refs), refs=refs, sign=1.0, settings=SimpleNamespace(race_first=4))
+    final = SimpleNamespace(
+        stdlib_train={},
+        train_scores={},
+        train_images={},
+        contained_nids={},
+        anchor_scores={},
+        anchor_images={},
+    )
+    means = {"gradcampp": 0.712, "xgradcam": 0.711, "scorecam": 0.709, "gradcam": 0.70, "layercam": 0.69}
+    # Grad-CAM's mean is above Layer-CAM's, but only Layer-CAM is level (a noisier difference)
+    level = ("gradcampp", "xgradcam", "scorecam", "layercam")
+    order = comparison_order(job, final, References(means, level))  # type: ignore[arg-type]
+    assert order.stdlib == ("gradcampp", "xgradcam", "scorecam", "layercam", "gradcam", "ablationcam")
+    assert order.first == 4
+    many = References(dict.fromkeys(names, 0.7), tuple(names))
+    assert many.first(len(names)) == MAX_REFERENCES
+    assert References({"gradcam": 0.7}, ("gradcam",)).first(6) == FIRST_REFERENCES
+    assert References({"gradcam": 0.7}, ("gradcam",)).first(1) == 1
+
+
+def test_level_with_best_uses_the_paired_bound() -> None:
+    g = torch.Generator().manual_seed(0)
+    shared = torch.rand(64, generator=g)  # per-image difficulty, common to every CAM
+    values = {
+        "best": shared + 0.02,
+        "close": shared + 0.02 - 0.002 + 0.01 * torch.randn(64, generator=g),  # within noise
+        "worse": shared - 0.05 + 0.001 * torch.randn(64, generator=g),  # far below, every image
+        "same": shared + 0.02,  # identical values are ties
+        "broken": torch.full((64,), float("nan")),  # never scored: left out
+    }
+    assert level_with_best(values, 1.0) == ("best", "same", "close")
+    # minimize: the lowest is best, and the confidently higher one is worse
+    low = {"a": shared, "b": shared + 0.05}
+    assert level_with_best(low, -1.0) == ("a",)
+    assert level_with_best({}, 1.0) == ()
 
 
 def test_with_a_time_limit_every_servable_stdlib_cam_is_scored_on_the_same_images(live: LiveModel) -> None:
@@ -165,5 +215,10 @@ def test_with_a_time_limit_every_servable_stdlib_cam_is_scored_on_the_same_image
     said = [line[line.index("references:") :] for line in lines if ": references:" in line]
     # every stdlib CAM but the two reading score terminals this grammar never captures
     stdlib = {n for n, c in prog.cams.items() if c.origin.endswith("cams.cam")}
-    assert said == [f"references: {len(stdlib) - 2} stdlib CAMs scored on the first 8 training images"]
+    assert len(said) == 1
+    head = f"references: {len(stdlib) - 2} stdlib CAMs scored on the first 8 training images; "
+    head += "level with the best: "
+    assert said[0].startswith(head)
+    level = [name.strip("`") for name in said[0][len(head) :].split(", ")]
+    assert level and set(level) <= stdlib
     assert out.stats is not None and out.stats.paired is not None
