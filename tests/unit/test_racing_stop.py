@@ -94,3 +94,24 @@ def test_finalists_fit_where_the_race_reached_when_every_image_does_not() -> Non
     assert finalists_that_fit(job, leaders, contained, 256, missing) == 5  # type: ignore[arg-type]
     # 512 images: 1,536 for the contained, then 256 per leader: 4 fit (2,560 pairs), not 5
     assert finalists_that_fit(job, leaders, contained, 512, missing) == 4  # type: ignore[arg-type]
+
+
+def test_under_a_time_limit_one_row_on_many_images_is_scored_in_blocks() -> None:
+    # tuning scores one row on up to 1,000 images: in one call that was 100 s between two limit
+    # checks on ResNet-56's insertion, and tuning overran its share by 45 s
+    from camlang.synth.race_scorer import score_blocks
+
+    blocks = score_blocks(1, 1000, timed=True, pairs=256)
+    assert [(b.start, b.stop) for _, b in blocks] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
+    assert all(rows == range(0, 1) for rows, _ in blocks)
+    # a round of many rows on few images: a few whole rows per block
+    blocks = score_blocks(10, 64, timed=True, pairs=256)
+    assert [(r.start, r.stop) for r, _ in blocks] == [(0, 4), (4, 8), (8, 10)]
+    assert all(cols == range(64) for _, cols in blocks)
+    # every (row, image) pair exactly once, whatever the shape
+    for rows, images in ((3, 700), (7, 256), (1, 1), (5, 257)):
+        pairs = [(r, i) for rr, cc in score_blocks(rows, images, True, 256) for r in rr for i in cc]
+        assert sorted(pairs) == [(r, i) for r in range(rows) for i in range(images)]
+        assert all(len(rr) * len(cc) <= 256 for rr, cc in score_blocks(rows, images, True, 256))
+    # without a time limit: one block
+    assert score_blocks(3, 700, timed=False) == [(range(3), range(700))]
