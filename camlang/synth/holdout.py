@@ -7,11 +7,10 @@ winner and the first references (the best of them; under a time limit, the ones 
 best on the same training images, `camlang.synth.references`) must be scored: they are scored
 together on growing chunks of the holdout while the time left fits the next chunk at the cost
 measured so far (fewer images when it is short; the stdlib CAMs' cached holdout scores cost
-nothing). The other
-stdlib CAMs are scored on the same images while the time allows, best first, and the other shown
-candidates after them; the report names the ones left out. The paired verdict is against the
-best on the holdout of those scored. The run prints its estimate of the comparison's cost before
-starting it.
+nothing). The other stdlib CAMs are scored on the same images while the time allows, best first,
+and the other shown candidates after them; the report names the ones left out. The paired verdict
+is against the best on the holdout of those scored. The run prints its estimate of the
+comparison's cost before starting it.
 """
 
 from __future__ import annotations
