@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -33,28 +33,41 @@ ANCHOR_FIELD_RATIO = 8
 #: (`score_blocks`): 8 rows of a 256-image round took 110 s on ResNet-56's deletion, and overran
 #: the search's time by 50 s, which the final checks then lacked.
 TIMED_PIECE_PAIRS = 256
+#: Under a time limit, a scoring block is sized to take about this long at the cost of a pair
+#: measured so far (a row reading score terminals can cost 5x the average: tuning one such row
+#: on ResNet-20's max-sensitivity took 200 s in one 256-pair block, against a share of 38 s)...
+BLOCK_SECONDS = 10.0
+#: ...but has at least this many pairs (a model call's worth of images for one row).
+MIN_BLOCK_PAIRS = 32
 #: Halving keeps the best candidate of each evidence family until this many images are scored.
 PROTECT_FAMILIES = 64
 
 
 def score_blocks(
-    rows: int, images: int, timed: bool, pairs: int = TIMED_PIECE_PAIRS
-) -> list[tuple[range, range]]:
+    rows: int, images: int, timed: bool, pairs: Callable[[], int] = lambda: TIMED_PIECE_PAIRS
+) -> Iterator[tuple[range, range]]:
     """The (rows, images) blocks scored between two limit checks, in order. Without a time limit,
-    one block. Under one, about `pairs` pairs each: a few rows on every image while one row's
-    images fit, else one row on `pairs` images at a time (tuning scores one row on up to 1,000
-    images; at 0.1 s a pair on ResNet-56's insertion that is 100 s between two checks, and tuning
-    overran its share by 45 s)."""
+    one block. Under one, about `pairs()` pairs each (asked again before each block, so it can
+    follow the cost measured so far): a few rows on every image while one row's images fit, else
+    one row on `pairs()` images at a time (tuning scores one row on up to 1,000 images; at 0.1 s
+    a pair on ResNet-56's insertion that is 100 s between two checks)."""
     if not timed:
-        return [(range(rows), range(images))]
-    if images <= pairs:
-        step = max(1, pairs // max(1, images))
-        return [(range(r, min(rows, r + step)), range(images)) for r in range(0, rows, step)]
-    return [
-        (range(r, r + 1), range(c, min(images, c + pairs)))
-        for r in range(rows)
-        for c in range(0, images, pairs)
-    ]
+        yield range(rows), range(images)
+        return
+    r = 0
+    while r < rows:
+        budget = max(1, pairs())
+        if images <= budget:
+            step = max(1, budget // max(1, images))
+            yield range(r, min(rows, r + step)), range(images)
+            r += step
+            continue
+        c = 0
+        while c < images:
+            chunk = max(1, pairs()) if c else budget
+            yield range(r, r + 1), range(c, min(images, c + chunk))
+            c += chunk
+        r += 1
 
 
 def evidence_family(node: Node) -> frozenset[str]:
@@ -163,34 +176,54 @@ class RaceScorer:
     def values(self, ci: list[int], ii: list[int], check: Callable[[], None] | None = None) -> torch.Tensor:
         """Not-oriented metric values of rows `ci` on images `ii`, from the cache when present.
 
-        Images not captured yet are captured first (their costly terminals only when a row that
-        is not cached reads them); `check` (the race's limits by default) may stop that capture.
+        Only the (row, image) pairs the cache lacks are scored, rows missing the same images
+        together. Images not captured yet are captured first (their costly terminals only when a
+        row that is not cached reads them); `check` (the race's limits by default) may stop that
+        capture, and, under a time limit, the scoring between two blocks (`score_blocks`, sized
+        to about `BLOCK_SECONDS` at the cost measured so far).
         """
         job = self.job
         out = torch.full((len(ci), len(ii)), math.nan)
-        todo: list[int] = []
+        todo: dict[tuple[int, ...], list[int]] = {}  # the columns a row lacks -> those rows
         for j, c in enumerate(ci):
-            cached = self._cached(self.texts[c], ii)
-            if cached is None:
-                todo.append(j)
-            else:
-                out[j] = torch.tensor(cached)
-        if todo:
-            check = check or self._check_limits
-            nodes = [self.rows[ci[j]] for j in todo]
-            self.split.ensure(max(ii) + 1, self.groups_read(nodes), check)
-            # Under a time limit, score a block at a time and check the limits between them:
-            # one call for a whole round could outlast the search's time on its own.
-            for k, (rows, cols) in enumerate(score_blocks(len(todo), len(ii), job.timed)):
-                if k:
+            cached = [self.cache.get(self.texts[c], i) for i in ii]
+            # a cached NaN (the metric undefined on that image) stays NaN and is not scored again
+            out[j] = torch.tensor([math.nan if v is None else v for v in cached])
+            lacking = tuple(col for col, v in enumerate(cached) if v is None)
+            if lacking:
+                todo.setdefault(lacking, []).append(j)
+        if not todo:
+            return out
+        check = check or self._check_limits
+        nodes = [self.rows[ci[j]] for js in todo.values() for j in js]
+        last = max(ii[col] for cols in todo for col in cols)
+        self.split.ensure(last + 1, self.groups_read(nodes), check)
+        seconds_per_pair = [job.clock.per_pair()]
+
+        def pairs() -> int:
+            cost = seconds_per_pair[0]
+            size = TIMED_PIECE_PAIRS if cost <= 0 else int(BLOCK_SECONDS / cost)
+            return job.agree_timed(min(TIMED_PIECE_PAIRS, max(MIN_BLOCK_PAIRS, size)))
+
+        first = True
+        for cols, js in todo.items():
+            for rows, block in score_blocks(len(js), len(cols), job.timed, pairs):
+                if not first and job.timed:
                     job.limits.reserve = reserve_seconds(job, self.pool, self.split.count)
                     check()
-                piece, images = todo[rows.start : rows.stop], ii[cols.start : cols.stop]
+                first = False
+                piece, images = (
+                    js[rows.start : rows.stop],
+                    [ii[col] for col in cols[block.start : block.stop]],
+                )
+                t0 = time.monotonic()
                 got = self._score([self.rows[ci[j]] for j in piece], images)
+                seconds_per_pair[0] = (time.monotonic() - t0) / max(1, len(piece) * len(images))
                 for r, j in enumerate(piece):
-                    out[j, cols.start : cols.stop] = got[r]
-                    for col, i in enumerate(images):
-                        self.cache.put(self.texts[ci[j]], i, float(got[r, col]))
+                    for k, i in enumerate(images):
+                        value = float(got[r, k])
+                        out[j, cols[block.start + k]] = value
+                        self.cache.put(self.texts[ci[j]], i, value)
                 self.cache.save()
         return out
 
@@ -233,16 +266,6 @@ class RaceScorer:
         rows = [i for i, row in enumerate(self.rows) if row.nid == node.nid]
         text = self.texts[rows[0]] if rows else to_text(node)
         return sum(self.cache.get(text, i) is None for i in range(n))
-
-    def _cached(self, text: str, images: list[int]) -> list[float] | None:
-        """The cached values of `text` on every one of `images`, or None when one is missing."""
-        got: list[float] = []
-        for i in images:
-            value = self.cache.get(text, i)
-            if value is None:
-                return None
-            got.append(value)
-        return got
 
 
 def _open_cache(job: SynthJob, split: LazySplit, objective_refs: list[Node]) -> ScoreCache:

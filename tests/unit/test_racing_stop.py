@@ -101,17 +101,69 @@ def test_under_a_time_limit_one_row_on_many_images_is_scored_in_blocks() -> None
     # checks on ResNet-56's insertion, and tuning overran its share by 45 s
     from camlang.synth.race_scorer import score_blocks
 
-    blocks = score_blocks(1, 1000, timed=True, pairs=256)
-    assert [(b.start, b.stop) for _, b in blocks] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
-    assert all(rows == range(0, 1) for rows, _ in blocks)
+    def blocks(rows: int, images: int, pairs: int = 256) -> list[tuple[range, range]]:
+        return list(score_blocks(rows, images, True, lambda: pairs))
+
+    got = blocks(1, 1000)
+    assert [(b.start, b.stop) for _, b in got] == [(0, 256), (256, 512), (512, 768), (768, 1000)]
+    assert all(rows == range(0, 1) for rows, _ in got)
     # a round of many rows on few images: a few whole rows per block
-    blocks = score_blocks(10, 64, timed=True, pairs=256)
-    assert [(r.start, r.stop) for r, _ in blocks] == [(0, 4), (4, 8), (8, 10)]
-    assert all(cols == range(64) for _, cols in blocks)
+    got = blocks(10, 64)
+    assert [(r.start, r.stop) for r, _ in got] == [(0, 4), (4, 8), (8, 10)]
+    assert all(cols == range(64) for _, cols in got)
     # every (row, image) pair exactly once, whatever the shape
-    for rows, images in ((3, 700), (7, 256), (1, 1), (5, 257)):
-        pairs = [(r, i) for rr, cc in score_blocks(rows, images, True, 256) for r in rr for i in cc]
-        assert sorted(pairs) == [(r, i) for r in range(rows) for i in range(images)]
-        assert all(len(rr) * len(cc) <= 256 for rr, cc in score_blocks(rows, images, True, 256))
+    for rows, images, pairs in ((3, 700, 256), (7, 256, 256), (1, 1, 256), (5, 257, 256), (4, 90, 32)):
+        seen = [(r, i) for rr, cc in blocks(rows, images, pairs) for r in rr for i in cc]
+        assert sorted(seen) == [(r, i) for r in range(rows) for i in range(images)]
+        assert all(len(rr) * len(cc) <= pairs for rr, cc in blocks(rows, images, pairs))
     # without a time limit: one block
-    assert score_blocks(3, 700, timed=False) == [(range(3), range(700))]
+    assert list(score_blocks(3, 700, timed=False)) == [(range(3), range(700))]
+
+
+def test_the_block_size_follows_the_cost_measured_so_far() -> None:
+    # a row reading score terminals cost 5x the average pair: tuning it on ResNet-20's
+    # max-sensitivity took 200 s in one 256-pair block, against a share of 38 s
+    from camlang.synth.race_scorer import score_blocks
+
+    sizes = iter([256, 64, 32, 32, 32, 32, 32, 32])
+    got = list(score_blocks(1, 400, True, lambda: next(sizes)))
+    assert [len(cols) for _, cols in got] == [256, 64, 32, 32, 16]
+
+
+def test_only_the_pairs_the_cache_lacks_are_scored() -> None:
+    # the final checks scored a finalist on the 128 images the race reached; tuning it on 256
+    # used to score all 256 again (one missing value made the whole row "not cached")
+    from types import SimpleNamespace
+
+    import torch
+
+    from camlang.synth.race_scorer import RaceScorer
+
+    store: dict[tuple[str, int], float] = {("a", i): float(i) for i in range(4)}
+    store[("b", 1)] = float("nan")  # the metric undefined there: cached, never scored again
+    calls: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
+    scorer = RaceScorer.__new__(RaceScorer)
+    scorer.job = SimpleNamespace(timed=False, clock=SimpleNamespace(per_pair=lambda: 0.0))
+    scorer.rows = [SimpleNamespace(text="a"), SimpleNamespace(text="b"), SimpleNamespace(text="c")]  # type: ignore[list-item]
+    scorer.texts = ["a", "b", "c"]
+    scorer.cache = SimpleNamespace(  # type: ignore[assignment]
+        get=lambda t, i: store.get((t, i)),
+        put=lambda t, i, v: store.__setitem__((t, i), v),
+        save=lambda: None,
+    )
+    scorer.split = SimpleNamespace(ensure=lambda n, groups, check: None)  # type: ignore[assignment]
+    scorer.groups_read = lambda nodes: frozenset()  # type: ignore[method-assign]
+    scorer._check_limits = lambda: None
+
+    def score(nodes: list[SimpleNamespace], ii: list[int]) -> torch.Tensor:
+        calls.append((tuple(n.text for n in nodes), tuple(ii)))
+        return torch.tensor([[100.0 + i for i in ii] for _ in nodes])
+
+    scorer._score = score  # type: ignore[method-assign,assignment]
+    out = scorer.values([0, 1, 2], [0, 1, 2, 3, 6])
+    # b and c lack the same images but b's NaN on image 1: three groups, each scored once
+    assert calls == [(("a",), (6,)), (("b",), (0, 2, 3, 6)), (("c",), (0, 1, 2, 3, 6))]
+    assert out[0].tolist() == [0.0, 1.0, 2.0, 3.0, 106.0]
+    assert out[1, 1].isnan() and out[1, [0, 2, 3, 4]].tolist() == [100.0, 102.0, 103.0, 106.0]
+    assert scorer.values([0, 1, 2], [0, 1, 2, 3, 6]).nan_to_num(-1).tolist() == out.nan_to_num(-1).tolist()
+    assert len(calls) == 3  # everything cached now
