@@ -144,8 +144,8 @@ def test_only_the_pairs_the_cache_lacks_are_scored() -> None:
     calls: list[tuple[tuple[str, ...], tuple[int, ...]]] = []
     scorer = RaceScorer.__new__(RaceScorer)
     scorer.job = SimpleNamespace(timed=False, clock=SimpleNamespace(per_pair=lambda: 0.0))
-    scorer.rows = [SimpleNamespace(text="a"), SimpleNamespace(text="b"), SimpleNamespace(text="c")]  # type: ignore[list-item]
-    scorer.texts = ["a", "b", "c"]
+    scorer.texts = ["a", "b", "c", "d"]
+    scorer.rows = [SimpleNamespace(text=t) for t in scorer.texts]  # type: ignore[misc]
     scorer.cache = SimpleNamespace(  # type: ignore[assignment]
         get=lambda t, i: store.get((t, i)),
         put=lambda t, i, v: store.__setitem__((t, i), v),
@@ -160,10 +160,11 @@ def test_only_the_pairs_the_cache_lacks_are_scored() -> None:
         return torch.tensor([[100.0 + i for i in ii] for _ in nodes])
 
     scorer._score = score  # type: ignore[method-assign,assignment]
-    out = scorer.values([0, 1, 2], [0, 1, 2, 3, 6])
-    # b and c lack the same images but b's NaN on image 1: three groups, each scored once
-    assert calls == [(("a",), (6,)), (("b",), (0, 2, 3, 6)), (("c",), (0, 1, 2, 3, 6))]
+    out = scorer.values([0, 1, 2, 3], [0, 1, 2, 3, 6])
+    # c and d lack the same images and are scored together; b would too but for its cached NaN
+    assert calls == [(("a",), (6,)), (("b",), (0, 2, 3, 6)), (("c", "d"), (0, 1, 2, 3, 6))]
     assert out[0].tolist() == [0.0, 1.0, 2.0, 3.0, 106.0]
     assert out[1, 1].isnan() and out[1, [0, 2, 3, 4]].tolist() == [100.0, 102.0, 103.0, 106.0]
-    assert scorer.values([0, 1, 2], [0, 1, 2, 3, 6]).nan_to_num(-1).tolist() == out.nan_to_num(-1).tolist()
+    assert out[3].tolist() == out[2].tolist() == [100.0, 101.0, 102.0, 103.0, 106.0]
+    assert scorer.values([0, 1, 2, 3], [0, 1, 2, 3, 6]).nan_to_num(-1).tolist() == out.nan_to_num(-1).tolist()
     assert len(calls) == 3  # everything cached now
