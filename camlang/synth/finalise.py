@@ -45,6 +45,12 @@ class Final:
         return self.ordered[0]
 
 
+#: A synthesized leader must beat the best contained stdlib CAM by this many standard errors of
+#: their paired difference on the final checks' images, or the stdlib CAM stays the winner. Without
+#: it a leader that the race chose on few images (ResNet-56's ADCC reached 64 in session 12) won on
+#: a noisy lead and was worse than Score-CAM on the holdout.
+INCUMBENT_Z = 2.0
+
 Missing = Callable[[Node, int], int]
 """`missing(node, n)`: how many of the first `n` training images the score cache lacks for `node`."""
 
@@ -167,9 +173,35 @@ def _final_order(
         return value if math.isfinite(value) else -math.inf
 
     best = max(contenders, key=oriented)
+    incumbents = [n for n in stdlib.values() if n in contenders]
+    if incumbents and best not in incumbents:
+        best = _unless_confidently_better(job, best, max(incumbents, key=oriented), got, stdlib)
     if best is not ordered[0]:
         return (best, *(n for n in ordered if n is not best))
     return ordered
+
+
+def _unless_confidently_better(
+    job: SynthJob, leader: Node, incumbent: Node, got: _TrainScores, stdlib: Mapping[str, Node]
+) -> Node:
+    """`leader` when its paired difference with `incumbent` (oriented: positive is better) on the
+    images both were re-scored on is above zero by `INCUMBENT_Z` standard errors, else `incumbent`.
+    Images where either value is NaN are left out."""
+    diff = job.sign * (got.values[leader.nid] - got.values[incumbent.nid])
+    diff = diff[torch.isfinite(diff)]
+    lower = -math.inf
+    if diff.numel() > 1:
+        lower = float(diff.mean() - INCUMBENT_Z * diff.std(unbiased=True) / math.sqrt(diff.numel()))
+    if lower > 0:
+        return leader
+    name = next(r for r, n in stdlib.items() if n is incumbent)
+    mean = float(diff.mean()) if diff.numel() else math.nan
+    images = f"{diff.numel()} image" + ("" if diff.numel() == 1 else "s")
+    job.log.say(
+        f"the leader is not confidently better than {name} on {images} (paired difference "
+        f"{mean:+.4g}, lower bound {lower:+.4g} at {INCUMBENT_Z:g} SE): {name} stays the winner"
+    )
+    return incumbent
 
 
 def _final_images(job: SynthJob, scorer: RaceScorer, nodes: list[Node], stop: Stop) -> int:
