@@ -216,9 +216,8 @@ class RaceScorer:
                     js[rows.start : rows.stop],
                     [ii[col] for col in cols[block.start : block.stop]],
                 )
-                t0 = time.monotonic()
-                got = self._score([self.rows[ci[j]] for j in piece], images)
-                seconds_per_pair[0] = (time.monotonic() - t0) / max(1, len(piece) * len(images))
+                got, seconds = self._score([self.rows[ci[j]] for j in piece], images)
+                seconds_per_pair[0] = seconds / max(1, len(piece) * len(images))
                 for r, j in enumerate(piece):
                     for k, i in enumerate(images):
                         value = float(got[r, k])
@@ -227,8 +226,9 @@ class RaceScorer:
                 self.cache.save()
         return out
 
-    def _score(self, nodes: list[Node], ii: list[int]) -> torch.Tensor:
-        """Score `nodes` on images `ii` (captured), measuring the cost of a pair."""
+    def _score(self, nodes: list[Node], ii: list[int]) -> tuple[torch.Tensor, float]:
+        """Score `nodes` on images `ii` (captured); the values and the seconds it took (the job's
+        clock records them too, for the cost of a pair)."""
         job = self.job
         t0, p0, c0 = time.monotonic(), job.counter.images, job.counter.calls
         scorer = self.scorer()
@@ -241,7 +241,7 @@ class RaceScorer:
             )
         seconds, passes = time.monotonic() - t0, job.counter.images - p0
         job.clock.add(seconds, len(nodes) * len(ii), passes, job.counter.calls - c0)
-        return got
+        return got, seconds
 
     def oriented(self, ci: list[int], ii: list[int]) -> torch.Tensor:
         """The race's score function: checks the limits, scores, shows progress (higher is better)."""
