@@ -155,9 +155,9 @@ def test_only_the_pairs_the_cache_lacks_are_scored() -> None:
     scorer.groups_read = lambda nodes: frozenset()  # type: ignore[method-assign]
     scorer._check_limits = lambda: None
 
-    def score(nodes: list[SimpleNamespace], ii: list[int]) -> torch.Tensor:
+    def score(nodes: list[SimpleNamespace], ii: list[int]) -> tuple[torch.Tensor, float]:
         calls.append((tuple(n.text for n in nodes), tuple(ii)))
-        return torch.tensor([[100.0 + i for i in ii] for _ in nodes])
+        return torch.tensor([[100.0 + i for i in ii] for _ in nodes]), 0.01
 
     scorer._score = score  # type: ignore[method-assign,assignment]
     out = scorer.values([0, 1, 2, 3], [0, 1, 2, 3, 6])
