@@ -180,6 +180,42 @@ def test_every_stdlib_cam_level_with_the_best_is_a_first_reference_up_to_the_cap
     assert References({"gradcam": 0.7}, ("gradcam",)).first(1) == 1
 
 
+def test_the_final_checks_best_contained_cam_is_always_a_first_reference() -> None:
+    # seen on ResNet-56 insertion (session 13): all 10 stdlib CAMs level on the references' 64
+    # images, Score-CAM 8th by mean there, so never compared, although the final checks had it
+    # best of the contained CAMs on 1,000 images
+    from types import SimpleNamespace
+
+    from camlang.synth.holdout import comparison_order
+
+    names = ["gradcampp", "gradcam_elementwise", "layercam", "gradcam", "hirescam", "xgradcam", "scorecam"]
+    refs = {name: SimpleNamespace(nid=nid) for nid, name in enumerate(names)}
+    job = SimpleNamespace(stdlib=set(refs), refs=refs, sign=1.0, settings=SimpleNamespace(race_first=4))
+    final = SimpleNamespace(
+        stdlib_train={"gradcam": 0.700, "layercam": 0.699, "scorecam": 0.705},  # the final checks
+        train_scores={},
+        train_images={},
+        contained_nids={},
+        anchor_scores={},
+        anchor_images={},
+    )
+    means = {r: 0.72 - 0.002 * i for i, r in enumerate(names)}  # Score-CAM last on the 64 images
+    order = comparison_order(job, final, References(means, tuple(names)))  # type: ignore[arg-type]
+    assert order.stdlib[0] == "scorecam"
+    assert order.stdlib[1:] == tuple(names[:-1])  # the others keep the references' order
+    assert order.first == MAX_REFERENCES + 1  # the four best by mean stay first references too
+    # when the incumbent is among the first references already, the count does not grow
+    final.stdlib_train = {"gradcampp": 0.71, "gradcam": 0.70}
+    order = comparison_order(job, final, References(means, tuple(names)))  # type: ignore[arg-type]
+    assert order.stdlib == tuple(names) and order.first == MAX_REFERENCES
+    # minimize: the lowest final-checks mean is the incumbent
+    job.sign = -1.0
+    final.stdlib_train = {"gradcampp": 0.71, "scorecam": 0.69}
+    low = {r: 0.3 + 0.01 * i for i, r in enumerate(names)}
+    order = comparison_order(job, final, References(low, tuple(names)))  # type: ignore[arg-type]
+    assert order.stdlib[0] == "scorecam" and order.first == MAX_REFERENCES + 1
+
+
 def test_level_with_best_uses_the_paired_bound() -> None:
     g = torch.Generator().manual_seed(0)
     shared = torch.rand(64, generator=g)  # per-image difficulty, common to every CAM
