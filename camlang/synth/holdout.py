@@ -80,8 +80,9 @@ def comparison_order(job: SynthJob, final: Final, references: References | None 
     `references` (`camlang.synth.references`: every stdlib CAM's mean on the same first training
     images) ranks first where given: equal evidence for all, the ones level with the best there
     first, and as many of them as it says are the first references (`FIRST_REFERENCES` without
-    it). The rest is the fallback for the CAMs it lacks. With `references`, the best contained
-    stdlib CAM of the final checks (`_incumbent`) goes first and is always a first reference.
+    it). The rest is the fallback for the CAMs it lacks. With `references`, the contained stdlib
+    CAMs the final checks re-scored (`_contained`) go first, by those means, and are always first
+    references.
 
     Scores on a few images do not rank against scores on many: the CAMs scored past the race's
     first round (the contained ones re-scored in the final checks, the anchor that raced on, the
@@ -96,11 +97,11 @@ def comparison_order(job: SynthJob, final: Final, references: References | None 
     first_round = job.settings.race_first
     means = references.means if references is not None else {}
     level = set(references.level) if references is not None else set()
-    incumbent = _incumbent(job, final) if means else None
+    contained = _contained(job, final) if means else {}
 
     def train_score(r: str) -> tuple[int, float] | None:
-        if r == incumbent:
-            return -1, 0.0
+        if r in contained:
+            return -1, contained[r]
         if r in means:
             return (0 if r in level else 1), means[r]
         if r in final.stdlib_train:
@@ -119,19 +120,19 @@ def comparison_order(job: SynthJob, final: Final, references: References | None 
     seen = set(ranked)
     names = tuple(ranked + [r for r in sorted(job.stdlib) if r not in seen])
     first = references.first(len(names)) if references is not None and means else FIRST_REFERENCES
-    if references is not None and incumbent is not None and incumbent not in references.level[:first]:
-        first += 1  # the incumbent joins the first references; the level ones keep their places
+    if references is not None:  # the contained ones join the first references; the level ones stay
+        first += len(set(contained) - set(references.level[:first]))
     return ComparisonOrder(names, min(first, len(names)))
 
 
-def _incumbent(job: SynthJob, final: Final) -> str | None:
-    """The best contained stdlib CAM in the final checks, which scored it on the most training
-    images (every one, or the images the race reached): the stdlib CAM the winner was measured
-    against on the most evidence. It is always a first reference. Seen on ResNet-56 insertion
-    (session 13): all 10 stdlib CAMs were level on the references' 64 images, Score-CAM was 8th
-    by mean there and never compared, while the final checks had it best on 1,000 images."""
-    finite = {r: v for r, v in final.stdlib_train.items() if math.isfinite(v) and r in job.stdlib}
-    return max(sorted(finite), key=lambda r: job.sign * finite[r]) if finite else None
+def _contained(job: SynthJob, final: Final) -> dict[str, float]:
+    """The contained stdlib CAMs' means in the final checks (not oriented), which scored them on
+    the most training images (every one, or the images the race reached), beside the finalists:
+    the stdlib CAMs the winner was measured against on the most evidence. They are always first
+    references. Seen on ResNet-56 insertion (session 13): all 10 stdlib CAMs were level on the
+    references' 64 images, and Score-CAM, contained and re-scored on 1,000 images in the final
+    checks, was 8th by mean on the 64 and never compared on the holdout."""
+    return {r: v for r, v in final.stdlib_train.items() if math.isfinite(v) and r in job.stdlib}
 
 
 @dataclass(frozen=True)
