@@ -12,7 +12,8 @@ nothing), inside the comparison's share of `time`; the comparison then orders th
 
 How many are the first references follows the same evidence: every stdlib CAM not confidently
 worse than the best there (the race's paired rule, at `LEVEL_Z`), at least `FIRST_REFERENCES` and
-at most `MAX_REFERENCES`. Two fixed references were not enough on insertion (session 11): the
+at most `MAX_REFERENCES`; the comparison adds the contained stdlib CAMs the final checks re-scored
+(`holdout._contained`). Two fixed references were not enough on insertion (session 11): the
 stdlib CAMs lie within 0.01 AUC of one another, 64 images cannot rank them, and Score-CAM, the
 best there on thousands of images, was third on ResNet-56 and ResNet-20 seed 11.
 Selection still never sees the holdout: these are training images, and they choose only what the
