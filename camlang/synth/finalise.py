@@ -20,7 +20,7 @@ from camlang.passes.simplify import simplify
 from camlang.synth.candidates import Pool
 from camlang.synth.job import NoTime, Stop, SynthJob
 from camlang.synth.race_scorer import RaceOutcome, RaceScorer
-from camlang.synth.racing import RaceResult, StopSearch
+from camlang.synth.racing import RaceResult, StopSearch, paired_upper_bound
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def _unless_confidently_better(
     diff = diff[torch.isfinite(diff)]
     lower = -math.inf
     if diff.numel() > 1:
-        lower = float(diff.mean() - INCUMBENT_Z * diff.std(unbiased=True) / math.sqrt(diff.numel()))
+        lower = -float(paired_upper_bound(-diff, INCUMBENT_Z))
     if lower > 0:
         return leader
     name = next(r for r, n in stdlib.items() if n is incumbent)

@@ -198,10 +198,10 @@ class RaceScorer:
         nodes = [self.rows[ci[j]] for js in todo.values() for j in js]
         last = max(ii[col] for cols in todo for col in cols)
         self.split.ensure(last + 1, self.groups_read(nodes), check)
-        seconds_per_pair = [job.clock.per_pair()]
+        seconds_per_pair = job.clock.per_pair()  # the latest block's, once one is scored
 
         def pairs() -> int:
-            cost = seconds_per_pair[0]
+            cost = seconds_per_pair
             size = TIMED_PIECE_PAIRS if cost <= 0 else int(BLOCK_SECONDS / cost)
             return job.agree_timed(min(TIMED_PIECE_PAIRS, max(MIN_BLOCK_PAIRS, size)))
 
@@ -217,7 +217,7 @@ class RaceScorer:
                     [ii[col] for col in cols[block.start : block.stop]],
                 )
                 got, seconds = self._score([self.rows[ci[j]] for j in piece], images)
-                seconds_per_pair[0] = seconds / max(1, len(piece) * len(images))
+                seconds_per_pair = seconds / max(1, len(piece) * len(images))
                 for r, j in enumerate(piece):
                     for k, i in enumerate(images):
                         value = float(got[r, k])

@@ -220,6 +220,16 @@ def _halve(res: RaceResult, n: int, contenders: int | None = None, shielded: set
     res.alive = [c for c in res.alive if c in kept or c >= limit]
 
 
+def paired_upper_bound(d: torch.Tensor, z: float) -> torch.Tensor:
+    """`mean(d) + z * sd(d) / sqrt(n)` of paired differences `d` along the last axis (`n` images;
+    the standard deviation is 0 for one image). Below zero, `d` is confidently negative: the
+    race's elimination rule, also used for the comparison's level references and the final
+    checks' incumbent rule."""
+    n = d.shape[-1]
+    sd = d.std(-1, unbiased=True) if n > 1 else torch.zeros(d.shape[:-1])
+    return d.mean(-1) + z * sd / math.sqrt(n)
+
+
 def _eliminate(res: RaceResult, n: int, z: float, min_images: int, contenders: int | None = None) -> None:
     limit = len(res.scores) if contenders is None else contenders
     if n < min_images or len(res.alive) <= 1:
@@ -229,8 +239,7 @@ def _eliminate(res: RaceResult, n: int, z: float, min_images: int, contenders: i
     means = s.mean(1)
     leader = int(means.argmax())
     d = s - s[leader]
-    sd = d.std(1, unbiased=True) if n > 1 else torch.zeros(len(alive))
-    upper = d.mean(1) + z * sd / math.sqrt(n)
+    upper = paired_upper_bound(d, z)
     # identical scores on every image (sd = 0, mean 0) are ties, never eliminated
     out = (upper < 0) & ~(d.abs().amax(1) == 0)
     keep = []

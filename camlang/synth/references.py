@@ -32,7 +32,7 @@ from camlang.backends.torch_eager import terminals_used
 from camlang.passes.simplify import simplify
 from camlang.synth.job import Stop, SynthJob
 from camlang.synth.race_scorer import RaceScorer
-from camlang.synth.racing import StopSearch
+from camlang.synth.racing import StopSearch, paired_upper_bound
 
 #: Training images every stdlib CAM is scored on to choose the comparison's first references.
 REFERENCE_IMAGES = 64
@@ -74,7 +74,7 @@ def level_with_best(values: dict[str, torch.Tensor], sign: float, z: float = LEV
         d = sign * (values[r] - values[best])
         d = d[~d.isnan()]
         if r != best and len(d) > 1 and bool((d != 0).any()):
-            if float(d.mean() + z * d.std(unbiased=True) / math.sqrt(len(d))) < 0:
+            if float(paired_upper_bound(d, z)) < 0:
                 continue
         level.append(r)
     return tuple(sorted(level, key=lambda r: (-means[r], r)))
