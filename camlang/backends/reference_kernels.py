@@ -63,7 +63,7 @@ def pc1_numpy(x: np.ndarray) -> np.ndarray:
 REFERENCE: dict[str, RefFn] = {
     **{
         t: _terminal(t)
-        for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "GX_smooth", "L", "MASK")
+        for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "GX_smooth", "RISE", "L", "MASK")
     },
     "const": lambda ctx, a, k: np.full((1, 1, 1, 1), float(k["value"])),
     "add": _binary(np.add),

@@ -87,7 +87,7 @@ def _compare(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> TorchFn
 TORCH: dict[str, TorchFn] = {
     **{
         t: _terminal(t)
-        for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "GX_smooth", "L", "MASK")
+        for t in ("A", "G", "S", "P", "S_masked", "S_ablated", "X", "GX", "GX_smooth", "RISE", "L", "MASK")
     },
     "const": _const,
     "add": _binary(torch.add),

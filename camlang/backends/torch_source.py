@@ -95,6 +95,8 @@ def generate(cam_name: str, node: Node, source_text: str) -> str:
         helpers.append(_ABLATED_SCORES)
     if "GX_smooth" in names:
         helpers.append(_SMOOTH_INPUT_GRADIENTS)
+    if "RISE" in names:
+        helpers.append(_RISE_MAP)
     capture = layers_src.capture_lines(needs, layers) if layers else _capture_lines(needs)
     layer_paths, init_layers = layers_src.class_lines(layers) if layers else ("", "")
     quoted = textwrap.indent(f"cam {cam_name} = {source_text}", "    ")
@@ -232,6 +234,8 @@ def _capture_lines(needs: set[str]) -> list[str]:
         )
     if "GX_smooth" in needs:
         lines.append("smooth_input_gradients = _smooth_input_gradients(self.model, x, targets)")
+    if "RISE" in needs:
+        lines.append("rise_map = _rise_map(self.model, x, targets)")
     return lines
 
 
@@ -375,6 +379,53 @@ def _smooth_input_gradients(model, x, targets, samples=16, noise=0.15):
         out[i] = grad.mean(dim=0)
     return out
 '''
+
+_RISE_MAP = '''
+def _blur(x, sigma=5.0):
+    """Separable Gaussian blur of the last two dimensions (radius ceil(3 sigma), reflect padding)."""
+    h, w = x.shape[-2:]
+    radius = min(max(1, -int(-3.0 * sigma // 1)), h - 1, w - 1)  # ceil(3 sigma)
+    if radius < 1:
+        return x.clone()
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).float().to(device=x.device, dtype=x.dtype)
+    flat = x.reshape(-1, 1, h, w)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1))
+    return flat.reshape(x.shape)
+
+
+def _rise_masks(h, w, masks=128, grid=4, keep=0.5, seed=20180613):
+    """RISE's random smooth masks: a grid of cells kept with probability `keep`, upsampled
+    bilinearly to grid + 1 cells and cropped at a random offset of less than one cell."""
+    generator = torch.Generator().manual_seed(seed)
+    cell_h, cell_w = -(-h // grid), -(-w // grid)  # ceil(h / grid), ceil(w / grid)
+    cells = (torch.rand(masks, 1, grid, grid, generator=generator) < keep).float()
+    size = ((grid + 1) * cell_h, (grid + 1) * cell_w)
+    up = F.interpolate(cells, size=size, mode="bilinear", align_corners=False)
+    dy = torch.randint(0, cell_h, (masks,), generator=generator)
+    dx = torch.randint(0, cell_w, (masks,), generator=generator)
+    return torch.stack([up[i, 0, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(masks)])
+
+
+@torch.no_grad()
+def _rise_map(model, x, targets, keep=0.5, chunk_size=64):
+    """RISE on the insertion canvas: the mean of the masks weighted by the target probability of
+    the image pasted into its blur by each mask, divided by the keep probability."""
+    x = x.detach()
+    masks = _rise_masks(x.shape[-2], x.shape[-1]).to(device=x.device, dtype=x.dtype)
+    canvas = _blur(x)
+    out = torch.zeros(x.shape[0], 1, x.shape[-2], x.shape[-1], dtype=x.dtype, device=x.device)
+    for i in range(x.shape[0]):
+        for start in range(0, masks.shape[0], chunk_size):
+            m = masks[start : start + chunk_size][:, None]
+            pasted = x[i : i + 1] * m + canvas[i : i + 1] * (1 - m)
+            p = torch.softmax(model(pasted), dim=1)[:, int(targets[i])]
+            out[i, 0] += (p[:, None, None] * m[:, 0]).sum(dim=0)
+    return out / (masks.shape[0] * keep)
+'''
+
 
 _ABLATED_SCORES = '''
 @torch.no_grad()

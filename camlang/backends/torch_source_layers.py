@@ -66,6 +66,8 @@ def capture_lines(needs: set[str], layers: list[str]) -> list[str]:
             )
     if "GX_smooth" in needs:
         lines.append("smooth_input_gradients = _smooth_input_gradients(self.model, x, targets)")
+    if "RISE" in needs:
+        lines.append("rise_map = _rise_map(self.model, x, targets)")
     return lines
 
 

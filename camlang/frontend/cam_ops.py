@@ -156,6 +156,16 @@ CAM_ROWS: list[OpSpec] = [
         f"GX_smooth {_CAM_ONLY}",
     ),
     _terminal(
+        "RISE",
+        INPUT_MAP,
+        "RISE (Petsiuk et al. 2018) on the insertion canvas: the mean of 128 random smooth masks "
+        "(4 x 4 cells, kept with probability 0.5) weighted by the target probability of the image "
+        "pasted into its blur by each mask, [Hin, Win].",
+        {"cam"},
+        "rise_map",
+        f"RISE {_CAM_ONLY}",
+    ),
+    _terminal(
         "L",
         INPUT_MAP,
         "The CAM upsampled to the input and scaled to [0, 1].",

@@ -7,6 +7,8 @@
 - `S`, `P`: target logit and probability. `GX`: gradient with respect to the input.
 - `GX_smooth`: SmoothGrad's mean input gradient over noisy copies (`runtime.smooth_gradient`),
   after the main pass, with the same target scores.
+- `RISE`: RISE's probability-weighted mean of random masks on the insertion canvas
+  (`runtime.rise`), after the main pass: the target probability (or a custom objective's score).
 - `S_masked` ([B, C]): target logits on `X * upsample(minmax(A_c))`, as Score-CAM computes them
   (pytorch-grad-cam upsamples with align_corners=True and divides by `max - min + 1e-8`).
 - `S_ablated` ([B, C]): target logits with channel `c` of `A` zeroed. The network below the
@@ -37,6 +39,7 @@ from camlang.frontend.layer_layout import LayerLayout, as_layout, infer_layout
 from camlang.frontend.op_table import TERMINALS
 from camlang.metrics._common import images_per_call
 from camlang.models import resolve_layer
+from camlang.runtime.rise import probability_rows, rise_maps
 from camlang.runtime.smooth_gradient import smooth_input_gradients
 
 Targets = torch.Tensor | list[int] | Callable[[torch.Tensor], Any] | None
@@ -269,6 +272,9 @@ def capture(
         terms["GX"] = keep(fwd.input_grad)
     if "GX_smooth" in plan.needs:  # not differentiable in x even when `differentiable` is set
         terms["GX_smooth"] = smooth_input_gradients(model, x, fwd.score_rows, plan.chunk_size, counter)
+    if "RISE" in plan.needs:  # a constant of x, like GX_smooth
+        rows = probability_rows(fwd.targets) if scorer is None else fwd.score_rows
+        terms["RISE"] = rise_maps(model, x, rows, plan.chunk_size, counter)
     terms["S"] = keep(fwd.score)[:, None, None, None]
     logits, tgt = fwd.logits, fwd.targets
     if logits.dim() == 2 and (tgt >= 0).all():

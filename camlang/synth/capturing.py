@@ -40,10 +40,12 @@ from camlang.synth.spill import MemoryBudget, Shelf, SpillFolder
 
 #: The costly terminals, by capture group: each group is captured only for the images a
 #: candidate reading it is scored on. "score": a model pass per channel and image; "smooth": a
-#: forward and backward pass per noisy copy (`runtime.smooth_gradient`).
+#: forward and backward pass per noisy copy (`runtime.smooth_gradient`); "rise": a forward pass per
+#: random mask (`runtime.rise`).
 COSTLY_GROUPS: dict[str, frozenset[str]] = {
     "score": frozenset({"S_masked", "S_ablated"}),
     "smooth": frozenset({"GX_smooth"}),
+    "rise": frozenset({"RISE"}),
 }
 COSTLY_TERMINALS = frozenset().union(*COSTLY_GROUPS.values())
 #: Share of the search's time the first capture (probe batch, first round) may use; it keeps the

@@ -87,7 +87,7 @@ def test_the_stdlib_panel_grammar_mixes_every_kind_of_evidence() -> None:
     en = Enumerator(prog, prog.grammars["panel"], 6, lambda nt, n, s: "kept")
     en.run()
     terms = [n for _, n in en.terms("cam")]
-    assert len(terms) == 360 and en.stats.ill_typed == 0  # docs/grammars.md
+    assert len(terms) == 496 and en.stats.ill_typed == 0  # docs/grammars.md
     layers = {layers_read([n]) for n in terms}
     assert {frozenset(), frozenset({"layer1"}), frozenset({"layer2"})} <= layers
     texts = {to_text(n) for n in terms}
