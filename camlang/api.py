@@ -39,7 +39,7 @@ class CAMModule(nn.Module):
 
     `targets` may be None (predicted class), class indices, or a callable on the logits.
     With `differentiable=True` the maps keep their autograd graph (the costly terminals
-    `S_masked`, `S_ablated` and `GX_smooth` enter it as constants).
+    `S_masked`, `S_ablated`, `GX_smooth` and `RISE` enter it as constants).
     """
 
     def __init__(

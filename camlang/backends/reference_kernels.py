@@ -51,6 +51,9 @@ def pc1_numpy(x: np.ndarray) -> np.ndarray:
     for i in range(n):
         flat = x[i].reshape(c, h * w).T
         centered = flat - flat.mean(axis=0, keepdims=True)
+        if not np.isfinite(centered).all():  # no components: a NaN map, as the torch kernel gives
+            out[i, 0] = np.nan
+            continue
         _, _, vh = np.linalg.svd(centered, full_matrices=False)
         v = vh[0]
         size = np.abs(v)

@@ -59,6 +59,11 @@ def pc1_torch(x: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     flat = x.reshape(n, c, h * w).transpose(1, 2)
     centered = flat - flat.mean(dim=1, keepdim=True)
+    # an image with a NaN or infinite value has no components (LAPACK's SVD would fail on it):
+    # it gets a NaN map, and the others their projections
+    finite = torch.isfinite(centered).all(dim=2).all(dim=1)
+    if not bool(finite.all()):
+        centered = torch.where(finite[:, None, None], centered, torch.zeros_like(centered))
     if centered.device.type == "cpu" and not centered.requires_grad:
         # torch's batched CPU SVD can be ~50x slower than LAPACK through numpy when threads
         # contend; the result is the same decomposition.
@@ -73,6 +78,7 @@ def pc1_torch(x: torch.Tensor) -> torch.Tensor:
     pivot = v.gather(1, tied.to(v.dtype).argmax(dim=1, keepdim=True))
     v = v * torch.where(pivot < 0, -1.0, 1.0).to(v.dtype)
     proj = (centered @ v.unsqueeze(-1)).squeeze(-1)
+    proj = torch.where(finite[:, None], proj, torch.full_like(proj, float("nan")))
     return proj.reshape(n, 1, h, w)
 
 

@@ -327,12 +327,16 @@ def _first_component(values: torch.Tensor) -> torch.Tensor:
     n, c, h, w = values.shape
     flat = values.reshape(n, c, h * w).transpose(1, 2)
     centered = flat - flat.mean(dim=1, keepdim=True)
+    finite = torch.isfinite(centered).all(dim=2).all(dim=1)  # a NaN or inf image gets a NaN map
+    centered = torch.where(finite[:, None, None], centered, torch.zeros_like(centered))
     direction = torch.linalg.svd(centered, full_matrices=False).Vh[:, 0, :]
     size = direction.abs()
     tied = size >= size.amax(dim=1, keepdim=True) * (1 - 1e-4)
     pivot = direction.gather(1, tied.to(direction.dtype).argmax(dim=1, keepdim=True))
     direction = direction * torch.where(pivot < 0, -1.0, 1.0).to(direction.dtype)
-    return (centered @ direction.unsqueeze(-1)).reshape(n, 1, h, w)
+    projection = (centered @ direction.unsqueeze(-1)).squeeze(-1)
+    projection = torch.where(finite[:, None], projection, torch.full_like(projection, float("nan")))
+    return projection.reshape(n, 1, h, w)
 '''
 
 _MASKED_SCORES = '''
@@ -406,7 +410,8 @@ def _rise_masks(h, w, masks=128, grid=4, keep=0.5, seed=20180613):
     up = F.interpolate(cells, size=size, mode="bilinear", align_corners=False)
     dy = torch.randint(0, cell_h, (masks,), generator=generator)
     dx = torch.randint(0, cell_w, (masks,), generator=generator)
-    return torch.stack([up[i, 0, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(masks)])
+    crops = [up[i, 0, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(masks)]
+    return torch.stack(crops).clamp(0, 1)
 
 
 @torch.no_grad()

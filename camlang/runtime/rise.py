@@ -57,7 +57,8 @@ def _masks_cpu(h: int, w: int) -> torch.Tensor:
     )
     dy = torch.randint(0, cell_h, (RISE_MASKS,), generator=gen)
     dx = torch.randint(0, cell_w, (RISE_MASKS,), generator=gen)
-    return torch.stack([up[i, 0, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(RISE_MASKS)])
+    crops = [up[i, 0, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(RISE_MASKS)]
+    return torch.stack(crops).clamp(0, 1)  # bilinear rounding can pass 1 by an ulp
 
 
 def rise_masks(

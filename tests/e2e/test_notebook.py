@@ -32,7 +32,8 @@ def test_notebook_runs_and_renders() -> None:
     assert not [o for o in outputs if o.get("output_type") == "error"]
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert len(html) >= 4, "overlays and the run summary should render as HTML"
-    assert all("data:image/png;base64," in h for h in html)
+    no_png = [h[:400] for h in html if "data:image/png;base64," not in h]
+    assert not no_png, f"HTML outputs without an inline PNG (seen once under load, not reproduced): {no_png}"
     summary = html[-2]
     assert "deletion" in summary and "pointing_game" in summary and "<table>" in summary
     texts = " ".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", "")) for o in outputs)

@@ -78,9 +78,13 @@ def _first_component(values: torch.Tensor) -> torch.Tensor:
     n, c, h, w = values.shape
     flat = values.reshape(n, c, h * w).transpose(1, 2)
     centered = flat - flat.mean(dim=1, keepdim=True)
+    finite = torch.isfinite(centered).all(dim=2).all(dim=1)  # a NaN or inf image gets a NaN map
+    centered = torch.where(finite[:, None, None], centered, torch.zeros_like(centered))
     direction = torch.linalg.svd(centered, full_matrices=False).Vh[:, 0, :]
     size = direction.abs()
     tied = size >= size.amax(dim=1, keepdim=True) * (1 - 1e-4)
     pivot = direction.gather(1, tied.to(direction.dtype).argmax(dim=1, keepdim=True))
     direction = direction * torch.where(pivot < 0, -1.0, 1.0).to(direction.dtype)
-    return (centered @ direction.unsqueeze(-1)).reshape(n, 1, h, w)
+    projection = (centered @ direction.unsqueeze(-1)).squeeze(-1)
+    projection = torch.where(finite[:, None], projection, torch.full_like(projection, float("nan")))
+    return projection.reshape(n, 1, h, w)
