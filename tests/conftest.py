@@ -45,6 +45,26 @@ def demo_live_model() -> Any:
     return LiveModel("m", loaded, module.features[6], "features.6", False, torch.device("cpu"))
 
 
+def assert_export_matches_engine(name: str, cam: Any, helper: str, tmp_path: Path) -> None:
+    """`cam`'s generated module (which must define `helper`) gives the in-process engine's maps
+    on two random images of the demo CNN."""
+    import torch
+
+    from camlang.backends.torch_source import generate, load_generated
+    from camlang.runtime.cam_engine import CamEngine
+
+    assert cam.node is not None
+    source = generate(name, cam.node, cam.source_text)
+    assert f"def {helper}(" in source
+    module = load_generated(source, str(tmp_path / f"{name}.py"))
+    cls = next(v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__)
+    live = demo_live_model()
+    x = torch.rand(2, 3, 64, 64)
+    ours = CamEngine(live.module, live.layer, {name: cam.node})(x).maps[name]
+    theirs = cls(live.module, live.layer)(x)
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Run the test with one intra-op thread (timings and racing budgets stay comparable)."""

@@ -9,12 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from camlang.backends.torch_source import generate, load_generated
 from camlang.core.call_counter import CallCounter
 from camlang.frontend.check import check_text
 from camlang.frontend.program import Program
 from camlang.metrics.transforms import blur
-from camlang.runtime.cam_engine import CamEngine
 from camlang.runtime.capture import capture
 from camlang.runtime.rise import (
     RISE_BLUR_SIGMA,
@@ -25,7 +23,7 @@ from camlang.runtime.rise import (
     rise_masks,
 )
 from camlang.synth import prove_equivalent
-from tests.conftest import demo_live_model
+from tests.conftest import assert_export_matches_engine, demo_live_model
 
 CAMS = """
 cam rise = RISE
@@ -119,17 +117,7 @@ def test_a_custom_objective_weights_the_masks_by_its_score() -> None:
 
 @pytest.mark.parametrize("name", ["rise", "rise_gradcam", "rise_times"])
 def test_exported_module_equals_in_process(program: Program, name: str, tmp_path: Path) -> None:
-    cam = program.cams[name]
-    assert cam.node is not None
-    source = generate(name, cam.node, cam.source_text)
-    assert "def _rise_map(" in source
-    module = load_generated(source, str(tmp_path / f"{name}.py"))
-    cls = next(v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__)
-    live = demo_live_model()
-    x = torch.rand(2, 3, 64, 64)
-    ours = CamEngine(live.module, live.layer, {name: cam.node})(x).maps[name]
-    theirs = cls(live.module, live.layer)(x)
-    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+    assert_export_matches_engine(name, program.cams[name], "_rise_map", tmp_path)
 
 
 def test_the_proof_oracle_treats_rise_as_its_own_unknown(program: Program) -> None:

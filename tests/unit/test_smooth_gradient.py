@@ -8,15 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from camlang.backends.torch_source import generate, load_generated
 from camlang.core.call_counter import CallCounter
 from camlang.frontend.check import check_text
 from camlang.frontend.program import Program
-from camlang.runtime.cam_engine import CamEngine
 from camlang.runtime.capture import capture
 from camlang.runtime.smooth_gradient import SMOOTH_NOISE, SMOOTH_SAMPLES, image_seed, smooth_noise
 from camlang.synth import prove_equivalent
-from tests.conftest import demo_live_model
+from tests.conftest import assert_export_matches_engine, demo_live_model
 
 CAMS = """
 cam smooth = max_c(abs(GX_smooth))
@@ -93,17 +91,7 @@ def test_a_batch_captured_in_two_parts_gives_the_same_values() -> None:
 
 @pytest.mark.parametrize("name", ["smooth", "smooth_x_input", "guided_smooth", "fine_smooth"])
 def test_exported_module_equals_in_process(program: Program, name: str, tmp_path: Path) -> None:
-    cam = program.cams[name]
-    assert cam.node is not None
-    source = generate(name, cam.node, cam.source_text)
-    assert "def _smooth_input_gradients(" in source
-    module = load_generated(source, str(tmp_path / f"{name}.py"))
-    cls = next(v for v in vars(module).values() if isinstance(v, type) and v.__module__ == module.__name__)
-    live = demo_live_model()
-    x = torch.rand(2, 3, 64, 64)
-    ours = CamEngine(live.module, live.layer, {name: cam.node})(x).maps[name]
-    theirs = cls(live.module, live.layer)(x)
-    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+    assert_export_matches_engine(name, program.cams[name], "_smooth_input_gradients", tmp_path)
 
 
 def test_the_proof_oracle_treats_gx_smooth_as_its_own_unknown(program: Program) -> None:
