@@ -6,9 +6,10 @@ when
 
 * its bounds exclude every unsafe disjunct (the lower bound of some row of each disjunct is
   positive over the branch: sound for every alpha and beta, see crown.py);
-* for saliency queries, the interval bounds of the input gradient under the branch's phases cannot
-  come within delta of ``g0`` in some coordinate (`camlang.smt.bounds.gradient_bounds`; a split
-  ``z >= 0`` keeps its gate undecided there, since torch's gate is off at ``z = 0``);
+* for saliency queries, the interval bounds of the backward pass under the branch's gates
+  (`camlang.smt.bounds.gradient_bounds`) cannot meet the constraint: the input gradient misses
+  ``g0 +- delta`` in some coordinate, or an open first-layer gate's gradient misses the interval
+  the gradient fixing pinned it to (a split ``z >= 0`` counts as open: see `_gate_phases`);
 * or, when few undecided ReLUs are left, the exact MILP of the branch (its split phases fixed
   through their binaries, `camlang.smt.milp.build_milp(fixed=...)`) is infeasible.
 
@@ -296,14 +297,48 @@ def _narrow(spec: _Spec, root: _Branch, coef_x: torch.Tensor) -> tuple[_Spec, _B
     return narrow, kept, coef_x[rows]
 
 
-def _gradient_impossible(setup: Setup, b: _Branch) -> bool:
-    """Saliency: the input gradient's interval bounds under ``b``'s phases miss ``g0 +- delta``."""
+def _gate_phases(b: _Branch) -> tuple[np.ndarray, ...]:
+    """The gates of ``b`` for the backward pass: its bounds' phases, with a split ``z >= 0`` open.
+
+    Torch's gate is closed at ``z = 0``, but every input with ``z = 0`` also lies in the sibling
+    ``z <= 0``, whose gate is closed; so the active child only has to answer for ``z > 0``, where
+    the gate is open. Assuming the open gate on its closure only adds candidates, never hides one.
+    """
+    phase = list(b.net_bounds().phase)
+    for k, sp in enumerate(b.split):
+        opened = (sp.numpy() > 0) & (phase[k] == UNDECIDED)
+        if opened.any():
+            p = phase[k].copy()
+            p[opened] = ACTIVE
+            phase[k] = p
+    return tuple(phase)
+
+
+def _gradient_impossible(setup: Setup, b: _Branch, gz0: GatedGradient | None) -> bool:
+    """Saliency: under ``b``'s gates, the input gradient's interval bounds miss ``g0 +- delta``, or
+    some first-layer ``gz0[i]`` cannot lie in the interval the constraint pins it to (``gz0``, from
+    `camlang.smt.gradfix`): 0 where the gate is closed, ``gh0[i]``'s bounds where it is open."""
     grad = setup.query.gradient
     if grad is None:
         return False
-    _, (g_lo, g_hi) = gradient_bounds(setup.net, b.net_bounds().phase, grad.c)
+    phase = _gate_phases(b)
+    per_layer, (g_lo, g_hi) = gradient_bounds(setup.net, phase, grad.c)
     d = grad.encoded_delta
-    return bool(np.any(g_hi < grad.g0 - d) or np.any(g_lo > grad.g0 + d))
+    if np.any(g_hi < grad.g0 - d) or np.any(g_lo > grad.g0 + d):
+        return True
+    if gz0 is None:
+        return False
+    lo0, hi0 = gz0
+    gh_lo, gh_hi = per_layer[0]
+    misses = (gh_lo > hi0) | (gh_hi < lo0)
+    zero_allowed = (lo0 <= 0) & (hi0 >= 0)
+    closed, opened = phase[0] == INACTIVE, phase[0] == ACTIVE
+    # a closed gate gives gz0[i] = 0; an open one gh0[i]; an undecided one either
+    return bool(
+        np.any(closed & ~zero_allowed)
+        or np.any(opened & misses)
+        or np.any(~closed & ~opened & misses & ~zero_allowed)
+    )
 
 
 def _corner_candidate(ctx: Context, spec: _Spec, b: _Branch, coef_x: torch.Tensor) -> Decision | None:
@@ -356,7 +391,7 @@ def _triage(
     tally: _Tally,
 ) -> Decision | _Branch | None:
     """Close ``b`` (None), find a counterexample in it (a Decision with ``found``), or keep it open."""
-    if bool(b.done.all()) or _gradient_impossible(ctx.setup, b):
+    if bool(b.done.all()) or _gradient_impossible(ctx.setup, b, gz0):
         return None
     found = _corner_candidate(ctx, spec, b, coef_x)
     if found is not None:

@@ -21,7 +21,7 @@ from camlang.smt.crown import Relaxation, TorchNet, backward_bound, branch_bound
 from camlang.smt.exhaustive import exhaustive_flip
 from camlang.smt.network import extract_layers, to_relu_net
 from camlang.smt.search import Context
-from camlang.smt.stages import Carry, Decided, bounds
+from camlang.smt.stages import Carry, Decided, bounds, gradient_fixing
 from camlang.smt.stats import StatsLog
 
 SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -192,6 +192,39 @@ def test_branching_to_the_bottom_agrees_with_the_oracle(data: st.DataObject, eps
     )
     assume(decision.cut == 0)
     assert ("violated" if decision.found else "holds") == oracle.verdict(1e300)
+    if decision.found is not None:
+        assert decision.found.replay["ok"]
+
+
+@ORACLE_SETTINGS
+@given(data=st.data(), eps=st.floats(0.05, 0.6), delta=st.floats(0.0, 1.0))
+def test_saliency_branching_to_the_bottom_agrees_with_the_oracle(
+    data: st.DataObject, eps: float, delta: float
+) -> None:
+    """Saliency split all the way down: every branch first meets the gradient test (open gates on
+    the ``z >= 0`` side, the first layer's pinned gradient), and only fully fixed branches reach the
+    MILP; the verdict must still be the oracle's."""
+    m, n_in = data.draw(deep_nets(min_layers=2))
+    x = np.array(data.draw(st.lists(st.floats(0, 1), min_size=n_in, max_size=n_in)))
+    setup = build_setup(m, SaliencyRobust(x.tolist(), eps, delta, box=(0.0, 1.0)), None)
+    label, g0 = _label_and_grad(m, x)
+    oracle = exhaustive_flip(setup.net, setup.query.lo, setup.query.hi, label, g0)
+    near = [oracle.flip, *oracle.ambiguous]
+    assume(all(abs(delta - d) > 1e-6 for d in near if np.isfinite(d)))
+    assume(all(d > delta for d in oracle.ambiguous))
+    t0 = time.monotonic()
+    ctx = Context(setup, BACKENDS["milp"], "milp", t0, t0 + 60, 60, StatsLog())
+    carry = bounds(ctx, Carry())
+    if not isinstance(carry, Decided):
+        carry = gradient_fixing(ctx, carry)
+    if isinstance(carry, Decided):  # the bounds, or the gradient fixing, alone
+        assert carry.status == oracle.verdict(delta) == "holds"
+        return
+    decision = branch_and_bound(
+        ctx, carry.net_bounds, carry.alive, carry.gz0, BabSettings(batch=2, leaf_relus=0, refine_rows=16)
+    )
+    assume(decision.cut == 0)
+    assert ("violated" if decision.found else "holds") == oracle.verdict(delta)
     if decision.found is not None:
         assert decision.found.replay["ok"]
 
