@@ -65,6 +65,25 @@ def assert_export_matches_engine(name: str, cam: Any, helper: str, tmp_path: Pat
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
 
 
+def assert_proofs_treat_terminal_as_unknown(
+    program: Any, cam: str, twice: str, plain: str, terminal: str
+) -> None:
+    """The proof oracle shows `cam` equivalent to `twice` (the same map written another way) and
+    refutes it against `plain` with a counterexample that gives `terminal` its own value."""
+    from camlang.synth import prove_equivalent
+
+    def node(name: str) -> Any:
+        n = program.cams[name].node
+        assert n is not None
+        return n
+
+    b = program.builder
+    assert prove_equivalent(b, node(cam), node(twice), timeout_s=10).status == "equivalent"
+    other = prove_equivalent(b, node(cam), node(plain), timeout_s=10)
+    assert other.status == "not_equivalent"
+    assert other.counterexample is not None and terminal in other.counterexample
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Run the test with one intra-op thread (timings and racing budgets stay comparable)."""

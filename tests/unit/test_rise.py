@@ -22,8 +22,11 @@ from camlang.runtime.rise import (
     rise_maps,
     rise_masks,
 )
-from camlang.synth import prove_equivalent
-from tests.conftest import assert_export_matches_engine, demo_live_model
+from tests.conftest import (
+    assert_export_matches_engine,
+    assert_proofs_treat_terminal_as_unknown,
+    demo_live_model,
+)
 
 CAMS = """
 cam rise = RISE
@@ -121,13 +124,4 @@ def test_exported_module_equals_in_process(program: Program, name: str, tmp_path
 
 
 def test_the_proof_oracle_treats_rise_as_its_own_unknown(program: Program) -> None:
-    def node(name: str):  # noqa: ANN202
-        n = program.cams[name].node
-        assert n is not None
-        return n
-
-    b = program.builder
-    assert prove_equivalent(b, node("rise"), node("rise_twice"), timeout_s=10).status == "equivalent"
-    other = prove_equivalent(b, node("rise"), node("plain"), timeout_s=10)
-    assert other.status == "not_equivalent"
-    assert other.counterexample is not None and "RISE" in other.counterexample
+    assert_proofs_treat_terminal_as_unknown(program, "rise", "rise_twice", "plain", "RISE")

@@ -13,8 +13,11 @@ from camlang.frontend.check import check_text
 from camlang.frontend.program import Program
 from camlang.runtime.capture import capture
 from camlang.runtime.smooth_gradient import SMOOTH_NOISE, SMOOTH_SAMPLES, image_seed, smooth_noise
-from camlang.synth import prove_equivalent
-from tests.conftest import assert_export_matches_engine, demo_live_model
+from tests.conftest import (
+    assert_export_matches_engine,
+    assert_proofs_treat_terminal_as_unknown,
+    demo_live_model,
+)
 
 CAMS = """
 cam smooth = max_c(abs(GX_smooth))
@@ -95,13 +98,4 @@ def test_exported_module_equals_in_process(program: Program, name: str, tmp_path
 
 
 def test_the_proof_oracle_treats_gx_smooth_as_its_own_unknown(program: Program) -> None:
-    def node(name: str):  # noqa: ANN202
-        n = program.cams[name].node
-        assert n is not None
-        return n
-
-    b = program.builder
-    assert prove_equivalent(b, node("smooth"), node("smooth_twice"), timeout_s=10).status == "equivalent"
-    other = prove_equivalent(b, node("smooth"), node("plain"), timeout_s=10)
-    assert other.status == "not_equivalent"
-    assert other.counterexample is not None and "GX_smooth" in other.counterexample
+    assert_proofs_treat_terminal_as_unknown(program, "smooth", "smooth_twice", "plain", "GX_smooth")
